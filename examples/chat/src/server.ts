@@ -1,0 +1,55 @@
+// Starts one chat node: the page at `/`, the hub at `/chat`.
+
+import { readFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Hubwire } from 'hubwire';
+import { ChatHub } from './chat-hub.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+const signalrBundle = join(dirname(require.resolve('@microsoft/signalr')), '..', 'browser', 'signalr.min.js');
+
+export interface ChatServerOptions {
+  port?: number;
+  host?: string;
+  /** Shown on the page, so two nodes can be told apart. */
+  nodeName?: string;
+}
+
+export interface ChatServer {
+  hubwire: Hubwire;
+  port: number;
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startChatServer(options: ChatServerOptions = {}): Promise<ChatServer> {
+  const nodeName = options.nodeName ?? `node-${process.pid}`;
+  const hubwire = new Hubwire({ allowStatefulReconnects: true });
+  hubwire.mapHub('/chat', ChatHub);
+  const page = (await readFile(join(here, '..', 'public', 'index.html'), 'utf8')).replaceAll('{{NODE}}', nodeName);
+  const fallback = async (request: IncomingMessage, response: ServerResponse) => {
+    const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+    if (path === '/' || path === '/index.html') {
+      response.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-cache' });
+      response.end(page);
+    } else if (path === '/lib/signalr.min.js') {
+      response.writeHead(200, { 'Content-Type': 'text/javascript; charset=utf-8' });
+      response.end(await readFile(signalrBundle));
+    } else {
+      response.writeHead(404, { 'Content-Type': 'text/plain' });
+      response.end('Not found');
+    }
+  };
+  const host = options.host ?? '127.0.0.1';
+  const port = await hubwire.listen(options.port ?? 0, host, (request, response) => {
+    fallback(request, response).catch(() => {
+      if (!response.headersSent) response.writeHead(500);
+      response.end();
+    });
+  });
+  return { hubwire, port, url: `http://${host}:${port}/`, close: () => hubwire.close() };
+}

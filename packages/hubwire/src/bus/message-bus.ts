@@ -1,0 +1,53 @@
+// The message bus: every send, group change and client-result reply of a hub goes through this interface
+// (ASP.NET Core's HubLifetimeManager). The in-memory LocalBus serves one node; the SQL backplanes implement the
+// same interface for many, so hub code never changes when one is added.
+
+import type { CompletionMessage, HubMessage } from '../protocol/messages.js';
+import type { SerializedMessage } from '../hub/serialized-message.js';
+
+/** What the bus needs of a live connection on this node. */
+export interface BusConnection {
+  readonly connectionId: string;
+  readonly userId: string | undefined;
+  /** Writes an invocation that may be shared with other connections. Never throws. */
+  writeSerialized(message: SerializedMessage): void;
+  /** Writes one message to this connection only. Never throws. */
+  writeMessage(message: HubMessage): void;
+}
+
+/**
+ * Who receives a send. `except` removes connection ids from any audience.
+ * Exactly one of `all`, `connections`, `groups`, `users` is set.
+ */
+export type Audience = { readonly except?: readonly string[] } & (
+  | { readonly all: true }
+  | { readonly connections: readonly string[] }
+  | { readonly groups: readonly string[] }
+  | { readonly users: readonly string[] }
+);
+
+export interface InvokeOptions {
+  /** Rejects with HW_ERR_CLIENT_RESULT_TIMEOUT after this many ms (0 = no timeout). */
+  timeout?: number;
+  signal?: AbortSignal;
+}
+
+export interface MessageBus {
+  /** Registers a connection of this node (after its handshake). */
+  onConnected(connection: BusConnection): Promise<void>;
+  /** Drops a connection with its groups and user; pending client results for it reject. */
+  onDisconnected(connection: BusConnection): Promise<void>;
+  /**
+   * Delivers one invocation to every connection of the audience, on every node. Each local recipient gets the
+   * message in the order sends were made from this node.
+   */
+  send(audience: Audience, target: string, args: unknown[]): Promise<void>;
+  /** Adds a connection (of any node) to a group. Resolves once the membership is in effect. */
+  addToGroup(connectionId: string, group: string): Promise<void>;
+  removeFromGroup(connectionId: string, group: string): Promise<void>;
+  /** Invokes a client method on one connection (of any node) and resolves with the client's result. */
+  invokeConnection(connectionId: string, target: string, args: unknown[], options?: InvokeOptions): Promise<unknown>;
+  /** Routes a client's completion to the pending invocation; false if none was waiting for it. */
+  setConnectionResult(connectionId: string, completion: CompletionMessage): boolean;
+  close(): Promise<void>;
+}

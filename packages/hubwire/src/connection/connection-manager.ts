@@ -1,0 +1,89 @@
+// Owns every live connection of a server: lookup by token, and one timer that reaps abandoned connections
+// and drives keep-alive for all of them.
+
+import { HttpConnection } from './connection.js';
+import type { RequestInfo } from './request-info.js';
+import { randomId } from '../util/ids.js';
+
+export interface ConnectionManagerOptions {
+  /** A connection without an active transport for this long is disposed (ms). */
+  disconnectTimeout: number;
+  /** How often the timer runs (ms). */
+  tickInterval: number;
+}
+
+export class ConnectionManager {
+  private readonly byToken = new Map<string, HttpConnection>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: ConnectionManagerOptions) {}
+
+  get size(): number {
+    return this.byToken.size;
+  }
+
+  create(
+    endpointPath: string,
+    negotiateVersion: number,
+    negotiateRequest: RequestInfo | undefined,
+    user: unknown,
+  ): HttpConnection {
+    const connectionId = randomId();
+    // Version 0 has no token: the id itself is used on the URL.
+    const token = negotiateVersion >= 1 ? randomId() : connectionId;
+    const connection = new HttpConnection(
+      connectionId,
+      token,
+      negotiateVersion,
+      endpointPath,
+      negotiateRequest,
+      user,
+      Date.now(),
+    );
+    this.byToken.set(token, connection);
+    connection.onClose(() => this.byToken.delete(token));
+    this.ensureTimer();
+    return connection;
+  }
+
+  get(token: string): HttpConnection | undefined {
+    return this.byToken.get(token);
+  }
+
+  connections(): IterableIterator<HttpConnection> {
+    return this.byToken.values();
+  }
+
+  private ensureTimer(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.tick(), this.options.tickInterval);
+    this.timer.unref();
+  }
+
+  /** Runs once per tick: reaps connections without a transport, then lets each application do its timers. */
+  tick(now = Date.now()): void {
+    for (const connection of this.byToken.values()) {
+      if (connection.state !== 'active' && now - connection.lastSeen > this.options.disconnectTimeout) {
+        connection.dispose();
+        continue;
+      }
+      try {
+        connection.application?.onTick?.(now);
+      } catch (error) {
+        connection.dispose(error as Error);
+      }
+    }
+    if (this.byToken.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  /** Ends every connection (server shutdown). */
+  closeAll(): void {
+    for (const connection of [...this.byToken.values()]) connection.close();
+    for (const connection of [...this.byToken.values()]) connection.dispose();
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}

@@ -1,0 +1,27 @@
+// An endpoint is a path clients negotiate and connect to; the hub layer (or a raw handler) provides one.
+
+import type { IncomingMessage } from 'node:http';
+import type { HttpConnection } from './connection.js';
+import type { ConnectionApplication, TransportKind } from '../transports/transport.js';
+
+export interface EndpointSettings {
+  /** Transports clients may use, in the order negotiate offers them. */
+  transports: readonly TransportKind[];
+  /** Whether negotiate may grant stateful reconnect when a client asks for it. */
+  allowStatefulReconnects: boolean;
+  /** Long polling: how long a poll waits for data before answering 200 empty (ms). */
+  longPollTimeout: number;
+  /** Largest accepted POST body (bytes). */
+  maxRequestBodySize: number;
+  /** Largest accepted WebSocket frame (bytes). */
+  maxWebSocketFrameSize: number;
+}
+
+export interface Endpoint {
+  readonly path: string;
+  readonly settings: EndpointSettings;
+  /** Decides whether `user` may negotiate/connect here; false answers 401. */
+  authorizeConnection(user: unknown, request: IncomingMessage): boolean | Promise<boolean>;
+  /** Called once, when the connection's first transport starts. */
+  createApplication(connection: HttpConnection): ConnectionApplication;
+}

@@ -1,0 +1,287 @@
+// Routes HTTP requests and upgrades to endpoints: negotiate, the three transports, sends, and DELETE.
+// Status codes follow the SignalR transport spec (TransportProtocols.md).
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import { ConnectionManager } from './connection-manager.js';
+import type { HttpConnection } from './connection.js';
+import type { Endpoint } from './endpoint.js';
+import { buildNegotiateResponse, parseNegotiateVersion } from './negotiate.js';
+import { requestInfo } from './request-info.js';
+import { LongPollingTransport, startLongPolling } from '../transports/long-polling.js';
+import { startServerSentEvents } from '../transports/sse.js';
+import { attachWebSocket } from '../transports/websocket.js';
+
+export type Authenticate = (request: IncomingMessage) => unknown | Promise<unknown>;
+
+export interface DispatcherOptions {
+  authenticate: Authenticate | undefined;
+  /** The user id of an authenticated user: a transport request must carry the negotiating user's id. */
+  userIdOf: (user: unknown) => string | undefined;
+  disconnectTimeout: number;
+  tickInterval: number;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function respond(response: ServerResponse, status: number, body = '', contentType = 'text/plain; charset=utf-8'): void {
+  if (response.headersSent) {
+    if (!response.writableEnded) response.end();
+    return;
+  }
+  response.writeHead(status, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body) });
+  response.end(body);
+}
+
+function rejectUpgrade(socket: Duplex, status: number, message: string): void {
+  const reason = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict' }[
+    status
+  ];
+  if (socket.writable) {
+    socket.end(
+      `HTTP/1.1 ${status} ${reason ?? 'Error'}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(message)}\r\n\r\n${message}`,
+    );
+  }
+  socket.destroy();
+}
+
+function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(request.headers['content-length']);
+    if (declared > limit) {
+      reject(new HttpError(413, `The request body exceeds the maximum size of ${limit} bytes.`));
+      request.resume();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    request.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        reject(new HttpError(413, `The request body exceeds the maximum size of ${limit} bytes.`));
+        request.removeAllListeners('data');
+        request.resume();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    request.on('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)));
+    request.on('error', reject);
+  });
+}
+
+export class HttpDispatcher {
+  readonly manager: ConnectionManager;
+  private readonly endpoints = new Map<string, Endpoint>();
+  private readonly webSocketServers = new Map<Endpoint, WebSocketServer>();
+  private readonly posting = new WeakSet<HttpConnection>();
+
+  constructor(private readonly options: DispatcherOptions) {
+    this.manager = new ConnectionManager({
+      disconnectTimeout: options.disconnectTimeout,
+      tickInterval: options.tickInterval,
+    });
+  }
+
+  addEndpoint(endpoint: Endpoint): void {
+    const path = endpoint.path;
+    if (this.endpoints.has(path)) throw new Error(`An endpoint is already mapped at '${path}'.`);
+    this.endpoints.set(path, endpoint);
+    this.webSocketServers.set(
+      endpoint,
+      new WebSocketServer({
+        noServer: true,
+        perMessageDeflate: false,
+        clientTracking: false,
+        maxPayload: endpoint.settings.maxWebSocketFrameSize,
+      }),
+    );
+  }
+
+  /** Finds the endpoint a URL path belongs to, and whether it is the negotiate route. */
+  private route(pathname: string): { endpoint: Endpoint; negotiate: boolean } | undefined {
+    const path = pathname.length > 1 && pathname.endsWith('/') ? pathname.slice(0, -1) : pathname;
+    const direct = this.endpoints.get(path);
+    if (direct) return { endpoint: direct, negotiate: false };
+    if (path.endsWith('/negotiate')) {
+      const endpoint = this.endpoints.get(path.slice(0, -'/negotiate'.length) || '/');
+      if (endpoint) return { endpoint, negotiate: true };
+    }
+    return undefined;
+  }
+
+  /** Handles a request if it belongs to one of the endpoints; returns false otherwise (call the next handler). */
+  handleRequest(request: IncomingMessage, response: ServerResponse): boolean {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    const match = this.route(url.pathname);
+    if (!match) return false;
+    this.dispatch(match.endpoint, match.negotiate, url, request, response).catch((error: unknown) => {
+      if (error instanceof HttpError) respond(response, error.status, error.message);
+      else respond(response, 500, 'Internal server error.');
+    });
+    return true;
+  }
+
+  private async authenticate(endpoint: Endpoint, request: IncomingMessage): Promise<unknown> {
+    let user: unknown;
+    try {
+      user = this.options.authenticate ? await this.options.authenticate(request) : undefined;
+    } catch {
+      throw new HttpError(401, '');
+    }
+    if (!(await endpoint.authorizeConnection(user, request))) throw new HttpError(401, '');
+    return user;
+  }
+
+  private async dispatch(
+    endpoint: Endpoint,
+    negotiate: boolean,
+    url: URL,
+    request: IncomingMessage,
+    response: ServerResponse,
+  ): Promise<void> {
+    const method = request.method ?? 'GET';
+    if (negotiate) {
+      if (method !== 'POST') throw new HttpError(405, 'Negotiate requires POST.');
+      const user = await this.authenticate(endpoint, request);
+      request.resume();
+      const version = parseNegotiateVersion(url.searchParams.get('negotiateVersion'));
+      if (typeof version === 'string') {
+        respond(response, 200, JSON.stringify({ error: version }), 'application/json');
+        return;
+      }
+      const wantsStateful = url.searchParams.get('useStatefulReconnect') === 'true';
+      const connection = this.manager.create(endpoint.path, version, requestInfo(request, url), user);
+      connection.statefulReconnect = wantsStateful && endpoint.settings.allowStatefulReconnects && version >= 1;
+      const body = buildNegotiateResponse(connection, endpoint.settings.transports);
+      respond(response, 200, JSON.stringify(body), 'application/json');
+      return;
+    }
+
+    const token = url.searchParams.get('id');
+    if (!token) throw new HttpError(400, 'Connection ID required');
+    const connection = this.manager.get(token);
+    if (!connection || connection.endpointPath !== endpoint.path) throw new HttpError(404, 'No Connection with that ID');
+    await this.checkSameUser(endpoint, connection, request);
+
+    switch (method) {
+      case 'GET': {
+        const accept = request.headers.accept ?? '';
+        const kind = accept.includes('text/event-stream') ? 'ServerSentEvents' : 'LongPolling';
+        if (!endpoint.settings.transports.includes(kind)) throw new HttpError(404, `${kind} is not allowed here.`);
+        if (kind === 'ServerSentEvents') {
+          if (connection.transportKind !== undefined) throw new HttpError(409, 'Connection already has a transport.');
+          connection.connectRequest = requestInfo(request, url);
+          startServerSentEvents(connection, response);
+          this.ensureApplication(endpoint, connection);
+          return;
+        }
+        if (connection.transportKind === undefined) {
+          connection.connectRequest = requestInfo(request, url);
+          startLongPolling(connection, endpoint.settings.longPollTimeout);
+          this.ensureApplication(endpoint, connection);
+        } else if (connection.transportKind !== 'LongPolling') {
+          throw new HttpError(400, `Cannot change transports mid-connection (${connection.transportKind} in use).`);
+        }
+        (connection.transport as LongPollingTransport).poll(request, response);
+        return;
+      }
+      case 'POST': {
+        if (connection.transportKind === 'WebSockets') throw new HttpError(405, 'POST requests are not allowed for WebSocket connections.');
+        if (!connection.application) throw new HttpError(400, 'Start a transport before sending.');
+        if (this.posting.has(connection)) throw new HttpError(409, 'Another send request is in progress.');
+        this.posting.add(connection);
+        try {
+          const body = await readBody(request, endpoint.settings.maxRequestBodySize);
+          if (connection.state === 'closed') throw new HttpError(404, 'No Connection with that ID');
+          connection.lastSeen = Date.now();
+          const wait = connection.application.onData(body);
+          if (wait) await wait;
+        } finally {
+          this.posting.delete(connection);
+        }
+        respond(response, 200);
+        return;
+      }
+      case 'DELETE': {
+        if (connection.transportKind !== 'LongPolling') throw new HttpError(400, 'DELETE is only supported for long polling.');
+        request.resume();
+        respond(response, 202, '');
+        (connection.transport as LongPollingTransport | undefined)?.stop();
+        connection.dispose();
+        return;
+      }
+      default:
+        throw new HttpError(405, `Method ${method} is not allowed.`);
+    }
+  }
+
+  /** A transport request must come from the user who negotiated the connection. */
+  private async checkSameUser(endpoint: Endpoint, connection: HttpConnection, request: IncomingMessage): Promise<void> {
+    if (!this.options.authenticate) return;
+    const user = await this.authenticate(endpoint, request);
+    if (this.options.userIdOf(user) !== this.options.userIdOf(connection.user)) throw new HttpError(403, 'The connection belongs to another user.');
+  }
+
+  private ensureApplication(endpoint: Endpoint, connection: HttpConnection): void {
+    if (!connection.application) connection.application = endpoint.createApplication(connection);
+  }
+
+  /** Handles an upgrade if it belongs to one of the endpoints; returns false otherwise. */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    const match = this.route(url.pathname);
+    if (!match || match.negotiate) return false;
+    socket.on('error', () => socket.destroy());
+    this.upgrade(match.endpoint, url, request, socket, head).catch((error: unknown) => {
+      if (error instanceof HttpError) rejectUpgrade(socket, error.status, error.message);
+      else rejectUpgrade(socket, 500, 'Internal server error.');
+    });
+    return true;
+  }
+
+  private async upgrade(endpoint: Endpoint, url: URL, request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    if (!endpoint.settings.transports.includes('WebSockets')) throw new HttpError(404, 'WebSockets is not allowed here.');
+    const token = url.searchParams.get('id');
+    let connection: HttpConnection | undefined;
+    if (!token) {
+      // skipNegotiation: the socket creates a version-0 connection of its own.
+      const user = await this.authenticate(endpoint, request);
+      connection = this.manager.create(endpoint.path, 0, undefined, user);
+    } else {
+      connection = this.manager.get(token);
+      if (!connection || connection.endpointPath !== endpoint.path) throw new HttpError(404, 'No Connection with that ID');
+      await this.checkSameUser(endpoint, connection, request);
+      if (connection.transportKind !== undefined && connection.transportKind !== 'WebSockets') {
+        throw new HttpError(400, `Cannot change transports mid-connection (${connection.transportKind} in use).`);
+      }
+      if (connection.transportKind === 'WebSockets' && !connection.statefulReconnect) {
+        throw new HttpError(409, 'Connection already has a WebSocket.');
+      }
+    }
+    const target = connection;
+    (this.webSocketServers.get(endpoint) as WebSocketServer).handleUpgrade(request, socket, head, (ws) => {
+      if (target.state === 'closed') {
+        ws.close(1000);
+        return;
+      }
+      const resuming = target.application !== undefined;
+      target.connectRequest = requestInfo(request, url);
+      attachWebSocket(target, ws);
+      if (resuming) target.application?.onTransportResumed?.();
+      else this.ensureApplication(endpoint, target);
+    });
+  }
+
+  close(): void {
+    this.manager.closeAll();
+  }
+}

@@ -1,0 +1,541 @@
+// One hub connection: handshake, message dispatch, invocations and streams, keep-alive, stateful reconnect.
+// The transport below it only moves bytes; the hub above it only sees HubCallerContext and clients/groups.
+
+import type { BusConnection } from '../bus/message-bus.js';
+import type { HttpConnection } from '../connection/connection.js';
+import type { RequestInfo } from '../connection/request-info.js';
+import { HubError, HubwireError } from '../errors.js';
+import { HANDSHAKE_OK, handshakeError, parseHandshake } from '../protocol/handshake.js';
+import type { HubProtocol, MessageDecoder } from '../protocol/hub-protocol.js';
+import {
+  type CompletionMessage,
+  type HubMessage,
+  type InvocationMessage,
+  type StreamInvocationMessage,
+  isTrackable,
+} from '../protocol/messages.js';
+import type { ConnectionApplication, TransportKind } from '../transports/transport.js';
+import { HubCallerClientsImpl } from './clients.js';
+import { runConnectedFilters, runDisconnectedFilters, runInvokeFilters } from './filters.js';
+import type { HubCallerContext, HubInstanceState } from './hub.js';
+import type { HubEndpoint } from './hub-endpoint.js';
+import { ReconnectBuffer } from './reconnect-buffer.js';
+import type { SerializedMessage } from './serialized-message.js';
+import { UploadStream } from './upload-stream.js';
+
+type State = 'handshake' | 'connecting' | 'connected' | 'closed';
+
+/** Invocations that may wait for a free slot before the connection stops reading (backpressure). */
+const MAX_QUEUED_INVOCATIONS = 64;
+const PING = { type: 6 } as const;
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
+}
+
+export class HubConnection implements ConnectionApplication, BusConnection, HubCallerContext {
+  readonly connectionId: string;
+  readonly userId: string | undefined;
+  readonly items = new Map<unknown, unknown>();
+  private state: State = 'handshake';
+  private protocol: HubProtocol | undefined;
+  private decoder: MessageDecoder | undefined;
+  private handshakeBytes: Buffer | undefined;
+  private readonly createdAt = Date.now();
+  private lastReceived = Date.now();
+  private lastWritten = Date.now();
+  private reconnect: ReconnectBuffer | undefined;
+  private readonly abortController = new AbortController();
+  private callerClients: HubCallerClientsImpl | undefined;
+
+  /** Messages decoded but not yet dispatched, while dispatch waits (onConnected, backpressure). */
+  private inbox: HubMessage[] = [];
+  private draining: Promise<void> | undefined;
+
+  private activeInvocations = 0;
+  private readonly queuedInvocations: (() => void)[] = [];
+  private queueSpaceWaiter: (() => void) | undefined;
+  /** Server-to-client streams, by invocation id: aborting one cancels it. */
+  private readonly streams = new Map<string, AbortController>();
+  /** Client-to-server streams, by stream id. */
+  private readonly uploads = new Map<string, UploadStream>();
+
+  constructor(
+    private readonly endpoint: HubEndpoint,
+    private readonly connection: HttpConnection,
+  ) {
+    this.connectionId = connection.connectionId;
+    this.userId = endpoint.userIdOf(connection.user);
+    endpoint.connections.add(this);
+  }
+
+  // --- HubCallerContext ---------------------------------------------------------------------------------
+  get userIdentifier(): string | undefined {
+    return this.userId;
+  }
+  get user(): unknown {
+    return this.connection.user;
+  }
+  get transport(): TransportKind {
+    return this.connection.transportKind as TransportKind;
+  }
+  get request(): RequestInfo | undefined {
+    return this.connection.connectRequest;
+  }
+  get negotiateRequest(): RequestInfo | undefined {
+    return this.connection.negotiateRequest;
+  }
+  get connectionAborted(): AbortSignal {
+    return this.abortController.signal;
+  }
+  abort(): void {
+    this.close(undefined, false);
+  }
+
+  // --- Writing ------------------------------------------------------------------------------------------
+  writeSerialized(message: SerializedMessage): void {
+    if (this.state !== 'connected' && this.state !== 'connecting') return;
+    this.writeBytes((message.bytesFor(this.protocol as HubProtocol)), true);
+  }
+
+  writeMessage(message: HubMessage): void {
+    if (this.state === 'closed' || !this.protocol) return;
+    let bytes: Buffer;
+    try {
+      bytes = this.protocol.encode(message);
+    } catch (error) {
+      // A value the protocol cannot encode: report it to the caller of an invocation, never crash.
+      if (message.type === 3 || message.type === 2) {
+        bytes = this.protocol.encode({
+          type: 3,
+          invocationId: message.invocationId,
+          error: `The server could not serialize the result: ${(error as Error).message}`,
+        });
+      } else return;
+    }
+    this.writeBytes(bytes, isTrackable(message));
+  }
+
+  private writeBytes(bytes: Buffer, trackable: boolean): void {
+    if (trackable && this.reconnect) {
+      if (!this.reconnect.add(bytes)) return; // waits for acks
+    }
+    this.lastWritten = Date.now();
+    this.connection.send(bytes);
+  }
+
+  // --- Reading ------------------------------------------------------------------------------------------
+  onData(data: Buffer): undefined | Promise<void> {
+    if (this.state === 'closed') return undefined;
+    this.lastReceived = Date.now();
+    if (this.state === 'handshake') return this.onHandshakeData(data);
+    let messages: HubMessage[];
+    try {
+      messages = (this.decoder as MessageDecoder).push(data);
+    } catch (error) {
+      this.close(`Connection closed with an error. ${(error as Error).message}`, false);
+      return undefined;
+    }
+    return this.enqueue(messages);
+  }
+
+  private enqueue(messages: HubMessage[]): undefined | Promise<void> {
+    if (this.draining) {
+      for (const message of messages) this.inbox.push(message);
+      return this.draining;
+    }
+    for (let i = 0; i < messages.length; i++) {
+      const wait = this.dispatch(messages[i] as HubMessage);
+      if (wait) {
+        this.inbox = messages.slice(i + 1);
+        this.draining = this.drain(wait);
+        return this.draining;
+      }
+    }
+    return undefined;
+  }
+
+  private async drain(first: Promise<void>): Promise<void> {
+    await first;
+    while (this.inbox.length > 0 && this.state !== 'closed') {
+      const message = this.inbox.shift() as HubMessage;
+      const wait = this.dispatch(message);
+      if (wait) await wait;
+    }
+    this.inbox = [];
+    this.draining = undefined;
+  }
+
+  private onHandshakeData(data: Buffer): undefined | Promise<void> {
+    const buffered = this.handshakeBytes ? Buffer.concat([this.handshakeBytes, data]) : data;
+    const limit = this.endpoint.options.maximumReceiveMessageSize || 64 * 1024;
+    let parsed: ReturnType<typeof parseHandshake>;
+    try {
+      parsed = parseHandshake(buffered, limit);
+    } catch (error) {
+      return this.failHandshake((error as Error).message);
+    }
+    if (!parsed) {
+      this.handshakeBytes = Buffer.from(buffered);
+      return undefined;
+    }
+    this.handshakeBytes = undefined;
+    const { protocol: name, version } = parsed.request;
+    const protocol = this.endpoint.protocols.get(name);
+    if (!protocol) return this.failHandshake(`The protocol '${name}' is not supported.`);
+    if (version < 1 || version > 2) {
+      return this.failHandshake(`The server does not support version ${version} of the '${name}' protocol.`);
+    }
+    const transport = this.connection.transportKind;
+    if (protocol.transferFormat === 'Binary' && transport === 'ServerSentEvents') {
+      return this.failHandshake(
+        `Cannot use the '${name}' protocol on the current transport. The transport does not support 'Binary' transfer format.`,
+      );
+    }
+    this.protocol = protocol;
+    this.decoder = protocol.createDecoder(this.endpoint.options.maximumReceiveMessageSize);
+    this.connection.binary = protocol.transferFormat === 'Binary';
+    // Stateful reconnect needs the client's opt-in at negotiate, handshake version 2, and a WebSocket.
+    const stateful = this.connection.statefulReconnect && version >= 2 && transport === 'WebSockets';
+    this.connection.statefulReconnect = stateful;
+    if (stateful) this.reconnect = new ReconnectBuffer(this.endpoint.options.statefulReconnectBufferSize);
+    this.connection.send(HANDSHAKE_OK);
+    this.lastWritten = Date.now();
+    this.state = 'connecting';
+
+    let messages: HubMessage[] = [];
+    if (parsed.rest.length > 0) {
+      try {
+        messages = this.decoder.push(parsed.rest);
+      } catch (error) {
+        this.close(`Connection closed with an error. ${(error as Error).message}`, false);
+        return undefined;
+      }
+    }
+    this.inbox = messages;
+    this.draining = this.drain(this.runOnConnected());
+    return this.draining;
+  }
+
+  private failHandshake(message: string): undefined {
+    this.connection.send(handshakeError(message));
+    this.state = 'closed';
+    this.connection.close();
+    return undefined;
+  }
+
+  private async runOnConnected(): Promise<void> {
+    try {
+      await this.endpoint.bus.onConnected(this);
+      const hub = this.createHub(this.abortController.signal) as { onConnected?: () => unknown };
+      await runConnectedFilters(this.endpoint.options.filters, { hub, context: this }, async () => {
+        await hub.onConnected?.();
+      });
+      if (this.state === 'connecting') this.state = 'connected';
+    } catch (error) {
+      this.close(this.errorText('Connection closed with an error.', error), false);
+    }
+  }
+
+  /** Handles one message; returns a promise when reading must wait for it. */
+  private dispatch(message: HubMessage): Promise<void> | undefined {
+    if (this.state === 'closed') return undefined;
+    const reconnect = this.reconnect;
+    if (reconnect) {
+      if (message.type === 9) {
+        if (!reconnect.onSequence(message.sequenceId)) this.close('Sequence ID greater than amount of messages we\'ve received.', false);
+        return undefined;
+      }
+      if (reconnect.waitingForSequence) return undefined;
+      if (isTrackable(message) && !reconnect.shouldProcess()) return undefined;
+    }
+    switch (message.type) {
+      case 1:
+      case 4:
+        return this.onInvocation(message);
+      case 2: {
+        const upload = this.uploads.get(message.invocationId);
+        return upload?.push(message.item);
+      }
+      case 3:
+        return this.onCompletion(message);
+      case 5:
+        this.streams.get(message.invocationId)?.abort();
+        return undefined;
+      case 6:
+        return undefined;
+      case 7:
+        // The client is stopping: end without a Close message of our own.
+        this.state = 'closed';
+        this.connection.close();
+        return undefined;
+      case 8:
+        if (reconnect) for (const bytes of reconnect.ack(message.sequenceId)) this.connection.send(bytes);
+        return undefined;
+      case 9:
+        return undefined;
+    }
+  }
+
+  private onCompletion(message: CompletionMessage): undefined {
+    const upload = this.uploads.get(message.invocationId);
+    if (upload) {
+      this.uploads.delete(message.invocationId);
+      upload.complete(message.error !== undefined ? new Error(message.error) : undefined);
+      return undefined;
+    }
+    this.endpoint.bus.setConnectionResult(this.connectionId, message);
+    return undefined;
+  }
+
+  private onInvocation(message: InvocationMessage | StreamInvocationMessage): Promise<void> | undefined {
+    const uploads: UploadStream[] = [];
+    for (const streamId of message.streamIds ?? []) {
+      if (this.uploads.has(streamId)) {
+        this.close(`Connection closed with an error. Duplicate stream ID '${streamId}'.`, false);
+        return undefined;
+      }
+      const upload = new UploadStream(this.endpoint.options.streamBufferCapacity);
+      this.uploads.set(streamId, upload);
+      uploads.push(upload);
+    }
+    if (message.type === 4) {
+      void this.runStream(message, uploads);
+      return undefined;
+    }
+    const run = () => {
+      this.activeInvocations++;
+      void this.runInvocation(message, uploads).finally(() => this.releaseInvocationSlot());
+    };
+    if (this.activeInvocations < this.endpoint.options.maximumParallelInvocationsPerClient) {
+      run();
+      return undefined;
+    }
+    this.queuedInvocations.push(run);
+    if (this.queuedInvocations.length < MAX_QUEUED_INVOCATIONS) return undefined;
+    return new Promise((resolve) => {
+      this.queueSpaceWaiter = resolve;
+    });
+  }
+
+  private releaseInvocationSlot(): void {
+    this.activeInvocations--;
+    if (this.state === 'closed') return;
+    const next = this.queuedInvocations.shift();
+    if (next) next();
+    const waiter = this.queueSpaceWaiter;
+    if (waiter && this.queuedInvocations.length < MAX_QUEUED_INVOCATIONS) {
+      this.queueSpaceWaiter = undefined;
+      waiter();
+    }
+  }
+
+  /** Finds the method and checks arguments and authorization; returns an error text when the call is refused. */
+  private async resolveMethod(message: InvocationMessage | StreamInvocationMessage, uploads: UploadStream[]) {
+    const method = this.endpoint.registry.find(message.target);
+    if (!method) return { error: `Unknown hub method '${message.target}'.` } as const;
+    const provided = message.arguments.length + uploads.length;
+    if (provided < method.minArgs || provided > method.maxArgs) {
+      const expected = method.minArgs === method.maxArgs ? `${method.minArgs}` : `${method.minArgs} to ${method.maxArgs}`;
+      return {
+        error: `Failed to invoke '${message.target}': invocation provides ${provided} argument(s) but target expects ${expected}.`,
+      } as const;
+    }
+    if (method.authorize && !(await method.authorize(this.connection.user, this))) {
+      return { error: `Failed to invoke '${message.target}' because user is unauthorized.` } as const;
+    }
+    return { method } as const;
+  }
+
+  private createHub(signal: AbortSignal): object {
+    this.callerClients ??= new HubCallerClientsImpl(this.endpoint.bus, this.connectionId);
+    const state: HubInstanceState<unknown> = {
+      context: this,
+      clients: this.callerClients,
+      groups: this.endpoint.groups,
+      signal,
+    };
+    return this.endpoint.createHubInstance(state);
+  }
+
+  private async call(
+    message: InvocationMessage | StreamInvocationMessage,
+    uploads: UploadStream[],
+    signal: AbortSignal,
+  ): Promise<{ value: unknown } | { error: string }> {
+    try {
+      const resolved = await this.resolveMethod(message, uploads);
+      if ('error' in resolved) return { error: resolved.error as string };
+      const method = resolved.method;
+      const hub = this.createHub(signal);
+      const args = uploads.length > 0 ? [...message.arguments, ...uploads] : message.arguments;
+      const value = await runInvokeFilters(
+        this.endpoint.options.filters,
+        { hub, context: this, methodName: method.name, arguments: args },
+        async (invocation) => method.fn.apply(invocation.hub, invocation.arguments),
+      );
+      return { value };
+    } catch (error) {
+      return { error: this.errorText(`An unexpected error occurred invoking '${message.target}' on the server.`, error) };
+    }
+  }
+
+  private async runInvocation(message: InvocationMessage, uploads: UploadStream[]): Promise<void> {
+    const outcome = await this.call(message, uploads, this.abortController.signal);
+    this.releaseUploads(message.streamIds);
+    if (message.invocationId === undefined) return;
+    if ('error' in outcome) {
+      this.writeMessage({ type: 3, invocationId: message.invocationId, error: outcome.error });
+      return;
+    }
+    if (isAsyncIterable(outcome.value)) {
+      this.writeMessage({
+        type: 3,
+        invocationId: message.invocationId,
+        error: `The client attempted to invoke the streaming '${message.target}' method with a non-streaming invocation.`,
+      });
+      return;
+    }
+    const value = outcome.value;
+    this.writeMessage({ type: 3, invocationId: message.invocationId, result: value, hasResult: value !== undefined });
+  }
+
+  private async runStream(message: StreamInvocationMessage, uploads: UploadStream[]): Promise<void> {
+    const invocationId = message.invocationId;
+    if (this.streams.has(invocationId)) {
+      this.writeMessage({ type: 3, invocationId, error: `Invocation ID '${invocationId}' is already in use.` });
+      return;
+    }
+    const controller = new AbortController();
+    const onConnectionAbort = () => controller.abort();
+    this.abortController.signal.addEventListener('abort', onConnectionAbort, { once: true });
+    this.streams.set(invocationId, controller);
+    let error: string | undefined;
+    try {
+      const outcome = await this.call(message, uploads, controller.signal);
+      if ('error' in outcome) error = outcome.error;
+      else if (!isAsyncIterable(outcome.value)) {
+        error = `The client attempted to invoke the non-streaming '${message.target}' method with a streaming invocation.`;
+      } else {
+        error = await this.pump(invocationId, outcome.value, controller.signal, message.target);
+      }
+    } finally {
+      this.streams.delete(invocationId);
+      this.abortController.signal.removeEventListener('abort', onConnectionAbort);
+      this.releaseUploads(message.streamIds);
+    }
+    if (this.state === 'closed') return;
+    this.writeMessage(error === undefined ? { type: 3, invocationId } : { type: 3, invocationId, error });
+  }
+
+  /** Sends each item of a server-to-client stream until it ends, fails or is cancelled. */
+  private async pump(invocationId: string, source: AsyncIterable<unknown>, signal: AbortSignal, target: string) {
+    const iterator = source[Symbol.asyncIterator]();
+    const aborted = new Promise<'aborted'>((resolve) => {
+      if (signal.aborted) resolve('aborted');
+      else signal.addEventListener('abort', () => resolve('aborted'), { once: true });
+    });
+    try {
+      for (;;) {
+        const next = await Promise.race([iterator.next(), aborted]);
+        if (next === 'aborted') {
+          // Do not wait: a generator blocked on its own await finishes its `finally` later.
+          iterator.return?.()?.catch(() => undefined);
+          return 'Stream canceled by client.';
+        }
+        if (next.done) return undefined;
+        this.writeMessage({ type: 2, invocationId, item: next.value });
+      }
+    } catch (error) {
+      return this.errorText(`An error occurred on the server while streaming results from '${target}'.`, error);
+    }
+  }
+
+  private releaseUploads(streamIds: string[] | undefined): void {
+    if (!streamIds) return;
+    for (const id of streamIds) {
+      const upload = this.uploads.get(id);
+      if (upload) {
+        this.uploads.delete(id);
+        upload.abandon();
+      }
+    }
+  }
+
+  /** HubError messages always reach the client; other errors only with detailed errors on. */
+  private errorText(generic: string, error: unknown): string {
+    if (error instanceof HubError) return error.message;
+    if (this.endpoint.options.enableDetailedErrors && error instanceof Error) return `${generic} ${error.name}: ${error.message}`;
+    if (error instanceof HubwireError && error.code === 'HW_ERR_UNAUTHORIZED') return error.message;
+    return generic;
+  }
+
+  // --- Lifetime -----------------------------------------------------------------------------------------
+  /** Ends the connection, telling the client why (a Close message) when the handshake is done. */
+  close(error: string | undefined, allowReconnect: boolean): void {
+    if (this.state === 'closed') return;
+    if (this.state !== 'handshake') this.writeMessage({ type: 7, error, allowReconnect });
+    this.state = 'closed';
+    this.closeError = error === undefined ? undefined : new Error(error);
+    this.connection.close();
+  }
+  private closeError: Error | undefined;
+
+  onTick(now: number): void {
+    const options = this.endpoint.options;
+    if (this.state === 'handshake') {
+      if (now - this.createdAt > options.handshakeTimeout) this.failHandshake('Handshake was canceled: no handshake request received in time.');
+      return;
+    }
+    if (this.state === 'closed' || !this.connection.transport) return;
+    if (this.connection.transportKind === 'LongPolling') return; // long polling has no pings or client timeout
+    if (now - this.lastReceived > options.clientTimeoutInterval) {
+      this.close('Server timeout elapsed without receiving a message from the client.', true);
+      return;
+    }
+    const ack = this.reconnect?.takeAck();
+    if (ack !== undefined) this.writeMessage({ type: 8, sequenceId: ack });
+    if (now - this.lastWritten >= options.keepAliveInterval) this.writeMessage(PING);
+  }
+
+  onTransportLost(): void {
+    // Nothing is written until the client comes back; the buffer keeps numbered messages.
+  }
+
+  onTransportResumed(): void {
+    const reconnect = this.reconnect;
+    if (!reconnect || this.state === 'closed') return;
+    this.lastReceived = Date.now();
+    reconnect.waitingForSequence = true;
+    const { sequenceId, messages } = reconnect.replay();
+    this.writeMessage({ type: 9, sequenceId });
+    for (const bytes of messages) this.connection.send(bytes);
+    this.lastWritten = Date.now();
+  }
+
+  onClose(error?: Error): void {
+    const wasConnected = this.state === 'connected' || this.state === 'connecting' || (this.state === 'closed' && this.protocol !== undefined);
+    this.state = 'closed';
+    this.endpoint.connections.delete(this);
+    this.abortController.abort();
+    for (const upload of this.uploads.values()) upload.abandon();
+    this.uploads.clear();
+    this.queuedInvocations.length = 0;
+    this.queueSpaceWaiter?.();
+    if (!wasConnected) return;
+    const reason = error ?? this.closeError;
+    void this.runOnDisconnected(reason);
+  }
+
+  private async runOnDisconnected(error: Error | undefined): Promise<void> {
+    try {
+      await this.endpoint.bus.onDisconnected(this);
+      const hub = this.createHub(this.abortController.signal) as { onDisconnected?: (e?: Error) => unknown };
+      await runDisconnectedFilters(this.endpoint.options.filters, { hub, context: this }, error, async (_c, e) => {
+        await hub.onDisconnected?.(e);
+      });
+    } catch (failure) {
+      this.endpoint.reportError(failure, `onDisconnected of '${this.connectionId}'`);
+    }
+  }
+}

@@ -1,0 +1,61 @@
+// A hub mapped at a path: its methods, options, protocols and bus. Creates a HubConnection per connection.
+
+import type { IncomingMessage } from 'node:http';
+import type { MessageBus } from '../bus/message-bus.js';
+import type { HttpConnection } from '../connection/connection.js';
+import type { Endpoint, EndpointSettings } from '../connection/endpoint.js';
+import type { ResolvedHubOptions } from '../options.js';
+import type { HubProtocol } from '../protocol/hub-protocol.js';
+import { type GroupManager, type HubClients, HubClientsImpl, createGroupManager } from './clients.js';
+import { type HubInstanceState, constructHub } from './hub.js';
+import { HubConnection } from './hub-connection.js';
+import { type HubDefinition, HubRegistry } from './hub-registry.js';
+
+export class HubEndpoint implements Endpoint {
+  readonly settings: EndpointSettings;
+  readonly registry: HubRegistry;
+  readonly clients: HubClients;
+  readonly groups: GroupManager;
+  readonly protocols = new Map<string, HubProtocol>();
+  /** Live hub connections of this endpoint on this node. */
+  readonly connections = new Set<HubConnection>();
+
+  constructor(
+    readonly path: string,
+    readonly definition: HubDefinition,
+    readonly options: ResolvedHubOptions,
+    readonly bus: MessageBus,
+    readonly userIdOf: (user: unknown) => string | undefined,
+    /** Where errors that no client can be told about go (e.g. a throwing onDisconnected). */
+    readonly reportError: (error: unknown, where: string) => void,
+  ) {
+    this.registry = new HubRegistry(definition, options.methods);
+    this.clients = new HubClientsImpl(bus);
+    this.groups = createGroupManager(bus);
+    for (const protocol of options.protocols) this.protocols.set(protocol.name, protocol);
+    this.settings = {
+      transports: options.transports,
+      allowStatefulReconnects: options.allowStatefulReconnects,
+      longPollTimeout: options.longPollTimeout,
+      maxRequestBodySize: options.maxRequestBodySize,
+      maxWebSocketFrameSize: options.maxWebSocketFrameSize,
+    };
+  }
+
+  async authorizeConnection(user: unknown, _request: IncomingMessage): Promise<boolean> {
+    if (this.options.requireAuthenticatedUser && (user === undefined || user === null)) return false;
+    if (this.options.authorize) return this.options.authorize(user, undefined);
+    return true;
+  }
+
+  createApplication(connection: HttpConnection): HubConnection {
+    return new HubConnection(this, connection);
+  }
+
+  /** A hub instance for one call: a class is constructed, a plain object gets a fresh `this` on top of it. */
+  createHubInstance(state: HubInstanceState<unknown>): object {
+    const definition = this.definition;
+    if (typeof definition === 'function') return constructHub(definition as unknown as new () => object, state);
+    return Object.assign(Object.create(definition) as object, state);
+  }
+}

@@ -1,0 +1,108 @@
+// Finds a hub's callable methods (case-insensitively, as ASP.NET does) and how many arguments each takes.
+
+import { Hub, type HubCallerContext } from './hub.js';
+
+export type AuthorizeUser = (user: unknown, context: HubCallerContext | undefined) => boolean | Promise<boolean>;
+
+export interface HubMethod {
+  readonly name: string;
+  readonly fn: (...args: unknown[]) => unknown;
+  /** Arguments without defaults (Function.length). */
+  readonly minArgs: number;
+  /** Declared parameters; Infinity with a rest parameter. */
+  readonly maxArgs: number;
+  readonly authorize: AuthorizeUser | undefined;
+}
+
+/** A hub class (subclass of Hub) or a plain object of methods. */
+// biome-ignore lint/suspicious/noExplicitAny: hub classes have arbitrary client interfaces.
+export type HubDefinition = (abstract new () => Hub<any>) | Record<string, unknown>;
+
+const LIFETIME_METHODS = new Set(['constructor', 'onConnected', 'onDisconnected']);
+
+/** Counts the declared parameters of a function from its source (defaults and rest included). */
+export function countParameters(fn: (...args: unknown[]) => unknown): number {
+  const source = Function.prototype.toString.call(fn);
+  const open = source.indexOf('(');
+  if (open === -1) return fn.length;
+  let depth = 0;
+  let count = 0;
+  let sawToken = false;
+  let quote: string | undefined;
+  for (let i = open; i < source.length; i++) {
+    const ch = source[i] as string;
+    if (quote) {
+      if (ch === '\\') i++;
+      else if (ch === quote) quote = undefined;
+      continue;
+    }
+    if (ch === '"' || ch === "'" || ch === '`') {
+      quote = ch;
+      sawToken = true;
+    } else if (ch === '(' || ch === '[' || ch === '{') {
+      depth++;
+      if (depth > 1) sawToken = true;
+    } else if (ch === ')' || ch === ']' || ch === '}') {
+      depth--;
+      if (depth === 0) return sawToken ? count + 1 : count;
+    } else if (ch === ',' && depth === 1) {
+      count++;
+      sawToken = false;
+    } else if (depth === 1 && ch === '.' && source.startsWith('...', i)) {
+      return Number.POSITIVE_INFINITY;
+    } else if (depth >= 1 && !/\s/.test(ch)) sawToken = true;
+  }
+  return fn.length;
+}
+
+export interface HubMethodOptions {
+  /** Who may call this method; false answers the invocation with an authorization error. */
+  authorize?: AuthorizeUser;
+}
+
+export class HubRegistry {
+  private readonly methods = new Map<string, HubMethod>();
+
+  constructor(definition: HubDefinition, methodOptions: Record<string, HubMethodOptions> = {}) {
+    const sources: object[] = [];
+    if (typeof definition === 'function') {
+      for (let proto = definition.prototype; proto && proto !== Hub.prototype && proto !== Object.prototype; ) {
+        sources.push(proto);
+        proto = Object.getPrototypeOf(proto);
+      }
+    } else {
+      sources.push(definition);
+    }
+    for (const source of sources) {
+      for (const name of Object.getOwnPropertyNames(source)) {
+        if (LIFETIME_METHODS.has(name) || name.startsWith('_')) continue;
+        const descriptor = Object.getOwnPropertyDescriptor(source, name);
+        if (!descriptor || typeof descriptor.value !== 'function') continue;
+        const key = name.toLowerCase();
+        if (this.methods.has(key)) continue; // the most derived class wins
+        const fn = descriptor.value as (...args: unknown[]) => unknown;
+        const declared = countParameters(fn);
+        this.methods.set(key, {
+          name,
+          fn,
+          minArgs: fn.length,
+          maxArgs: Math.max(declared, fn.length),
+          authorize: methodOptions[name]?.authorize,
+        });
+      }
+    }
+    for (const name of Object.keys(methodOptions)) {
+      if (!this.methods.has(name.toLowerCase())) {
+        throw new Error(`Method options were given for '${name}', which is not a method of the hub.`);
+      }
+    }
+  }
+
+  find(target: string): HubMethod | undefined {
+    return this.methods.get(target.toLowerCase());
+  }
+
+  names(): string[] {
+    return [...this.methods.values()].map((m) => m.name);
+  }
+}

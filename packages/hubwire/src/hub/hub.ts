@@ -1,0 +1,83 @@
+// What hub code sees: the Hub base class (or a plain object hub), its caller context, clients and groups.
+
+import type { RequestInfo } from '../connection/request-info.js';
+import type { TransportKind } from '../transports/transport.js';
+import type { ClientMethods, GroupManager, HubCallerClients } from './clients.js';
+
+/** The calling connection, as hub code sees it. */
+export interface HubCallerContext {
+  readonly connectionId: string;
+  /** The id the user-id provider gave this connection's user (routes `clients.user(id)`). */
+  readonly userIdentifier: string | undefined;
+  /** What the authentication hook returned. */
+  readonly user: unknown;
+  /** Per-connection storage that lives as long as the connection. */
+  readonly items: Map<unknown, unknown>;
+  /** The transport in use. */
+  readonly transport: TransportKind;
+  /** The request that started the transport (the WebSocket upgrade, the SSE GET or the first poll). */
+  readonly request: RequestInfo | undefined;
+  /** The negotiate request (undefined when the client skipped negotiation). */
+  readonly negotiateRequest: RequestInfo | undefined;
+  /** Aborted when the connection ends. */
+  readonly connectionAborted: AbortSignal;
+  /** Ends the connection. */
+  abort(): void;
+}
+
+/** The per-call state the server gives a hub instance. */
+export interface HubInstanceState<TClient = ClientMethods> {
+  context: HubCallerContext;
+  clients: HubCallerClients<TClient>;
+  groups: GroupManager;
+  /** Aborted when the client cancels this stream invocation, or when the connection ends. */
+  signal: AbortSignal;
+}
+
+let pendingState: HubInstanceState<unknown> | undefined;
+
+/** Creates a hub instance with its state in place before the subclass constructor runs. */
+export function constructHub<T>(HubClass: new () => T, state: HubInstanceState<unknown>): T {
+  pendingState = state;
+  try {
+    return new HubClass();
+  } finally {
+    pendingState = undefined;
+  }
+}
+
+/**
+ * Base class of class hubs. The server creates an instance per invocation (and for onConnected /
+ * onDisconnected), so instance fields do not survive between calls: keep per-connection state in
+ * `context.items`. Every public method (not starting with `_`) is callable by clients.
+ *
+ * @typeParam TClient - the methods clients implement: `this.clients.all.newMessage(text)` is then type-checked.
+ */
+export abstract class Hub<TClient = ClientMethods> implements HubInstanceState<TClient> {
+  readonly context: HubCallerContext;
+  readonly clients: HubCallerClients<TClient>;
+  readonly groups: GroupManager;
+  readonly signal: AbortSignal;
+
+  constructor() {
+    const state = pendingState;
+    if (!state) throw new Error('Hubs are created by the server; do not construct them yourself.');
+    this.context = state.context;
+    this.clients = state.clients as HubCallerClients<TClient>;
+    this.groups = state.groups;
+    this.signal = state.signal;
+  }
+
+  /** Runs after the handshake; the connection is registered, so it may join groups and send. */
+  onConnected?(): void | Promise<void>;
+  /** Runs once the connection has ended; `error` says why when it ended with an error. */
+  onDisconnected?(error: Error | undefined): void | Promise<void>;
+}
+
+/** A plain-object hub: `this` inside its methods is typed as the hub state plus the object itself. */
+export type HubObject<TClient = ClientMethods> = Record<string, unknown> & ThisType<HubInstanceState<TClient>>;
+
+/** Types a plain-object hub: `defineHub<MyClient>()({ send(text) { this.clients.all.newMessage(text) } })`. */
+export function defineHub<TClient = ClientMethods>() {
+  return <T extends Record<string, unknown>>(hub: T & ThisType<HubInstanceState<TClient> & T>): T => hub;
+}

@@ -1,0 +1,108 @@
+// Options and their defaults (those of ASP.NET Core SignalR unless noted).
+
+import type { IncomingMessage } from 'node:http';
+import type { MessageBus } from './bus/message-bus.js';
+import type { HubFilter } from './hub/filters.js';
+import type { AuthorizeUser, HubMethodOptions } from './hub/hub-registry.js';
+import type { HubProtocol } from './protocol/hub-protocol.js';
+import type { TransportKind } from './transports/transport.js';
+
+/** Options of a hub endpoint; each may also be set server-wide in HubwireOptions. */
+export interface HubOptions {
+  /** Transports offered, in order. Default: WebSockets, ServerSentEvents, LongPolling. */
+  transports?: TransportKind[];
+  /** Ping interval (ms). Default 15000. */
+  keepAliveInterval?: number;
+  /** Close a connection whose client has been silent this long (ms). Default 30000. */
+  clientTimeoutInterval?: number;
+  /** Close a connection whose handshake has not arrived in this long (ms). Default 15000. */
+  handshakeTimeout?: number;
+  /** Largest single hub message accepted (bytes). Default 32768. 0 = no limit. */
+  maximumReceiveMessageSize?: number;
+  /** Non-streaming invocations a client may run at once; more wait their turn. Default 1. */
+  maximumParallelInvocationsPerClient?: number;
+  /** Unread items per client-to-server stream before reading pauses. Default 10. */
+  streamBufferCapacity?: number;
+  /** Send error details (not only HubError messages) to clients. Default false. */
+  enableDetailedErrors?: boolean;
+  /** Grant stateful reconnect to clients that ask for it. Default false (as in ASP.NET Core). */
+  allowStatefulReconnects?: boolean;
+  /** Bytes of unacknowledged messages kept per connection for stateful reconnect. Default 100000. */
+  statefulReconnectBufferSize?: number;
+  /** Default timeout of client results (ms). Default 30000; 0 = none. */
+  clientResultTimeout?: number;
+  /** Long polling: how long a poll waits for data (ms). Default 90000. */
+  longPollTimeout?: number;
+  /** Largest POST body for SSE/long-polling sends (bytes). Default 1 MiB. */
+  maxRequestBodySize?: number;
+  /** Largest WebSocket frame (bytes). Default 1 MiB; a frame may hold several messages. */
+  maxWebSocketFrameSize?: number;
+  /** Hub protocols clients may choose. Default: JSON and MessagePack. */
+  protocols?: HubProtocol[];
+  /** Who may connect to this hub; negotiate answers 401 otherwise. Default: anyone. */
+  authorize?: AuthorizeUser;
+  /** Require an authenticated user (what `authenticate` returned is not undefined/null). Default false. */
+  requireAuthenticatedUser?: boolean;
+  /** Per-method options, e.g. `{ deleteAll: { authorize: (user) => isAdmin(user) } }`. */
+  methods?: Record<string, HubMethodOptions>;
+  /** Filters around invocations and lifetime events, outermost first (after the server-wide ones). */
+  filters?: HubFilter[];
+  /** The message bus (a backplane). Default: an in-memory bus for this process. */
+  bus?: MessageBus;
+}
+
+export interface HubwireOptions extends Omit<HubOptions, 'methods' | 'bus' | 'authorize'> {
+  /**
+   * Authentication hook: returns the user for a request (negotiate and every transport request), or
+   * undefined for anonymous. Throwing answers 401. `getAccessToken(request)` reads the bearer token from the
+   * Authorization header or the `access_token` query parameter.
+   */
+  authenticate?: (request: IncomingMessage) => unknown | Promise<unknown>;
+  /**
+   * The user id of a user, for `clients.user(id)`. Default: the user itself if it is a string, else its
+   * `id`, `sub`, `userId` or `name` property.
+   */
+  userIdProvider?: (user: unknown) => string | undefined;
+  /** A connection without an active transport for this long is dropped (ms). Default 15000. */
+  disconnectTimeout?: number;
+  /** Resolution of the keep-alive and timeout timer (ms). Default 1000. */
+  timerInterval?: number;
+  /** Errors no client can be told about (a throwing onDisconnected, ...). Default: console.error. */
+  onError?: (error: unknown, where: string) => void;
+}
+
+export type ResolvedHubOptions = Required<Omit<HubOptions, 'authorize' | 'methods' | 'bus' | 'filters'>> &
+  Pick<HubOptions, 'authorize' | 'methods'> & { filters: HubFilter[] };
+
+export const DEFAULTS = {
+  transports: ['WebSockets', 'ServerSentEvents', 'LongPolling'] as TransportKind[],
+  keepAliveInterval: 15_000,
+  clientTimeoutInterval: 30_000,
+  handshakeTimeout: 15_000,
+  maximumReceiveMessageSize: 32 * 1024,
+  maximumParallelInvocationsPerClient: 1,
+  streamBufferCapacity: 10,
+  enableDetailedErrors: false,
+  allowStatefulReconnects: false,
+  statefulReconnectBufferSize: 100_000,
+  clientResultTimeout: 30_000,
+  longPollTimeout: 90_000,
+  maxRequestBodySize: 1024 * 1024,
+  maxWebSocketFrameSize: 1024 * 1024,
+  requireAuthenticatedUser: false,
+  disconnectTimeout: 15_000,
+  timerInterval: 1_000,
+};
+
+export function defaultUserIdProvider(user: unknown): string | undefined {
+  if (user === undefined || user === null) return undefined;
+  if (typeof user === 'string') return user;
+  if (typeof user === 'object') {
+    const u = user as Record<string, unknown>;
+    for (const key of ['id', 'sub', 'userId', 'name']) {
+      const value = u[key];
+      if (typeof value === 'string' || typeof value === 'number') return String(value);
+    }
+  }
+  return undefined;
+}

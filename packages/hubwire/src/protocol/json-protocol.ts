@@ -1,0 +1,99 @@
+// The JSON hub protocol: one UTF-8 JSON object per message, each followed by the record separator 0x1E.
+
+import { HubwireError } from '../errors.js';
+import type { HubProtocol, MessageDecoder } from './hub-protocol.js';
+import type { HubMessage } from './messages.js';
+import { validateMessage } from './validate.js';
+
+export const RECORD_SEPARATOR = 0x1e;
+const SEPARATOR_STRING = String.fromCharCode(RECORD_SEPARATOR);
+
+/** Serialises a message to the JSON object the protocol expects (only the fields that apply). */
+function toWireObject(message: HubMessage): Record<string, unknown> {
+  switch (message.type) {
+    case 1: {
+      const o: Record<string, unknown> = { type: 1, target: message.target, arguments: message.arguments };
+      if (message.invocationId !== undefined) o.invocationId = message.invocationId;
+      if (message.headers) o.headers = message.headers;
+      if (message.streamIds?.length) o.streamIds = message.streamIds;
+      return o;
+    }
+    case 4: {
+      const o: Record<string, unknown> = {
+        type: 4,
+        invocationId: message.invocationId,
+        target: message.target,
+        arguments: message.arguments,
+      };
+      if (message.headers) o.headers = message.headers;
+      if (message.streamIds?.length) o.streamIds = message.streamIds;
+      return o;
+    }
+    case 2:
+      return { type: 2, invocationId: message.invocationId, item: message.item ?? null };
+    case 3: {
+      const o: Record<string, unknown> = { type: 3, invocationId: message.invocationId };
+      if (message.error !== undefined) o.error = message.error;
+      else if (message.hasResult) o.result = message.result ?? null;
+      return o;
+    }
+    case 5:
+      return { type: 5, invocationId: message.invocationId };
+    case 6:
+      return { type: 6 };
+    case 7: {
+      const o: Record<string, unknown> = { type: 7 };
+      if (message.error !== undefined) o.error = message.error;
+      if (message.allowReconnect) o.allowReconnect = true;
+      return o;
+    }
+    case 8:
+    case 9:
+      return { type: message.type, sequenceId: message.sequenceId };
+  }
+}
+
+class JsonDecoder implements MessageDecoder {
+  private pending: Buffer | undefined;
+  constructor(private readonly maxMessageSize: number) {}
+
+  push(chunk: Buffer): HubMessage[] {
+    const data = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
+    this.pending = undefined;
+    const messages: HubMessage[] = [];
+    let start = 0;
+    for (;;) {
+      const end = data.indexOf(RECORD_SEPARATOR, start);
+      if (end === -1) break;
+      if (this.maxMessageSize > 0 && end - start > this.maxMessageSize) throw tooLarge(this.maxMessageSize);
+      const text = data.toString('utf8', start, end);
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch (error) {
+        throw new HubwireError('HW_ERR_INVALID_MESSAGE', `Invalid JSON message: ${(error as Error).message}`);
+      }
+      const message = validateMessage(parsed);
+      if (message) messages.push(message);
+      start = end + 1;
+    }
+    if (start < data.length) {
+      if (this.maxMessageSize > 0 && data.length - start > this.maxMessageSize) throw tooLarge(this.maxMessageSize);
+      // Copy so a small tail does not pin a large transport buffer.
+      this.pending = Buffer.from(data.subarray(start));
+    }
+    return messages;
+  }
+}
+
+export function tooLarge(limit: number): HubwireError {
+  return new HubwireError('HW_ERR_MESSAGE_TOO_LARGE', `The maximum message size of ${limit}B was exceeded.`);
+}
+
+export const jsonHubProtocol: HubProtocol = {
+  name: 'json',
+  version: 1,
+  transferFormat: 'Text',
+  createDecoder: (maxMessageSize) => new JsonDecoder(maxMessageSize),
+  encode: (message) => Buffer.from(JSON.stringify(toWireObject(message)) + SEPARATOR_STRING, 'utf8'),
+};

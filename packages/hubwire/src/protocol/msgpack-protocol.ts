@@ -1,0 +1,170 @@
+// The MessagePack hub protocol: each message is a MessagePack array, prefixed by its length as a VarInt
+// (7 bits per byte, low group first, high bit set on every byte but the last; at most 5 bytes).
+
+import { Packr, Unpackr } from 'msgpackr';
+import { HubwireError } from '../errors.js';
+import type { HubProtocol, MessageDecoder } from './hub-protocol.js';
+import { tooLarge } from './json-protocol.js';
+import type { HubMessage } from './messages.js';
+import { validateMessage } from './validate.js';
+
+// Plain MessagePack as other SignalR clients expect it: maps (not msgpackr "records"), bin for bytes,
+// the timestamp extension for dates, nil for undefined.
+const packr = new Packr({ useRecords: false, encodeUndefinedAsNil: true, variableMapSize: true });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+
+const EMPTY_HEADERS = {};
+
+function toWireArray(message: HubMessage): unknown[] {
+  switch (message.type) {
+    case 1:
+      return message.streamIds?.length
+        ? [1, message.headers ?? EMPTY_HEADERS, message.invocationId ?? null, message.target, message.arguments, message.streamIds]
+        : [1, message.headers ?? EMPTY_HEADERS, message.invocationId ?? null, message.target, message.arguments];
+    case 2:
+      return [2, message.headers ?? EMPTY_HEADERS, message.invocationId, message.item ?? null];
+    case 3:
+      if (message.error !== undefined) return [3, message.headers ?? EMPTY_HEADERS, message.invocationId, 1, message.error];
+      if (message.hasResult) return [3, message.headers ?? EMPTY_HEADERS, message.invocationId, 3, message.result ?? null];
+      return [3, message.headers ?? EMPTY_HEADERS, message.invocationId, 2];
+    case 4:
+      return message.streamIds?.length
+        ? [4, message.headers ?? EMPTY_HEADERS, message.invocationId, message.target, message.arguments, message.streamIds]
+        : [4, message.headers ?? EMPTY_HEADERS, message.invocationId, message.target, message.arguments];
+    case 5:
+      return [5, message.headers ?? EMPTY_HEADERS, message.invocationId];
+    case 6:
+      return [6];
+    case 7:
+      return [7, message.error ?? null, message.allowReconnect === true];
+    case 8:
+    case 9:
+      return [message.type, message.sequenceId];
+  }
+}
+
+function invalid(text: string): HubwireError {
+  return new HubwireError('HW_ERR_INVALID_MESSAGE', text);
+}
+
+/** Maps a decoded MessagePack array to the JSON-shaped object that validateMessage checks. */
+function fromWireArray(value: unknown): HubMessage | undefined {
+  if (!Array.isArray(value) || value.length === 0) throw invalid('Expected a MessagePack array.');
+  const type = value[0];
+  const need = (n: number) => {
+    if (value.length < n) throw invalid(`Invalid payload for message type ${type}: expected at least ${n} elements.`);
+  };
+  switch (type) {
+    case 1:
+    case 4:
+      need(5);
+      return validateMessage({
+        type,
+        headers: value[1],
+        invocationId: value[2],
+        target: value[3],
+        arguments: value[4],
+        streamIds: value[5],
+      });
+    case 2:
+      need(4);
+      return validateMessage({ type, headers: value[1], invocationId: value[2], item: value[3] });
+    case 3: {
+      need(4);
+      const kind = value[3];
+      const base = { type, headers: value[1], invocationId: value[2] };
+      if (kind === 1) {
+        need(5);
+        return validateMessage({ ...base, error: value[4] });
+      }
+      if (kind === 2) return validateMessage(base);
+      if (kind === 3) {
+        need(5);
+        return validateMessage({ ...base, result: value[4] });
+      }
+      throw invalid(`Invalid completion result kind: ${String(kind)}.`);
+    }
+    case 5:
+      need(3);
+      return validateMessage({ type, headers: value[1], invocationId: value[2] });
+    case 6:
+      return { type: 6 };
+    case 7:
+      need(2);
+      return validateMessage({ type, error: value[1], allowReconnect: value[2] });
+    case 8:
+    case 9:
+      need(2);
+      return validateMessage({ type, sequenceId: value[1] });
+    default:
+      if (typeof type !== 'number') throw invalid('Expected the message type to be an integer.');
+      return undefined;
+  }
+}
+
+/** Reads the VarInt length prefix at `offset`: [length, prefixBytes], or undefined when more bytes are needed. */
+function readLength(data: Buffer, offset: number): [number, number] | undefined {
+  let length = 0;
+  for (let i = 0; i < 5; i++) {
+    if (offset + i >= data.length) return undefined;
+    const byte = data[offset + i] as number;
+    if (i === 4 && byte > 0x07) throw invalid('Messages over 2GB are not supported.');
+    length += (byte & 0x7f) * 2 ** (7 * i);
+    if ((byte & 0x80) === 0) return [length, i + 1];
+  }
+  throw invalid('Invalid message length prefix.');
+}
+
+function writeLength(length: number): Buffer {
+  const bytes: number[] = [];
+  let rest = length;
+  do {
+    let byte = rest & 0x7f;
+    rest = Math.floor(rest / 128);
+    if (rest > 0) byte |= 0x80;
+    bytes.push(byte);
+  } while (rest > 0);
+  return Buffer.from(bytes);
+}
+
+class MessagePackDecoder implements MessageDecoder {
+  private pending: Buffer | undefined;
+  constructor(private readonly maxMessageSize: number) {}
+
+  push(chunk: Buffer): HubMessage[] {
+    const data = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
+    this.pending = undefined;
+    const messages: HubMessage[] = [];
+    let offset = 0;
+    while (offset < data.length) {
+      const header = readLength(data, offset);
+      if (!header) break;
+      const [length, prefix] = header;
+      // Check the limit before buffering the body.
+      if (this.maxMessageSize > 0 && length > this.maxMessageSize) throw tooLarge(this.maxMessageSize);
+      if (offset + prefix + length > data.length) break;
+      let decoded: unknown;
+      try {
+        decoded = unpackr.unpack(data.subarray(offset + prefix, offset + prefix + length));
+      } catch (error) {
+        throw invalid(`Invalid MessagePack message: ${(error as Error).message}`);
+      }
+      const message = fromWireArray(decoded);
+      if (message) messages.push(message);
+      offset += prefix + length;
+    }
+    if (offset < data.length) this.pending = Buffer.from(data.subarray(offset));
+    return messages;
+  }
+}
+
+export const messagePackHubProtocol: HubProtocol = {
+  name: 'messagepack',
+  version: 1,
+  transferFormat: 'Binary',
+  createDecoder: (maxMessageSize) => new MessagePackDecoder(maxMessageSize),
+  encode(message) {
+    const body = packr.pack(toWireArray(message));
+    return Buffer.concat([writeLength(body.length), body]);
+  },
+};

@@ -1,0 +1,185 @@
+// The Hubwire server: maps hubs to paths and plugs into Node's http.Server, Express, Fastify, or its own listener.
+
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { LocalBus } from './bus/local-bus.js';
+import { HttpDispatcher } from './connection/http-dispatcher.js';
+import type { GroupManager, HubClients } from './hub/clients.js';
+import { HubEndpoint } from './hub/hub-endpoint.js';
+import type { HubDefinition } from './hub/hub-registry.js';
+import { DEFAULTS, type HubOptions, type HubwireOptions, type ResolvedHubOptions, defaultUserIdProvider } from './options.js';
+import { jsonHubProtocol } from './protocol/json-protocol.js';
+import { messagePackHubProtocol } from './protocol/msgpack-protocol.js';
+
+/** Reaches a hub from outside hub code: an HTTP route, a timer, a service. */
+export interface HubContext {
+  readonly path: string;
+  readonly clients: HubClients;
+  readonly groups: GroupManager;
+}
+
+export class Hubwire {
+  private readonly dispatcher: HttpDispatcher;
+  private readonly endpoints = new Map<string, HubEndpoint>();
+  private server: Server | undefined;
+  private closed = false;
+
+  constructor(private readonly options: HubwireOptions = {}) {
+    const userIdOf = options.userIdProvider ?? defaultUserIdProvider;
+    this.dispatcher = new HttpDispatcher({
+      authenticate: options.authenticate,
+      userIdOf,
+      disconnectTimeout: options.disconnectTimeout ?? DEFAULTS.disconnectTimeout,
+      tickInterval: options.timerInterval ?? DEFAULTS.timerInterval,
+    });
+  }
+
+  /** Maps a hub (a Hub subclass or a plain object of methods) at `path`, e.g. `/chat`. */
+  mapHub(path: string, hub: HubDefinition, hubOptions: HubOptions = {}): HubContext {
+    if (!path.startsWith('/')) throw new TypeError(`The hub path must start with '/': '${path}'.`);
+    const normalized = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+    const resolved = this.resolveOptions(hubOptions);
+    const bus = hubOptions.bus ?? new LocalBus({ clientResultTimeout: resolved.clientResultTimeout });
+    const endpoint = new HubEndpoint(
+      normalized,
+      hub,
+      resolved,
+      bus,
+      this.options.userIdProvider ?? defaultUserIdProvider,
+      (error, where) => this.reportError(error, where),
+    );
+    this.dispatcher.addEndpoint(endpoint);
+    this.endpoints.set(normalized, endpoint);
+    return endpoint;
+  }
+
+  /** The hub mapped at a path, or the one mapped for a hub definition. */
+  hub(pathOrDefinition: string | HubDefinition): HubContext {
+    for (const endpoint of this.endpoints.values()) {
+      if (endpoint.path === pathOrDefinition || endpoint.definition === pathOrDefinition) return endpoint;
+    }
+    throw new Error(`No hub is mapped for ${typeof pathOrDefinition === 'string' ? `'${pathOrDefinition}'` : 'that definition'}.`);
+  }
+
+  private resolveOptions(hubOptions: HubOptions): ResolvedHubOptions {
+    const server = this.options;
+    const pick = <K extends keyof typeof DEFAULTS & keyof HubOptions>(key: K) =>
+      (hubOptions[key] ?? server[key as keyof HubwireOptions] ?? DEFAULTS[key]) as (typeof DEFAULTS)[K];
+    const resolved: ResolvedHubOptions = {
+      transports: pick('transports'),
+      keepAliveInterval: pick('keepAliveInterval'),
+      clientTimeoutInterval: pick('clientTimeoutInterval'),
+      handshakeTimeout: pick('handshakeTimeout'),
+      maximumReceiveMessageSize: pick('maximumReceiveMessageSize'),
+      maximumParallelInvocationsPerClient: pick('maximumParallelInvocationsPerClient'),
+      streamBufferCapacity: pick('streamBufferCapacity'),
+      enableDetailedErrors: pick('enableDetailedErrors'),
+      allowStatefulReconnects: pick('allowStatefulReconnects'),
+      statefulReconnectBufferSize: pick('statefulReconnectBufferSize'),
+      clientResultTimeout: pick('clientResultTimeout'),
+      longPollTimeout: pick('longPollTimeout'),
+      maxRequestBodySize: pick('maxRequestBodySize'),
+      maxWebSocketFrameSize: pick('maxWebSocketFrameSize'),
+      requireAuthenticatedUser: pick('requireAuthenticatedUser'),
+      protocols: hubOptions.protocols ?? server.protocols ?? [jsonHubProtocol, messagePackHubProtocol],
+      authorize: hubOptions.authorize,
+      methods: hubOptions.methods,
+      filters: [...(server.filters ?? []), ...(hubOptions.filters ?? [])],
+    };
+    for (const transport of resolved.transports) {
+      if (transport !== 'WebSockets' && transport !== 'ServerSentEvents' && transport !== 'LongPolling') {
+        throw new TypeError(`Unknown transport '${String(transport)}'.`);
+      }
+    }
+    for (const key of ['keepAliveInterval', 'clientTimeoutInterval', 'handshakeTimeout', 'longPollTimeout'] as const) {
+      if (!(resolved[key] > 0)) throw new TypeError(`Option '${key}' must be a positive number of milliseconds.`);
+    }
+    if (!(resolved.maximumParallelInvocationsPerClient >= 1)) {
+      throw new TypeError(`Option 'maximumParallelInvocationsPerClient' must be at least 1.`);
+    }
+    return resolved;
+  }
+
+  private reportError(error: unknown, where: string): void {
+    if (this.options.onError) this.options.onError(error, where);
+    else console.error(`[hubwire] ${where}:`, error);
+  }
+
+  /**
+   * Handles a request if it belongs to a mapped hub; returns false otherwise. Use as Express middleware through
+   * `middleware()`, or call it first in a plain `request` listener.
+   */
+  handleRequest(request: IncomingMessage, response: ServerResponse): boolean {
+    return this.dispatcher.handleRequest(request, response);
+  }
+
+  /** Handles an `upgrade` if it belongs to a mapped hub; returns false otherwise. */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    return this.dispatcher.handleUpgrade(request, socket, head);
+  }
+
+  /** Express / Connect middleware: hub requests are answered, others go to `next()`. */
+  middleware(): (request: IncomingMessage, response: ServerResponse, next: (error?: unknown) => void) => void {
+    return (request, response, next) => {
+      if (!this.handleRequest(request, response)) next();
+    };
+  }
+
+  /** Takes over WebSocket upgrades on an existing server (requests still need `middleware()` or `handleRequest`). */
+  attach(server: Server): this {
+    server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (!this.handleUpgrade(request, socket, head)) socket.destroy();
+    });
+    return this;
+  }
+
+  /**
+   * Starts a standalone server. `fallback` answers requests outside the hubs (404 by default).
+   * Resolves with the bound port.
+   */
+  async listen(
+    port = 0,
+    host = '127.0.0.1',
+    fallback?: (request: IncomingMessage, response: ServerResponse) => void,
+  ): Promise<number> {
+    const server = createServer((request, response) => {
+      if (this.handleRequest(request, response)) return;
+      if (fallback) fallback(request, response);
+      else {
+        response.writeHead(404, { 'Content-Type': 'text/plain' });
+        response.end('Not found');
+      }
+    });
+    this.attach(server);
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return (server.address() as AddressInfo).port;
+  }
+
+  /** The http.Server that `listen()` started. */
+  get httpServer(): Server | undefined {
+    return this.server;
+  }
+
+  /** Ends every connection and stops the listener (if `listen()` started one). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.dispatcher.close();
+    for (const endpoint of this.endpoints.values()) await endpoint.bus.close();
+    const server = this.server;
+    if (server) {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    }
+  }
+}

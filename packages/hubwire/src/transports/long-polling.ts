@@ -1,0 +1,120 @@
+// Long polling: the server buffers payloads and answers each poll with all of them; the client sends with POST.
+// 200 with data, 200 empty after the poll timeout, 204 once the connection is over.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { HttpConnection } from '../connection/connection.js';
+import type { Transport } from './transport.js';
+
+export class LongPollingTransport implements Transport {
+  readonly kind = 'LongPolling' as const;
+  private buffered: Buffer[] = [];
+  private pending: { response: ServerResponse; timer: NodeJS.Timeout } | undefined;
+  private started = false;
+  private closing = false;
+  private binary = false;
+
+  constructor(
+    private readonly connection: HttpConnection,
+    private readonly pollTimeout: number,
+  ) {}
+
+  send(data: Buffer, binary: boolean): void {
+    this.binary = binary;
+    this.buffered.push(data);
+    if (this.pending) this.flush();
+  }
+
+  close(): void {
+    this.closing = true;
+    if (this.pending && this.buffered.length === 0) this.finish(204);
+  }
+
+  /** Handles one poll request. */
+  poll(request: IncomingMessage, response: ServerResponse): void {
+    const connection = this.connection;
+    // A new poll supersedes a pending one (its client has given up on it).
+    if (this.pending) this.finish(204);
+    connection.lastSeen = Date.now();
+    if (!this.started) {
+      // The first poll answers at once: the client's start() waits for it.
+      this.started = true;
+      this.respond(response, 200, undefined);
+      return;
+    }
+    if (this.buffered.length > 0) {
+      this.respond(response, 200, this.take());
+      return;
+    }
+    if (this.closing) {
+      this.respond(response, 204, undefined);
+      connection.dispose();
+      return;
+    }
+    const timer = setTimeout(() => {
+      if (this.pending?.response === response) this.finish(200);
+    }, this.pollTimeout);
+    this.pending = { response, timer };
+    connection.state = 'active';
+    request.on('close', () => {
+      if (this.pending?.response !== response) return;
+      // The client went away mid-poll: keep the data for its next poll.
+      clearTimeout(timer);
+      this.pending = undefined;
+      this.idle();
+    });
+  }
+
+  /** DELETE: the client is stopping. A pending poll ends with 204 and the connection is disposed. */
+  stop(): void {
+    this.buffered = [];
+    if (this.pending) this.finish(204);
+    this.connection.dispose();
+  }
+
+  private take(): Buffer {
+    const body = this.buffered.length === 1 ? (this.buffered[0] as Buffer) : Buffer.concat(this.buffered);
+    this.buffered = [];
+    return body;
+  }
+
+  private flush(): void {
+    this.finish(200);
+  }
+
+  private finish(status: 200 | 204): void {
+    const pending = this.pending;
+    if (!pending) return;
+    this.pending = undefined;
+    clearTimeout(pending.timer);
+    if (status === 200 && this.buffered.length > 0) this.respond(pending.response, 200, this.take());
+    else if (this.closing || status === 204) {
+      this.respond(pending.response, 204, undefined);
+      if (this.closing) this.connection.dispose();
+    } else this.respond(pending.response, 200, undefined);
+    this.idle();
+  }
+
+  private idle(): void {
+    if (this.connection.state === 'active') this.connection.state = 'detached';
+    this.connection.lastSeen = Date.now();
+  }
+
+  private respond(response: ServerResponse, status: number, body: Buffer | undefined): void {
+    if (response.writableEnded) return;
+    const headers: Record<string, string | number> = {
+      'Content-Type': this.binary ? 'application/octet-stream' : 'text/plain; charset=utf-8',
+      'Cache-Control': 'no-cache',
+    };
+    headers['Content-Length'] = body ? body.length : 0;
+    response.writeHead(status, headers);
+    response.end(body);
+  }
+}
+
+export function startLongPolling(connection: HttpConnection, pollTimeout: number): LongPollingTransport {
+  const transport = new LongPollingTransport(connection, pollTimeout);
+  connection.transport = transport;
+  connection.transportKind = 'LongPolling';
+  connection.state = 'detached';
+  return transport;
+}

@@ -1,0 +1,45 @@
+// Server-Sent Events: server-to-client only (text); the client sends with POST. Each payload is one event.
+
+import type { ServerResponse } from 'node:http';
+import type { HttpConnection } from '../connection/connection.js';
+import type { Transport } from './transport.js';
+
+export class ServerSentEventsTransport implements Transport {
+  readonly kind = 'ServerSentEvents' as const;
+  constructor(private readonly response: ServerResponse) {}
+
+  send(data: Buffer): void {
+    if (this.response.writableEnded) return;
+    // Each line becomes a `data:` line; the blank line ends the event.
+    const lines = data.toString('utf8').split('\n');
+    let event = '';
+    for (const line of lines) event += `data: ${line}\r\n`;
+    this.response.write(`${event}\r\n`);
+  }
+
+  close(): void {
+    if (!this.response.writableEnded) this.response.end();
+  }
+}
+
+export function startServerSentEvents(connection: HttpConnection, response: ServerResponse): ServerSentEventsTransport {
+  response.writeHead(200, {
+    'Content-Type': 'text/event-stream',
+    'Cache-Control': 'no-cache',
+    'X-Accel-Buffering': 'no',
+    Connection: 'keep-alive',
+  });
+  // The client's start() waits for the stream to open: write something at once.
+  response.write(':\r\n');
+  response.socket?.setNoDelay(true);
+  const transport = new ServerSentEventsTransport(response);
+  connection.transport = transport;
+  connection.transportKind = 'ServerSentEvents';
+  connection.state = 'active';
+  response.on('close', () => {
+    if (connection.transport !== transport) return;
+    connection.transport = undefined;
+    connection.dispose();
+  });
+  return transport;
+}

@@ -1,0 +1,65 @@
+// WebSockets: one frame per payload; text frames for JSON, binary frames for MessagePack.
+
+import type { WebSocket } from 'ws';
+import type { HttpConnection } from '../connection/connection.js';
+import type { Transport } from './transport.js';
+
+const OPEN = 1;
+/** Close code of a connection that ended without a close frame (the socket dropped). */
+const ABNORMAL_CLOSURE = 1006;
+
+export class WebSocketTransport implements Transport {
+  readonly kind = 'WebSockets' as const;
+  constructor(readonly socket: WebSocket) {}
+
+  send(data: Buffer, binary: boolean): void {
+    if (this.socket.readyState === OPEN) this.socket.send(data, { binary });
+  }
+
+  close(): void {
+    // 1000: the official client reports any other code as an error.
+    if (this.socket.readyState === OPEN) this.socket.close(1000);
+  }
+}
+
+/**
+ * Puts a WebSocket in charge of a connection: received frames go to the application, and the socket's end
+ * either ends the connection or, with stateful reconnect after an unclean drop, detaches it for a while.
+ */
+export function attachWebSocket(connection: HttpConnection, socket: WebSocket): WebSocketTransport {
+  const transport = new WebSocketTransport(socket);
+  const previous = connection.transport;
+  connection.transport = transport;
+  connection.transportKind = 'WebSockets';
+  connection.state = 'active';
+  connection.lastSeen = Date.now();
+  // A stateful reconnect may arrive before the server noticed the old socket was gone.
+  if (previous instanceof WebSocketTransport) previous.socket.terminate();
+
+  socket.on('error', () => {
+    // 'close' follows; nothing else to do.
+  });
+  socket.on('message', (data: Buffer) => {
+    if (connection.transport !== transport) return;
+    const wait = connection.application?.onData(data);
+    if (wait) {
+      socket.pause();
+      wait.then(
+        () => socket.resume(),
+        () => socket.resume(),
+      );
+    }
+  });
+  socket.on('close', (code: number) => {
+    if (connection.transport !== transport) return;
+    connection.transport = undefined;
+    connection.lastSeen = Date.now();
+    if (code === ABNORMAL_CLOSURE && connection.statefulReconnect && connection.state === 'active') {
+      connection.state = 'detached';
+      connection.application?.onTransportLost?.();
+      return;
+    }
+    connection.dispose();
+  });
+  return transport;
+}
