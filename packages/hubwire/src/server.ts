@@ -1,6 +1,6 @@
 // The Hubwire server: maps hubs to paths and plugs into Node's http.Server, Express, Fastify, or its own listener.
 
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { LocalBus } from './bus/local-bus.js';
@@ -8,7 +8,13 @@ import { HttpDispatcher } from './connection/http-dispatcher.js';
 import type { GroupManager, HubClients } from './hub/clients.js';
 import { HubEndpoint } from './hub/hub-endpoint.js';
 import type { HubDefinition } from './hub/hub-registry.js';
-import { DEFAULTS, type HubOptions, type HubwireOptions, type ResolvedHubOptions, defaultUserIdProvider } from './options.js';
+import {
+  DEFAULTS,
+  defaultUserIdProvider,
+  type HubOptions,
+  type HubwireOptions,
+  type ResolvedHubOptions,
+} from './options.js';
 import { jsonHubProtocol } from './protocol/json-protocol.js';
 import { messagePackHubProtocol } from './protocol/msgpack-protocol.js';
 
@@ -59,7 +65,9 @@ export class Hubwire {
     for (const endpoint of this.endpoints.values()) {
       if (endpoint.path === pathOrDefinition || endpoint.definition === pathOrDefinition) return endpoint;
     }
-    throw new Error(`No hub is mapped for ${typeof pathOrDefinition === 'string' ? `'${pathOrDefinition}'` : 'that definition'}.`);
+    throw new Error(
+      `No hub is mapped for ${typeof pathOrDefinition === 'string' ? `'${pathOrDefinition}'` : 'that definition'}.`,
+    );
   }
 
   private resolveOptions(hubOptions: HubOptions): ResolvedHubOptions {

@@ -2,8 +2,8 @@
 // result bookkeeping.
 
 import { ClientResultError, HubwireError } from '../errors.js';
-import type { CompletionMessage } from '../protocol/messages.js';
 import { SerializedMessage } from '../hub/serialized-message.js';
+import type { CompletionMessage } from '../protocol/messages.js';
 import { ConnectionIndex } from './connection-index.js';
 import type { Audience, BusConnection, InvokeOptions, MessageBus } from './message-bus.js';
 
@@ -92,7 +92,12 @@ export class LocalBus implements MessageBus {
     if (connection) this.index.removeFromGroup(connection, group);
   }
 
-  invokeConnection(connectionId: string, target: string, args: unknown[], options: InvokeOptions = {}): Promise<unknown> {
+  invokeConnection(
+    connectionId: string,
+    target: string,
+    args: unknown[],
+    options: InvokeOptions = {},
+  ): Promise<unknown> {
     const connection = this.index.connections.get(connectionId);
     if (!connection) {
       return Promise.reject(

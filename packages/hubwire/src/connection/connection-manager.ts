@@ -1,9 +1,9 @@
 // Owns every live connection of a server: lookup by token, and one timer that reaps abandoned connections
 // and drives keep-alive for all of them.
 
+import { randomId } from '../util/ids.js';
 import { HttpConnection } from './connection.js';
 import type { RequestInfo } from './request-info.js';
-import { randomId } from '../util/ids.js';
 
 export interface ConnectionManagerOptions {
   /** A connection without an active transport for this long is disposed (ms). */

@@ -1,7 +1,7 @@
 // One negotiated connection: its public id, its secret token, its transport, and its application.
 
-import type { RequestInfo } from './request-info.js';
 import type { ConnectionApplication, Transport, TransportKind } from '../transports/transport.js';
+import type { RequestInfo } from './request-info.js';
 
 export type ConnectionState =
   /** Negotiated, no transport yet. */

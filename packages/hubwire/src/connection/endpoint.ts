@@ -1,8 +1,8 @@
 // An endpoint is a path clients negotiate and connect to; the hub layer (or a raw handler) provides one.
 
 import type { IncomingMessage } from 'node:http';
-import type { HttpConnection } from './connection.js';
 import type { ConnectionApplication, TransportKind } from '../transports/transport.js';
+import type { HttpConnection } from './connection.js';
 
 export interface EndpointSettings {
   /** Transports clients may use, in the order negotiate offers them. */

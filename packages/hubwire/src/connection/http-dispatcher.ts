@@ -4,14 +4,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import { ConnectionManager } from './connection-manager.js';
+import { type LongPollingTransport, startLongPolling } from '../transports/long-polling.js';
+import { startServerSentEvents } from '../transports/sse.js';
+import { attachWebSocket } from '../transports/websocket.js';
 import type { HttpConnection } from './connection.js';
+import { ConnectionManager } from './connection-manager.js';
 import type { Endpoint } from './endpoint.js';
 import { buildNegotiateResponse, parseNegotiateVersion } from './negotiate.js';
 import { requestInfo } from './request-info.js';
-import { LongPollingTransport, startLongPolling } from '../transports/long-polling.js';
-import { startServerSentEvents } from '../transports/sse.js';
-import { attachWebSocket } from '../transports/websocket.js';
 
 export type Authenticate = (request: IncomingMessage) => unknown | Promise<unknown>;
 
@@ -169,7 +169,8 @@ export class HttpDispatcher {
     const token = url.searchParams.get('id');
     if (!token) throw new HttpError(400, 'Connection ID required');
     const connection = this.manager.get(token);
-    if (!connection || connection.endpointPath !== endpoint.path) throw new HttpError(404, 'No Connection with that ID');
+    if (!connection || connection.endpointPath !== endpoint.path)
+      throw new HttpError(404, 'No Connection with that ID');
     await this.checkSameUser(endpoint, connection, request);
 
     switch (method) {
@@ -195,7 +196,8 @@ export class HttpDispatcher {
         return;
       }
       case 'POST': {
-        if (connection.transportKind === 'WebSockets') throw new HttpError(405, 'POST requests are not allowed for WebSocket connections.');
+        if (connection.transportKind === 'WebSockets')
+          throw new HttpError(405, 'POST requests are not allowed for WebSocket connections.');
         if (!connection.application) throw new HttpError(400, 'Start a transport before sending.');
         if (this.posting.has(connection)) throw new HttpError(409, 'Another send request is in progress.');
         this.posting.add(connection);
@@ -212,7 +214,8 @@ export class HttpDispatcher {
         return;
       }
       case 'DELETE': {
-        if (connection.transportKind !== 'LongPolling') throw new HttpError(400, 'DELETE is only supported for long polling.');
+        if (connection.transportKind !== 'LongPolling')
+          throw new HttpError(400, 'DELETE is only supported for long polling.');
         request.resume();
         respond(response, 202, '');
         (connection.transport as LongPollingTransport | undefined)?.stop();
@@ -228,7 +231,8 @@ export class HttpDispatcher {
   private async checkSameUser(endpoint: Endpoint, connection: HttpConnection, request: IncomingMessage): Promise<void> {
     if (!this.options.authenticate) return;
     const user = await this.authenticate(endpoint, request);
-    if (this.options.userIdOf(user) !== this.options.userIdOf(connection.user)) throw new HttpError(403, 'The connection belongs to another user.');
+    if (this.options.userIdOf(user) !== this.options.userIdOf(connection.user))
+      throw new HttpError(403, 'The connection belongs to another user.');
   }
 
   private ensureApplication(endpoint: Endpoint, connection: HttpConnection): void {
@@ -248,8 +252,15 @@ export class HttpDispatcher {
     return true;
   }
 
-  private async upgrade(endpoint: Endpoint, url: URL, request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    if (!endpoint.settings.transports.includes('WebSockets')) throw new HttpError(404, 'WebSockets is not allowed here.');
+  private async upgrade(
+    endpoint: Endpoint,
+    url: URL,
+    request: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+  ): Promise<void> {
+    if (!endpoint.settings.transports.includes('WebSockets'))
+      throw new HttpError(404, 'WebSockets is not allowed here.');
     const token = url.searchParams.get('id');
     let connection: HttpConnection | undefined;
     if (!token) {
@@ -258,7 +269,8 @@ export class HttpDispatcher {
       connection = this.manager.create(endpoint.path, 0, undefined, user);
     } else {
       connection = this.manager.get(token);
-      if (!connection || connection.endpointPath !== endpoint.path) throw new HttpError(404, 'No Connection with that ID');
+      if (!connection || connection.endpointPath !== endpoint.path)
+        throw new HttpError(404, 'No Connection with that ID');
       await this.checkSameUser(endpoint, connection, request);
       if (connection.transportKind !== undefined && connection.transportKind !== 'WebSockets') {
         throw new HttpError(400, `Cannot change transports mid-connection (${connection.transportKind} in use).`);

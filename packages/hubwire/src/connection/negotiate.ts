@@ -1,8 +1,8 @@
 // The negotiate response (versions 0 and 1): which transports the client may use, and the connection's
 // public id and secret token.
 
-import type { HttpConnection } from './connection.js';
 import { TRANSPORT_FORMATS, type TransportKind } from '../transports/transport.js';
+import type { HttpConnection } from './connection.js';
 
 /** The highest negotiate version this server speaks. */
 export const NEGOTIATE_VERSION = 1;

@@ -18,7 +18,10 @@ export interface HubLifetimeContext {
 
 export interface HubFilter {
   /** Wraps every hub method call; call `next` to run the method (or the next filter). */
-  invokeMethod?(invocation: HubInvocationContext, next: (invocation: HubInvocationContext) => Promise<unknown>): Promise<unknown>;
+  invokeMethod?(
+    invocation: HubInvocationContext,
+    next: (invocation: HubInvocationContext) => Promise<unknown>,
+  ): Promise<unknown>;
   onConnected?(context: HubLifetimeContext, next: (context: HubLifetimeContext) => Promise<void>): Promise<void>;
   onDisconnected?(
     context: HubLifetimeContext,

@@ -11,8 +11,8 @@ import {
   type CompletionMessage,
   type HubMessage,
   type InvocationMessage,
-  type StreamInvocationMessage,
   isTrackable,
+  type StreamInvocationMessage,
 } from '../protocol/messages.js';
 import type { ConnectionApplication, TransportKind } from '../transports/transport.js';
 import { HubCallerClientsImpl } from './clients.js';
@@ -30,7 +30,11 @@ const MAX_QUEUED_INVOCATIONS = 64;
 const PING = { type: 6 } as const;
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function'
+  );
 }
 
 export class HubConnection implements ConnectionApplication, BusConnection, HubCallerContext {
@@ -95,7 +99,7 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
   // --- Writing ------------------------------------------------------------------------------------------
   writeSerialized(message: SerializedMessage): void {
     if (this.state !== 'connected' && this.state !== 'connecting') return;
-    this.writeBytes((message.bytesFor(this.protocol as HubProtocol)), true);
+    this.writeBytes(message.bytesFor(this.protocol as HubProtocol), true);
   }
 
   writeMessage(message: HubMessage): void {
@@ -243,7 +247,8 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
     const reconnect = this.reconnect;
     if (reconnect) {
       if (message.type === 9) {
-        if (!reconnect.onSequence(message.sequenceId)) this.close('Sequence ID greater than amount of messages we\'ve received.', false);
+        if (!reconnect.onSequence(message.sequenceId))
+          this.close("Sequence ID greater than amount of messages we've received.", false);
         return undefined;
       }
       if (reconnect.waitingForSequence) return undefined;
@@ -336,7 +341,8 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
     if (!method) return { error: `Unknown hub method '${message.target}'.` } as const;
     const provided = message.arguments.length + uploads.length;
     if (provided < method.minArgs || provided > method.maxArgs) {
-      const expected = method.minArgs === method.maxArgs ? `${method.minArgs}` : `${method.minArgs} to ${method.maxArgs}`;
+      const expected =
+        method.minArgs === method.maxArgs ? `${method.minArgs}` : `${method.minArgs} to ${method.maxArgs}`;
       return {
         error: `Failed to invoke '${message.target}': invocation provides ${provided} argument(s) but target expects ${expected}.`,
       } as const;
@@ -376,7 +382,9 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
       );
       return { value };
     } catch (error) {
-      return { error: this.errorText(`An unexpected error occurred invoking '${message.target}' on the server.`, error) };
+      return {
+        error: this.errorText(`An unexpected error occurred invoking '${message.target}' on the server.`, error),
+      };
     }
   }
 
@@ -465,7 +473,8 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
   /** HubError messages always reach the client; other errors only with detailed errors on. */
   private errorText(generic: string, error: unknown): string {
     if (error instanceof HubError) return error.message;
-    if (this.endpoint.options.enableDetailedErrors && error instanceof Error) return `${generic} ${error.name}: ${error.message}`;
+    if (this.endpoint.options.enableDetailedErrors && error instanceof Error)
+      return `${generic} ${error.name}: ${error.message}`;
     if (error instanceof HubwireError && error.code === 'HW_ERR_UNAUTHORIZED') return error.message;
     return generic;
   }
@@ -484,7 +493,8 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
   onTick(now: number): void {
     const options = this.endpoint.options;
     if (this.state === 'handshake') {
-      if (now - this.createdAt > options.handshakeTimeout) this.failHandshake('Handshake was canceled: no handshake request received in time.');
+      if (now - this.createdAt > options.handshakeTimeout)
+        this.failHandshake('Handshake was canceled: no handshake request received in time.');
       return;
     }
     if (this.state === 'closed' || !this.connection.transport) return;
@@ -514,7 +524,10 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
   }
 
   onClose(error?: Error): void {
-    const wasConnected = this.state === 'connected' || this.state === 'connecting' || (this.state === 'closed' && this.protocol !== undefined);
+    const wasConnected =
+      this.state === 'connected' ||
+      this.state === 'connecting' ||
+      (this.state === 'closed' && this.protocol !== undefined);
     this.state = 'closed';
     this.endpoint.connections.delete(this);
     this.abortController.abort();

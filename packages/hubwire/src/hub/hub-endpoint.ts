@@ -6,8 +6,8 @@ import type { HttpConnection } from '../connection/connection.js';
 import type { Endpoint, EndpointSettings } from '../connection/endpoint.js';
 import type { ResolvedHubOptions } from '../options.js';
 import type { HubProtocol } from '../protocol/hub-protocol.js';
-import { type GroupManager, type HubClients, HubClientsImpl, createGroupManager } from './clients.js';
-import { type HubInstanceState, constructHub } from './hub.js';
+import { createGroupManager, type GroupManager, type HubClients, HubClientsImpl } from './clients.js';
+import { constructHub, type HubInstanceState } from './hub.js';
 import { HubConnection } from './hub-connection.js';
 import { type HubDefinition, HubRegistry } from './hub-registry.js';
 

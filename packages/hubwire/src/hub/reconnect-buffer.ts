@@ -22,7 +22,10 @@ export class ReconnectBuffer {
   /** Numbers an outgoing message; returns true when it may be written now (within the buffer limit). */
   add(bytes: Buffer): boolean {
     this.entries.push({ sequenceId: ++this.lastSequenceId, bytes });
-    if (this.sentCount === this.entries.length - 1 && (this.sentBytes + bytes.length <= this.limit || this.sentCount === 0)) {
+    if (
+      this.sentCount === this.entries.length - 1 &&
+      (this.sentBytes + bytes.length <= this.limit || this.sentCount === 0)
+    ) {
       this.sentCount++;
       this.sentBytes += bytes.length;
       return true;
@@ -32,7 +35,11 @@ export class ReconnectBuffer {
 
   /** The client processed everything up to `sequenceId`: forget it; returns messages now allowed out. */
   ack(sequenceId: number): Buffer[] {
-    while (this.entries.length > 0 && this.sentCount > 0 && (this.entries[0] as { sequenceId: number }).sequenceId <= sequenceId) {
+    while (
+      this.entries.length > 0 &&
+      this.sentCount > 0 &&
+      (this.entries[0] as { sequenceId: number }).sequenceId <= sequenceId
+    ) {
       const entry = this.entries.shift() as { bytes: Buffer };
       this.sentCount--;
       this.sentBytes -= entry.bytes.length;
@@ -54,7 +61,8 @@ export class ReconnectBuffer {
 
   /** After a reconnect: the id to announce in our Sequence message, and every message to write again, in order. */
   replay(): { sequenceId: number; messages: Buffer[] } {
-    const sequenceId = this.entries.length > 0 ? (this.entries[0] as { sequenceId: number }).sequenceId : this.lastSequenceId + 1;
+    const sequenceId =
+      this.entries.length > 0 ? (this.entries[0] as { sequenceId: number }).sequenceId : this.lastSequenceId + 1;
     const messages = this.entries.slice(0, this.sentCount).map((e) => e.bytes);
     messages.push(...this.release());
     return { sequenceId, messages };

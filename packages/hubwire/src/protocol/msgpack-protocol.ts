@@ -19,17 +19,33 @@ function toWireArray(message: HubMessage): unknown[] {
   switch (message.type) {
     case 1:
       return message.streamIds?.length
-        ? [1, message.headers ?? EMPTY_HEADERS, message.invocationId ?? null, message.target, message.arguments, message.streamIds]
+        ? [
+            1,
+            message.headers ?? EMPTY_HEADERS,
+            message.invocationId ?? null,
+            message.target,
+            message.arguments,
+            message.streamIds,
+          ]
         : [1, message.headers ?? EMPTY_HEADERS, message.invocationId ?? null, message.target, message.arguments];
     case 2:
       return [2, message.headers ?? EMPTY_HEADERS, message.invocationId, message.item ?? null];
     case 3:
-      if (message.error !== undefined) return [3, message.headers ?? EMPTY_HEADERS, message.invocationId, 1, message.error];
-      if (message.hasResult) return [3, message.headers ?? EMPTY_HEADERS, message.invocationId, 3, message.result ?? null];
+      if (message.error !== undefined)
+        return [3, message.headers ?? EMPTY_HEADERS, message.invocationId, 1, message.error];
+      if (message.hasResult)
+        return [3, message.headers ?? EMPTY_HEADERS, message.invocationId, 3, message.result ?? null];
       return [3, message.headers ?? EMPTY_HEADERS, message.invocationId, 2];
     case 4:
       return message.streamIds?.length
-        ? [4, message.headers ?? EMPTY_HEADERS, message.invocationId, message.target, message.arguments, message.streamIds]
+        ? [
+            4,
+            message.headers ?? EMPTY_HEADERS,
+            message.invocationId,
+            message.target,
+            message.arguments,
+            message.streamIds,
+          ]
         : [4, message.headers ?? EMPTY_HEADERS, message.invocationId, message.target, message.arguments];
     case 5:
       return [5, message.headers ?? EMPTY_HEADERS, message.invocationId];

@@ -79,11 +79,16 @@ export function validateMessage(raw: unknown): HubMessage | undefined {
       const invocationId = requireString(m.invocationId, 'invocationId');
       const error = optionalString(m.error, 'error');
       const hasResult = 'result' in m;
-      if (error !== undefined && hasResult) throw invalid(`The 'error' and 'result' properties are mutually exclusive.`);
+      if (error !== undefined && hasResult)
+        throw invalid(`The 'error' and 'result' properties are mutually exclusive.`);
       return { type: 3, headers: optionalHeaders(m.headers), invocationId, error, result: m.result, hasResult };
     }
     case 5:
-      return { type: 5, headers: optionalHeaders(m.headers), invocationId: requireString(m.invocationId, 'invocationId') };
+      return {
+        type: 5,
+        headers: optionalHeaders(m.headers),
+        invocationId: requireString(m.invocationId, 'invocationId'),
+      };
     case 6:
       return { type: 6 };
     case 7: {
