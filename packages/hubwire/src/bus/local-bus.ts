@@ -34,9 +34,9 @@ export class LocalBus implements MessageBus {
 
   async onDisconnected(connection: BusConnection): Promise<void> {
     this.index.remove(connection);
-    for (const [id, pending] of this.pendingResults) {
+    for (const pending of [...this.pendingResults.values()]) {
       if (pending.connectionId === connection.connectionId) {
-        this.pendingResults.delete(id);
+        // reject() removes the entry (settle).
         pending.reject(
           new HubwireError('HW_ERR_CONNECTION_CLOSED', `Connection '${connection.connectionId}' disconnected.`),
         );

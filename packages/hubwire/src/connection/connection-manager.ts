@@ -81,7 +81,10 @@ export class ConnectionManager {
 
   /** Ends every connection (server shutdown). */
   closeAll(): void {
-    for (const connection of [...this.byToken.values()]) connection.close();
+    for (const connection of [...this.byToken.values()]) {
+      if (connection.application?.onShutdown) connection.application.onShutdown();
+      else connection.close();
+    }
     for (const connection of [...this.byToken.values()]) connection.dispose();
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;

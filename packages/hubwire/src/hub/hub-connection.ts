@@ -508,6 +508,11 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
     if (now - this.lastWritten >= options.keepAliveInterval) this.writeMessage(PING);
   }
 
+  onShutdown(): void {
+    // As ASP.NET Core does: clients with automatic reconnect may come back (to another node).
+    this.close(undefined, true);
+  }
+
   onTransportLost(): void {
     // Nothing is written until the client comes back; the buffer keeps numbered messages.
   }

@@ -33,6 +33,8 @@ export interface ConnectionApplication {
   onTransportResumed?(): void;
   /** Periodic timer (about once a second): keep-alive and timeouts. */
   onTick?(now: number): void;
+  /** The server is shutting down: say goodbye (the connection is disposed right after). */
+  onShutdown?(): void;
   /** The connection is over (called once). */
   onClose(error?: Error): void;
 }
