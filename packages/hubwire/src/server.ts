@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { LocalBus } from './bus/local-bus.js';
-import { HttpDispatcher } from './connection/http-dispatcher.js';
+import { HttpDispatcher, rejectUpgrade } from './connection/http-dispatcher.js';
 import type { GroupManager, HubClients } from './hub/clients.js';
 import { HubEndpoint } from './hub/hub-endpoint.js';
 import type { HubDefinition } from './hub/hub-registry.js';
@@ -136,9 +136,12 @@ export class Hubwire {
 
   /** Takes over WebSocket upgrades on an existing server (requests still need `middleware()` or `handleRequest`). */
   attach(server: Server): this {
-    server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-      if (!this.handleUpgrade(request, socket, head)) socket.destroy();
-    });
+    const listener = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (this.handleUpgrade(request, socket, head)) return;
+      // Leave other paths to the app's own upgrade listeners; answer 404 when there are none.
+      if (server.listenerCount('upgrade') === 1) rejectUpgrade(socket, 404, 'Not found');
+    };
+    server.on('upgrade', listener);
     return this;
   }
 

@@ -41,16 +41,30 @@ function respond(response: ServerResponse, status: number, body = '', contentTyp
   response.end(body);
 }
 
-function rejectUpgrade(socket: Duplex, status: number, message: string): void {
-  const reason = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict' }[
-    status
-  ];
+export function rejectUpgrade(socket: Duplex, status: number, message: string): void {
+  const reason = {
+    400: 'Bad Request',
+    401: 'Unauthorized',
+    403: 'Forbidden',
+    404: 'Not Found',
+    409: 'Conflict',
+    500: 'Internal Server Error',
+  }[status];
   if (socket.writable) {
     socket.end(
       `HTTP/1.1 ${status} ${reason ?? 'Error'}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(message)}\r\n\r\n${message}`,
     );
   }
   socket.destroy();
+}
+
+/** The request's URL, or undefined when its request target cannot be parsed (answered 400, never thrown). */
+function parseUrl(request: IncomingMessage): URL | undefined {
+  try {
+    return new URL(request.url ?? '/', 'http://localhost');
+  } catch {
+    return undefined;
+  }
 }
 
 function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
@@ -120,7 +134,11 @@ export class HttpDispatcher {
 
   /** Handles a request if it belongs to one of the endpoints; returns false otherwise (call the next handler). */
   handleRequest(request: IncomingMessage, response: ServerResponse): boolean {
-    const url = new URL(request.url ?? '/', 'http://localhost');
+    const url = parseUrl(request);
+    if (!url) {
+      respond(response, 400, 'Bad request target.');
+      return true;
+    }
     const match = this.route(url.pathname);
     if (!match) return false;
     this.dispatch(match.endpoint, match.negotiate, url, request, response).catch((error: unknown) => {
@@ -179,7 +197,12 @@ export class HttpDispatcher {
         const kind = accept.includes('text/event-stream') ? 'ServerSentEvents' : 'LongPolling';
         if (!endpoint.settings.transports.includes(kind)) throw new HttpError(404, `${kind} is not allowed here.`);
         if (kind === 'ServerSentEvents') {
-          if (connection.transportKind !== undefined) throw new HttpError(409, 'Connection already has a transport.');
+          if (connection.transportKind === 'ServerSentEvents') {
+            throw new HttpError(409, 'Connection already has an event stream.');
+          }
+          if (connection.transportKind !== undefined) {
+            throw new HttpError(400, `Cannot change transports mid-connection (${connection.transportKind} in use).`);
+          }
           connection.connectRequest = requestInfo(request, url);
           startServerSentEvents(connection, response);
           this.ensureApplication(endpoint, connection);
@@ -241,7 +264,11 @@ export class HttpDispatcher {
 
   /** Handles an upgrade if it belongs to one of the endpoints; returns false otherwise. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean {
-    const url = new URL(request.url ?? '/', 'http://localhost');
+    const url = parseUrl(request);
+    if (!url) {
+      rejectUpgrade(socket, 400, 'Bad request target.');
+      return true;
+    }
     const match = this.route(url.pathname);
     if (!match || match.negotiate) return false;
     socket.on('error', () => socket.destroy());

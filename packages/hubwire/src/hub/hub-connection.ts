@@ -187,7 +187,7 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
     const { protocol: name, version } = parsed.request;
     const protocol = this.endpoint.protocols.get(name);
     if (!protocol) return this.failHandshake(`The protocol '${name}' is not supported.`);
-    if (version < 1 || version > 2) {
+    if (version < 0 || version > 2) {
       return this.failHandshake(`The server does not support version ${version} of the '${name}' protocol.`);
     }
     const transport = this.connection.transportKind;

@@ -22,8 +22,11 @@ const LIFETIME_METHODS = new Set(['constructor', 'onConnected', 'onDisconnected'
 
 /** Counts the declared parameters of a function from its source (defaults and rest included). */
 export function countParameters(fn: (...args: unknown[]) => unknown): number {
-  const source = Function.prototype.toString.call(fn);
+  const source = Function.prototype.toString.call(fn).replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*/g, ' ');
   const open = source.indexOf('(');
+  const arrow = source.indexOf('=>');
+  // `x => ...`: one parameter without brackets (the first bracket belongs to the body).
+  if (arrow !== -1 && (open === -1 || open > arrow)) return 1;
   if (open === -1) return fn.length;
   let depth = 0;
   let count = 0;
@@ -64,6 +67,8 @@ export class HubRegistry {
   private readonly methods = new Map<string, HubMethod>();
 
   constructor(definition: HubDefinition, methodOptions: Record<string, HubMethodOptions> = {}) {
+    const optionsByName = new Map<string, HubMethodOptions>();
+    for (const [name, options] of Object.entries(methodOptions)) optionsByName.set(name.toLowerCase(), options);
     const sources: object[] = [];
     if (typeof definition === 'function') {
       for (let proto = definition.prototype; proto && proto !== Hub.prototype && proto !== Object.prototype; ) {
@@ -87,7 +92,7 @@ export class HubRegistry {
           fn,
           minArgs: fn.length,
           maxArgs: Math.max(declared, fn.length),
-          authorize: methodOptions[name]?.authorize,
+          authorize: optionsByName.get(key)?.authorize,
         });
       }
     }
