@@ -26,7 +26,7 @@ if (forTests && !existsSync('/usr/bin/chromium')) {
     run('apt-get update -qq');
     run('DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium');
   } else {
-    console.error('[setup] The browser tests need Debian\'s chromium: sudo apt-get install -y chromium');
+    console.error("[setup] The browser tests need Debian's chromium: sudo apt-get install -y chromium");
     process.exit(1);
   }
 }
