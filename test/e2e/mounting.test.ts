@@ -65,7 +65,8 @@ describe('mounting', () => {
   test('Fastify: an onRequest hook and attach(fastify.server)', async () => {
     const hubwire = new Hubwire();
     hubwire.mapHub('/hub', TestHub);
-    const fastify = Fastify();
+    // The Node client's fetch can leave an unused keep-alive socket open, which Fastify would wait for (72 s).
+    const fastify = Fastify({ forceCloseConnections: true });
     fastify.addHook('onRequest', (request, reply, done) => {
       if (hubwire.handleRequest(request.raw, reply.raw)) {
         reply.hijack();
