@@ -24,3 +24,4 @@ export { MessageType } from './protocol/messages.js';
 export { messagePackHubProtocol } from './protocol/msgpack-protocol.js';
 export { type HubContext, Hubwire } from './server.js';
 export type { TransportKind } from './transports/transport.js';
+export type { AppendResult, BackplaneStore, StoredRow } from './backplane/backplane-store.js';
