@@ -1,5 +1,6 @@
 // Hubwire's public API.
 
+export type { AppendResult, BackplaneStore, StoredRow } from './backplane/backplane-store.js';
 export { LocalBus } from './bus/local-bus.js';
 export type { Audience, BusConnection, InvokeOptions, MessageBus } from './bus/message-bus.js';
 export { getAccessToken, type RequestInfo } from './connection/request-info.js';
@@ -24,4 +25,3 @@ export { MessageType } from './protocol/messages.js';
 export { messagePackHubProtocol } from './protocol/msgpack-protocol.js';
 export { type HubContext, Hubwire } from './server.js';
 export type { TransportKind } from './transports/transport.js';
-export type { AppendResult, BackplaneStore, StoredRow } from './backplane/backplane-store.js';

@@ -58,6 +58,10 @@ export function rejectUpgrade(socket: Duplex, status: number, message: string): 
   socket.destroy();
 }
 
+function destroySocket(this: Duplex): void {
+  this.destroy();
+}
+
 /** The request's URL, or undefined when its request target cannot be parsed (answered 400, never thrown). */
 function parseUrl(request: IncomingMessage): URL | undefined {
   try {
@@ -177,7 +181,7 @@ export class HttpDispatcher {
         return;
       }
       const wantsStateful = url.searchParams.get('useStatefulReconnect') === 'true';
-      const connection = this.manager.create(endpoint.path, version, requestInfo(request, url), user);
+      const connection = this.manager.create(endpoint.path, version, requestInfo(request), user);
       connection.statefulReconnect = wantsStateful && endpoint.settings.allowStatefulReconnects && version >= 1;
       const body = buildNegotiateResponse(connection, endpoint.settings.transports);
       respond(response, 200, JSON.stringify(body), 'application/json');
@@ -203,13 +207,13 @@ export class HttpDispatcher {
           if (connection.transportKind !== undefined) {
             throw new HttpError(400, `Cannot change transports mid-connection (${connection.transportKind} in use).`);
           }
-          connection.connectRequest = requestInfo(request, url);
+          connection.connectRequest = requestInfo(request);
           startServerSentEvents(connection, response);
           this.ensureApplication(endpoint, connection);
           return;
         }
         if (connection.transportKind === undefined) {
-          connection.connectRequest = requestInfo(request, url);
+          connection.connectRequest = requestInfo(request);
           startLongPolling(connection, endpoint.settings.longPollTimeout);
           this.ensureApplication(endpoint, connection);
         } else if (connection.transportKind !== 'LongPolling') {
@@ -271,7 +275,7 @@ export class HttpDispatcher {
     }
     const match = this.route(url.pathname);
     if (!match || match.negotiate) return false;
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroySocket);
     this.upgrade(match.endpoint, url, request, socket, head).catch((error: unknown) => {
       if (error instanceof HttpError) rejectUpgrade(socket, error.status, error.message);
       else rejectUpgrade(socket, 500, 'Internal server error.');
@@ -308,12 +312,14 @@ export class HttpDispatcher {
     }
     const target = connection;
     (this.webSocketServers.get(endpoint) as WebSocketServer).handleUpgrade(request, socket, head, (ws) => {
+      // ws has its own socket error handling from here on.
+      socket.off('error', destroySocket);
       if (target.state === 'closed') {
         ws.close(1000);
         return;
       }
       const resuming = target.application !== undefined;
-      target.connectRequest = requestInfo(request, url);
+      target.connectRequest = requestInfo(request);
       attachWebSocket(target, ws);
       if (resuming) target.application?.onTransportResumed?.();
       else this.ensureApplication(endpoint, target);

@@ -13,16 +13,37 @@ export interface RequestInfo {
   readonly remotePort: number | undefined;
 }
 
-export function requestInfo(req: IncomingMessage, url: URL): RequestInfo {
-  return {
-    method: req.method ?? 'GET',
-    url: req.url ?? '/',
-    path: url.pathname,
-    query: url.searchParams,
-    headers: req.headers,
-    remoteAddress: req.socket.remoteAddress,
-    remotePort: req.socket.remotePort,
-  };
+/** Keeps only what hub code may read; the query is parsed on first use. */
+class CapturedRequest implements RequestInfo {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
+  private parsed: URL | undefined;
+
+  constructor(req: IncomingMessage) {
+    this.method = req.method ?? 'GET';
+    this.url = req.url ?? '/';
+    this.headers = req.headers;
+    this.remoteAddress = req.socket.remoteAddress;
+    this.remotePort = req.socket.remotePort;
+  }
+
+  private get parsedUrl(): URL {
+    if (!this.parsed) this.parsed = new URL(this.url, 'http://localhost');
+    return this.parsed;
+  }
+  get path(): string {
+    return this.parsedUrl.pathname;
+  }
+  get query(): URLSearchParams {
+    return this.parsedUrl.searchParams;
+  }
+}
+
+export function requestInfo(req: IncomingMessage): RequestInfo {
+  return new CapturedRequest(req);
 }
 
 /** The bearer token of a request: the Authorization header, else `access_token` in the query (WebSockets, SSE). */

@@ -27,7 +27,16 @@ type State = 'handshake' | 'connecting' | 'connected' | 'closed';
 
 /** Invocations that may wait for a free slot before the connection stops reading (backpressure). */
 const MAX_QUEUED_INVOCATIONS = 64;
-const PING = { type: 6 } as const;
+const pingCache = new WeakMap<HubProtocol, Buffer>();
+/** The encoded Ping of a protocol, made once. */
+function pingBytes(protocol: HubProtocol): Buffer {
+  let bytes = pingCache.get(protocol);
+  if (!bytes) {
+    bytes = protocol.encode({ type: 6 });
+    pingCache.set(protocol, bytes);
+  }
+  return bytes;
+}
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
   return (
@@ -40,7 +49,7 @@ function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
 export class HubConnection implements ConnectionApplication, BusConnection, HubCallerContext {
   readonly connectionId: string;
   readonly userId: string | undefined;
-  readonly items = new Map<unknown, unknown>();
+  private itemsMap: Map<unknown, unknown> | undefined;
   private state: State = 'handshake';
   private protocol: HubProtocol | undefined;
   private decoder: MessageDecoder | undefined;
@@ -48,21 +57,24 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
   private readonly createdAt = Date.now();
   private lastReceived = Date.now();
   private lastWritten = Date.now();
+  /** Set on every write and folded into lastWritten by the timer: no clock read per delivery. */
+  private wrote = false;
   private reconnect: ReconnectBuffer | undefined;
-  private readonly abortController = new AbortController();
+  /** Created on first use: most connections never need one. */
+  private abortController: AbortController | undefined;
   private callerClients: HubCallerClientsImpl | undefined;
 
   /** Messages decoded but not yet dispatched, while dispatch waits (onConnected, backpressure). */
-  private inbox: HubMessage[] = [];
+  private inbox: HubMessage[] | undefined;
   private draining: Promise<void> | undefined;
 
   private activeInvocations = 0;
-  private readonly queuedInvocations: (() => void)[] = [];
+  private queuedInvocations: (() => void)[] | undefined;
   private queueSpaceWaiter: (() => void) | undefined;
   /** Server-to-client streams, by invocation id: aborting one cancels it. */
-  private readonly streams = new Map<string, AbortController>();
+  private streams: Map<string, AbortController> | undefined;
   /** Client-to-server streams, by stream id. */
-  private readonly uploads = new Map<string, UploadStream>();
+  private uploads: Map<string, UploadStream> | undefined;
 
   constructor(
     private readonly endpoint: HubEndpoint,
@@ -89,7 +101,15 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
   get negotiateRequest(): RequestInfo | undefined {
     return this.connection.negotiateRequest;
   }
+  get items(): Map<unknown, unknown> {
+    if (!this.itemsMap) this.itemsMap = new Map();
+    return this.itemsMap;
+  }
   get connectionAborted(): AbortSignal {
+    if (!this.abortController) {
+      this.abortController = new AbortController();
+      if (this.state === 'closed') this.abortController.abort();
+    }
     return this.abortController.signal;
   }
   abort(): void {
@@ -124,7 +144,7 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
     if (trackable && this.reconnect) {
       if (!this.reconnect.add(bytes)) return; // waits for acks
     }
-    this.lastWritten = Date.now();
+    this.wrote = true;
     this.connection.send(bytes);
   }
 
@@ -145,6 +165,7 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
 
   private enqueue(messages: HubMessage[]): undefined | Promise<void> {
     if (this.draining) {
+      if (!this.inbox) this.inbox = [];
       for (const message of messages) this.inbox.push(message);
       return this.draining;
     }
@@ -161,12 +182,12 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
 
   private async drain(first: Promise<void>): Promise<void> {
     await first;
-    while (this.inbox.length > 0 && this.state !== 'closed') {
+    while (this.inbox && this.inbox.length > 0 && this.state !== 'closed') {
       const message = this.inbox.shift() as HubMessage;
       const wait = this.dispatch(message);
       if (wait) await wait;
     }
-    this.inbox = [];
+    this.inbox = undefined;
     this.draining = undefined;
   }
 
@@ -204,7 +225,7 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
     this.connection.statefulReconnect = stateful;
     if (stateful) this.reconnect = new ReconnectBuffer(this.endpoint.options.statefulReconnectBufferSize);
     this.connection.send(HANDSHAKE_OK);
-    this.lastWritten = Date.now();
+    this.wrote = true;
     this.state = 'connecting';
 
     let messages: HubMessage[] = [];
@@ -231,10 +252,12 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
   private async runOnConnected(): Promise<void> {
     try {
       await this.endpoint.bus.onConnected(this);
-      const hub = this.createHub(this.abortController.signal) as { onConnected?: () => unknown };
-      await runConnectedFilters(this.endpoint.options.filters, { hub, context: this }, async () => {
-        await hub.onConnected?.();
-      });
+      if (this.endpoint.runsOnConnected) {
+        const hub = this.createHub() as { onConnected?: () => unknown };
+        await runConnectedFilters(this.endpoint.options.filters, { hub, context: this }, async () => {
+          await hub.onConnected?.();
+        });
+      }
       if (this.state === 'connecting') this.state = 'connected';
     } catch (error) {
       this.close(this.errorText('Connection closed with an error.', error), false);
@@ -259,13 +282,13 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
       case 4:
         return this.onInvocation(message);
       case 2: {
-        const upload = this.uploads.get(message.invocationId);
+        const upload = this.uploads?.get(message.invocationId);
         return upload?.push(message.item);
       }
       case 3:
         return this.onCompletion(message);
       case 5:
-        this.streams.get(message.invocationId)?.abort();
+        this.streams?.get(message.invocationId)?.abort();
         return undefined;
       case 6:
         return undefined;
@@ -283,9 +306,9 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
   }
 
   private onCompletion(message: CompletionMessage): undefined {
-    const upload = this.uploads.get(message.invocationId);
+    const upload = this.uploads?.get(message.invocationId);
     if (upload) {
-      this.uploads.delete(message.invocationId);
+      this.uploads?.delete(message.invocationId);
       upload.complete(message.error !== undefined ? new Error(message.error) : undefined);
       return undefined;
     }
@@ -296,6 +319,7 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
   private onInvocation(message: InvocationMessage | StreamInvocationMessage): Promise<void> | undefined {
     const uploads: UploadStream[] = [];
     for (const streamId of message.streamIds ?? []) {
+      if (!this.uploads) this.uploads = new Map();
       if (this.uploads.has(streamId)) {
         this.close(`Connection closed with an error. Duplicate stream ID '${streamId}'.`, false);
         return undefined;
@@ -316,6 +340,7 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
       run();
       return undefined;
     }
+    if (!this.queuedInvocations) this.queuedInvocations = [];
     this.queuedInvocations.push(run);
     if (this.queuedInvocations.length < MAX_QUEUED_INVOCATIONS) return undefined;
     return new Promise((resolve) => {
@@ -326,10 +351,12 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
   private releaseInvocationSlot(): void {
     this.activeInvocations--;
     if (this.state === 'closed') return;
-    const next = this.queuedInvocations.shift();
+    const queue = this.queuedInvocations;
+    if (!queue) return;
+    const next = queue.shift();
     if (next) next();
     const waiter = this.queueSpaceWaiter;
-    if (waiter && this.queuedInvocations.length < MAX_QUEUED_INVOCATIONS) {
+    if (waiter && queue.length < MAX_QUEUED_INVOCATIONS) {
       this.queueSpaceWaiter = undefined;
       waiter();
     }
@@ -353,13 +380,17 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
     return { method } as const;
   }
 
-  private createHub(signal: AbortSignal): object {
-    this.callerClients ??= new HubCallerClientsImpl(this.endpoint.bus, this.connectionId);
+  /** A hub instance for one call; `signal` defaults to the connection's (created only if the hub reads it). */
+  private createHub(signal?: AbortSignal): object {
+    if (!this.callerClients) this.callerClients = new HubCallerClientsImpl(this.endpoint.bus, this.connectionId);
+    const connection = this;
     const state: HubInstanceState<unknown> = {
       context: this,
       clients: this.callerClients,
       groups: this.endpoint.groups,
-      signal,
+      get signal() {
+        return signal ?? connection.connectionAborted;
+      },
     };
     return this.endpoint.createHubInstance(state);
   }
@@ -367,7 +398,7 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
   private async call(
     message: InvocationMessage | StreamInvocationMessage,
     uploads: UploadStream[],
-    signal: AbortSignal,
+    signal: AbortSignal | undefined,
   ): Promise<{ value: unknown } | { error: string }> {
     try {
       const resolved = await this.resolveMethod(message, uploads);
@@ -389,7 +420,7 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
   }
 
   private async runInvocation(message: InvocationMessage, uploads: UploadStream[]): Promise<void> {
-    const outcome = await this.call(message, uploads, this.abortController.signal);
+    const outcome = await this.call(message, uploads, undefined);
     this.releaseUploads(message.streamIds);
     if (message.invocationId === undefined) return;
     if ('error' in outcome) {
@@ -410,13 +441,15 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
 
   private async runStream(message: StreamInvocationMessage, uploads: UploadStream[]): Promise<void> {
     const invocationId = message.invocationId;
+    if (!this.streams) this.streams = new Map();
     if (this.streams.has(invocationId)) {
       this.writeMessage({ type: 3, invocationId, error: `Invocation ID '${invocationId}' is already in use.` });
       return;
     }
     const controller = new AbortController();
     const onConnectionAbort = () => controller.abort();
-    this.abortController.signal.addEventListener('abort', onConnectionAbort, { once: true });
+    const connectionAborted = this.connectionAborted;
+    connectionAborted.addEventListener('abort', onConnectionAbort, { once: true });
     this.streams.set(invocationId, controller);
     let error: string | undefined;
     try {
@@ -428,8 +461,8 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
         error = await this.pump(invocationId, outcome.value, controller.signal, message.target);
       }
     } finally {
-      this.streams.delete(invocationId);
-      this.abortController.signal.removeEventListener('abort', onConnectionAbort);
+      this.streams?.delete(invocationId);
+      connectionAborted.removeEventListener('abort', onConnectionAbort);
       this.releaseUploads(message.streamIds);
     }
     if (this.state === 'closed') return;
@@ -462,9 +495,9 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
   private releaseUploads(streamIds: string[] | undefined): void {
     if (!streamIds) return;
     for (const id of streamIds) {
-      const upload = this.uploads.get(id);
+      const upload = this.uploads?.get(id);
       if (upload) {
-        this.uploads.delete(id);
+        this.uploads?.delete(id);
         upload.abandon();
       }
     }
@@ -503,9 +536,17 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
       this.close('Server timeout elapsed without receiving a message from the client.', true);
       return;
     }
+    if (this.wrote) {
+      this.lastWritten = now;
+      this.wrote = false;
+    }
     const ack = this.reconnect?.takeAck();
     if (ack !== undefined) this.writeMessage({ type: 8, sequenceId: ack });
-    if (now - this.lastWritten >= options.keepAliveInterval) this.writeMessage(PING);
+    if (now - this.lastWritten >= options.keepAliveInterval) {
+      this.writeBytes(pingBytes(this.protocol as HubProtocol), false);
+      this.lastWritten = now;
+      this.wrote = false;
+    }
   }
 
   onShutdown(): void {
@@ -525,7 +566,7 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
     const { sequenceId, messages } = reconnect.replay();
     this.writeMessage({ type: 9, sequenceId });
     for (const bytes of messages) this.connection.send(bytes);
-    this.lastWritten = Date.now();
+    this.wrote = true;
   }
 
   onClose(error?: Error): void {
@@ -535,12 +576,18 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
       (this.state === 'closed' && this.protocol !== undefined);
     this.state = 'closed';
     this.endpoint.connections.delete(this);
-    this.abortController.abort();
-    for (const upload of this.uploads.values()) upload.abandon();
-    this.uploads.clear();
-    this.queuedInvocations.length = 0;
+    this.abortController?.abort();
+    if (this.uploads) for (const upload of this.uploads.values()) upload.abandon();
+    this.uploads = undefined;
+    this.queuedInvocations = undefined;
     this.queueSpaceWaiter?.();
     if (!wasConnected) return;
+    if (!this.endpoint.runsOnDisconnected) {
+      this.endpoint.bus.onDisconnected(this).catch((failure: unknown) => {
+        this.endpoint.reportError(failure, `disconnecting '${this.connectionId}'`);
+      });
+      return;
+    }
     const reason = error ?? this.closeError;
     void this.runOnDisconnected(reason);
   }
@@ -548,7 +595,7 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
   private async runOnDisconnected(error: Error | undefined): Promise<void> {
     try {
       await this.endpoint.bus.onDisconnected(this);
-      const hub = this.createHub(this.abortController.signal) as { onDisconnected?: (e?: Error) => unknown };
+      const hub = this.createHub() as { onDisconnected?: (e?: Error) => unknown };
       await runDisconnectedFilters(this.endpoint.options.filters, { hub, context: this }, error, async (_c, e) => {
         await hub.onDisconnected?.(e);
       });

@@ -17,6 +17,9 @@ export class HubEndpoint implements Endpoint {
   readonly clients: HubClients;
   readonly groups: GroupManager;
   readonly protocols = new Map<string, HubProtocol>();
+  /** Whether connecting / disconnecting needs a hub instance (the hub or a filter has the hook). */
+  readonly runsOnConnected: boolean;
+  readonly runsOnDisconnected: boolean;
   /** Live hub connections of this endpoint on this node. */
   readonly connections = new Set<HubConnection>();
 
@@ -30,6 +33,11 @@ export class HubEndpoint implements Endpoint {
     readonly reportError: (error: unknown, where: string) => void,
   ) {
     this.registry = new HubRegistry(definition, options.methods);
+    const hooks = (typeof definition === 'function' ? definition.prototype : definition) as Record<string, unknown>;
+    this.runsOnConnected =
+      typeof hooks.onConnected === 'function' || options.filters.some((f) => f.onConnected !== undefined);
+    this.runsOnDisconnected =
+      typeof hooks.onDisconnected === 'function' || options.filters.some((f) => f.onDisconnected !== undefined);
     this.clients = new HubClientsImpl(bus);
     this.groups = createGroupManager(bus);
     for (const protocol of options.protocols) this.protocols.set(protocol.name, protocol);
@@ -56,6 +64,7 @@ export class HubEndpoint implements Endpoint {
   createHubInstance(state: HubInstanceState<unknown>): object {
     const definition = this.definition;
     if (typeof definition === 'function') return constructHub(definition as unknown as new () => object, state);
-    return Object.assign(Object.create(definition) as object, state);
+    // Descriptors, not values: the state's `signal` getter must stay lazy.
+    return Object.defineProperties(Object.create(definition) as object, Object.getOwnPropertyDescriptors(state));
   }
 }

@@ -54,18 +54,25 @@ export function constructHub<T>(HubClass: new () => T, state: HubInstanceState<u
  * @typeParam TClient - the methods clients implement: `this.clients.all.newMessage(text)` is then type-checked.
  */
 export abstract class Hub<TClient = ClientMethods> implements HubInstanceState<TClient> {
-  readonly context: HubCallerContext;
-  readonly clients: HubCallerClients<TClient>;
-  readonly groups: GroupManager;
-  readonly signal: AbortSignal;
+  readonly #state: HubInstanceState<unknown>;
 
   constructor() {
     const state = pendingState;
     if (!state) throw new Error('Hubs are created by the server; do not construct them yourself.');
-    this.context = state.context;
-    this.clients = state.clients as HubCallerClients<TClient>;
-    this.groups = state.groups;
-    this.signal = state.signal;
+    this.#state = state;
+  }
+
+  get context(): HubCallerContext {
+    return this.#state.context;
+  }
+  get clients(): HubCallerClients<TClient> {
+    return this.#state.clients as HubCallerClients<TClient>;
+  }
+  get groups(): GroupManager {
+    return this.#state.groups;
+  }
+  get signal(): AbortSignal {
+    return this.#state.signal;
   }
 
   /** Runs after the handshake; the connection is registered, so it may join groups and send. */

@@ -5,6 +5,9 @@ import type { HttpConnection } from '../connection/connection.js';
 import type { Transport } from './transport.js';
 
 const OPEN = 1;
+// Shared send options: no allocation per delivery.
+const BINARY = { binary: true };
+const TEXT = { binary: false };
 /** Close code of a connection that ended without a close frame (the socket dropped). */
 const ABNORMAL_CLOSURE = 1006;
 
@@ -13,7 +16,7 @@ export class WebSocketTransport implements Transport {
   constructor(readonly socket: WebSocket) {}
 
   send(data: Buffer, binary: boolean): void {
-    if (this.socket.readyState === OPEN) this.socket.send(data, { binary });
+    if (this.socket.readyState === OPEN) this.socket.send(data, binary ? BINARY : TEXT);
   }
 
   close(): void {
