@@ -1,8 +1,18 @@
 // Hubwire's public API.
 
 export type { AppendResult, BackplaneStore, StoredRow } from './backplane/backplane-store.js';
+export { MemoryDatabase, MemoryStore } from './backplane/memory-store.js';
+export {
+  ScaleoutEngine,
+  type ScaleoutOptions,
+  type ScaleoutStats,
+  type StreamState,
+  type StreamStatus,
+} from './backplane/scaleout-engine.js';
+export type { Envelope } from './bus/envelope.js';
 export { LocalBus } from './bus/local-bus.js';
 export type { Audience, BusConnection, InvokeOptions, MessageBus } from './bus/message-bus.js';
+export { ScaleoutBus } from './bus/scaleout-bus.js';
 export { getAccessToken, type RequestInfo } from './connection/request-info.js';
 export { ClientResultError, HubError, HubwireError, type HubwireErrorCode } from './errors.js';
 export type {

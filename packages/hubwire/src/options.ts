@@ -1,6 +1,7 @@
 // Options and their defaults (those of ASP.NET Core SignalR unless noted).
 
 import type { IncomingMessage } from 'node:http';
+import type { ScaleoutEngine } from './backplane/scaleout-engine.js';
 import type { MessageBus } from './bus/message-bus.js';
 import type { HubFilter } from './hub/filters.js';
 import type { AuthorizeUser, HubMethodOptions } from './hub/hub-registry.js';
@@ -67,6 +68,11 @@ export interface HubwireOptions extends Omit<HubOptions, 'methods' | 'bus' | 'au
   disconnectTimeout?: number;
   /** Resolution of the keep-alive and timeout timer (ms). Default 1000. */
   timerInterval?: number;
+  /**
+   * A scaleout backplane shared by every hub of this server (e.g. `postgresBackplane({ connectionString })`).
+   * Default: none (one node, in memory). The server closes it on close().
+   */
+  backplane?: ScaleoutEngine;
   /** Errors no client can be told about (a throwing onDisconnected, ...). Default: console.error. */
   onError?: (error: unknown, where: string) => void;
 }

@@ -3,7 +3,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { ScaleoutEngine } from './backplane/scaleout-engine.js';
 import { LocalBus } from './bus/local-bus.js';
+import { ScaleoutBus } from './bus/scaleout-bus.js';
 import { HttpDispatcher, rejectUpgrade } from './connection/http-dispatcher.js';
 import type { GroupManager, HubClients } from './hub/clients.js';
 import { HubEndpoint } from './hub/hub-endpoint.js';
@@ -30,8 +32,12 @@ export class Hubwire {
   private readonly endpoints = new Map<string, HubEndpoint>();
   private server: Server | undefined;
   private closed = false;
+  private readonly backplane: ScaleoutEngine | undefined;
 
   constructor(private readonly options: HubwireOptions = {}) {
+    this.backplane = options.backplane;
+    // Starts at once; until the database answers, sends queue (up to the backplane's maxQueueLength).
+    this.backplane?.start().catch((error: unknown) => this.reportError(error, 'starting the backplane'));
     const userIdOf = options.userIdProvider ?? defaultUserIdProvider;
     this.dispatcher = new HttpDispatcher({
       authenticate: options.authenticate,
@@ -46,7 +52,11 @@ export class Hubwire {
     if (!path.startsWith('/')) throw new TypeError(`The hub path must start with '/': '${path}'.`);
     const normalized = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
     const resolved = this.resolveOptions(hubOptions);
-    const bus = hubOptions.bus ?? new LocalBus({ clientResultTimeout: resolved.clientResultTimeout });
+    const bus =
+      hubOptions.bus ??
+      (this.backplane
+        ? new ScaleoutBus(this.backplane, normalized, resolved.clientResultTimeout)
+        : new LocalBus({ clientResultTimeout: resolved.clientResultTimeout }));
     const endpoint = new HubEndpoint(
       normalized,
       hub,
@@ -58,6 +68,11 @@ export class Hubwire {
     this.dispatcher.addEndpoint(endpoint);
     this.endpoints.set(normalized, endpoint);
     return endpoint;
+  }
+
+  /** Resolves once the backplane (if any) has installed its schema and reads its streams. */
+  async ready(): Promise<void> {
+    await this.backplane?.start();
   }
 
   /** The hub mapped at a path, or the one mapped for a hub definition. */
@@ -185,6 +200,7 @@ export class Hubwire {
     this.closed = true;
     this.dispatcher.close();
     for (const endpoint of this.endpoints.values()) await endpoint.bus.close();
+    await this.backplane?.close();
     const server = this.server;
     if (server) {
       await new Promise<void>((resolve) => {

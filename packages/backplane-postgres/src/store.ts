@@ -1,0 +1,342 @@
+// PostgresStore: the BackplaneStore on PostgreSQL: its options, the pool, and the SQL of append, read, top, trim.
+
+import type { AppendResult, BackplaneStore, StoredRow } from 'hubwire';
+import pg from 'pg';
+import { ListenConnection } from './listen.js';
+import { installOn, publisherConstraint, SchemaNames, validateTableCount } from './schema.js';
+
+/** Options of {@link PostgresStore}. One of `connectionString` and `pool` is required. */
+export interface PostgresStoreOptions {
+  /** Where the store connects, e.g. `postgres://user:pass@host:5432/db`. */
+  readonly connectionString?: string;
+  /**
+   * An existing pool to run queries on instead (then `close()` leaves it open: it is yours). When it is given,
+   * `connectionString` only serves as the LISTEN connection's default.
+   */
+  readonly pool?: pg.Pool;
+  /**
+   * Where the LISTEN connection goes, when it must differ from the queries' (e.g. the app goes through PgBouncer
+   * in transaction mode, which cannot hold a LISTEN). Default: `connectionString`, or else the pool's settings.
+   * It is always a dedicated `pg.Client`, never taken from the pool.
+   */
+  readonly listenConnectionString?: string;
+  /** The schema that holds the store's tables. Default `hubwire`. Letters, digits and `_`, at most 51. */
+  readonly schema?: string;
+  /** Number of streams, one table each, 1..64. More tables let more appends commit in parallel. Default 1. */
+  readonly tableCount?: number;
+  /** Wake other nodes with LISTEN/NOTIFY. With `false` the store never NOTIFYs nor LISTENs. Default `true`. */
+  readonly notify?: boolean;
+  /** Size of the pool the store creates from `connectionString` (ignored with `pool`). Default 4. */
+  readonly poolSize?: number;
+  /**
+   * Errors the store handles itself, reported for logging only: a lost LISTEN connection and its reconnects, an
+   * idle pool connection dropped by the server. Default: ignored. Errors of calls are rejections instead.
+   */
+  readonly onError?: (error: Error) => void;
+}
+
+/** How many rows one trim statement deletes: small enough to keep each transaction short. */
+const TRIM_BLOCK = 1000;
+/** How long a new connection may take, and how long a query may wait for a free pool connection. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * The PostgreSQL backplane store. Ids come from each stream's row in `streams`, incremented under its row lock in
+ * the same statement that inserts the message, so the lock is held to commit and ids are gap-free and in commit
+ * order (a sequence would hand them out at call time and let them commit out of order).
+ */
+export class PostgresStore implements BackplaneStore {
+  readonly kind = 'postgres';
+  readonly streamCount: number;
+  readonly names: SchemaNames;
+
+  readonly #pool: pg.Pool;
+  readonly #ownsPool: boolean;
+  readonly #notify: boolean;
+  readonly #listenConfig: pg.ClientConfig;
+  readonly #onError: (error: Error) => void;
+  readonly #onPoolError: (error: Error) => void;
+  readonly #listeners = new Set<ListenConnection>();
+  /** Per stream, built once: the SQL never changes and holds only validated names. */
+  readonly #appendSql: string[] = [];
+  readonly #readSql: string[] = [];
+  readonly #trimSql: string[] = [];
+  readonly #topSql: string;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: PostgresStoreOptions) {
+    if (options === null || typeof options !== 'object') throw new TypeError('PostgresStore needs options.');
+    const { connectionString, pool, listenConnectionString } = options;
+    if (pool === undefined && (typeof connectionString !== 'string' || connectionString === '')) {
+      throw new TypeError('PostgresStore needs a connectionString or a pool.');
+    }
+    this.names = new SchemaNames(options.schema ?? 'hubwire');
+    this.streamCount = validateTableCount(options.tableCount ?? 1);
+    this.#notify = options.notify ?? true;
+    const poolSize = options.poolSize ?? 4;
+    if (!Number.isInteger(poolSize) || poolSize < 1) {
+      throw new RangeError(`poolSize must be a positive integer, got ${String(poolSize)}.`);
+    }
+    const onError = options.onError;
+    this.#onError = (error) => {
+      try {
+        onError?.(error);
+      } catch {
+        // A throwing logger must not take the store down with it.
+      }
+    };
+
+    this.#ownsPool = pool === undefined;
+    this.#pool =
+      pool ??
+      new pg.Pool({
+        connectionString,
+        max: poolSize,
+        connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+        application_name: 'hubwire',
+      });
+    // An idle pooled connection that the server drops emits 'error' on the pool; unhandled, it kills the process.
+    this.#onPoolError = (error) => this.#onError(error);
+    this.#pool.on('error', this.#onPoolError);
+    this.#listenConfig =
+      listenConnectionString !== undefined || connectionString !== undefined
+        ? { connectionString: listenConnectionString ?? connectionString }
+        : { ...(this.#pool.options as pg.ClientConfig) };
+    this.#listenConfig = {
+      application_name: 'hubwire-listen',
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      ...this.#listenConfig,
+    };
+
+    const names = this.names;
+    for (let stream = 0; stream < this.streamCount; stream++) {
+      const table = names.messagesTable(stream);
+      // One statement, so one round trip and one implicit transaction. The UPDATE takes the stream row's lock
+      // and holds it to commit; a concurrent append waits, then reads the committed last_id. pg_notify queues at
+      // most one notification, sent at commit and only if the insert committed. A duplicate (publisher,
+      // batch_seq) fails the whole statement, so the UPDATE is rolled back too: no gap.
+      this.#appendSql[stream] = `WITH next AS (
+          UPDATE ${names.streamsTable} SET last_id = last_id + 1 WHERE stream = $1 RETURNING last_id
+        ), inserted AS (
+          INSERT INTO ${table} (id, publisher, batch_seq, payload)
+          SELECT last_id, $2, $3, $4 FROM next
+          RETURNING id
+        )
+        SELECT id::text AS id${this.#notify ? ', pg_notify($5, $6)' : ''} FROM inserted`;
+      this.#readSql[stream] = `SELECT id::text AS id, payload FROM ${table} WHERE id > $1 ORDER BY id LIMIT $2`;
+      // One block per statement. The transaction-scoped try-lock skips the block when another node is trimming
+      // this stream, and is released at the end of the statement, so it works through PgBouncer too. Bounds:
+      // rows beyond the newest `keepRows` (from the committed top) AND older than the age; the lower bound $4
+      // moves past each block so that later blocks do not rescan the dead index entries of earlier ones.
+      this.#trimSql[stream] = `WITH lock AS MATERIALIZED (
+          SELECT pg_try_advisory_xact_lock($1, $2) AS held
+        ), doomed AS (
+          SELECT m.id FROM ${table} m
+           WHERE (SELECT held FROM lock)
+             AND m.id > $4
+             AND m.id <= (SELECT last_id - $3 FROM ${names.streamsTable} WHERE stream = $2)
+             AND m.created_at < now() - $5::float8 * interval '1 millisecond'
+           ORDER BY m.id
+           LIMIT ${TRIM_BLOCK}
+        ), gone AS (
+          DELETE FROM ${table} m USING doomed WHERE m.id = doomed.id RETURNING m.id
+        )
+        SELECT (SELECT held FROM lock) AS held, count(*)::int AS deleted, max(id)::text AS last FROM gone`;
+    }
+    this.#topSql = `SELECT last_id::text AS id FROM ${names.streamsTable} WHERE stream = $1`;
+  }
+
+  /** Creates or migrates the schema and this store's stream tables; see {@link installSchema}. */
+  async install(): Promise<{ epoch: string }> {
+    const client = await this.#pool.connect();
+    let fault: Error | undefined;
+    const onClientError = (error: Error) => {
+      fault = error;
+    };
+    client.on('error', onClientError);
+    try {
+      const { epoch } = await installOn(client, this.names, this.streamCount);
+      return { epoch };
+    } catch (error) {
+      // The connection may be mid-transaction or broken: never hand it back to the pool for reuse.
+      fault ??= error instanceof Error ? error : new Error(String(error));
+      throw error;
+    } finally {
+      client.off('error', onClientError);
+      client.release(fault ?? false);
+    }
+  }
+
+  async append(stream: number, publisher: string, batchSeq: number, payload: Buffer): Promise<AppendResult> {
+    this.#checkStream(stream);
+    if (typeof publisher !== 'string' || publisher === '') throw new TypeError('publisher must be a non-empty string');
+    if (!Number.isSafeInteger(batchSeq)) throw new TypeError(`batchSeq must be a safe integer, got ${batchSeq}`);
+    const values: unknown[] = [stream, publisher, batchSeq, payload];
+    if (this.#notify) values.push(this.names.channel, String(stream));
+    let result: pg.QueryResult<{ id: string }>;
+    try {
+      result = await this.#query<{ id: string }>(this.#appendSql[stream]!, values);
+    } catch (error) {
+      // The unique key (publisher, batch_seq) tells that an earlier attempt of this very batch committed.
+      if (
+        error instanceof pg.DatabaseError &&
+        error.code === '23505' &&
+        error.constraint === publisherConstraint(stream)
+      ) {
+        return { id: undefined };
+      }
+      throw error;
+    }
+    const row = result.rows[0];
+    if (!row) throw this.#notInstalled(stream);
+    return { id: parseId(row.id) };
+  }
+
+  async readAfter(stream: number, afterId: number, limit: number): Promise<StoredRow[]> {
+    this.#checkStream(stream);
+    if (!Number.isSafeInteger(afterId) || afterId < 0) throw new RangeError(`afterId must be ≥ 0, got ${afterId}`);
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`limit must be ≥ 1, got ${limit}`);
+    const result = await this.#query<{ id: string; payload: Buffer }>(this.#readSql[stream]!, [afterId, limit]);
+    const rows: StoredRow[] = new Array(result.rows.length);
+    for (let index = 0; index < rows.length; index++) {
+      const row = result.rows[index]!;
+      rows[index] = { id: parseId(row.id), payload: row.payload };
+    }
+    return rows;
+  }
+
+  async top(stream: number): Promise<number> {
+    this.#checkStream(stream);
+    const result = await this.#query<{ id: string }>(this.#topSql, [stream]);
+    const row = result.rows[0];
+    if (!row) throw this.#notInstalled(stream);
+    return parseId(row.id);
+  }
+
+  async trim(stream: number, keepRows: number, maxAgeMs: number): Promise<number> {
+    this.#checkStream(stream);
+    if (!Number.isSafeInteger(keepRows) || keepRows < 0) throw new RangeError(`keepRows must be ≥ 0, got ${keepRows}`);
+    if (!Number.isFinite(maxAgeMs) || maxAgeMs < 0) throw new RangeError(`maxAgeMs must be ≥ 0, got ${maxAgeMs}`);
+    let deleted = 0;
+    let after = 0;
+    for (;;) {
+      const result = await this.#query<{ held: boolean; deleted: number; last: string | null }>(
+        this.#trimSql[stream]!,
+        [this.names.lockNamespace, stream, keepRows, after, maxAgeMs],
+      );
+      const block = result.rows[0]!;
+      // Not held: another node is trimming this stream right now; it will do the rest.
+      if (!block.held) return deleted;
+      deleted += block.deleted;
+      if (block.deleted < TRIM_BLOCK || block.last === null) return deleted;
+      after = parseId(block.last);
+    }
+  }
+
+  async subscribe(onChange: (stream: number) => void, onReconnect: () => void): Promise<() => Promise<void>> {
+    if (this.#closing) throw new Error('PostgresStore is closed');
+    if (!this.#notify) return async () => {};
+    const streamCount = this.streamCount;
+    const listener = new ListenConnection({
+      config: this.#listenConfig,
+      channel: this.names.channel,
+      onNotification: (payload) => {
+        // Only our own payloads are acted on: anyone may NOTIFY this channel.
+        const stream = Number(payload);
+        if (payload !== '' && Number.isInteger(stream) && stream >= 0 && stream < streamCount) onChange(stream);
+      },
+      onReconnect,
+      onError: this.#onError,
+    });
+    await listener.start();
+    this.#listeners.add(listener);
+    return async () => {
+      this.#listeners.delete(listener);
+      await listener.stop();
+    };
+  }
+
+  /** Stops every subscription and ends the pool if the store created it. Safe to call more than once. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const listeners = [...this.#listeners];
+      this.#listeners.clear();
+      await Promise.all(listeners.map((listener) => listener.stop()));
+      if (this.#ownsPool) await this.#pool.end().catch((error: unknown) => this.#onError(asError(error)));
+      this.#pool.off('error', this.#onPoolError);
+    })();
+    return this.#closing;
+  }
+
+  /**
+   * One query on a pooled connection. Unlike `pool.query`, a server-side error (a duplicate, a timeout) keeps the
+   * connection; only a broken one is discarded. The listener covers errors emitted while the client is out of
+   * the pool, where pg-pool does not listen.
+   */
+  async #query<Row extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<Row>> {
+    const client = await this.#pool.connect();
+    let fault: Error | undefined;
+    const onClientError = (error: Error) => {
+      fault = error;
+    };
+    client.on('error', onClientError);
+    try {
+      return await client.query<Row>(text, values);
+    } catch (error) {
+      if (!(error instanceof pg.DatabaseError)) fault ??= asError(error);
+      throw error;
+    } finally {
+      client.off('error', onClientError);
+      client.release(fault ?? false);
+    }
+  }
+
+  #checkStream(stream: number): void {
+    if (!Number.isInteger(stream) || stream < 0 || stream >= this.streamCount) {
+      throw new RangeError(`stream must be an integer from 0 to ${this.streamCount - 1}, got ${stream}`);
+    }
+  }
+
+  #notInstalled(stream: number): Error {
+    return new Error(`Stream ${stream} is not installed in schema ${this.names.quoted}: call install() first.`);
+  }
+}
+
+/**
+ * Creates or migrates the schema on its own connection and closes it: for `hubwire install-schema <url>` or a
+ * deploy step, so that the application itself can run without CREATE privileges. Resolves with the epoch.
+ */
+export async function installSchema(
+  connectionString: string,
+  options: { schema?: string; tableCount?: number } = {},
+): Promise<{ epoch: string }> {
+  const names = new SchemaNames(options.schema ?? 'hubwire');
+  const tableCount = validateTableCount(options.tableCount ?? 1);
+  const client = new pg.Client({
+    connectionString,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    application_name: 'hubwire-install',
+  });
+  // Errors after connecting surface through the pending query; this listener only keeps the process alive.
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    const { epoch } = await installOn(client, names, tableCount);
+    return { epoch };
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** Parses a bigint column read as text; ids past 2^53 cannot be JS numbers, and rounding one would skip rows. */
+function parseId(text: string): number {
+  const id = Number(text);
+  if (!Number.isSafeInteger(id)) {
+    throw new RangeError(`Row id ${text} exceeds Number.MAX_SAFE_INTEGER (2^53 - 1); it cannot be represented.`);
+  }
+  return id;
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}

@@ -1,0 +1,108 @@
+// An in-process BackplaneStore: several engines in one process share a MemoryDatabase. For tests (with fault
+// injection) and for trying scaleout without a database; it does not survive the process.
+
+import { randomUUID } from 'node:crypto';
+import type { AppendResult, BackplaneStore, StoredRow } from './backplane-store.js';
+
+interface Row extends StoredRow {
+  readonly publisher: string;
+  readonly batchSeq: number;
+  readonly createdAt: number;
+}
+
+/** The shared "database". */
+export class MemoryDatabase {
+  readonly epoch = randomUUID();
+  readonly streams: Row[][];
+  readonly tops: number[];
+  private readonly listeners = new Set<(stream: number) => void>();
+  /** While true, every operation fails as if the database were unreachable. */
+  down = false;
+  /** The next N appends commit, then fail as if the connection dropped before the reply (ambiguous). */
+  ambiguousCommits = 0;
+
+  constructor(readonly streamCount = 1) {
+    this.streams = Array.from({ length: streamCount }, () => []);
+    this.tops = Array.from({ length: streamCount }, () => 0);
+  }
+
+  check(): void {
+    if (this.down) throw new Error('connect ECONNREFUSED (memory database is down)');
+  }
+
+  notify(stream: number): void {
+    for (const listener of this.listeners) queueMicrotask(() => listener(stream));
+  }
+
+  listen(listener: (stream: number) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
+
+export class MemoryStore implements BackplaneStore {
+  readonly kind = 'memory';
+  constructor(readonly database: MemoryDatabase = new MemoryDatabase()) {}
+
+  get streamCount(): number {
+    return this.database.streamCount;
+  }
+
+  async install(): Promise<{ epoch: string }> {
+    this.database.check();
+    return { epoch: this.database.epoch };
+  }
+
+  async append(stream: number, publisher: string, batchSeq: number, payload: Buffer): Promise<AppendResult> {
+    const db = this.database;
+    db.check();
+    const rows = db.streams[stream] as Row[];
+    if (rows.some((r) => r.publisher === publisher && r.batchSeq === batchSeq)) return { id: undefined };
+    const id = (db.tops[stream] as number) + 1;
+    db.tops[stream] = id;
+    rows.push({ id, payload, publisher, batchSeq, createdAt: Date.now() });
+    db.notify(stream);
+    if (db.ambiguousCommits > 0) {
+      db.ambiguousCommits--;
+      throw new Error('Connection terminated unexpectedly (after commit)');
+    }
+    return { id };
+  }
+
+  async readAfter(stream: number, afterId: number, limit: number): Promise<StoredRow[]> {
+    this.database.check();
+    const rows = this.database.streams[stream] as Row[];
+    const out: StoredRow[] = [];
+    for (const row of rows) {
+      if (row.id > afterId) out.push({ id: row.id, payload: row.payload });
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  async top(stream: number): Promise<number> {
+    this.database.check();
+    return this.database.tops[stream] as number;
+  }
+
+  async trim(stream: number, keepRows: number, maxAgeMs: number): Promise<number> {
+    this.database.check();
+    const rows = this.database.streams[stream] as Row[];
+    const cutoffId = (this.database.tops[stream] as number) - keepRows;
+    const cutoffTime = Date.now() - maxAgeMs;
+    const keep = rows.filter((r) => r.id > cutoffId || r.createdAt >= cutoffTime);
+    const removed = rows.length - keep.length;
+    this.database.streams[stream] = keep;
+    return removed;
+  }
+
+  async subscribe(onChange: (stream: number) => void): Promise<() => Promise<void>> {
+    this.database.check();
+    const stop = this.database.listen(onChange);
+    return async () => {
+      stop();
+    };
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,443 @@
+// The database-independent half of a scaleout backplane: batches this node's messages into rows of its home
+// stream, reads every stream in id order from its last position (woken by the store, or polling with back-off),
+// buffers sends through outages up to maxQueueLength, and trims old rows. One engine serves every hub of a server.
+
+import { randomUUID } from 'node:crypto';
+import { decodeBatch, type Envelope, encodeBatch } from '../bus/envelope.js';
+import { HubwireError } from '../errors.js';
+import type { BackplaneStore, StoredRow } from './backplane-store.js';
+
+export type StreamState = 'initial' | 'open' | 'buffering' | 'closed';
+
+export interface ScaleoutOptions {
+  /** Messages (sends, group changes, client results) waiting for the database, at most. Default 10000. */
+  maxQueueLength?: number;
+  /** Messages written per row (one transaction), at most. Default 512. */
+  batchSize?: number;
+  /** Rows read per query. Default 256. */
+  readBatchSize?: number;
+  /** Polling back-off when there are no push wake-ups (ms). Default 10 to 250. */
+  pollInterval?: { min?: number; max?: number };
+  /** Polling while push wake-ups work, to cover a lost notification (ms). Default 2000. */
+  safetyPollInterval?: number;
+  /** Retry back-off after a database error (ms). Default 100 to 5000. */
+  retryDelay?: { min?: number; max?: number };
+  /** Rows kept per stream: the newest `rows`, and every row younger than `ageMs`. Default 10000 rows, 60 s. */
+  retention?: { rows?: number; ageMs?: number };
+  /** How often old rows are trimmed (ms). Default 10000. */
+  trimInterval?: number;
+  /** Errors the backplane recovers from by itself (logged). Default: console.error, at most once per second per kind. */
+  onError?: (error: unknown, where: string) => void;
+}
+
+export interface StreamStatus {
+  stream: number;
+  /** Publishing: open (writes succeed), buffering (database unreachable, sends queue), closed. */
+  state: StreamState;
+  /** Highest id this node has delivered. */
+  position: number;
+}
+
+export interface ScaleoutStats {
+  nodeId: string;
+  epoch: string | undefined;
+  streams: StreamStatus[];
+  queueLength: number;
+  published: number;
+  rowsWritten: number;
+  rowsRead: number;
+  delivered: number;
+  errors: number;
+  /** Rows that were trimmed before this node could read them (messages this node missed). */
+  gaps: number;
+}
+
+interface Pending {
+  envelope: Envelope;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+interface StreamRuntime {
+  readonly stream: number;
+  state: StreamState;
+  lastId: number;
+  reading: boolean;
+  readAgain: boolean;
+  pollDelay: number;
+  timer: NodeJS.Timeout | undefined;
+  queue: Pending[];
+  inflight: Pending[] | undefined;
+  batchSeq: number;
+  flushScheduled: boolean;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
+export class ScaleoutEngine {
+  /** This process's identity in the backplane (rows it wrote, replies meant for it). */
+  readonly nodeId = randomUUID();
+  private readonly options: Required<Omit<ScaleoutOptions, 'pollInterval' | 'retryDelay' | 'retention' | 'onError'>> & {
+    pollMin: number;
+    pollMax: number;
+    retryMin: number;
+    retryMax: number;
+    keepRows: number;
+    keepAgeMs: number;
+  };
+  private readonly handlers = new Map<string, (envelope: Envelope) => void>();
+  private readonly streams: StreamRuntime[];
+  private readonly home: number;
+  private readonly stateListeners = new Set<(stream: number, state: StreamState) => void>();
+  private readonly reportError: (error: unknown, where: string) => void;
+  private epochId: string | undefined;
+  private started: Promise<void> | undefined;
+  private running = false;
+  private closed = false;
+  private pushHealthy = false;
+  private unsubscribe: (() => Promise<void>) | undefined;
+  private trimTimer: NodeJS.Timeout | undefined;
+  private readonly counters = { published: 0, rowsWritten: 0, rowsRead: 0, delivered: 0, errors: 0, gaps: 0 };
+
+  constructor(
+    readonly store: BackplaneStore,
+    options: ScaleoutOptions = {},
+  ) {
+    this.options = {
+      maxQueueLength: options.maxQueueLength ?? 10_000,
+      batchSize: options.batchSize ?? 512,
+      readBatchSize: options.readBatchSize ?? 256,
+      safetyPollInterval: options.safetyPollInterval ?? 2000,
+      trimInterval: options.trimInterval ?? 10_000,
+      pollMin: options.pollInterval?.min ?? 10,
+      pollMax: options.pollInterval?.max ?? 250,
+      retryMin: options.retryDelay?.min ?? 100,
+      retryMax: options.retryDelay?.max ?? 5000,
+      keepRows: options.retention?.rows ?? 10_000,
+      keepAgeMs: options.retention?.ageMs ?? 60_000,
+    };
+    for (const [key, value] of Object.entries(this.options)) {
+      if (!(typeof value === 'number' && value >= 0 && Number.isFinite(value))) {
+        throw new TypeError(`Backplane option '${key}' must be a non-negative number.`);
+      }
+    }
+    if (this.options.batchSize < 1 || this.options.readBatchSize < 1) {
+      throw new TypeError('Backplane batch sizes must be at least 1.');
+    }
+    const lastReport = new Map<string, number>();
+    this.reportError =
+      options.onError ??
+      ((error, where) => {
+        const now = Date.now();
+        if (now - (lastReport.get(where) ?? 0) < 1000) return;
+        lastReport.set(where, now);
+        console.error(`[hubwire] ${store.kind} backplane, ${where}:`, error instanceof Error ? error.message : error);
+      });
+    this.streams = Array.from({ length: store.streamCount }, (_, stream) => ({
+      stream,
+      state: 'initial' as StreamState,
+      lastId: 0,
+      reading: false,
+      readAgain: false,
+      pollDelay: this.options.pollMin,
+      timer: undefined,
+      queue: [],
+      inflight: undefined,
+      batchSeq: 0,
+      flushScheduled: false,
+    }));
+    // Each node writes to one stream, so its messages keep their order everywhere.
+    let hash = 0;
+    for (const ch of this.nodeId) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
+    this.home = hash % store.streamCount;
+  }
+
+  get epoch(): string | undefined {
+    return this.epochId;
+  }
+
+  /** Where a hub's envelopes go when they are read. */
+  register(hub: string, handler: (envelope: Envelope) => void): void {
+    if (this.handlers.has(hub)) throw new Error(`A hub is already registered at '${hub}' on this backplane.`);
+    this.handlers.set(hub, handler);
+  }
+
+  onStateChange(listener: (stream: number, state: StreamState) => void): () => void {
+    this.stateListeners.add(listener);
+    return () => this.stateListeners.delete(listener);
+  }
+
+  /** Installs the schema and starts reading; retries until the database answers. Idempotent. */
+  start(): Promise<void> {
+    if (!this.started) this.started = this.run();
+    return this.started;
+  }
+
+  private async run(): Promise<void> {
+    let delay = this.options.retryMin;
+    for (;;) {
+      if (this.closed) return;
+      try {
+        const { epoch } = await this.store.install();
+        const tops = await Promise.all(this.streams.map((s) => this.store.top(s.stream)));
+        this.epochId = epoch;
+        for (const s of this.streams) s.lastId = tops[s.stream] as number;
+        break;
+      } catch (error) {
+        this.fail(error, 'starting');
+        for (const s of this.streams) this.setState(s, 'buffering');
+        await sleep(delay);
+        delay = Math.min(delay * 2, this.options.retryMax);
+      }
+    }
+    if (this.closed) return;
+    this.running = true;
+    await this.subscribe();
+    for (const s of this.streams) {
+      this.setState(s, 'open');
+      this.schedulePoll(s, 0);
+      if (s.queue.length > 0) this.scheduleFlush(s);
+    }
+    this.trimTimer = setInterval(() => void this.trimAll(), this.options.trimInterval);
+    this.trimTimer.unref();
+  }
+
+  private async subscribe(): Promise<void> {
+    try {
+      this.unsubscribe = await this.store.subscribe(
+        (stream) => {
+          const s = this.streams[stream];
+          if (s) this.wake(s);
+        },
+        () => {
+          this.pushHealthy = true;
+          for (const s of this.streams) this.wake(s);
+        },
+      );
+      this.pushHealthy = true;
+    } catch (error) {
+      // Polling keeps delivery correct without wake-ups; try to subscribe again later.
+      this.pushHealthy = false;
+      this.fail(error, 'subscribing to wake-ups');
+      const retry = setTimeout(() => {
+        if (!this.closed) void this.subscribe();
+      }, this.options.retryMax);
+      retry.unref();
+    }
+  }
+
+  // --- Publishing -------------------------------------------------------------------------------------
+  /** Resolves once the envelope is committed; rejects at once when the queue is full or the engine closed. */
+  publish(envelope: Envelope): Promise<void> {
+    const s = this.streams[this.home] as StreamRuntime;
+    if (this.closed) {
+      return Promise.reject(new HubwireError('HW_ERR_BACKPLANE_UNAVAILABLE', 'The backplane is closed.'));
+    }
+    const waiting = s.queue.length + (s.inflight?.length ?? 0);
+    if (waiting >= this.options.maxQueueLength) {
+      return Promise.reject(
+        new HubwireError(
+          'HW_ERR_BACKPLANE_UNAVAILABLE',
+          `The ${this.store.kind} backplane is unreachable and its send queue is full (${this.options.maxQueueLength} messages): the message was not sent.`,
+        ),
+      );
+    }
+    return new Promise<void>((resolve, reject) => {
+      s.queue.push({ envelope, resolve, reject });
+      this.scheduleFlush(s);
+    });
+  }
+
+  private scheduleFlush(s: StreamRuntime): void {
+    if (s.flushScheduled || s.inflight || !this.running) return;
+    s.flushScheduled = true;
+    // Sends made in the same tick share one row.
+    queueMicrotask(() => {
+      s.flushScheduled = false;
+      void this.flush(s);
+    });
+  }
+
+  private async flush(s: StreamRuntime): Promise<void> {
+    if (s.inflight || s.queue.length === 0 || this.closed) return;
+    const batch = s.queue.splice(0, this.options.batchSize);
+    s.inflight = batch;
+    const batchSeq = ++s.batchSeq;
+    const payload = encodeBatch(
+      this.nodeId,
+      batch.map((p) => p.envelope),
+    );
+    let delay = this.options.retryMin;
+    let result: { id: number | undefined } | undefined;
+    while (!this.closed) {
+      try {
+        // The same (publisher, batchSeq) on every attempt: a retry after an ambiguous failure stores one row.
+        result = await this.store.append(s.stream, this.nodeId, batchSeq, payload);
+        break;
+      } catch (error) {
+        this.fail(error, `writing to stream ${s.stream}`);
+        this.setState(s, 'buffering');
+        await sleep(delay);
+        delay = Math.min(delay * 2, this.options.retryMax);
+      }
+    }
+    s.inflight = undefined;
+    if (!result) return; // closed: close() rejected the batch
+    this.setState(s, 'open');
+    this.counters.published += batch.length;
+    this.counters.rowsWritten++;
+    // Our own rows are delivered in id order like everyone else's; skip the read when nothing precedes them.
+    if (result.id !== undefined && !s.reading && s.lastId === result.id - 1) {
+      this.deliverRow(s, { id: result.id, payload });
+    } else {
+      this.wake(s);
+    }
+    for (const pending of batch) pending.resolve();
+    if (s.queue.length > 0) void this.flush(s);
+  }
+
+  // --- Reading ----------------------------------------------------------------------------------------
+  private wake(s: StreamRuntime): void {
+    if (!this.running || this.closed) return;
+    if (s.reading) {
+      s.readAgain = true;
+      return;
+    }
+    if (s.timer) clearTimeout(s.timer);
+    s.timer = undefined;
+    void this.read(s);
+  }
+
+  private schedulePoll(s: StreamRuntime, delay: number): void {
+    if (this.closed) return;
+    if (s.timer) clearTimeout(s.timer);
+    s.timer = setTimeout(() => {
+      s.timer = undefined;
+      void this.read(s);
+    }, delay);
+    s.timer.unref();
+  }
+
+  private async read(s: StreamRuntime): Promise<void> {
+    if (s.reading || this.closed) return;
+    s.reading = true;
+    let found = false;
+    try {
+      do {
+        s.readAgain = false;
+        const rows = await this.store.readAfter(s.stream, s.lastId, this.options.readBatchSize);
+        this.counters.rowsRead += rows.length;
+        for (const row of rows) this.deliverRow(s, row);
+        if (rows.length > 0) found = true;
+        if (rows.length === this.options.readBatchSize) s.readAgain = true;
+      } while (s.readAgain && !this.closed);
+      s.reading = false;
+      // Back off while idle; with working wake-ups, only a slow safety poll.
+      if (found) s.pollDelay = this.options.pollMin;
+      else s.pollDelay = Math.min(Math.max(s.pollDelay * 2, this.options.pollMin), this.options.pollMax);
+      this.schedulePoll(s, this.pushHealthy ? this.options.safetyPollInterval : s.pollDelay);
+    } catch (error) {
+      s.reading = false;
+      this.fail(error, `reading stream ${s.stream}`);
+      s.pollDelay = Math.min(Math.max(s.pollDelay * 2, this.options.retryMin), this.options.retryMax);
+      this.schedulePoll(s, s.pollDelay);
+    }
+  }
+
+  private deliverRow(s: StreamRuntime, row: StoredRow): void {
+    if (row.id <= s.lastId) return; // already delivered (our own row, read back)
+    if (row.id !== s.lastId + 1) {
+      this.counters.gaps++;
+      this.fail(
+        new HubwireError(
+          'HW_ERR_BACKPLANE_UNAVAILABLE',
+          `Rows ${s.lastId + 1} to ${row.id - 1} of stream ${s.stream} were trimmed before this node read them; their messages were missed. Raise the retention.`,
+        ),
+        `reading stream ${s.stream}`,
+      );
+    }
+    s.lastId = row.id;
+    let batch: ReturnType<typeof decodeBatch>;
+    try {
+      batch = decodeBatch(row.payload);
+    } catch (error) {
+      this.fail(error, `decoding row ${row.id} of stream ${s.stream}`);
+      return;
+    }
+    for (const envelope of batch.envelopes) {
+      const handler = this.handlers.get(envelope.hub);
+      if (!handler) continue; // a hub this node does not map
+      this.counters.delivered++;
+      try {
+        handler(envelope);
+      } catch (error) {
+        this.fail(error, `delivering to hub '${envelope.hub}'`);
+      }
+    }
+  }
+
+  private async trimAll(): Promise<void> {
+    for (const s of this.streams) {
+      if (this.closed) return;
+      try {
+        await this.store.trim(s.stream, this.options.keepRows, this.options.keepAgeMs);
+      } catch (error) {
+        this.fail(error, `trimming stream ${s.stream}`);
+      }
+    }
+  }
+
+  // --- State ------------------------------------------------------------------------------------------
+  private setState(s: StreamRuntime, state: StreamState): void {
+    if (s.state === state) return;
+    s.state = state;
+    for (const listener of this.stateListeners) {
+      try {
+        listener(s.stream, state);
+      } catch (error) {
+        this.fail(error, 'a state listener');
+      }
+    }
+  }
+
+  private fail(error: unknown, where: string): void {
+    this.counters.errors++;
+    this.reportError(error, where);
+  }
+
+  stats(): ScaleoutStats {
+    const home = this.streams[this.home] as StreamRuntime;
+    return {
+      nodeId: this.nodeId,
+      epoch: this.epochId,
+      streams: this.streams.map((s) => ({ stream: s.stream, state: s.state, position: s.lastId })),
+      queueLength: home.queue.length + (home.inflight?.length ?? 0),
+      ...this.counters,
+    };
+  }
+
+  /** Stops reading and writing; queued sends are rejected. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.running = false;
+    if (this.trimTimer) clearInterval(this.trimTimer);
+    const error = new HubwireError(
+      'HW_ERR_BACKPLANE_UNAVAILABLE',
+      'The backplane was closed before the message was sent.',
+    );
+    for (const s of this.streams) {
+      if (s.timer) clearTimeout(s.timer);
+      for (const pending of [...(s.inflight ?? []), ...s.queue]) pending.reject(error);
+      s.queue = [];
+      s.inflight = undefined;
+      this.setState(s, 'closed');
+    }
+    try {
+      await this.unsubscribe?.();
+    } catch (failure) {
+      this.fail(failure, 'closing');
+    }
+    await this.store.close();
+  }
+}
