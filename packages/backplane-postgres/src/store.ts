@@ -123,7 +123,9 @@ export class PostgresStore implements BackplaneStore {
           RETURNING id
         )
         SELECT id::text AS id${this.#notify ? ', pg_notify($5, $6)' : ''} FROM inserted`;
-      this.#readSql[stream] = `SELECT id::text AS id, payload FROM ${table} WHERE id > $1 ORDER BY id LIMIT $2`;
+      // ORDER BY the column m.id, not the text alias `id` (that would sort '10' before '9').
+      this.#readSql[stream] =
+        `SELECT m.id::text AS id, m.payload FROM ${table} m WHERE m.id > $1 ORDER BY m.id LIMIT $2`;
       // One block per statement. The transaction-scoped try-lock skips the block when another node is trimming
       // this stream, and is released at the end of the statement, so it works through PgBouncer too. Bounds:
       // rows beyond the newest `keepRows` (from the committed top) AND older than the age; the lower bound $4

@@ -90,7 +90,7 @@ export class MemoryStore implements BackplaneStore {
     const rows = this.database.streams[stream] as Row[];
     const cutoffId = (this.database.tops[stream] as number) - keepRows;
     const cutoffTime = Date.now() - maxAgeMs;
-    const keep = rows.filter((r) => r.id > cutoffId || r.createdAt >= cutoffTime);
+    const keep = rows.filter((r) => r.id > cutoffId || r.createdAt > cutoffTime);
     const removed = rows.length - keep.length;
     this.database.streams[stream] = keep;
     return removed;

@@ -72,7 +72,8 @@ interface StreamRuntime {
   flushScheduled: boolean;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+// Retry delays keep the process alive (work is pending); idle poll timers do not.
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class ScaleoutEngine {
   /** This process's identity in the backplane (rows it wrote, replies meant for it). */

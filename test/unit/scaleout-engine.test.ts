@@ -1,0 +1,157 @@
+// The scaleout engine on the memory store with fault injection: outages, ambiguous commits, full queues,
+// gaps, states.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { type Envelope, MemoryDatabase, MemoryStore, ScaleoutEngine, type StreamState } from 'hubwire';
+
+function engine(database: MemoryDatabase, options: ConstructorParameters<typeof ScaleoutEngine>[1] = {}) {
+  const errors: string[] = [];
+  const instance = new ScaleoutEngine(new MemoryStore(database), {
+    retryDelay: { min: 5, max: 20 },
+    pollInterval: { min: 5, max: 20 },
+    onError: (error, where) => errors.push(`${where}: ${(error as Error).message}`),
+    ...options,
+  });
+  const received: unknown[] = [];
+  instance.register('/h', (envelope: Envelope) => {
+    if (envelope.kind === 1) received.push(envelope.args[0]);
+  });
+  return { instance, received, errors };
+}
+
+const send = (value: unknown): Envelope => ({
+  kind: 1,
+  hub: '/h',
+  audience: { all: true },
+  target: 'm',
+  args: [value],
+});
+
+async function until(check: () => boolean, timeoutMs = 3000): Promise<void> {
+  const started = Date.now();
+  while (!check()) {
+    if (Date.now() - started > timeoutMs) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+describe('scaleout engine', () => {
+  test('two nodes see every message once, in the same order', async () => {
+    const db = new MemoryDatabase();
+    const a = engine(db);
+    const b = engine(db);
+    await Promise.all([a.instance.start(), b.instance.start()]);
+    const sends: Promise<void>[] = [];
+    for (let i = 0; i < 50; i++) sends.push((i % 2 ? a : b).instance.publish(send(i)));
+    await Promise.all(sends);
+    await until(() => a.received.length === 50 && b.received.length === 50);
+    assert.deepEqual(a.received, b.received);
+    assert.equal(new Set(a.received).size, 50);
+    assert.ok((db.tops[0] as number) < 50, 'sends in the same tick share rows');
+    await a.instance.close();
+    await b.instance.close();
+  });
+
+  test('during an outage sends queue in order, states go buffering → open, and nothing is lost', async () => {
+    const db = new MemoryDatabase();
+    const a = engine(db);
+    const b = engine(db);
+    await Promise.all([a.instance.start(), b.instance.start()]);
+    const states: StreamState[] = [];
+    a.instance.onStateChange((_stream, state) => states.push(state));
+    db.down = true;
+    const sends = [];
+    for (let i = 0; i < 20; i++) sends.push(a.instance.publish(send(i)));
+    await until(() => a.instance.stats().streams[0]?.state === 'buffering');
+    assert.equal(a.instance.stats().queueLength, 20);
+    db.down = false;
+    await Promise.all(sends);
+    await until(() => b.received.length === 20);
+    assert.deepEqual(
+      b.received,
+      Array.from({ length: 20 }, (_, i) => i),
+    );
+    assert.deepEqual(states, ['buffering', 'open']);
+    assert.ok(a.errors.some((e) => e.includes('ECONNREFUSED')));
+    await a.instance.close();
+    await b.instance.close();
+  });
+
+  test('a full queue fails new sends with a clear error; queued ones still go out', async () => {
+    const db = new MemoryDatabase();
+    const a = engine(db, { maxQueueLength: 5 });
+    await a.instance.start();
+    db.down = true;
+    const queued = Array.from({ length: 5 }, (_, i) => a.instance.publish(send(i)));
+    await assert.rejects(a.instance.publish(send('overflow')), {
+      code: 'HW_ERR_BACKPLANE_UNAVAILABLE',
+      message: /send queue is full \(5 messages\)/,
+    });
+    db.down = false;
+    await Promise.all(queued);
+    await until(() => a.received.length === 5);
+    assert.deepEqual(a.received, [0, 1, 2, 3, 4]);
+    await a.instance.close();
+  });
+
+  test('an ambiguous commit (connection lost after COMMIT) is retried without a duplicate', async () => {
+    const db = new MemoryDatabase();
+    const a = engine(db);
+    const b = engine(db);
+    await Promise.all([a.instance.start(), b.instance.start()]);
+    db.ambiguousCommits = 2;
+    await a.instance.publish(send('once'));
+    await a.instance.publish(send('twice'));
+    await until(() => b.received.length >= 2);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(b.received, ['once', 'twice']);
+    assert.equal(db.tops[0], 2, 'two rows, no gap');
+    await a.instance.close();
+    await b.instance.close();
+  });
+
+  test('a reader that fell behind the retention reports the gap and goes on', async () => {
+    const db = new MemoryDatabase();
+    const writer = engine(db);
+    await writer.instance.start();
+    // The late node's reads fail (its database connection is broken) while rows are written and trimmed.
+    class BrokenReads extends MemoryStore {
+      broken = true;
+      override readAfter(stream: number, afterId: number, limit: number) {
+        return this.broken ? Promise.reject(new Error('read failed')) : super.readAfter(stream, afterId, limit);
+      }
+    }
+    const store = new BrokenReads(db);
+    const late = new ScaleoutEngine(store, {
+      retryDelay: { min: 5, max: 20 },
+      pollInterval: { min: 5, max: 20 },
+      onError: () => {},
+    });
+    const received: unknown[] = [];
+    late.register('/h', (envelope) => {
+      if (envelope.kind === 1) received.push(envelope.args[0]);
+    });
+    await late.start();
+    for (let i = 0; i < 5; i++) await writer.instance.publish(send(i));
+    await new MemoryStore(db).trim(0, 2, 0);
+    store.broken = false;
+    await until(() => received.length === 2);
+    assert.deepEqual(received, [3, 4], 'what survived the trim, in order');
+    assert.equal(late.stats().gaps, 1);
+    await writer.instance.close();
+    await late.close();
+  });
+
+  test('close rejects queued sends', async () => {
+    const db = new MemoryDatabase();
+    const a = engine(db);
+    await a.instance.start();
+    db.down = true;
+    const pending = a.instance.publish(send('never'));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await a.instance.close();
+    await assert.rejects(pending, { code: 'HW_ERR_BACKPLANE_UNAVAILABLE' });
+    assert.equal(a.instance.stats().streams[0]?.state, 'closed');
+  });
+});
