@@ -1,6 +1,7 @@
 // Hubwire's public API.
 
 export type { AppendResult, BackplaneStore, StoredRow } from './backplane/backplane-store.js';
+export { type BackplanePackage, backplaneFromUrl, type StoreUrlOptions } from './backplane/from-url.js';
 export { MemoryDatabase, MemoryStore } from './backplane/memory-store.js';
 export {
   ScaleoutEngine,
