@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import type * as signalR from '@microsoft/signalr';
 import { getAccessToken, Hubwire, type ScaleoutEngine } from 'hubwire';
 import { collect, delay, startClient } from '../helpers/clients.js';
+import { startTcpProxy } from '../helpers/tcp-proxy.js';
 import { TestHub } from '../helpers/test-hub.js';
 
 export interface BackplaneFactory {
@@ -40,6 +41,7 @@ export function runBackplaneConformance(name: string, factory: BackplaneFactory)
             return token ? { id: token } : undefined;
           },
           clientResultTimeout: 3000,
+          allowStatefulReconnects: true,
           onError: () => {},
         });
         hubwire.mapHub('/test', TestHub);
@@ -152,6 +154,38 @@ export function runBackplaneConformance(name: string, factory: BackplaneFactory)
       await delay(100);
       await c.stop();
       await assert.rejects(pending, /disconnected/);
+    });
+
+    test('a stateful-reconnect session resumed after a dropped socket gets what it missed, in order, none twice', async () => {
+      const node = nodes[1] as Node;
+      const proxy = await startTcpProxy(Number(new URL(node.url).port));
+      try {
+        const client = await startClient(`http://127.0.0.1:${proxy.port}/test`, { statefulReconnect: true });
+        clients.push(client);
+        const id = await client.invoke<string>('getConnectionId');
+        const inbox = collect<number>(client, 'message');
+        const sender = await connect(2);
+        const sending = (async () => {
+          for (let i = 1; i <= 200; i++) {
+            await sender.invoke('toClient', id, i);
+            if (i % 20 === 0) await delay(5);
+          }
+        })();
+        await delay(30);
+        proxy.dropAll();
+        await delay(100);
+        proxy.dropAll();
+        await sending;
+        await inbox.waitFor(200, 10_000);
+        await delay(100);
+        assert.deepEqual(
+          inbox.items,
+          Array.from({ length: 200 }, (_, i) => i + 1),
+        );
+        assert.equal(await client.invoke('getConnectionId'), id);
+      } finally {
+        await proxy.close();
+      }
     });
 
     test('ordering: concurrent senders on every node; each receiver sees each sender in order, once', async () => {
