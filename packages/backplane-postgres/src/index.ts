@@ -1,4 +1,5 @@
-// The public surface of @hubwire/postgres: the store, its options, and the schema installer for the CLI.
+// The public surface of @hubwire/postgres: the store, its options, and the URL entry points for backplaneFromUrl
+// and the `hubwire install-schema` CLI.
 
-export { SCHEMA_VERSION } from './schema.js';
-export { installSchema, PostgresStore, type PostgresStoreOptions } from './store.js';
+export { MAX_TABLE_COUNT, SCHEMA_VERSION } from './schema.js';
+export { createStore, installSchema, PostgresStore, type PostgresStoreOptions } from './store.js';

@@ -80,8 +80,9 @@ export const LOCK_INSTALL = -1;
  */
 const migrations: ReadonlyArray<(names: SchemaNames, streams: readonly number[]) => string[]> = [
   // Step 1: the version record and the id rows. The epoch is inserted by install() with the version.
+  // The schema itself is created by installOn, only when missing (CREATE SCHEMA IF NOT EXISTS would still
+  // demand CREATE on the database).
   (names) => [
-    `CREATE SCHEMA IF NOT EXISTS ${names.quoted}`,
     `CREATE TABLE IF NOT EXISTS ${names.versionTable} (
        id int PRIMARY KEY CHECK (id = 1),
        version int NOT NULL,
@@ -149,6 +150,10 @@ export async function installOn(client: pg.ClientBase, names: SchemaNames, table
       throw new Error(
         `Schema ${names.quoted} is at version ${version}, newer than this @hubwire/postgres supports (${SCHEMA_VERSION}); upgrade the package.`,
       );
+    }
+    if (version === 0) {
+      const schema = await client.query('SELECT to_regnamespace($1) IS NOT NULL AS present', [names.quoted]);
+      if (!schema.rows[0]?.present) await client.query(`CREATE SCHEMA ${names.quoted}`);
     }
     while (version < SCHEMA_VERSION) {
       const step = migrations[version]!;

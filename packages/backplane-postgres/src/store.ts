@@ -3,7 +3,7 @@
 import type { AppendResult, BackplaneStore, StoredRow } from 'hubwire';
 import pg from 'pg';
 import { ListenConnection } from './listen.js';
-import { installOn, publisherConstraint, SchemaNames, validateTableCount } from './schema.js';
+import { installOn, publisherConstraint, SCHEMA_VERSION, SchemaNames, validateTableCount } from './schema.js';
 
 /** Options of {@link PostgresStore}. One of `connectionString` and `pool` is required. */
 export interface PostgresStoreOptions {
@@ -251,6 +251,11 @@ export class PostgresStore implements BackplaneStore {
       onError: this.#onError,
     });
     await listener.start();
+    if (this.#closing) {
+      // close() ran while we were connecting: it could not see this listener, so end it here.
+      await listener.stop();
+      throw new Error('PostgresStore is closed');
+    }
     this.#listeners.add(listener);
     return async () => {
       this.#listeners.delete(listener);
@@ -311,7 +316,7 @@ export class PostgresStore implements BackplaneStore {
 export async function installSchema(
   connectionString: string,
   options: { schema?: string; tableCount?: number } = {},
-): Promise<{ epoch: string }> {
+): Promise<{ epoch: string; version: number }> {
   const names = new SchemaNames(options.schema ?? 'hubwire');
   const tableCount = validateTableCount(options.tableCount ?? 1);
   const client = new pg.Client({
@@ -324,10 +329,15 @@ export async function installSchema(
   try {
     await client.connect();
     const { epoch } = await installOn(client, names, tableCount);
-    return { epoch };
+    return { epoch, version: SCHEMA_VERSION };
   } finally {
     await client.end().catch(() => {});
   }
+}
+
+/** A store from a `postgres://` URL, for `backplaneFromUrl` (hubwire); other options take their defaults. */
+export function createStore(url: string, options: { schema?: string; tableCount?: number } = {}): PostgresStore {
+  return new PostgresStore({ connectionString: url, schema: options.schema, tableCount: options.tableCount });
 }
 
 /** Parses a bigint column read as text; ids past 2^53 cannot be JS numbers, and rounding one would skip rows. */

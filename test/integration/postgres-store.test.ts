@@ -1,0 +1,519 @@
+// The PostgreSQL store against a real server: install races, gap-free commit order under concurrency and late
+// commits, idempotent appends, trimming, LISTEN wake-ups and their recovery after the backend is killed.
+// Database: HUBWIRE_TEST_POSTGRES, default postgres://postgres@127.0.0.1:5432/test. Each test has its own schema.
+
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, afterEach, describe, test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import { createStore, installSchema, PostgresStore, type PostgresStoreOptions } from '@hubwire/postgres';
+import pg from 'pg';
+
+const url = process.env.HUBWIRE_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+// Without HUBWIRE_TEST_POSTGRES an unreachable default server skips the suite; with it, the suite must run.
+async function probe(): Promise<string | undefined> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    return undefined;
+  } catch (error) {
+    if (process.env.HUBWIRE_TEST_POSTGRES) throw error;
+    return `no PostgreSQL at ${url} (${(error as Error).message}); set HUBWIRE_TEST_POSTGRES`;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+const skip = await probe();
+
+const admin = new pg.Pool({ connectionString: url, max: 4 });
+admin.on('error', () => {});
+const schemas: string[] = [];
+const roles: string[] = [];
+const stores: PostgresStore[] = [];
+const cleanups: Array<() => Promise<unknown>> = [];
+
+function freshSchema(): string {
+  const schema = `hw_test_${randomBytes(5).toString('hex')}`;
+  schemas.push(schema);
+  return schema;
+}
+
+function makeStore(options: Partial<PostgresStoreOptions> & { schema: string }): PostgresStore {
+  const store = new PostgresStore({ connectionString: url, ...options });
+  stores.push(store);
+  return store;
+}
+
+/** Resolves when `check()` is true; fails after `ms`. */
+async function waitFor(check: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await delay(10);
+  }
+}
+
+/** A connected client for manual transactions, ended after the test. */
+async function manualClient(): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => {});
+  await client.connect();
+  cleanups.push(() => client.end().catch(() => {}));
+  return client;
+}
+
+/** Settles within `ms` or reports which state it stayed in. */
+function settledWithin<T>(promise: Promise<T>, ms: number): Promise<'pending' | 'settled'> {
+  return Promise.race([promise.then(() => 'settled' as const), delay(ms).then(() => 'pending' as const)]);
+}
+
+const rows = (count: number, prefix: string) => Array.from({ length: count }, (_, i) => Buffer.from(`${prefix}${i}`));
+
+describe('PostgresStore', { skip, timeout: 60_000 }, () => {
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0)) await cleanup();
+    await Promise.all(stores.splice(0).map((store) => store.close()));
+    for (const schema of schemas.splice(0)) await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    // Last: a role cannot be dropped while it still owns or has grants on anything.
+    for (const role of roles.splice(0)) await admin.query(`DROP ROLE IF EXISTS "${role}"`);
+  });
+  after(() => admin.end());
+
+  describe('install', () => {
+    test('8 stores racing on a fresh schema all succeed with one epoch and one version row', async () => {
+      const schema = freshSchema();
+      const racers = Array.from({ length: 8 }, () => makeStore({ schema, tableCount: 2, poolSize: 1 }));
+      const results = await Promise.all(racers.map((store) => store.install()));
+      const epochs = new Set(results.map((result) => result.epoch));
+      assert.equal(epochs.size, 1);
+      const version = await admin.query(`SELECT version, epoch FROM "${schema}".schema_version`);
+      assert.deepEqual(version.rows, [{ version: 1, epoch: results[0]!.epoch }]);
+      const streams = await admin.query(`SELECT stream, last_id FROM "${schema}".streams ORDER BY stream`);
+      assert.deepEqual(streams.rows, [
+        { stream: 0, last_id: '0' },
+        { stream: 1, last_id: '0' },
+      ]);
+    });
+
+    test('installing again is a no-op that returns the same epoch', async () => {
+      const schema = freshSchema();
+      const first = await makeStore({ schema }).install();
+      const before = await admin.query(`SELECT installed_at FROM "${schema}".schema_version`);
+      const second = await makeStore({ schema }).install();
+      const third = await installSchema(url, { schema });
+      assert.equal(second.epoch, first.epoch);
+      assert.deepEqual(third, { epoch: first.epoch, version: 1 });
+      const after = await admin.query(`SELECT installed_at FROM "${schema}".schema_version`);
+      assert.deepEqual(after.rows, before.rows);
+    });
+
+    test('growing tableCount from 1 to 3 adds tables and id rows, keeping data and epoch', async () => {
+      const schema = freshSchema();
+      const small = makeStore({ schema, tableCount: 1 });
+      const { epoch } = await small.install();
+      await small.append(0, 'p', 1, Buffer.from('kept'));
+      const large = makeStore({ schema, tableCount: 3 });
+      assert.deepEqual(await large.install(), { epoch });
+      const tables = await admin.query(
+        `SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name`,
+        [schema],
+      );
+      assert.deepEqual(
+        tables.rows.map((row) => row.table_name),
+        ['messages_0', 'messages_1', 'messages_2', 'schema_version', 'streams'],
+      );
+      assert.equal(await large.top(0), 1);
+      assert.equal(await large.top(2), 0);
+      assert.deepEqual((await large.append(2, 'p', 1, Buffer.from('x'))).id, 1);
+      // The smaller store keeps working on its streams.
+      assert.equal((await small.append(0, 'p', 2, Buffer.from('y'))).id, 2);
+    });
+
+    test('installSchema pre-installs for a store that then only reads at install', async () => {
+      const schema = freshSchema();
+      const { epoch } = await installSchema(url, { schema, tableCount: 2 });
+      assert.deepEqual(await makeStore({ schema, tableCount: 2 }).install(), { epoch });
+      // The URL entry point used by backplaneFromUrl builds the same store.
+      const fromUrl = createStore(url, { schema, tableCount: 2 });
+      stores.push(fromUrl);
+      assert.equal(fromUrl.streamCount, 2);
+      assert.deepEqual(await fromUrl.install(), { epoch });
+    });
+
+    test('an application role with only the documented grants runs on a pre-installed schema', async () => {
+      const schema = freshSchema();
+      const { epoch } = await installSchema(url, { schema, tableCount: 2 });
+      const role = `${schema}_app`;
+      await admin.query(`CREATE ROLE "${role}" LOGIN`);
+      roles.push(role);
+      await admin.query(`GRANT USAGE ON SCHEMA "${schema}" TO "${role}"`);
+      await admin.query(`GRANT SELECT ON "${schema}".schema_version TO "${role}"`);
+      await admin.query(`GRANT SELECT, UPDATE ON "${schema}".streams TO "${role}"`);
+      await admin.query(`GRANT SELECT, INSERT, DELETE ON "${schema}".messages_0, "${schema}".messages_1 TO "${role}"`);
+      const roleUrl = new URL(url);
+      roleUrl.username = role;
+      roleUrl.password = '';
+      const store = makeStore({ schema, tableCount: 2, connectionString: roleUrl.href });
+      assert.deepEqual(await store.install(), { epoch });
+      const woken: number[] = [];
+      await store.subscribe(
+        (stream) => woken.push(stream),
+        () => {},
+      );
+      assert.equal((await store.append(1, 'p', 1, Buffer.from('x'))).id, 1);
+      assert.equal((await store.append(1, 'p', 1, Buffer.from('x'))).id, undefined);
+      assert.equal((await store.readAfter(1, 0, 10)).length, 1);
+      assert.equal(await store.top(1), 1);
+      assert.equal(await store.trim(1, 0, 0), 1);
+      await waitFor(() => woken.length === 1, 5000, 'a wake-up');
+      // Growing tableCount needs CREATE on the schema, which this role lacks: a clear permission error.
+      await assert.rejects(makeStore({ schema, tableCount: 3, connectionString: roleUrl.href }).install(), {
+        code: '42501',
+      });
+    });
+
+    test('an existing empty schema owned by the installing role needs no CREATE on the database', async () => {
+      const schema = freshSchema();
+      const role = `${schema}_owner`;
+      await admin.query(`CREATE ROLE "${role}" LOGIN`);
+      roles.push(role);
+      await admin.query(`CREATE SCHEMA "${schema}" AUTHORIZATION "${role}"`);
+      const roleUrl = new URL(url);
+      roleUrl.username = role;
+      const store = makeStore({ schema, connectionString: roleUrl.href });
+      const { epoch } = await store.install();
+      assert.match(epoch, /^[0-9a-f-]{36}$/);
+      assert.equal((await store.append(0, 'p', 1, Buffer.from('x'))).id, 1);
+    });
+
+    test('invalid options are rejected before touching the database', async () => {
+      for (const schema of ['bad-name', '1abc', '', 'a'.repeat(52), 'x"; DROP TABLE y; --', 'sch ema']) {
+        assert.throws(() => new PostgresStore({ connectionString: url, schema }), TypeError, schema);
+        await assert.rejects(installSchema(url, { schema }), TypeError);
+      }
+      assert.doesNotThrow(() => new PostgresStore({ connectionString: url, schema: `_${'a'.repeat(50)}` }).close());
+      for (const tableCount of [0, 65, 1.5]) {
+        assert.throws(() => new PostgresStore({ connectionString: url, tableCount }), RangeError);
+      }
+      assert.throws(() => new PostgresStore({}), /connectionString or a pool/);
+    });
+  });
+
+  describe('append, readAfter, top', () => {
+    test('basics and limits', async () => {
+      const store = makeStore({ schema: freshSchema(), tableCount: 2 });
+      await store.install();
+      assert.equal(await store.top(0), 0);
+      assert.deepEqual(await store.readAfter(0, 0, 10), []);
+      const payloads = [Buffer.from([0, 1, 2, 255, 0]), Buffer.alloc(0), randomBytes(200_000), ...rows(3, 'm')];
+      for (const [index, payload] of payloads.entries()) {
+        assert.deepEqual(await store.append(0, 'node-a', index + 1, payload), { id: index + 1 });
+      }
+      assert.equal(await store.top(0), 6);
+      assert.equal(await store.top(1), 0);
+      const all = await store.readAfter(0, 0, 100);
+      assert.deepEqual(
+        all.map((row) => row.id),
+        [1, 2, 3, 4, 5, 6],
+      );
+      for (const [index, row] of all.entries()) assert.ok(row.payload.equals(payloads[index]!), `payload ${row.id}`);
+      assert.deepEqual(
+        (await store.readAfter(0, 0, 2)).map((row) => row.id),
+        [1, 2],
+      );
+      assert.deepEqual(
+        (await store.readAfter(0, 4, 10)).map((row) => row.id),
+        [5, 6],
+      );
+      assert.deepEqual(await store.readAfter(0, 6, 10), []);
+      assert.deepEqual(await store.readAfter(1, 0, 10), []);
+
+      await assert.rejects(store.append(2, 'p', 1, Buffer.from('x')), RangeError);
+      await assert.rejects(store.append(-1, 'p', 1, Buffer.from('x')), RangeError);
+      await assert.rejects(store.readAfter(0, -1, 10), RangeError);
+      await assert.rejects(store.readAfter(0, 0, 0), RangeError);
+      await assert.rejects(store.top(1.5), RangeError);
+    });
+
+    test('40 concurrent appenders on 2 streams: ids exactly 1..N per stream, every payload once', async () => {
+      const schema = freshSchema();
+      await installSchema(url, { schema, tableCount: 2 });
+      const appenders = Array.from({ length: 40 }, () => makeStore({ schema, tableCount: 2, poolSize: 1 }));
+      const perAppender = 8;
+      const returned: Array<Set<number>> = [new Set(), new Set()];
+      // Readers polling during the appends must only ever see the next consecutive ids after their cursor.
+      const reading = makeStore({ schema, tableCount: 2, poolSize: 2 });
+      let appending = true;
+      const readers = [0, 1].map(async (stream) => {
+        let cursor = 0;
+        while (appending) {
+          for (const row of await reading.readAfter(stream, cursor, 7)) {
+            assert.equal(row.id, cursor + 1, `stream ${stream}: a reader at ${cursor} never skips`);
+            cursor = row.id;
+          }
+        }
+        return cursor;
+      });
+      // Handled here so an early failure is not an unhandled rejection; awaited (and rethrown) below.
+      for (const read of readers) read.catch(() => {});
+      await Promise.all(
+        appenders.map(async (store, appender) => {
+          for (let seq = 1; seq <= perAppender; seq++) {
+            await delay(Math.random() * 8);
+            const stream = (appender + seq) % 2;
+            const { id } = await store.append(stream, `pub-${appender}`, seq, Buffer.from(`${appender}:${seq}`));
+            assert.ok(id !== undefined && !returned[stream]!.has(id), `id ${id} on stream ${stream} given twice`);
+            returned[stream]!.add(id);
+          }
+        }),
+      ).finally(() => {
+        appending = false;
+      });
+      await Promise.all(readers);
+      const reader = appenders[0]!;
+      let total = 0;
+      for (const stream of [0, 1]) {
+        const read = await reader.readAfter(stream, 0, 10_000);
+        assert.deepEqual(
+          read.map((row) => row.id),
+          Array.from({ length: read.length }, (_, i) => i + 1),
+          `stream ${stream} ids are 1..N`,
+        );
+        assert.equal(await reader.top(stream), read.length);
+        const payloads = read.map((row) => row.payload.toString());
+        assert.equal(new Set(payloads).size, payloads.length, 'every payload once');
+        total += read.length;
+      }
+      assert.equal(total, 40 * perAppender);
+    });
+
+    for (const outcome of ['COMMIT', 'ROLLBACK'] as const) {
+      test(`a late-committing transaction is never skipped (${outcome})`, async () => {
+        const schema = freshSchema();
+        const store = makeStore({ schema });
+        await store.install();
+        await store.append(0, 'p', 1, Buffer.from('first'));
+        // A writer that took the next id and has not committed yet, as a slow append would.
+        const late = await manualClient();
+        await late.query('BEGIN');
+        await late.query(
+          `WITH next AS (UPDATE "${schema}".streams SET last_id = last_id + 1 WHERE stream = 0 RETURNING last_id)
+           INSERT INTO "${schema}".messages_0 (id, publisher, batch_seq, payload)
+           SELECT last_id, 'late', 1, '\\x6c617465' FROM next`,
+        );
+        const appending = store.append(0, 'p', 2, Buffer.from('after'));
+        assert.equal(await settledWithin(appending, 300), 'pending', 'the append waits for the stream row');
+        // Readers see neither the uncommitted row nor anything past the committed top.
+        assert.equal(await store.top(0), 1);
+        assert.deepEqual(
+          (await store.readAfter(0, 0, 10)).map((row) => row.id),
+          [1],
+        );
+        await late.query(outcome);
+        const { id } = await appending;
+        const read = await store.readAfter(0, 0, 10);
+        if (outcome === 'COMMIT') {
+          assert.equal(id, 3);
+          assert.deepEqual(
+            read.map((row) => [row.id, row.payload.toString()]),
+            [
+              [1, 'first'],
+              [2, 'late'],
+              [3, 'after'],
+            ],
+          );
+        } else {
+          assert.equal(id, 2, 'the rolled-back id is reused: no gap');
+          assert.deepEqual(
+            read.map((row) => [row.id, row.payload.toString()]),
+            [
+              [1, 'first'],
+              [2, 'after'],
+            ],
+          );
+        }
+      });
+    }
+
+    test('the same publisher and batchSeq twice stores one row, and the next id follows without a gap', async () => {
+      const store = makeStore({ schema: freshSchema() });
+      await store.install();
+      assert.deepEqual(await store.append(0, 'node-a', 7, Buffer.from('one')), { id: 1 });
+      assert.deepEqual(await store.append(0, 'node-a', 7, Buffer.from('one again')), { id: undefined });
+      assert.deepEqual(await store.append(0, 'node-b', 7, Buffer.from('other publisher')), { id: 2 });
+      assert.deepEqual(await store.append(0, 'node-a', 8, Buffer.from('two')), { id: 3 });
+      assert.equal(await store.top(0), 3);
+      assert.deepEqual(
+        (await store.readAfter(0, 0, 10)).map((row) => row.payload.toString()),
+        ['one', 'other publisher', 'two'],
+      );
+    });
+
+    test('an id beyond 2^53 is a clear error, not a rounded id', async () => {
+      const schema = freshSchema();
+      const store = makeStore({ schema });
+      await store.install();
+      await admin.query(
+        `INSERT INTO "${schema}".messages_0 (id, publisher, batch_seq, payload) VALUES (9007199254740993, 'p', 1, '\\x00')`,
+      );
+      await assert.rejects(store.readAfter(0, 0, 10), /exceeds Number.MAX_SAFE_INTEGER/);
+    });
+  });
+
+  describe('trim', () => {
+    test('deletes only rows outside the newest keepRows and older than maxAge, in blocks', async () => {
+      const schema = freshSchema();
+      const store = makeStore({ schema });
+      await store.install();
+      // 2500 hour-old rows written directly, then 5 fresh ones through the store.
+      await admin.query(
+        `INSERT INTO "${schema}".messages_0 (id, publisher, batch_seq, created_at, payload)
+         SELECT g, 'old', g, now() - interval '1 hour', '\\x00' FROM generate_series(1, 2500) g`,
+      );
+      await admin.query(`UPDATE "${schema}".streams SET last_id = 2500 WHERE stream = 0`);
+      for (let seq = 1; seq <= 5; seq++) await store.append(0, 'new', seq, Buffer.from(`new${seq}`));
+
+      assert.equal(await store.trim(0, 100, 60_000), 2405, 'keeps the newest 100');
+      assert.equal((await store.readAfter(0, 0, 1))[0]!.id, 2406);
+      assert.equal(await store.trim(0, 0, 60_000), 95, 'keeps the young rows');
+      assert.deepEqual(
+        (await store.readAfter(0, 0, 100)).map((row) => row.id),
+        [2501, 2502, 2503, 2504, 2505],
+      );
+      assert.equal(await store.top(0), 2505, 'trimming never lowers the top');
+      assert.equal(await store.trim(0, 0, 60_000), 0);
+      // With no age limit the young rows go too, except the newest keepRows.
+      assert.equal(await store.trim(0, 2, 0), 3);
+      assert.equal(await store.append(0, 'new', 6, Buffer.from('after trim')).then((r) => r.id), 2506);
+    });
+
+    test('skips a stream that another node is trimming', async () => {
+      const schema = freshSchema();
+      const store = makeStore({ schema });
+      await store.install();
+      for (let seq = 1; seq <= 5; seq++) await store.append(0, 'p', seq, Buffer.from('x'));
+      const other = await manualClient();
+      await other.query('BEGIN');
+      await other.query('SELECT pg_advisory_xact_lock($1, $2)', [store.names.lockNamespace, 0]);
+      assert.equal(await store.trim(0, 0, 0), 0);
+      await other.query('COMMIT');
+      assert.equal(await store.trim(0, 0, 0), 5);
+    });
+  });
+
+  describe('subscribe', () => {
+    test('wake-ups carry the stream number, one per append', async () => {
+      const schema = freshSchema();
+      const listener = makeStore({ schema, tableCount: 2 });
+      const writer = makeStore({ schema, tableCount: 2 });
+      await listener.install();
+      const woken: number[] = [];
+      let reconnects = 0;
+      await listener.subscribe(
+        (stream) => woken.push(stream),
+        () => reconnects++,
+      );
+      const expected = [1, 1, 0, 1, 0];
+      for (const [seq, stream] of expected.entries()) await writer.append(stream, 'w', seq, Buffer.from('x'));
+      await waitFor(() => woken.length >= expected.length, 5000, 'wake-ups');
+      await delay(200);
+      assert.deepEqual(woken, expected);
+      assert.equal(reconnects, 0);
+      // A duplicate append commits nothing, so it wakes no one.
+      await writer.append(0, 'w', 2, Buffer.from('dup'));
+      await delay(200);
+      assert.equal(woken.length, expected.length);
+    });
+
+    test('after pg_terminate_backend of the LISTEN connection, onReconnect is called and wake-ups resume', async () => {
+      const schema = freshSchema();
+      const errors: Error[] = [];
+      const store = makeStore({ schema, onError: (error) => errors.push(error) });
+      await store.install();
+      const woken: number[] = [];
+      let reconnects = 0;
+      const stop = await store.subscribe(
+        (stream) => woken.push(stream),
+        () => reconnects++,
+      );
+      const killed = await admin.query(
+        `SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity WHERE query = $1 AND datname = current_database()`,
+        [`LISTEN "hubwire_${schema}"`],
+      );
+      assert.deepEqual(killed.rows, [{ done: true }]);
+      await waitFor(() => reconnects === 1, 10_000, 'onReconnect');
+      assert.ok(errors.length >= 1, 'the loss was reported to onError');
+      await store.append(0, 'p', 1, Buffer.from('x'));
+      await waitFor(() => woken.length === 1, 5000, 'a wake-up after reconnecting');
+      assert.deepEqual(woken, [0]);
+      await stop();
+      await store.append(0, 'p', 2, Buffer.from('y'));
+      await delay(200);
+      assert.deepEqual(woken, [0], 'nothing after stop');
+    });
+
+    test('notify: false never calls back and never NOTIFYs', async () => {
+      const schema = freshSchema();
+      const quiet = makeStore({ schema, notify: false });
+      await quiet.install();
+      const raw = await manualClient();
+      const heard: string[] = [];
+      raw.on('notification', (message) => heard.push(message.channel));
+      await raw.query(`LISTEN "hubwire_${schema}"`);
+      let calls = 0;
+      await quiet.subscribe(
+        () => calls++,
+        () => calls++,
+      );
+      for (let seq = 1; seq <= 3; seq++) await quiet.append(0, 'q', seq, Buffer.from('x'));
+      // A notifying store on the same schema proves the raw listener works.
+      await makeStore({ schema }).append(0, 'n', 1, Buffer.from('x'));
+      await waitFor(() => heard.length >= 1, 5000, 'the notifying store');
+      await delay(200);
+      assert.equal(heard.length, 1);
+      assert.equal(calls, 0);
+    });
+  });
+
+  test('an unreachable database gives clear rejections and no crash', async () => {
+    const dead = 'postgres://postgres@127.0.0.1:1/test';
+    const errors: Error[] = [];
+    const store = new PostgresStore({ connectionString: dead, schema: 'hubwire', onError: (e) => errors.push(e) });
+    stores.push(store);
+    await assert.rejects(store.install(), /ECONNREFUSED/);
+    await assert.rejects(store.append(0, 'p', 1, Buffer.from('x')), /ECONNREFUSED/);
+    await assert.rejects(store.readAfter(0, 0, 10), /ECONNREFUSED/);
+    await assert.rejects(store.top(0), /ECONNREFUSED/);
+    await assert.rejects(store.trim(0, 0, 0), /ECONNREFUSED/);
+    await assert.rejects(
+      store.subscribe(
+        () => {},
+        () => {},
+      ),
+      /Cannot LISTEN on PostgreSQL channel hubwire_hubwire: .*ECONNREFUSED/,
+    );
+    await assert.rejects(installSchema(dead), /ECONNREFUSED/);
+    await store.close();
+    await store.close();
+  });
+
+  test('a pool passed in is used and left open on close', async () => {
+    const schema = freshSchema();
+    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    pool.on('error', () => {});
+    cleanups.push(() => pool.end());
+    const store = new PostgresStore({ pool, schema });
+    await store.install();
+    const woken: number[] = [];
+    await store.subscribe(
+      (stream) => woken.push(stream),
+      () => {},
+    );
+    await store.append(0, 'p', 1, Buffer.from('x'));
+    await waitFor(() => woken.length === 1, 5000, 'a wake-up through the pool settings');
+    await store.close();
+    assert.equal((await pool.query('SELECT 1 AS one')).rows[0].one, 1);
+  });
+});
