@@ -1,5 +1,5 @@
-// The conformance suite on the PostgreSQL backplane (a real database; two streams, so nodes write to different
-// tables).
+// The conformance suite on the PostgreSQL backplane (a real database, the default single stream: one total order
+// for every node).
 
 import { PostgresStore } from '@hubwire/postgres';
 import { ScaleoutEngine } from 'hubwire';
@@ -11,7 +11,7 @@ const schema = `hw_conf_${process.pid}_${Date.now().toString(36)}`;
 
 runBackplaneConformance('postgres', {
   createBackplane: () =>
-    new ScaleoutEngine(new PostgresStore({ connectionString: DATABASE_URL, schema, tableCount: 2 }), {
+    new ScaleoutEngine(new PostgresStore({ connectionString: DATABASE_URL, schema }), {
       onError: () => {},
     }),
   async cleanup() {

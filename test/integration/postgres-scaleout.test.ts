@@ -242,10 +242,13 @@ describe('PostgreSQL backplane while the database is unreachable', () => {
     const port = await hubwire.listen(0);
     try {
       const queued = [1, 2, 3].map((i) => context.clients.all.send('message', i));
+      // They stay queued until close() rejects them.
+      for (const pending of queued) pending.catch(() => {});
       await assert.rejects(context.clients.all.send('message', 4), {
         code: 'HW_ERR_BACKPLANE_UNAVAILABLE',
         message: /send queue is full \(3 messages\)/,
       });
+      for (let i = 0; i < 100 && backplane.stats().streams[0]?.state !== 'buffering'; i++) await delay(20);
       assert.equal(backplane.stats().streams[0]?.state, 'buffering');
       // A client still connects and gets the error through its invocation.
       const client = await startClient(`http://127.0.0.1:${port}/test`);

@@ -448,7 +448,7 @@ describe('PostgresStore', { skip, timeout: 60_000 }, () => {
       await store.append(0, 'p', 1, Buffer.from('x'));
       await waitFor(() => woken.length === 1, 5000, 'a wake-up after reconnecting');
       assert.deepEqual(woken, [0]);
-      await stop();
+      await stop?.();
       await store.append(0, 'p', 2, Buffer.from('y'));
       await delay(200);
       assert.deepEqual(woken, [0], 'nothing after stop');
@@ -463,10 +463,11 @@ describe('PostgresStore', { skip, timeout: 60_000 }, () => {
       raw.on('notification', (message) => heard.push(message.channel));
       await raw.query(`LISTEN "hubwire_${schema}"`);
       let calls = 0;
-      await quiet.subscribe(
+      const stop = await quiet.subscribe(
         () => calls++,
         () => calls++,
       );
+      assert.equal(stop, undefined, 'tells the engine there are no push wake-ups');
       for (let seq = 1; seq <= 3; seq++) await quiet.append(0, 'q', seq, Buffer.from('x'));
       // A notifying store on the same schema proves the raw listener works.
       await makeStore({ schema }).append(0, 'n', 1, Buffer.from('x'));

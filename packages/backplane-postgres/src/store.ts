@@ -235,9 +235,13 @@ export class PostgresStore implements BackplaneStore {
     }
   }
 
-  async subscribe(onChange: (stream: number) => void, onReconnect: () => void): Promise<() => Promise<void>> {
+  async subscribe(
+    onChange: (stream: number) => void,
+    onReconnect: () => void,
+  ): Promise<(() => Promise<void>) | undefined> {
     if (this.#closing) throw new Error('PostgresStore is closed');
-    if (!this.#notify) return async () => {};
+    // No push wake-ups: the engine polls with its short back-off instead.
+    if (!this.#notify) return undefined;
     const streamCount = this.streamCount;
     const listener = new ListenConnection({
       config: this.#listenConfig,

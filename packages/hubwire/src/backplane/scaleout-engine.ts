@@ -20,7 +20,7 @@ export interface ScaleoutOptions {
   pollInterval?: { min?: number; max?: number };
   /** Polling while push wake-ups work, to cover a lost notification (ms). Default 2000. */
   safetyPollInterval?: number;
-  /** Retry back-off after a database error (ms). Default 100 to 5000. */
+  /** Retry back-off after a database error (ms). Default 25 to 5000. */
   retryDelay?: { min?: number; max?: number };
   /** Rows kept per stream: the newest `rows`, and every row younger than `ageMs`. Default 10000 rows, 60 s. */
   retention?: { rows?: number; ageMs?: number };
@@ -70,6 +70,8 @@ interface StreamRuntime {
   inflight: Pending[] | undefined;
   batchSeq: number;
   flushScheduled: boolean;
+  /** sync() callers waiting for this stream to be delivered up to an id. */
+  waiters: { id: number; resolve(): void }[];
 }
 
 // Retry delays keep the process alive (work is pending); idle poll timers do not.
@@ -112,7 +114,7 @@ export class ScaleoutEngine {
       trimInterval: options.trimInterval ?? 10_000,
       pollMin: options.pollInterval?.min ?? 10,
       pollMax: options.pollInterval?.max ?? 250,
-      retryMin: options.retryDelay?.min ?? 100,
+      retryMin: options.retryDelay?.min ?? 25,
       retryMax: options.retryDelay?.max ?? 5000,
       keepRows: options.retention?.rows ?? 10_000,
       keepAgeMs: options.retention?.ageMs ?? 60_000,
@@ -146,6 +148,7 @@ export class ScaleoutEngine {
       inflight: undefined,
       batchSeq: 0,
       flushScheduled: false,
+      waiters: [],
     }));
     // Each node writes to one stream, so its messages keep their order everywhere.
     let hash = 0;
@@ -211,11 +214,11 @@ export class ScaleoutEngine {
           if (s) this.wake(s);
         },
         () => {
-          this.pushHealthy = true;
           for (const s of this.streams) this.wake(s);
         },
       );
-      this.pushHealthy = true;
+      // undefined: this store never pushes; poll with the short back-off.
+      this.pushHealthy = this.unsubscribe !== undefined;
     } catch (error) {
       // Polling keeps delivery correct without wake-ups; try to subscribe again later.
       this.pushHealthy = false;
@@ -297,6 +300,36 @@ export class ScaleoutEngine {
     if (s.queue.length > 0) void this.flush(s);
   }
 
+  /**
+   * Resolves once this node has delivered everything committed to any stream before the call: a group change
+   * applied after it cannot overtake a message sent before it (the order one node would give). Gives up after
+   * `timeoutMs` or when the database is unreachable (resolving false), so an outage never blocks a hub call.
+   */
+  async sync(timeoutMs = 5000): Promise<boolean> {
+    if (!this.running) return false;
+    let tops: number[];
+    try {
+      tops = await Promise.all(this.streams.map((s) => this.store.top(s.stream)));
+    } catch {
+      return false;
+    }
+    const waits: Promise<void>[] = [];
+    for (const s of this.streams) {
+      const top = tops[s.stream] as number;
+      if (s.lastId >= top) continue;
+      waits.push(new Promise<void>((resolve) => s.waiters.push({ id: top, resolve })));
+      this.wake(s);
+    }
+    if (waits.length === 0) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    const result = await Promise.race([Promise.all(waits).then(() => true), timedOut]);
+    clearTimeout(timer);
+    return result;
+  }
+
   // --- Reading ----------------------------------------------------------------------------------------
   private wake(s: StreamRuntime): void {
     if (!this.running || this.closed) return;
@@ -358,6 +391,7 @@ export class ScaleoutEngine {
       );
     }
     s.lastId = row.id;
+    if (s.waiters.length > 0) this.releaseWaiters(s);
     let batch: ReturnType<typeof decodeBatch>;
     try {
       batch = decodeBatch(row.payload);
@@ -375,6 +409,16 @@ export class ScaleoutEngine {
         this.fail(error, `delivering to hub '${envelope.hub}'`);
       }
     }
+  }
+
+  private releaseWaiters(s: StreamRuntime): void {
+    const ready = s.waiters.filter((w) => w.id <= s.lastId);
+    if (ready.length === 0) return;
+    s.waiters = s.waiters.filter((w) => w.id > s.lastId);
+    // After this row's envelopes are delivered (deliverRow continues synchronously first).
+    queueMicrotask(() => {
+      for (const waiter of ready) waiter.resolve();
+    });
   }
 
   private async trimAll(): Promise<void> {
@@ -430,6 +474,8 @@ export class ScaleoutEngine {
     for (const s of this.streams) {
       if (s.timer) clearTimeout(s.timer);
       for (const pending of [...(s.inflight ?? []), ...s.queue]) pending.reject(error);
+      for (const waiter of s.waiters) waiter.resolve();
+      s.waiters = [];
       s.queue = [];
       s.inflight = undefined;
       this.setState(s, 'closed');

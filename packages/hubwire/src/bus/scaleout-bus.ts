@@ -56,15 +56,24 @@ export class ScaleoutBus implements MessageBus {
     return this.engine.publish({ kind: 1, hub: this.hub, audience, target, args });
   }
 
+  /**
+   * A local connection's membership changes once this node has delivered everything committed before the call,
+   * so it is ordered with sends as on one node. Another node's connection hears the change in this node's
+   * stream order: a send this node makes afterwards sees the new membership.
+   */
   async addToGroup(connectionId: string, group: string): Promise<void> {
-    // A local connection joins at once; another node's hears it in this node's stream order, so a send this
-    // node makes afterwards reaches it.
-    if (this.local.index.connections.has(connectionId)) return this.local.addToGroup(connectionId, group);
+    if (this.local.index.connections.has(connectionId)) {
+      await this.engine.sync();
+      return this.local.addToGroup(connectionId, group);
+    }
     return this.engine.publish({ kind: 2, hub: this.hub, connectionId, group, add: true });
   }
 
   async removeFromGroup(connectionId: string, group: string): Promise<void> {
-    if (this.local.index.connections.has(connectionId)) return this.local.removeFromGroup(connectionId, group);
+    if (this.local.index.connections.has(connectionId)) {
+      await this.engine.sync();
+      return this.local.removeFromGroup(connectionId, group);
+    }
     return this.engine.publish({ kind: 2, hub: this.hub, connectionId, group, add: false });
   }
 

@@ -1,0 +1,194 @@
+// The tables the SQLite store owns: option checks, table names, the numbered migrations and install() itself.
+
+import { randomUUID } from 'node:crypto';
+import type Database from 'better-sqlite3';
+
+/** The schema version this code writes and reads. Each version above 1 has a step in `migrations`. */
+export const SCHEMA_VERSION = 1;
+/** Streams (tables) a store may have: the same ceiling as the PostgreSQL store, so a URL works on both. */
+export const MAX_TABLE_COUNT = 64;
+
+// The same rule as PostgreSQL schema names, so one `--schema` value is valid for every backplane. SQLite has no
+// schemas inside a file: the prefix starts every table name instead (`hubwire_streams`).
+const PREFIX = /^[A-Za-z_][A-Za-z0-9_]{0,50}$/;
+
+/** Throws a TypeError unless `prefix` is a safe table prefix. */
+export function validatePrefix(prefix: unknown): string {
+  if (typeof prefix !== 'string' || !PREFIX.test(prefix)) {
+    throw new TypeError(
+      `Invalid SQLite table prefix ${JSON.stringify(prefix)}: use 1-51 letters, digits or underscores, not starting with a digit.`,
+    );
+  }
+  return prefix;
+}
+
+/** Throws a RangeError unless `tableCount` is an integer in 1..64. */
+export function validateTableCount(tableCount: unknown): number {
+  if (
+    typeof tableCount !== 'number' ||
+    !Number.isInteger(tableCount) ||
+    tableCount < 1 ||
+    tableCount > MAX_TABLE_COUNT
+  ) {
+    throw new RangeError(`tableCount must be an integer from 1 to ${MAX_TABLE_COUNT}, got ${String(tableCount)}.`);
+  }
+  return tableCount;
+}
+
+/**
+ * Every table name the store uses, built once from the validated prefix. Nothing else is ever interpolated into
+ * SQL; values always go as parameters. SQLite compares names case-insensitively, so `Hub` and `hub` are the same
+ * tables.
+ */
+export class TableNames {
+  readonly prefix: string;
+  /** Quoted, e.g. `"hubwire_schema_version"`. */
+  readonly versionTable: string;
+  readonly streamsTable: string;
+
+  constructor(prefix: string) {
+    this.prefix = validatePrefix(prefix);
+    this.versionTable = `"${prefix}_schema_version"`;
+    this.streamsTable = `"${prefix}_streams"`;
+  }
+
+  /** The unquoted name of a stream's messages table, as sqlite_schema lists it. */
+  messagesName(stream: number): string {
+    return `${this.prefix}_messages_${stream}`;
+  }
+
+  /** The quoted messages table of a stream, e.g. `"hubwire_messages_0"`. */
+  messagesTable(stream: number): string {
+    return `"${this.messagesName(stream)}"`;
+  }
+}
+
+/**
+ * The numbered migrations. Step N brings tables at version N-1 to version N; step 1 creates the base tables from
+ * nothing. Stream tables are created per stream by `streamTableSql`, so a step that changes them must loop over
+ * `streams` (the streams that exist when it runs). Steps only ever get appended; a shipped step never changes.
+ */
+const migrations: ReadonlyArray<(names: TableNames, streams: readonly number[]) => string[]> = [
+  // Step 1: the version record and the id rows. The epoch is inserted by installOn() with the version.
+  (names) => [
+    `CREATE TABLE IF NOT EXISTS ${names.versionTable} (
+       id INTEGER PRIMARY KEY CHECK (id = 1),
+       version INTEGER NOT NULL,
+       epoch TEXT NOT NULL,
+       installed_at INTEGER NOT NULL
+     )`,
+    // One row per stream: its last id, read and incremented inside each append's write transaction.
+    `CREATE TABLE IF NOT EXISTS ${names.streamsTable} (
+       stream INTEGER PRIMARY KEY,
+       last_id INTEGER NOT NULL
+     )`,
+  ],
+];
+
+if (migrations.length !== SCHEMA_VERSION) throw new Error('schema.ts: one migration step per schema version');
+
+/** The DDL for one stream's messages table (idempotent). */
+function streamTableSql(names: TableNames, stream: number): string {
+  // `id INTEGER PRIMARY KEY` is the rowid itself: reads by id range walk the table's own b-tree. Ids are given
+  // by append(), never by SQLite. (publisher, batch_seq) is the idempotence key; its index makes the duplicate
+  // check of append() one lookup. created_at is integer milliseconds since 1970 (Date.now()), for trim().
+  return `CREATE TABLE IF NOT EXISTS ${names.messagesTable(stream)} (
+    id INTEGER PRIMARY KEY,
+    publisher TEXT NOT NULL,
+    batch_seq INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    UNIQUE (publisher, batch_seq)
+  )`;
+}
+
+/** What install() found and did. */
+export interface InstallResult {
+  readonly epoch: string;
+  /** The version found before installing (0 in a fresh file). */
+  readonly previousVersion: number;
+  /** Streams whose tables were created by this call. */
+  readonly createdStreams: readonly number[];
+}
+
+/**
+ * Creates or migrates the tables in ONE `BEGIN IMMEDIATE` transaction: it takes the file's write lock first, so
+ * installers in several processes run one after the other and the later ones find everything in place; a failed
+ * install leaves nothing half made. Synchronous; throws SQLITE_BUSY when the lock stays taken longer than the
+ * busy timeout (the caller retries). When everything is in place it only reads (the write lock is still taken).
+ */
+export function installOn(db: Database.Database, names: TableNames, tableCount: number): InstallResult {
+  validateTableCount(tableCount);
+  const run = db.transaction((): InstallResult => {
+    const found = readState(db, names);
+    let version = found.version;
+    let epoch = found.epoch;
+    if (version > SCHEMA_VERSION) {
+      throw new Error(
+        `The tables with prefix '${names.prefix}' are at version ${version}, newer than this @hubwire/sqlite supports (${SCHEMA_VERSION}); upgrade the package.`,
+      );
+    }
+    while (version < SCHEMA_VERSION) {
+      const step = migrations[version]!;
+      for (const statement of step(names, found.streams)) db.exec(statement);
+      version += 1;
+      if (version === 1) {
+        epoch = randomUUID();
+        db.prepare(`INSERT INTO ${names.versionTable} (id, version, epoch, installed_at) VALUES (1, ?, ?, ?)`).run(
+          1,
+          epoch,
+          Date.now(),
+        );
+      } else {
+        db.prepare(`UPDATE ${names.versionTable} SET version = ? WHERE id = 1`).run(version);
+      }
+    }
+
+    // Streams added since the last install (tableCount grew). Fewer streams than installed is fine: the extra
+    // tables are left alone, so a rolling change of tableCount never drops data.
+    const existing = new Set(found.streams);
+    const createdStreams: number[] = [];
+    for (let stream = 0; stream < tableCount; stream++) {
+      if (existing.has(stream)) continue;
+      db.exec(streamTableSql(names, stream));
+      // Start from the table's highest id, not 0, in case the id row was deleted by hand: ids are never reused.
+      db.prepare(
+        `INSERT OR IGNORE INTO ${names.streamsTable} (stream, last_id)
+         SELECT ?, coalesce(max(id), 0) FROM ${names.messagesTable(stream)}`,
+      ).run(stream);
+      createdStreams.push(stream);
+    }
+    return { epoch: epoch!, previousVersion: found.version, createdStreams };
+  });
+  return run.immediate();
+}
+
+interface FoundState {
+  version: number;
+  epoch: string | undefined;
+  /** Streams with both their id row and their messages table. */
+  streams: number[];
+}
+
+function tableExists(db: Database.Database, name: string): boolean {
+  return db.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ? COLLATE NOCASE`).get(name) != null;
+}
+
+function readState(db: Database.Database, names: TableNames): FoundState {
+  if (!tableExists(db, `${names.prefix}_schema_version`)) return { version: 0, epoch: undefined, streams: [] };
+  const row = db.prepare(`SELECT version, epoch FROM ${names.versionTable} WHERE id = 1`).get() as
+    | { version: number; epoch: string }
+    | undefined;
+  if (!row) return { version: 0, epoch: undefined, streams: [] };
+  // A stream counts as installed only if its table exists too, so a stream row whose table was dropped by hand
+  // gets its table back (CREATE TABLE IF NOT EXISTS, and the row is kept).
+  const rows = db.prepare(`SELECT stream FROM ${names.streamsTable} ORDER BY stream`).pluck().all() as number[];
+  const streams = rows.filter((stream) => tableExists(db, names.messagesName(stream)));
+  return { version: row.version, epoch: row.epoch, streams };
+}
+
+/** True for the errors that mean "another connection holds the lock": retry later. */
+export function isBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
+}

@@ -1,0 +1,410 @@
+// SqliteStore: the BackplaneStore in one SQLite file shared by the processes of one host: its options, the
+// connection (WAL, short busy timeout), and the SQL of append, read, top and trim.
+
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import type { AppendResult, BackplaneStore, StoredRow } from 'hubwire';
+import { installOn, isBusy, SCHEMA_VERSION, TableNames, validateTableCount } from './schema.js';
+import { WalWatcher } from './wakeup.js';
+
+/** Options of {@link SqliteStore}. */
+export interface SqliteStoreOptions {
+  /** The database file, e.g. `./data/hub.db`. Relative paths resolve against the working directory at creation. */
+  readonly path: string;
+  /** Starts every table name (`<prefix>_streams`, ...). Default `hubwire`. Letters, digits and `_`, at most 51. */
+  readonly tablePrefix?: string;
+  /** Another name for `tablePrefix`, so the options of every backplane look alike. */
+  readonly schema?: string;
+  /** Number of streams, one table each, 1..64. Default 1. */
+  readonly tableCount?: number;
+  /** Wake this process when another one appends (a watch on the WAL). With `false`, only polling. Default `true`. */
+  readonly wakeups?: boolean;
+  /**
+   * How long a call waits for another connection's write lock before it fails with SQLITE_BUSY (ms). The wait
+   * blocks the event loop (better-sqlite3 is synchronous), so keep it short: the engine queues and retries.
+   * Default 50.
+   */
+  readonly busyTimeout?: number;
+  /** Errors the store handles itself (a failed watch and its recovery), for logging only. Default: ignored. */
+  readonly onError?: (error: Error) => void;
+}
+
+/** How many rows one trim statement deletes: each block is one short write transaction. */
+const TRIM_BLOCK = 1000;
+/** install() and opening retry SQLITE_BUSY this many times, sleeping in between, before giving up. */
+const BUSY_ATTEMPTS = 20;
+
+interface StreamStatements {
+  append(publisher: string, batchSeq: number, payload: Buffer): number | undefined;
+  readAfter: Database.Statement<[number, number], StoredRow>;
+  trimBlock: Database.Statement<[number, number]>;
+}
+
+/**
+ * The SQLite backplane store. Every append is one `BEGIN IMMEDIATE` transaction: it takes the file's single
+ * write lock first, so appends of all processes are serialised and the id read and incremented from the
+ * stream's row inside it is consecutive and in commit order. WAL mode lets readers run beside the writer.
+ */
+export class SqliteStore implements BackplaneStore {
+  readonly kind = 'sqlite';
+  readonly streamCount: number;
+  readonly names: TableNames;
+  /** The absolute path of the database file. */
+  readonly path: string;
+
+  readonly #wakeups: boolean;
+  readonly #busyTimeout: number;
+  readonly #onError: (error: Error) => void;
+  readonly #watchers = new Set<WalWatcher>();
+  readonly #statements = new Map<number, StreamStatements>();
+  #db: Database.Database | undefined;
+  #opening: Promise<Database.Database> | undefined;
+  #topStatement: Database.Statement<[number], number> | undefined;
+  #topsStatement: Database.Statement<[number], { stream: number; last_id: number }> | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: SqliteStoreOptions) {
+    if (options === null || typeof options !== 'object') throw new TypeError('SqliteStore needs options.');
+    this.path = resolveDatabasePath(options.path);
+    const { tablePrefix, schema } = options;
+    if (tablePrefix !== undefined && schema !== undefined && tablePrefix !== schema) {
+      throw new TypeError(`SqliteStore: tablePrefix '${tablePrefix}' and schema '${schema}' differ; give one.`);
+    }
+    this.names = new TableNames(tablePrefix ?? schema ?? 'hubwire');
+    this.streamCount = validateTableCount(options.tableCount ?? 1);
+    this.#wakeups = options.wakeups ?? true;
+    this.#busyTimeout = options.busyTimeout ?? 50;
+    if (!Number.isInteger(this.#busyTimeout) || this.#busyTimeout < 0) {
+      throw new RangeError(`busyTimeout must be a non-negative integer (ms), got ${String(options.busyTimeout)}.`);
+    }
+    const onError = options.onError;
+    this.#onError = (error) => {
+      try {
+        onError?.(error);
+      } catch {
+        // A throwing logger must not take the store down with it.
+      }
+    };
+  }
+
+  /** Creates or migrates the tables (safe when many processes start at once); resolves with the epoch. */
+  async install(): Promise<{ epoch: string }> {
+    const db = await this.#connection();
+    const { epoch } = await retryBusy(() => installOn(db, this.names, this.streamCount));
+    // New tables: statements prepared against the old ones (or that failed) are prepared again.
+    this.#statements.clear();
+    return { epoch };
+  }
+
+  async append(stream: number, publisher: string, batchSeq: number, payload: Buffer): Promise<AppendResult> {
+    this.#checkStream(stream);
+    if (typeof publisher !== 'string' || publisher === '') throw new TypeError('publisher must be a non-empty string');
+    if (!Number.isSafeInteger(batchSeq)) throw new TypeError(`batchSeq must be a safe integer, got ${batchSeq}`);
+    if (!Buffer.isBuffer(payload)) throw new TypeError('payload must be a Buffer');
+    const statements = this.#streamStatements(await this.#connection(), stream);
+    const id = statements.append(publisher, batchSeq, payload);
+    if (id !== undefined) for (const watcher of this.#watchers) watcher.noteOwnAppend(stream, id);
+    return { id };
+  }
+
+  async readAfter(stream: number, afterId: number, limit: number): Promise<StoredRow[]> {
+    this.#checkStream(stream);
+    if (!Number.isSafeInteger(afterId) || afterId < 0) throw new RangeError(`afterId must be ≥ 0, got ${afterId}`);
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`limit must be ≥ 1, got ${limit}`);
+    const statements = this.#streamStatements(await this.#connection(), stream);
+    return statements.readAfter.all(afterId, limit);
+  }
+
+  async top(stream: number): Promise<number> {
+    this.#checkStream(stream);
+    const top = this.#top(await this.#connection(), stream);
+    if (top === undefined) throw this.#notInstalled(stream);
+    return top;
+  }
+
+  async trim(stream: number, keepRows: number, maxAgeMs: number): Promise<number> {
+    this.#checkStream(stream);
+    if (!Number.isSafeInteger(keepRows) || keepRows < 0) throw new RangeError(`keepRows must be ≥ 0, got ${keepRows}`);
+    if (!Number.isFinite(maxAgeMs) || maxAgeMs < 0) throw new RangeError(`maxAgeMs must be ≥ 0, got ${maxAgeMs}`);
+    const db = await this.#connection();
+    const statements = this.#streamStatements(db, stream);
+    const top = this.#top(db, stream);
+    if (top === undefined) throw this.#notInstalled(stream);
+    // Both bounds are fixed once: the newest keepRows as of now, and rows created before now - maxAgeMs.
+    const lastDoomed = top - keepRows;
+    const createdBefore = Date.now() - maxAgeMs;
+    let deleted = 0;
+    while (lastDoomed > 0 && !this.#closing) {
+      // Deleted rows leave the b-tree at once (unlike PostgreSQL's dead tuples), so every block starts its scan
+      // at the oldest remaining row without a moving lower bound.
+      const changes = statements.trimBlock.run(lastDoomed, createdBefore).changes;
+      deleted += changes;
+      if (changes < TRIM_BLOCK) break;
+      // Between blocks, let this process's appends and reads run (and other processes take the write lock).
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    return deleted;
+  }
+
+  async subscribe(
+    onChange: (stream: number) => void,
+    onReconnect: () => void,
+  ): Promise<(() => Promise<void>) | undefined> {
+    if (this.#closing) throw new Error('SqliteStore is closed');
+    // No push wake-ups: the engine polls with its short back-off instead.
+    if (!this.#wakeups) return undefined;
+    const db = await this.#connection();
+    // Fails here (a missing table) rather than at the first event.
+    this.#readTops(db);
+    const watcher = new WalWatcher({
+      file: this.path,
+      readTops: () => this.#readTops(db),
+      onChange,
+      onReconnect,
+      onError: this.#onError,
+    });
+    try {
+      watcher.start();
+    } catch (error) {
+      watcher.stop();
+      throw new Error(`SQLite wake-ups: cannot watch ${dirname(this.path)}: ${asError(error).message}`, {
+        cause: error,
+      });
+    }
+    this.#watchers.add(watcher);
+    return async () => {
+      this.#watchers.delete(watcher);
+      watcher.stop();
+    };
+  }
+
+  /** Stops every subscription and closes the database. Safe to call more than once. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      for (const watcher of this.#watchers) watcher.stop();
+      this.#watchers.clear();
+      const db = this.#db ?? (await this.#opening?.catch(() => undefined));
+      this.#db = undefined;
+      this.#statements.clear();
+      try {
+        db?.close();
+      } catch (error) {
+        this.#onError(asError(error));
+      }
+    })();
+    return this.#closing;
+  }
+
+  /** The open connection; the first call opens it (creating the file and its directory). */
+  async #connection(): Promise<Database.Database> {
+    if (this.#closing) throw new Error('SqliteStore is closed');
+    if (this.#db) return this.#db;
+    this.#opening ??= this.#open().finally(() => {
+      this.#opening = undefined;
+    });
+    return this.#opening;
+  }
+
+  async #open(): Promise<Database.Database> {
+    let db: Database.Database;
+    try {
+      mkdirSync(dirname(this.path), { recursive: true });
+    } catch (error) {
+      throw this.#cannotOpen(`cannot create its directory ${dirname(this.path)}`, error);
+    }
+    try {
+      db = new Database(this.path, { timeout: this.#busyTimeout });
+    } catch (error) {
+      throw this.#cannotOpen('cannot open the file', error);
+    }
+    try {
+      // WAL: readers never wait for the writer, and a commit is one append to the -wal file (which the
+      // wake-ups watch). The mode is stored in the file; switching needs a moment's exclusive access, so a
+      // process opening a fresh file while another one does may have to retry.
+      const mode = await retryBusy(() => db.pragma('journal_mode = WAL', { simple: true }));
+      if (String(mode).toLowerCase() !== 'wal') {
+        throw new Error(`journal_mode is '${String(mode)}', not 'wal' (is the file on a file system without mmap?)`);
+      }
+      // NORMAL in WAL mode: no fsync per commit, only at checkpoints. A power loss can lose the last commits but
+      // never corrupts the file; the messages of a real-time hub are worth less than a synchronous disk write.
+      db.pragma('synchronous = NORMAL');
+    } catch (error) {
+      db.close();
+      throw this.#cannotOpen('cannot set it up', error);
+    }
+    if (this.#closing) {
+      db.close();
+      throw new Error('SqliteStore is closed');
+    }
+    this.#db = db;
+    return db;
+  }
+
+  #streamStatements(db: Database.Database, stream: number): StreamStatements {
+    let statements = this.#statements.get(stream);
+    if (statements) return statements;
+    const table = this.names.messagesTable(stream);
+    try {
+      const exists = db.prepare<[string, number], number>(
+        `SELECT 1 FROM ${table} WHERE publisher = ? AND batch_seq = ?`,
+      );
+      const bump = db
+        .prepare<[number], number>(
+          `UPDATE ${this.names.streamsTable} SET last_id = last_id + 1 WHERE stream = ? RETURNING last_id`,
+        )
+        .pluck();
+      const insert = db.prepare<[number, string, number, number, Buffer]>(
+        `INSERT INTO ${table} (id, publisher, batch_seq, created_at, payload) VALUES (?, ?, ?, ?, ?)`,
+      );
+      // The duplicate check runs inside the write transaction, so two attempts of one batch (from two
+      // connections even) cannot both insert; the UNIQUE index is the safety net that makes it one lookup.
+      const transaction = db.transaction((publisher: string, batchSeq: number, payload: Buffer) => {
+        if (exists.get(publisher, batchSeq) !== undefined) return undefined;
+        const id = bump.get(stream);
+        if (id === undefined) throw this.#notInstalled(stream);
+        checkId(id);
+        insert.run(id, publisher, batchSeq, Date.now(), payload);
+        return id;
+      });
+      statements = {
+        // IMMEDIATE: take the write lock at BEGIN, waiting at most busyTimeout. A deferred transaction would
+        // read first and could then fail to upgrade (SQLITE_BUSY_SNAPSHOT) after another process committed.
+        append: (publisher, batchSeq, payload) => transaction.immediate(publisher, batchSeq, payload),
+        readAfter: db.prepare<[number, number], StoredRow>(
+          `SELECT id, payload FROM ${table} WHERE id > ? ORDER BY id LIMIT ?`,
+        ),
+        trimBlock: db.prepare<[number, number]>(
+          `DELETE FROM ${table} WHERE id IN (
+             SELECT id FROM ${table} WHERE id <= ? AND created_at < ? ORDER BY id LIMIT ${TRIM_BLOCK}
+           )`,
+        ),
+      };
+    } catch (error) {
+      if (/no such table/i.test(asError(error).message)) throw this.#notInstalled(stream, error);
+      throw error;
+    }
+    this.#statements.set(stream, statements);
+    return statements;
+  }
+
+  #top(db: Database.Database, stream: number): number | undefined {
+    try {
+      this.#topStatement ??= db
+        .prepare<[number], number>(`SELECT last_id FROM ${this.names.streamsTable} WHERE stream = ?`)
+        .pluck();
+    } catch (error) {
+      if (/no such table/i.test(asError(error).message)) throw this.#notInstalled(stream, error);
+      throw error;
+    }
+    const top = this.#topStatement.get(stream);
+    if (top !== undefined) checkId(top);
+    return top;
+  }
+
+  /** Every stream's top in one SELECT, for the wake-up checks. */
+  #readTops(db: Database.Database): number[] {
+    this.#topsStatement ??= db.prepare(
+      `SELECT stream, last_id FROM ${this.names.streamsTable} WHERE stream >= 0 AND stream < ?`,
+    );
+    const tops = new Array<number>(this.streamCount).fill(0);
+    for (const row of this.#topsStatement.all(this.streamCount)) tops[row.stream] = row.last_id;
+    return tops;
+  }
+
+  #checkStream(stream: number): void {
+    if (!Number.isInteger(stream) || stream < 0 || stream >= this.streamCount) {
+      throw new RangeError(`stream must be an integer from 0 to ${this.streamCount - 1}, got ${stream}`);
+    }
+  }
+
+  #notInstalled(stream: number, cause?: unknown): Error {
+    return new Error(
+      `Stream ${stream} is not installed in ${this.path} (prefix '${this.names.prefix}'): call install() first.`,
+      { cause },
+    );
+  }
+
+  #cannotOpen(what: string, cause: unknown): Error {
+    const error = new Error(`Cannot open the SQLite database ${this.path}: ${what}: ${asError(cause).message}`, {
+      cause,
+    });
+    const code = (cause as { code?: unknown } | null)?.code;
+    if (typeof code === 'string') Object.assign(error, { code });
+    return error;
+  }
+}
+
+/**
+ * The database file of a `sqlite:` URL or a bare path: `sqlite:./data/hub.db` and `sqlite:data/hub.db` are
+ * relative to the working directory, `sqlite:///abs/hub.db` and `sqlite:/abs/hub.db` absolute, and a `file:` URL
+ * or a plain path are taken as they are. Returns an absolute path.
+ */
+export function pathFromUrl(url: string): string {
+  if (typeof url !== 'string') throw new TypeError('A SQLite URL or path must be a string.');
+  let path = url;
+  if (/^file:/i.test(url)) path = fileURLToPath(url);
+  else if (/^sqlite:/i.test(url)) {
+    path = url.slice('sqlite:'.length);
+    if (path.startsWith('//')) path = path.slice(2);
+    path = path.replace(/[?#].*$/, '');
+    path = decodeURIComponent(path);
+  }
+  return resolveDatabasePath(path);
+}
+
+function resolveDatabasePath(path: unknown): string {
+  if (typeof path !== 'string' || path.trim() === '') {
+    throw new TypeError('SqliteStore needs a path: the database file, e.g. ./data/hub.db.');
+  }
+  if (path === ':memory:' || path.startsWith('file::memory:')) {
+    throw new TypeError('An in-memory SQLite database cannot be shared by processes: use MemoryStore instead.');
+  }
+  return resolve(path);
+}
+
+/**
+ * Runs a synchronous call, retrying asynchronously while it fails with SQLITE_BUSY: each failure has already
+ * waited busyTimeout, then the event loop gets a short, jittered pause before the next attempt.
+ */
+async function retryBusy<T>(call: () => T): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return call();
+    } catch (error) {
+      if (!isBusy(error) || attempt >= BUSY_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20));
+    }
+  }
+}
+
+/** Ids past 2^53 cannot be JS numbers, and rounding one would skip rows. */
+function checkId(id: number): void {
+  if (!Number.isSafeInteger(id)) {
+    throw new RangeError(`Row id ${id} exceeds Number.MAX_SAFE_INTEGER (2^53 - 1); it cannot be represented.`);
+  }
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+/** For `hubwire install-schema sqlite:<file>`: creates or migrates the tables, then closes the file. */
+export async function installSchema(
+  url: string,
+  options: { schema?: string; tableCount?: number } = {},
+): Promise<{ epoch: string; version: number }> {
+  const store = createStore(url, options);
+  try {
+    const { epoch } = await store.install();
+    return { epoch, version: SCHEMA_VERSION };
+  } finally {
+    await store.close();
+  }
+}
+
+/** The store of a `sqlite:` URL or path, for `backplaneFromUrl`. */
+export function createStore(url: string, options: { schema?: string; tableCount?: number } = {}): SqliteStore {
+  return new SqliteStore({ path: pathFromUrl(url), schema: options.schema, tableCount: options.tableCount });
+}
