@@ -1,4 +1,4 @@
-// `npm run chat -- --port <P>`: one chat node.
+// `npm run chat -- --port <P> [--backplane <url>] [--name <node name>]`: one chat node.
 
 import { parseArgs } from 'node:util';
 import { startChatServer } from './server.js';
@@ -8,6 +8,7 @@ const { values } = parseArgs({
     port: { type: 'string', default: '5000' },
     host: { type: 'string', default: '127.0.0.1' },
     name: { type: 'string' },
+    backplane: { type: 'string' },
   },
 });
 
@@ -16,11 +17,22 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   console.error(`Invalid --port '${values.port}'.`);
   process.exit(2);
 }
-const server = await startChatServer({ port, host: values.host, nodeName: values.name ?? `node on port ${port}` });
-console.log(`Hubwire chat listening on ${server.url} (hub at ${server.url}chat)`);
-
-const stop = () => {
-  server.close().then(() => process.exit(0));
-};
-process.on('SIGINT', stop);
-process.on('SIGTERM', stop);
+try {
+  const server = await startChatServer({
+    port,
+    host: values.host,
+    nodeName: values.name ?? `node on port ${port}`,
+    backplane: values.backplane,
+  });
+  await server.hubwire.ready();
+  const via = values.backplane ? ` via ${values.backplane.replace(/\/\/[^@/]*@/, '//***@')}` : '';
+  console.log(`Hubwire chat listening on ${server.url} (hub at ${server.url}chat)${via}`);
+  const stop = () => {
+    server.close().then(() => process.exit(0));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+} catch (error) {
+  console.error(`Could not start the chat node: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+}

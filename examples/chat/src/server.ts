@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Hubwire } from 'hubwire';
+import { backplaneFromUrl, Hubwire } from 'hubwire';
 import { ChatHub } from './chat-hub.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -17,6 +17,8 @@ export interface ChatServerOptions {
   host?: string;
   /** Shown on the page, so two nodes can be told apart. */
   nodeName?: string;
+  /** A backplane URL (postgres://… or sqlite:<file>) shared with other nodes. Default: none (one node). */
+  backplane?: string;
 }
 
 export interface ChatServer {
@@ -28,7 +30,8 @@ export interface ChatServer {
 
 export async function startChatServer(options: ChatServerOptions = {}): Promise<ChatServer> {
   const nodeName = options.nodeName ?? `node-${process.pid}`;
-  const hubwire = new Hubwire({ allowStatefulReconnects: true });
+  const backplane = options.backplane ? await backplaneFromUrl(options.backplane) : undefined;
+  const hubwire = new Hubwire({ allowStatefulReconnects: true, backplane });
   hubwire.mapHub('/chat', ChatHub);
   const page = (await readFile(join(here, '..', 'public', 'index.html'), 'utf8')).replaceAll('{{NODE}}', nodeName);
   const fallback = async (request: IncomingMessage, response: ServerResponse) => {
