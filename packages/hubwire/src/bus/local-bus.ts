@@ -6,12 +6,7 @@ import { SerializedMessage } from '../hub/serialized-message.js';
 import type { CompletionMessage } from '../protocol/messages.js';
 import { ConnectionIndex } from './connection-index.js';
 import type { Audience, BusConnection, InvokeOptions, MessageBus } from './message-bus.js';
-
-interface PendingResult {
-  connectionId: string;
-  resolve(value: unknown): void;
-  reject(error: Error): void;
-}
+import { PendingInvocations } from './pending-invocations.js';
 
 export interface LocalBusOptions {
   /** Default timeout of client results (ms, 0 = none). */
@@ -20,12 +15,11 @@ export interface LocalBusOptions {
 
 export class LocalBus implements MessageBus {
   readonly index = new ConnectionIndex();
-  private readonly pendingResults = new Map<string, PendingResult>();
+  private readonly pendingResults: PendingInvocations;
   private nextInvocationId = 0;
-  private readonly clientResultTimeout: number;
 
   constructor(options: LocalBusOptions = {}) {
-    this.clientResultTimeout = options.clientResultTimeout ?? 0;
+    this.pendingResults = new PendingInvocations(options.clientResultTimeout ?? 0);
   }
 
   async onConnected(connection: BusConnection): Promise<void> {
@@ -34,14 +28,10 @@ export class LocalBus implements MessageBus {
 
   async onDisconnected(connection: BusConnection): Promise<void> {
     this.index.remove(connection);
-    for (const pending of [...this.pendingResults.values()]) {
-      if (pending.connectionId === connection.connectionId) {
-        // reject() removes the entry (settle).
-        pending.reject(
-          new HubwireError('HW_ERR_CONNECTION_CLOSED', `Connection '${connection.connectionId}' disconnected.`),
-        );
-      }
-    }
+    this.pendingResults.rejectAll(
+      new HubwireError('HW_ERR_CONNECTION_CLOSED', `Connection '${connection.connectionId}' disconnected.`),
+      connection.connectionId,
+    );
   }
 
   async send(audience: Audience, target: string, args: unknown[]): Promise<void> {
@@ -106,55 +96,21 @@ export class LocalBus implements MessageBus {
     }
     // Prefixed so it can never be mistaken for a client-chosen upload stream id.
     const invocationId = `r${++this.nextInvocationId}`;
-    return new Promise<unknown>((resolve, reject) => {
-      const timeout = options.timeout ?? this.clientResultTimeout;
-      let timer: NodeJS.Timeout | undefined;
-      const onAbort = () => settle(() => reject(options.signal?.reason ?? new Error('The invocation was aborted.')));
-      const settle = (action: () => void) => {
-        if (!this.pendingResults.delete(invocationId)) return;
-        if (timer) clearTimeout(timer);
-        options.signal?.removeEventListener('abort', onAbort);
-        action();
-      };
-      this.pendingResults.set(invocationId, {
-        connectionId,
-        resolve: (value) => settle(() => resolve(value)),
-        reject: (error) => settle(() => reject(error)),
-      });
-      if (timeout > 0) {
-        timer = setTimeout(
-          () =>
-            settle(() =>
-              reject(
-                new HubwireError(
-                  'HW_ERR_CLIENT_RESULT_TIMEOUT',
-                  `Client '${connectionId}' did not answer '${target}' within ${timeout} ms.`,
-                ),
-              ),
-            ),
-          timeout,
-        );
-      }
-      if (options.signal) {
-        if (options.signal.aborted) return onAbort();
-        options.signal.addEventListener('abort', onAbort, { once: true });
-      }
-      connection.writeMessage({ type: 1, invocationId, target, arguments: args });
-    });
+    return this.pendingResults.start(invocationId, connectionId, target, options, () =>
+      connection.writeMessage({ type: 1, invocationId, target, arguments: args }),
+    );
   }
 
   setConnectionResult(connectionId: string, completion: CompletionMessage): boolean {
-    const pending = this.pendingResults.get(completion.invocationId);
     // Only the connection that was asked may answer.
-    if (!pending || pending.connectionId !== connectionId) return false;
-    if (completion.error !== undefined) pending.reject(new ClientResultError(completion.error));
-    else pending.resolve(completion.result);
+    if (this.pendingResults.connectionOf(completion.invocationId) !== connectionId) return false;
+    if (completion.error !== undefined) {
+      this.pendingResults.reject(completion.invocationId, new ClientResultError(completion.error));
+    } else this.pendingResults.resolve(completion.invocationId, completion.result);
     return true;
   }
 
   async close(): Promise<void> {
-    for (const pending of [...this.pendingResults.values()]) {
-      pending.reject(new HubwireError('HW_ERR_CONNECTION_CLOSED', 'The server is shutting down.'));
-    }
+    this.pendingResults.rejectAll(new HubwireError('HW_ERR_CONNECTION_CLOSED', 'The server is shutting down.'));
   }
 }

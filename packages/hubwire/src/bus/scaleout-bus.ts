@@ -9,17 +9,12 @@ import type { CompletionMessage } from '../protocol/messages.js';
 import type { Envelope } from './envelope.js';
 import { LocalBus } from './local-bus.js';
 import type { Audience, BusConnection, InvokeOptions, MessageBus } from './message-bus.js';
-
-interface RemoteInvocation {
-  connectionId: string;
-  resolve(value: unknown): void;
-  reject(error: Error): void;
-}
+import { PendingInvocations } from './pending-invocations.js';
 
 export class ScaleoutBus implements MessageBus {
   private readonly local: LocalBus;
   /** Client results this node asked of connections on other nodes, by invocation id. */
-  private readonly remoteInvocations = new Map<string, RemoteInvocation>();
+  private readonly remoteInvocations: PendingInvocations;
   /** Invocations other nodes asked of our connections: invocation id → the node awaiting the reply. */
   private readonly forwarded = new Map<string, { connectionId: string; replyNode: string }>();
   private nextInvocationId = 0;
@@ -27,9 +22,10 @@ export class ScaleoutBus implements MessageBus {
   constructor(
     private readonly engine: ScaleoutEngine,
     private readonly hub: string,
-    private readonly clientResultTimeout: number,
+    clientResultTimeout: number,
   ) {
     this.local = new LocalBus({ clientResultTimeout });
+    this.remoteInvocations = new PendingInvocations(clientResultTimeout);
     engine.register(hub, (envelope) => this.receive(envelope));
   }
 
@@ -87,44 +83,19 @@ export class ScaleoutBus implements MessageBus {
       return this.local.invokeConnection(connectionId, target, args, options);
     }
     const invocationId = `${this.engine.nodeId}:${++this.nextInvocationId}`;
-    const timeout = options.timeout ?? this.clientResultTimeout;
-    return new Promise<unknown>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const onAbort = () => settle(() => reject(options.signal?.reason ?? new Error('The invocation was aborted.')));
-      const settle = (action: () => void) => {
-        if (!this.remoteInvocations.delete(invocationId)) return;
-        if (timer) clearTimeout(timer);
-        options.signal?.removeEventListener('abort', onAbort);
-        action();
-      };
-      this.remoteInvocations.set(invocationId, {
-        connectionId,
-        resolve: (value) => settle(() => resolve(value)),
-        reject: (error) => settle(() => reject(error)),
-      });
-      if (timeout > 0) {
-        // Also what happens when no node has the connection: nobody answers.
-        timer = setTimeout(
-          () =>
-            settle(() =>
-              reject(
-                new HubwireError(
-                  'HW_ERR_CLIENT_RESULT_TIMEOUT',
-                  `Client '${connectionId}' did not answer '${target}' within ${timeout} ms (or no node has that connection).`,
-                ),
-              ),
-            ),
-          timeout,
-        );
-      }
-      if (options.signal) {
-        if (options.signal.aborted) return onAbort();
-        options.signal.addEventListener('abort', onAbort, { once: true });
-      }
-      this.engine
-        .publish({ kind: 3, hub: this.hub, connectionId, invocationId, target, args, replyNode: this.engine.nodeId })
-        .catch((error: Error) => this.remoteInvocations.get(invocationId)?.reject(error));
-    });
+    // A connection no node has never answers: the timeout says so.
+    return this.remoteInvocations.start(
+      invocationId,
+      connectionId,
+      target,
+      options,
+      () => {
+        this.engine
+          .publish({ kind: 3, hub: this.hub, connectionId, invocationId, target, args, replyNode: this.engine.nodeId })
+          .catch((error: Error) => this.remoteInvocations.reject(invocationId, error));
+      },
+      ' (or no node has that connection)',
+    );
   }
 
   setConnectionResult(connectionId: string, completion: CompletionMessage): boolean {
@@ -169,10 +140,9 @@ export class ScaleoutBus implements MessageBus {
       }
       case 4: {
         if (envelope.replyNode !== this.engine.nodeId) return;
-        const pending = this.remoteInvocations.get(envelope.invocationId);
-        if (!pending) return;
-        if (envelope.error !== undefined) pending.reject(new ClientResultError(envelope.error));
-        else pending.resolve(envelope.result);
+        if (envelope.error !== undefined) {
+          this.remoteInvocations.reject(envelope.invocationId, new ClientResultError(envelope.error));
+        } else this.remoteInvocations.resolve(envelope.invocationId, envelope.result);
         return;
       }
     }
@@ -180,8 +150,6 @@ export class ScaleoutBus implements MessageBus {
 
   async close(): Promise<void> {
     await this.local.close();
-    for (const pending of [...this.remoteInvocations.values()]) {
-      pending.reject(new HubwireError('HW_ERR_CONNECTION_CLOSED', 'The server is shutting down.'));
-    }
+    this.remoteInvocations.rejectAll(new HubwireError('HW_ERR_CONNECTION_CLOSED', 'The server is shutting down.'));
   }
 }
