@@ -26,7 +26,7 @@ export type {
 } from './hub/clients.js';
 export type { HubFilter, HubInvocationContext, HubLifetimeContext } from './hub/filters.js';
 export { defineHub, Hub, type HubCallerContext, type HubInstanceState, type HubObject } from './hub/hub.js';
-export type { AuthorizeUser, HubDefinition, HubMethodOptions } from './hub/hub-registry.js';
+export type { AuthorizationPolicy, AuthorizeUser, HubDefinition, HubMethodOptions } from './hub/hub-registry.js';
 export { SerializedMessage } from './hub/serialized-message.js';
 export { DEFAULTS, type HubOptions, type HubwireOptions } from './options.js';
 export type { HubProtocol, MessageDecoder, TransferFormat } from './protocol/hub-protocol.js';

@@ -1,10 +1,10 @@
 // Options and their defaults (those of ASP.NET Core SignalR unless noted).
 
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, IncomingMessage as Request } from 'node:http';
 import type { ScaleoutEngine } from './backplane/scaleout-engine.js';
 import type { MessageBus } from './bus/message-bus.js';
 import type { HubFilter } from './hub/filters.js';
-import type { AuthorizeUser, HubMethodOptions } from './hub/hub-registry.js';
+import type { AuthorizationPolicy, HubMethodOptions } from './hub/hub-registry.js';
 import type { HubProtocol } from './protocol/hub-protocol.js';
 import type { TransportKind } from './transports/transport.js';
 
@@ -40,8 +40,25 @@ export interface HubOptions {
   maxWebSocketFrameSize?: number;
   /** Hub protocols clients may choose. Default: JSON and MessagePack. */
   protocols?: HubProtocol[];
-  /** Who may connect to this hub; negotiate answers 401 otherwise. Default: anyone. */
-  authorize?: AuthorizeUser;
+  /**
+   * Who may connect to this hub: a predicate on the user or `{ roles: [...] }`; negotiate answers 401 with an
+   * empty body otherwise. Default: anyone.
+   */
+  authorize?: AuthorizationPolicy;
+  /**
+   * Browser origins allowed to reach this hub from another origin: CORS (with credentials) for negotiate, SSE,
+   * long polling and sends, and the Origin check of WebSocket upgrades. An array of origins (`'*'` for any) or
+   * a predicate. Default: no CORS headers and no Origin check (same-origin pages only, as ASP.NET Core without
+   * CORS).
+   */
+  allowedOrigins?: readonly string[] | ((origin: string) => boolean);
+  /**
+   * Answers negotiate with a redirect (`{url, accessToken}`) that the official client follows, e.g. to send
+   * clients to another endpoint or service. Return undefined to negotiate normally.
+   */
+  negotiateRedirect?: (
+    request: Request,
+  ) => { url: string; accessToken?: string } | undefined | Promise<{ url: string; accessToken?: string } | undefined>;
   /** Require an authenticated user (what `authenticate` returned is not undefined/null). Default false. */
   requireAuthenticatedUser?: boolean;
   /** Per-method options, e.g. `{ deleteAll: { authorize: (user) => isAdmin(user) } }`. */
@@ -52,7 +69,7 @@ export interface HubOptions {
   bus?: MessageBus;
 }
 
-export interface HubwireOptions extends Omit<HubOptions, 'methods' | 'bus' | 'authorize'> {
+export interface HubwireOptions extends Omit<HubOptions, 'methods' | 'bus' | 'authorize' | 'negotiateRedirect'> {
   /**
    * Authentication hook: returns the user for a request (negotiate and every transport request), or
    * undefined for anonymous. Throwing answers 401. `getAccessToken(request)` reads the bearer token from the
@@ -77,8 +94,9 @@ export interface HubwireOptions extends Omit<HubOptions, 'methods' | 'bus' | 'au
   onError?: (error: unknown, where: string) => void;
 }
 
-export type ResolvedHubOptions = Required<Omit<HubOptions, 'authorize' | 'methods' | 'bus' | 'filters'>> &
-  Pick<HubOptions, 'authorize' | 'methods'> & { filters: HubFilter[] };
+type OptionalHubOptions = 'authorize' | 'methods' | 'allowedOrigins' | 'negotiateRedirect';
+export type ResolvedHubOptions = Required<Omit<HubOptions, OptionalHubOptions | 'bus' | 'filters'>> &
+  Pick<HubOptions, OptionalHubOptions> & { filters: HubFilter[] };
 
 export const DEFAULTS = {
   transports: ['WebSockets', 'ServerSentEvents', 'LongPolling'] as TransportKind[],

@@ -7,9 +7,10 @@ import type { ScaleoutEngine } from './backplane/scaleout-engine.js';
 import { LocalBus } from './bus/local-bus.js';
 import { ScaleoutBus } from './bus/scaleout-bus.js';
 import { HttpDispatcher, rejectUpgrade } from './connection/http-dispatcher.js';
+import { type ConnectionHandler, RawEndpoint } from './connection/raw-endpoint.js';
 import type { GroupManager, HubClients } from './hub/clients.js';
 import { HubEndpoint } from './hub/hub-endpoint.js';
-import type { HubDefinition } from './hub/hub-registry.js';
+import { type HubDefinition, toAuthorizeUser } from './hub/hub-registry.js';
 import {
   DEFAULTS,
   defaultUserIdProvider,
@@ -19,6 +20,19 @@ import {
 } from './options.js';
 import { jsonHubProtocol } from './protocol/json-protocol.js';
 import { messagePackHubProtocol } from './protocol/msgpack-protocol.js';
+
+/** Options of a raw connection endpoint (see `mapConnection`). */
+export type ConnectionEndpointOptions = Pick<
+  HubOptions,
+  | 'transports'
+  | 'authorize'
+  | 'requireAuthenticatedUser'
+  | 'allowedOrigins'
+  | 'longPollTimeout'
+  | 'maxRequestBodySize'
+  | 'maxWebSocketFrameSize'
+  | 'negotiateRedirect'
+>;
 
 /** Reaches a hub from outside hub code: an HTTP route, a timer, a service. */
 export interface HubContext {
@@ -45,6 +59,39 @@ export class Hubwire {
       disconnectTimeout: options.disconnectTimeout ?? DEFAULTS.disconnectTimeout,
       tickInterval: options.timerInterval ?? DEFAULTS.timerInterval,
     });
+  }
+
+  /**
+   * Maps a raw connection endpoint (ASP.NET Core's ConnectionHandler) at `path`: no hub protocol; `handler` gets
+   * each connection when its transport starts and reads / writes text or bytes on it. Negotiated like a hub, over
+   * the same transports; the hub options that concern the connection (transports, authorize,
+   * requireAuthenticatedUser, allowedOrigins, longPollTimeout, size limits, negotiateRedirect) apply.
+   */
+  mapConnection(path: string, handler: ConnectionHandler, options: ConnectionEndpointOptions = {}): void {
+    if (!path.startsWith('/')) throw new TypeError(`The path must start with '/': '${path}'.`);
+    const normalized = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+    const resolved = this.resolveOptions(options);
+    const authorize = toAuthorizeUser(options.authorize);
+    const requireUser = resolved.requireAuthenticatedUser;
+    const endpoint = new RawEndpoint(
+      normalized,
+      {
+        transports: resolved.transports,
+        allowStatefulReconnects: false,
+        longPollTimeout: resolved.longPollTimeout,
+        maxRequestBodySize: resolved.maxRequestBodySize,
+        maxWebSocketFrameSize: resolved.maxWebSocketFrameSize,
+        allowedOrigins: resolved.allowedOrigins,
+        negotiateRedirect: options.negotiateRedirect,
+      },
+      handler,
+      async (user) => {
+        if (requireUser && (user === undefined || user === null)) return false;
+        return authorize ? authorize(user, undefined) : true;
+      },
+      (error, where) => this.reportError(error, where),
+    );
+    this.dispatcher.addEndpoint(endpoint);
   }
 
   /** Maps a hub (a Hub subclass or a plain object of methods) at `path`, e.g. `/chat`. */
@@ -108,6 +155,8 @@ export class Hubwire {
       protocols: hubOptions.protocols ?? server.protocols ?? [jsonHubProtocol, messagePackHubProtocol],
       authorize: hubOptions.authorize,
       methods: hubOptions.methods,
+      allowedOrigins: hubOptions.allowedOrigins ?? server.allowedOrigins,
+      negotiateRedirect: hubOptions.negotiateRedirect,
       filters: [...(server.filters ?? []), ...(hubOptions.filters ?? [])],
     };
     for (const transport of resolved.transports) {

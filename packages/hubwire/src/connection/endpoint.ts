@@ -15,6 +15,17 @@ export interface EndpointSettings {
   maxRequestBodySize: number;
   /** Largest accepted WebSocket frame (bytes). */
   maxWebSocketFrameSize: number;
+  /** Cross-origin browsers allowed (CORS and the WebSocket Origin check); undefined = no CORS, no check. */
+  allowedOrigins?: readonly string[] | ((origin: string) => boolean) | undefined;
+  /** Answers negotiate with `{url, accessToken}` instead of a connection. */
+  negotiateRedirect?:
+    | ((
+        request: IncomingMessage,
+      ) =>
+        | { url: string; accessToken?: string }
+        | undefined
+        | Promise<{ url: string; accessToken?: string } | undefined>)
+    | undefined;
 }
 
 export interface Endpoint {

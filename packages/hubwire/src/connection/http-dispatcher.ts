@@ -9,6 +9,7 @@ import { startServerSentEvents } from '../transports/sse.js';
 import { attachWebSocket } from '../transports/websocket.js';
 import type { HttpConnection } from './connection.js';
 import { ConnectionManager } from './connection-manager.js';
+import { answerPreflight, applyCors, checkOrigin } from './cors.js';
 import type { Endpoint } from './endpoint.js';
 import { buildNegotiateResponse, parseNegotiateVersion } from './negotiate.js';
 import { requestInfo } from './request-info.js';
@@ -145,6 +146,20 @@ export class HttpDispatcher {
     }
     const match = this.route(url.pathname);
     if (!match) return false;
+    const origin = checkOrigin(match.endpoint.settings, request);
+    if (origin === 'refused') {
+      request.resume();
+      respond(response, 403, 'Origin not allowed.');
+      return true;
+    }
+    if (origin === 'allowed') {
+      if (request.method === 'OPTIONS') {
+        request.resume();
+        answerPreflight(request, response);
+        return true;
+      }
+      applyCors(request, response);
+    }
     this.dispatch(match.endpoint, match.negotiate, url, request, response).catch((error: unknown) => {
       if (error instanceof HttpError) respond(response, error.status, error.message);
       else respond(response, 500, 'Internal server error.');
@@ -175,6 +190,12 @@ export class HttpDispatcher {
       if (method !== 'POST') throw new HttpError(405, 'Negotiate requires POST.');
       const user = await this.authenticate(endpoint, request);
       request.resume();
+      const redirect = await endpoint.settings.negotiateRedirect?.(request);
+      if (redirect) {
+        const body = JSON.stringify({ url: redirect.url, accessToken: redirect.accessToken });
+        respond(response, 200, body, 'application/json');
+        return;
+      }
       const version = parseNegotiateVersion(url.searchParams.get('negotiateVersion'));
       if (typeof version === 'string') {
         respond(response, 200, JSON.stringify({ error: version }), 'application/json');
@@ -292,6 +313,7 @@ export class HttpDispatcher {
   ): Promise<void> {
     if (!endpoint.settings.transports.includes('WebSockets'))
       throw new HttpError(404, 'WebSockets is not allowed here.');
+    if (checkOrigin(endpoint.settings, request) === 'refused') throw new HttpError(403, 'Origin not allowed.');
     const token = url.searchParams.get('id');
     let connection: HttpConnection | undefined;
     if (!token) {

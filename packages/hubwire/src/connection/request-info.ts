@@ -11,6 +11,8 @@ export interface RequestInfo {
   readonly headers: IncomingHttpHeaders;
   readonly remoteAddress: string | undefined;
   readonly remotePort: number | undefined;
+  /** The Cookie header, parsed (values URI-decoded). */
+  readonly cookies: Readonly<Record<string, string>>;
 }
 
 /** Keeps only what hub code may read; the query is parsed on first use. */
@@ -21,6 +23,7 @@ class CapturedRequest implements RequestInfo {
   readonly remoteAddress: string | undefined;
   readonly remotePort: number | undefined;
   private parsed: URL | undefined;
+  private parsedCookies: Record<string, string> | undefined;
 
   constructor(req: IncomingMessage) {
     this.method = req.method ?? 'GET';
@@ -40,6 +43,28 @@ class CapturedRequest implements RequestInfo {
   get query(): URLSearchParams {
     return this.parsedUrl.searchParams;
   }
+  get cookies(): Readonly<Record<string, string>> {
+    if (!this.parsedCookies) this.parsedCookies = parseCookies(this.headers.cookie);
+    return this.parsedCookies;
+  }
+}
+
+function parseCookies(header: string | undefined): Record<string, string> {
+  const cookies: Record<string, string> = Object.create(null);
+  if (!header) return cookies;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) continue;
+    const name = part.slice(0, eq).trim();
+    let value = part.slice(eq + 1).trim();
+    if (value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+    try {
+      cookies[name] = decodeURIComponent(value);
+    } catch {
+      cookies[name] = value;
+    }
+  }
+  return cookies;
 }
 
 export function requestInfo(req: IncomingMessage): RequestInfo {

@@ -9,7 +9,7 @@ import type { HubProtocol } from '../protocol/hub-protocol.js';
 import { createGroupManager, type GroupManager, type HubClients, HubClientsImpl } from './clients.js';
 import { constructHub, type HubInstanceState } from './hub.js';
 import { HubConnection } from './hub-connection.js';
-import { type HubDefinition, HubRegistry } from './hub-registry.js';
+import { type AuthorizeUser, type HubDefinition, HubRegistry, toAuthorizeUser } from './hub-registry.js';
 
 export class HubEndpoint implements Endpoint {
   readonly settings: EndpointSettings;
@@ -20,6 +20,7 @@ export class HubEndpoint implements Endpoint {
   /** Whether connecting / disconnecting needs a hub instance (the hub or a filter has the hook). */
   readonly runsOnConnected: boolean;
   readonly runsOnDisconnected: boolean;
+  private readonly authorize: AuthorizeUser | undefined;
   /** Live hub connections of this endpoint on this node. */
   readonly connections = new Set<HubConnection>();
 
@@ -33,6 +34,7 @@ export class HubEndpoint implements Endpoint {
     readonly reportError: (error: unknown, where: string) => void,
   ) {
     this.registry = new HubRegistry(definition, options.methods);
+    this.authorize = toAuthorizeUser(options.authorize);
     const hooks = (typeof definition === 'function' ? definition.prototype : definition) as Record<string, unknown>;
     this.runsOnConnected =
       typeof hooks.onConnected === 'function' || options.filters.some((f) => f.onConnected !== undefined);
@@ -47,12 +49,14 @@ export class HubEndpoint implements Endpoint {
       longPollTimeout: options.longPollTimeout,
       maxRequestBodySize: options.maxRequestBodySize,
       maxWebSocketFrameSize: options.maxWebSocketFrameSize,
+      allowedOrigins: options.allowedOrigins,
+      negotiateRedirect: options.negotiateRedirect,
     };
   }
 
   async authorizeConnection(user: unknown, _request: IncomingMessage): Promise<boolean> {
     if (this.options.requireAuthenticatedUser && (user === undefined || user === null)) return false;
-    if (this.options.authorize) return this.options.authorize(user, undefined);
+    if (this.authorize) return this.authorize(user, undefined);
     return true;
   }
 

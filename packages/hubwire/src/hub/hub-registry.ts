@@ -4,6 +4,24 @@ import { Hub, type HubCallerContext } from './hub.js';
 
 export type AuthorizeUser = (user: unknown, context: HubCallerContext | undefined) => boolean | Promise<boolean>;
 
+/**
+ * Who may connect or call: a predicate on the user, or `{ roles }`: an authenticated user with at least one of
+ * the roles (read from the user's `roles` array or `role` string).
+ */
+export type AuthorizationPolicy = AuthorizeUser | { roles: readonly string[] };
+
+/** Turns a policy into a predicate. */
+export function toAuthorizeUser(policy: AuthorizationPolicy | undefined): AuthorizeUser | undefined {
+  if (policy === undefined || typeof policy === 'function') return policy;
+  const wanted = new Set(policy.roles);
+  return (user) => {
+    if (typeof user !== 'object' || user === null) return false;
+    const { roles, role } = user as { roles?: unknown; role?: unknown };
+    const held = Array.isArray(roles) ? roles : typeof role === 'string' ? [role] : [];
+    return held.some((r) => wanted.has(r as string));
+  };
+}
+
 export interface HubMethod {
   readonly name: string;
   readonly fn: (...args: unknown[]) => unknown;
@@ -59,8 +77,8 @@ export function countParameters(fn: (...args: unknown[]) => unknown): number {
 }
 
 export interface HubMethodOptions {
-  /** Who may call this method; false answers the invocation with an authorization error. */
-  authorize?: AuthorizeUser;
+  /** Who may call this method; refused invocations fail with an authorization error. */
+  authorize?: AuthorizationPolicy;
 }
 
 export class HubRegistry {
@@ -92,7 +110,7 @@ export class HubRegistry {
           fn,
           minArgs: fn.length,
           maxArgs: Math.max(declared, fn.length),
-          authorize: optionsByName.get(key)?.authorize,
+          authorize: toAuthorizeUser(optionsByName.get(key)?.authorize),
         });
       }
     }

@@ -53,6 +53,23 @@ function toWireObject(message: HubMessage): Record<string, unknown> {
   }
 }
 
+/**
+ * Values as ASP.NET Core's System.Text.Json writes them, so .NET and Java clients read them: bytes (Buffer,
+ * Uint8Array, ArrayBuffer) become base64 strings, dates ISO-8601 strings (Date.toJSON already does that),
+ * bigints numbers when exact, else strings. Buffer's own toJSON runs before the replacer, so the holder is read.
+ */
+function asAspNetCore(this: Record<string, unknown>, key: string, value: unknown): unknown {
+  if (value === null || typeof value !== 'object') {
+    if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
+    return value;
+  }
+  const original = this[key];
+  if (original instanceof Uint8Array)
+    return Buffer.from(original.buffer, original.byteOffset, original.byteLength).toString('base64');
+  if (original instanceof ArrayBuffer) return Buffer.from(original).toString('base64');
+  return value;
+}
+
 class JsonDecoder implements MessageDecoder {
   private pending: Buffer | undefined;
   constructor(private readonly maxMessageSize: number) {}
@@ -95,5 +112,5 @@ export const jsonHubProtocol: HubProtocol = {
   version: 1,
   transferFormat: 'Text',
   createDecoder: (maxMessageSize) => new JsonDecoder(maxMessageSize),
-  encode: (message) => Buffer.from(JSON.stringify(toWireObject(message)) + SEPARATOR_STRING, 'utf8'),
+  encode: (message) => Buffer.from(JSON.stringify(toWireObject(message), asAspNetCore) + SEPARATOR_STRING, 'utf8'),
 };

@@ -1,0 +1,42 @@
+// Cross-origin access to an endpoint: CORS with credentials for HTTP requests (negotiate, SSE, long polling,
+// sends) and the Origin check of WebSocket upgrades (browsers apply no CORS to WebSockets).
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { EndpointSettings } from './endpoint.js';
+
+/** Headers the official browser client sends, which a preflight must allow. */
+const ALLOWED_HEADERS = 'Authorization, Content-Type, X-Requested-With, X-SignalR-User-Agent';
+
+export type OriginVerdict = 'same-origin' | 'allowed' | 'refused' | 'unchecked';
+
+/** Whether a request's Origin may use the endpoint. */
+export function checkOrigin(settings: EndpointSettings, request: IncomingMessage): OriginVerdict {
+  const allowed = settings.allowedOrigins;
+  const origin = request.headers.origin;
+  if (allowed === undefined || origin === undefined) return 'unchecked';
+  const host = request.headers.host;
+  if (host && (origin === `http://${host}` || origin === `https://${host}`)) return 'same-origin';
+  const ok = typeof allowed === 'function' ? allowed(origin) : allowed.includes('*') || allowed.includes(origin);
+  return ok ? 'allowed' : 'refused';
+}
+
+/** Adds the CORS response headers for an allowed cross-origin request. */
+export function applyCors(request: IncomingMessage, response: ServerResponse): void {
+  // With credentials the origin is echoed (never `*`), and caches must key on it.
+  response.setHeader('Access-Control-Allow-Origin', request.headers.origin as string);
+  response.setHeader('Access-Control-Allow-Credentials', 'true');
+  response.setHeader('Vary', 'Origin');
+}
+
+/** Answers a preflight (OPTIONS) for an allowed origin. */
+export function answerPreflight(request: IncomingMessage, response: ServerResponse): void {
+  applyCors(request, response);
+  const requested = request.headers['access-control-request-headers'];
+  response.writeHead(204, {
+    'Access-Control-Allow-Methods': 'GET, POST, DELETE, OPTIONS',
+    'Access-Control-Allow-Headers': typeof requested === 'string' && requested ? requested : ALLOWED_HEADERS,
+    'Access-Control-Max-Age': '600',
+    'Content-Length': 0,
+  });
+  response.end();
+}
