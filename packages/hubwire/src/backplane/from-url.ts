@@ -21,6 +21,7 @@ export interface StoreUrlOptions {
 const PACKAGES: { test: (url: string) => boolean; name: string }[] = [
   { test: (url) => /^postgres(ql)?:\/\//i.test(url), name: '@hubwire/postgres' },
   { test: (url) => /^sqlite:/i.test(url) || /\.(db|sqlite3?)$/i.test(url), name: '@hubwire/sqlite' },
+  { test: (url) => /^(mysql|mariadb):\/\//i.test(url), name: '@hubwire/mysql' },
 ];
 
 export async function loadBackplanePackage(url: string): Promise<BackplanePackage> {
@@ -28,7 +29,7 @@ export async function loadBackplanePackage(url: string): Promise<BackplanePackag
   if (!entry) {
     throw new HubwireError(
       'HW_ERR_INVALID_OPTION',
-      `No backplane handles '${url.replace(/\/\/[^@/]*@/, '//***@')}': use postgres://… or sqlite:<file>.`,
+      `No backplane handles '${url.replace(/\/\/[^@/]*@/, '//***@')}': use postgres://…, mysql://… or sqlite:<file>.`,
     );
   }
   try {
