@@ -91,7 +91,8 @@ try {
   console.log(`\nHubwire chat demo: two nodes sharing ${backplane.replace(/\/\/[^@/]*@/, '//***@')}`);
   console.log(`  node A: ${urls[0]}`);
   console.log(`  node B: ${urls[1]}`);
-  console.log('Open one page on each node and chat across them. Ctrl-C stops both.\n');
+  console.log('Open one page on each node and chat across them (add `classic` to a URL for the jQuery page).');
+  console.log('Ctrl-C stops both.\n');
 } catch {
   stopAll(1);
 }

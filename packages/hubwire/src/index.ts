@@ -14,6 +14,8 @@ export type { Envelope } from './bus/envelope.js';
 export { LocalBus } from './bus/local-bus.js';
 export type { Audience, BusConnection, InvokeOptions, MessageBus } from './bus/message-bus.js';
 export { ScaleoutBus } from './bus/scaleout-bus.js';
+export { classicState } from './classic/classic-hub.js';
+export type { ClassicHubMap, ClassicHubsOptions, ClassicTransport } from './classic/options.js';
 export { getAccessToken, type RequestInfo } from './connection/request-info.js';
 export { ClientResultError, HubError, HubwireError, type HubwireErrorCode } from './errors.js';
 export type {

@@ -6,6 +6,9 @@ import type { Duplex } from 'node:stream';
 import type { ScaleoutEngine } from './backplane/scaleout-engine.js';
 import { LocalBus } from './bus/local-bus.js';
 import { ScaleoutBus } from './bus/scaleout-bus.js';
+import type { ClassicServer } from './classic/classic-server.js';
+import { createClassicServer } from './classic/mount.js';
+import type { ClassicHubMap, ClassicHubsOptions } from './classic/options.js';
 import { HttpDispatcher, rejectUpgrade } from './connection/http-dispatcher.js';
 import { type ConnectionHandler, RawEndpoint } from './connection/raw-endpoint.js';
 import type { GroupManager, HubClients } from './hub/clients.js';
@@ -47,6 +50,7 @@ export class Hubwire {
   private server: Server | undefined;
   private closed = false;
   private readonly backplane: ScaleoutEngine | undefined;
+  private readonly classic: ClassicServer[] = [];
 
   constructor(private readonly options: HubwireOptions = {}) {
     this.backplane = options.backplane;
@@ -117,6 +121,30 @@ export class Hubwire {
     return endpoint;
   }
 
+  /**
+   * Serves the classic ASP.NET SignalR 2 protocol (the jQuery client and its `/hubs` proxy) at `path`, for hubs
+   * already mapped with mapHub: `mapClassicHubs('/signalr', { chatHub: '/chat' })`. Classic and modern clients
+   * share the hub, its bus and its groups. See classic/README.md.
+   */
+  mapClassicHubs(path: string, hubs: ClassicHubMap, options?: ClassicHubsOptions): void {
+    const endpointOf = (hub: string | HubContext): HubEndpoint => {
+      const context = typeof hub === 'string' ? this.hub(hub) : hub;
+      if (!(context instanceof HubEndpoint) || this.endpoints.get(context.path) !== context) {
+        throw new Error('A classic hub must name a hub mapped on this server.');
+      }
+      return context;
+    };
+    const classic = createClassicServer(path, hubs, options, endpointOf, {
+      authenticate: this.options.authenticate,
+      userIdOf: this.options.userIdProvider ?? defaultUserIdProvider,
+      reportError: (error, where) => this.reportError(error, where),
+    });
+    if (this.classic.some((c) => c.basePath === classic.basePath)) {
+      throw new Error(`Classic hubs are already mapped at '${classic.basePath}'.`);
+    }
+    this.classic.push(classic);
+  }
+
   /** Resolves once the backplane (if any) has installed its schema and reads its streams. */
   async ready(): Promise<void> {
     await this.backplane?.start();
@@ -183,11 +211,13 @@ export class Hubwire {
    * `middleware()`, or call it first in a plain `request` listener.
    */
   handleRequest(request: IncomingMessage, response: ServerResponse): boolean {
+    for (const classic of this.classic) if (classic.handleRequest(request, response)) return true;
     return this.dispatcher.handleRequest(request, response);
   }
 
   /** Handles an `upgrade` if it belongs to a mapped hub; returns false otherwise. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    for (const classic of this.classic) if (classic.handleUpgrade(request, socket, head)) return true;
     return this.dispatcher.handleUpgrade(request, socket, head);
   }
 
@@ -248,6 +278,7 @@ export class Hubwire {
     if (this.closed) return;
     this.closed = true;
     this.dispatcher.close();
+    for (const classic of this.classic) classic.close();
     for (const endpoint of this.endpoints.values()) await endpoint.bus.close();
     await this.backplane?.close();
     const server = this.server;

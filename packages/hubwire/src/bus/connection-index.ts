@@ -30,15 +30,17 @@ export class ConnectionIndex {
       set = new Set();
       this.groupsOf.set(connection, set);
     }
+    if (set.has(group)) return;
     set.add(group);
+    connection.onGroupChange?.(group, true);
   }
 
   removeFromGroup(connection: BusConnection, group: string): void {
     removeFrom(this.groups, group, connection);
     const set = this.groupsOf.get(connection);
-    if (set) {
-      set.delete(group);
+    if (set?.delete(group)) {
       if (set.size === 0) this.groupsOf.delete(connection);
+      connection.onGroupChange?.(group, false);
     }
   }
 

@@ -13,6 +13,11 @@ export interface BusConnection {
   writeSerialized(message: SerializedMessage): void;
   /** Writes one message to this connection only. Never throws. */
   writeMessage(message: HubMessage): void;
+  /**
+   * Optional: told after this node's index changed the connection's membership (the classic SignalR 2 protocol
+   * sends the client a new groups token then). Never throws.
+   */
+  onGroupChange?(group: string, added: boolean): void;
 }
 
 /**

@@ -4,7 +4,6 @@
 import type { BusConnection } from '../bus/message-bus.js';
 import type { HttpConnection } from '../connection/connection.js';
 import type { RequestInfo } from '../connection/request-info.js';
-import { HubError, HubwireError } from '../errors.js';
 import { HANDSHAKE_OK, handshakeError, parseHandshake } from '../protocol/handshake.js';
 import type { HubProtocol, MessageDecoder } from '../protocol/hub-protocol.js';
 import {
@@ -16,9 +15,10 @@ import {
 } from '../protocol/messages.js';
 import type { ConnectionApplication, TransportKind } from '../transports/transport.js';
 import { HubCallerClientsImpl } from './clients.js';
-import { runConnectedFilters, runDisconnectedFilters, runInvokeFilters } from './filters.js';
+import { runConnectedFilters, runDisconnectedFilters } from './filters.js';
 import type { HubCallerContext, HubInstanceState } from './hub.js';
 import type { HubEndpoint } from './hub-endpoint.js';
+import { callHubMethod, clientErrorText } from './hub-invoker.js';
 import { ReconnectBuffer } from './reconnect-buffer.js';
 import type { SerializedMessage } from './serialized-message.js';
 import { UploadStream } from './upload-stream.js';
@@ -362,24 +362,6 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
     }
   }
 
-  /** Finds the method and checks arguments and authorization; returns an error text when the call is refused. */
-  private async resolveMethod(message: InvocationMessage | StreamInvocationMessage, uploads: UploadStream[]) {
-    const method = this.endpoint.registry.find(message.target);
-    if (!method) return { error: `Unknown hub method '${message.target}'.` } as const;
-    const provided = message.arguments.length + uploads.length;
-    if (provided < method.minArgs || provided > method.maxArgs) {
-      const expected =
-        method.minArgs === method.maxArgs ? `${method.minArgs}` : `${method.minArgs} to ${method.maxArgs}`;
-      return {
-        error: `Failed to invoke '${message.target}': invocation provides ${provided} argument(s) but target expects ${expected}.`,
-      } as const;
-    }
-    if (method.authorize && !(await method.authorize(this.connection.user, this))) {
-      return { error: `Failed to invoke '${message.target}' because user is unauthorized.` } as const;
-    }
-    return { method } as const;
-  }
-
   /** A hub instance for one call; `signal` defaults to the connection's (created only if the hub reads it). */
   private createHub(signal?: AbortSignal): object {
     if (!this.callerClients) this.callerClients = new HubCallerClientsImpl(this.endpoint.bus, this.connectionId);
@@ -400,23 +382,13 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
     uploads: UploadStream[],
     signal: AbortSignal | undefined,
   ): Promise<{ value: unknown } | { error: string }> {
-    try {
-      const resolved = await this.resolveMethod(message, uploads);
-      if ('error' in resolved) return { error: resolved.error as string };
-      const method = resolved.method;
-      const hub = this.createHub(signal);
-      const args = uploads.length > 0 ? [...message.arguments, ...uploads] : message.arguments;
-      const value = await runInvokeFilters(
-        this.endpoint.options.filters,
-        { hub, context: this, methodName: method.name, arguments: args },
-        async (invocation) => method.fn.apply(invocation.hub, invocation.arguments),
-      );
-      return { value };
-    } catch (error) {
-      return {
-        error: this.errorText(`An unexpected error occurred invoking '${message.target}' on the server.`, error),
-      };
-    }
+    const args = uploads.length > 0 ? [...message.arguments, ...uploads] : message.arguments;
+    const outcome = await callHubMethod(this.endpoint, this, message.target, args, () => this.createHub(signal));
+    if ('value' in outcome) return outcome;
+    if ('refused' in outcome) return { error: outcome.refused };
+    return {
+      error: this.errorText(`An unexpected error occurred invoking '${message.target}' on the server.`, outcome.thrown),
+    };
   }
 
   private async runInvocation(message: InvocationMessage, uploads: UploadStream[]): Promise<void> {
@@ -505,11 +477,7 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
 
   /** HubError messages always reach the client; other errors only with detailed errors on. */
   private errorText(generic: string, error: unknown): string {
-    if (error instanceof HubError) return error.message;
-    if (this.endpoint.options.enableDetailedErrors && error instanceof Error)
-      return `${generic} ${error.name}: ${error.message}`;
-    if (error instanceof HubwireError && error.code === 'HW_ERR_UNAUTHORIZED') return error.message;
-    return generic;
+    return clientErrorText(generic, error, this.endpoint.options.enableDetailedErrors);
   }
 
   // --- Lifetime -----------------------------------------------------------------------------------------

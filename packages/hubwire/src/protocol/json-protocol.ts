@@ -58,7 +58,7 @@ function toWireObject(message: HubMessage): Record<string, unknown> {
  * Uint8Array, ArrayBuffer) become base64 strings, dates ISO-8601 strings (Date.toJSON already does that),
  * bigints numbers when exact, else strings. Buffer's own toJSON runs before the replacer, so the holder is read.
  */
-function asAspNetCore(this: Record<string, unknown>, key: string, value: unknown): unknown {
+export function asAspNetCore(this: Record<string, unknown>, key: string, value: unknown): unknown {
   if (value === null || typeof value !== 'object') {
     if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
     return value;

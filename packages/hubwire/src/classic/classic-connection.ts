@@ -1,0 +1,368 @@
+// One classic SignalR 2 connection on this node: its hub bindings on the shared buses, its numbered message buffer
+// and cursor, its current transport (a stream, or held long polls), keep-alive and disconnect timeout, and the
+// order of its invocations.
+
+import { randomBytes } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import type { RequestInfo } from '../connection/request-info.js';
+import { type ClassicHub, ClassicHubBinding, type ClassicInvocation } from './classic-hub.js';
+import { encodeEnvelope, KEEP_ALIVE } from './envelope.js';
+import { PendingPoll } from './long-polling.js';
+import { MessageBuffer } from './message-buffer.js';
+import type { ClassicTransport, ResolvedClassicOptions } from './options.js';
+import type { TokenProtector } from './tokens.js';
+import type { StreamTransport } from './transports.js';
+
+export interface ConnectionServices {
+  readonly options: ResolvedClassicOptions;
+  readonly tokens: TokenProtector;
+  reportError(error: unknown, where: string): void;
+  /** The connection ended: forget it (and how it ended, for late requests). */
+  removed(connection: ClassicConnection, stopCalled: boolean): void;
+}
+
+export class ClassicConnection {
+  /** Subscribed hubs (those in `connectionData`), by lowercase name: registered on each hub's bus. */
+  readonly bindings = new Map<string, ClassicHubBinding>();
+  /** Hubs the client calls without subscribing: not on the bus (SignalR 2 sends them nothing either). */
+  private unsubscribed: Map<string, ClassicHubBinding> | undefined;
+  private readonly buffer: MessageBuffer;
+  /** Prefix of this connection state's cursors: a cursor from an earlier state (or node) is not misread. */
+  private readonly epoch = randomBytes(3).toString('base64url');
+  transportKind: ClassicTransport;
+  private stream: StreamTransport | undefined;
+  /** What the current stream has been sent, as a sequence number. */
+  private sentSeq = 0;
+  private poll: PendingPoll | undefined;
+  private groupsDirty = false;
+  /** Rejoining the groups of the client's own token: the client has that token already. */
+  private restoring = false;
+  private flushScheduled = false;
+  private lastActive = Date.now();
+  private lastWrite = Date.now();
+  private started: Promise<void> | undefined;
+  private connectFailed = false;
+  private invocations: Promise<unknown> = Promise.resolve();
+  private readonly aborter = new AbortController();
+  private itemsMap: Map<unknown, unknown> | undefined;
+  /** Subscriptions and restored groups in effect: /start and invocations wait for it. */
+  ready: Promise<void> = Promise.resolve();
+  disposed = false;
+
+  constructor(
+    readonly connectionId: string,
+    readonly user: unknown,
+    readonly userId: string | undefined,
+    transport: ClassicTransport,
+    public request: RequestInfo | undefined,
+    private readonly services: ConnectionServices,
+  ) {
+    this.transportKind = transport;
+    this.buffer = new MessageBuffer(services.options.messageBufferSize);
+  }
+
+  get items(): Map<unknown, unknown> {
+    this.itemsMap ??= new Map();
+    return this.itemsMap;
+  }
+  get connectionAborted(): AbortSignal {
+    return this.aborter.signal;
+  }
+  get isStarted(): boolean {
+    return this.started !== undefined;
+  }
+
+  // --- Hubs -------------------------------------------------------------------------------------------------
+  /** Registers the connection on the buses of `hubs` (and leaves those no longer listed). */
+  async subscribe(hubs: readonly ClassicHub[]): Promise<void> {
+    const wanted = new Set(hubs.map((h) => h.lowerName));
+    for (const [name, binding] of [...this.bindings]) {
+      if (wanted.has(name)) continue;
+      this.bindings.delete(name);
+      await binding.disconnect(false, undefined);
+    }
+    for (const hub of hubs) {
+      if (this.bindings.has(hub.lowerName)) continue;
+      const binding = new ClassicHubBinding(hub, this);
+      this.bindings.set(hub.lowerName, binding);
+      await hub.endpoint.bus.onConnected(binding);
+    }
+  }
+
+  /** Rejoins the groups a verified groups token lists, for subscribed hubs only. */
+  async restoreGroups(groupsToken: string | null | undefined): Promise<void> {
+    const entries = this.services.tokens.readGroupsToken(groupsToken, this.connectionId);
+    if (entries.length === 0) return;
+    this.restoring = true;
+    try {
+      for (const entry of entries) {
+        for (const binding of this.bindings.values()) {
+          const prefix = `${binding.hub.lowerName}.`;
+          if (!entry.toLowerCase().startsWith(prefix)) continue;
+          const group = entry.slice(prefix.length);
+          if (!binding.groups.has(group)) await binding.hub.endpoint.groups.add(this.connectionId, group);
+        }
+      }
+    } finally {
+      this.restoring = false;
+    }
+  }
+
+  private groupsToken(): string {
+    const groups: string[] = [];
+    for (const binding of this.bindings.values()) {
+      for (const group of binding.groups) groups.push(`${binding.hub.name}.${group}`);
+    }
+    return this.services.tokens.groupsToken(this.connectionId, groups);
+  }
+
+  /** Runs onConnected on every subscribed hub, once (a repeated /start only waits for it). */
+  start(): Promise<void> {
+    this.started ??= (async () => {
+      await this.ready;
+      try {
+        for (const binding of this.bindings.values()) await binding.runConnected();
+      } catch (error) {
+        // As in ASP.NET Core: a connection whose onConnected threw never gets onDisconnected.
+        this.connectFailed = true;
+        throw error;
+      }
+    })();
+    return this.started;
+  }
+
+  /** Runs invocations one at a time, in the order they arrived; resolves with the hub result JSON. */
+  invoke(invocation: ClassicInvocation, hub: ClassicHub): Promise<string> {
+    let binding = this.bindings.get(hub.lowerName);
+    if (!binding) {
+      this.unsubscribed ??= new Map();
+      binding = this.unsubscribed.get(hub.lowerName);
+      if (!binding) {
+        binding = new ClassicHubBinding(hub, this);
+        this.unsubscribed.set(hub.lowerName, binding);
+      }
+    }
+    const target = binding;
+    const result = this.invocations.then(() => target.invoke(invocation));
+    this.invocations = result;
+    return result;
+  }
+
+  // --- Writing ----------------------------------------------------------------------------------------------
+  private cursor(seq: number): string {
+    return `${this.epoch}-${seq.toString(36)}`;
+  }
+
+  /** The sequence number a cursor names, or undefined when it comes from another connection state. */
+  parseCursor(cursor: string | null | undefined): number | undefined {
+    if (!cursor?.startsWith(`${this.epoch}-`)) return undefined;
+    const seq = Number.parseInt(cursor.slice(this.epoch.length + 1), 36);
+    return Number.isSafeInteger(seq) && seq >= 0 && seq <= this.buffer.last ? seq : undefined;
+  }
+
+  enqueue(message: Buffer): void {
+    if (this.disposed) return;
+    this.buffer.push(message);
+    this.scheduleFlush();
+  }
+
+  groupsChanged(): void {
+    if (this.disposed || this.restoring) return;
+    this.groupsDirty = true;
+    this.scheduleFlush();
+  }
+
+  /** Sends in the next microtask, so a burst of messages travels in one envelope. */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    queueMicrotask(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    if (this.disposed) return;
+    if (this.stream) {
+      const messages = this.buffer.after(this.sentSeq);
+      if (messages.length === 0 && !this.groupsDirty) return;
+      this.writeStream(this.envelope(messages));
+      this.sentSeq = this.buffer.last;
+    } else if (this.poll) this.answerPoll(false);
+  }
+
+  private envelope(messages: Buffer[], extra: { init?: boolean; shuttingDown?: boolean } = {}): Buffer {
+    const groupsToken = this.groupsDirty ? this.groupsToken() : undefined;
+    this.groupsDirty = false;
+    const longPollDelay = this.transportKind === 'longPolling' ? this.services.options.longPollDelay : 0;
+    return encodeEnvelope(this.cursor(this.buffer.last), messages, { ...extra, groupsToken, longPollDelay });
+  }
+
+  private writeStream(payload: Buffer | string): void {
+    this.stream?.write(payload);
+    this.lastWrite = Date.now();
+  }
+
+  /** Writes a hub result on the current WebSocket (other transports answer it as the /send response). */
+  writeResult(result: string): void {
+    if (this.stream?.kind === 'webSockets') this.writeStream(result);
+  }
+
+  // --- Transports -------------------------------------------------------------------------------------------
+  /**
+   * A stream takes over: on connect it sends the init message; on reconnect it replays what came after the
+   * client's cursor (from now, when the cursor is not this state's).
+   */
+  attachStream(stream: StreamTransport, reconnectCursor: string | null | undefined, init: boolean): void {
+    const previous = this.stream;
+    this.stream = stream;
+    this.transportKind = stream.kind;
+    previous?.close();
+    this.endPoll();
+    this.lastActive = Date.now();
+    if (init) {
+      this.writeStream(this.envelope([], { init: true }));
+      this.sentSeq = this.buffer.last;
+      return;
+    }
+    this.sentSeq = this.parseCursor(reconnectCursor) ?? this.buffer.last;
+    this.flush();
+  }
+
+  /** The stream ended (the client left, or it was replaced): the disconnect timeout runs from now. */
+  detachStream(stream: StreamTransport): void {
+    if (this.stream !== stream) return;
+    this.stream = undefined;
+    this.lastActive = Date.now();
+  }
+
+  /** Long polling's /connect: the init message, answered at once. */
+  connectLongPolling(response: ServerResponse): void {
+    this.switchToLongPolling();
+    this.lastActive = Date.now();
+    respondJson(response, this.envelope([], { init: true }));
+  }
+
+  /** A /poll (or long polling's /reconnect): answered when there is something after `cursor`, or held. */
+  longPoll(response: ServerResponse, cursorText: string | null | undefined): void {
+    this.switchToLongPolling();
+    this.endPoll();
+    const cursor = this.parseCursor(cursorText) ?? this.buffer.last;
+    // The client has everything up to its cursor: nothing before it is replayed again.
+    this.buffer.ack(cursor);
+    this.poll = new PendingPoll(response, cursor, this.services.options.connectionTimeout, (poll) => {
+      if (this.poll === poll) this.answerPoll(true);
+    });
+    const poll = this.poll;
+    response.on('close', () => {
+      if (this.poll !== poll || !poll.finished) poll.abandon();
+      if (this.poll === poll) {
+        this.poll = undefined;
+        this.lastActive = Date.now();
+      }
+    });
+    this.answerPoll(false);
+  }
+
+  private switchToLongPolling(): void {
+    this.transportKind = 'longPolling';
+    const stream = this.stream;
+    this.stream = undefined;
+    stream?.close();
+  }
+
+  /** Answers the held poll if there is something to say (or `always`, on its timeout). */
+  private answerPoll(always: boolean, extra?: { shuttingDown?: boolean }): void {
+    const poll = this.poll;
+    if (!poll) return;
+    const messages = this.buffer.after(poll.cursor);
+    if (!always && messages.length === 0 && !this.groupsDirty) return;
+    this.poll = undefined;
+    this.lastActive = Date.now();
+    this.lastWrite = this.lastActive;
+    poll.finish(this.envelope(messages, extra));
+  }
+
+  /** A newer request superseded the held poll: it ends with nothing new. */
+  private endPoll(): void {
+    const poll = this.poll;
+    if (!poll) return;
+    this.poll = undefined;
+    poll.finish(encodeEnvelope(this.cursor(poll.cursor), []));
+  }
+
+  /** About once a second: keep-alives, and the disconnect timeout. */
+  tick(now: number): void {
+    if (this.disposed) return;
+    const keepAlive = this.services.options.keepAlive;
+    if (this.stream) {
+      if (keepAlive !== null && now - this.lastWrite >= keepAlive) this.writeStream(KEEP_ALIVE);
+      return;
+    }
+    if (this.poll) {
+      if (keepAlive !== null && now - this.lastWrite >= keepAlive) {
+        this.poll.keepAlive();
+        this.lastWrite = now;
+      }
+      return;
+    }
+    if (now - this.lastActive > this.services.options.disconnectTimeout) {
+      this.dispose(new Error('The client did not come back within the disconnect timeout.'), false);
+    }
+  }
+
+  // --- Lifetime ---------------------------------------------------------------------------------------------
+  /** Hub code ended the connection: the client is told (`E`) and stops. */
+  abort(): void {
+    if (this.disposed) return;
+    const ending = encodeEnvelope(this.cursor(this.buffer.last), [], {
+      error: 'The connection was ended by the server.',
+    });
+    if (this.stream) this.writeStream(ending);
+    else if (this.poll) {
+      const poll = this.poll;
+      this.poll = undefined;
+      poll.finish(ending);
+    }
+    this.dispose(undefined, true);
+  }
+
+  /** The server is stopping: long polls hear `T:1`, streams close; then the hubs hear the disconnect. */
+  shutdown(): void {
+    if (this.disposed) return;
+    this.answerPoll(true, { shuttingDown: true });
+    this.dispose(undefined, false);
+  }
+
+  /** Ends the connection once: transports close, buses forget it, hubs run onDisconnected (if started). */
+  dispose(error: Error | undefined, stopCalled: boolean): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.services.removed(this, stopCalled);
+    const stream = this.stream;
+    this.stream = undefined;
+    stream?.close();
+    this.endPoll();
+    this.aborter.abort();
+    const started = this.started !== undefined && !this.connectFailed;
+    for (const binding of this.bindings.values()) void binding.disconnect(started, error);
+  }
+
+  reportError(error: unknown, where: string): void {
+    this.services.reportError(error, where);
+  }
+}
+
+export function respondJson(response: ServerResponse, body: Buffer | string, status = 200): void {
+  if (response.headersSent) {
+    if (!response.writableEnded) response.end();
+    return;
+  }
+  response.writeHead(status, {
+    'Content-Type': 'application/json; charset=UTF-8',
+    'Content-Length': Buffer.byteLength(body),
+    'Cache-Control': 'no-cache',
+  });
+  response.end(body);
+}

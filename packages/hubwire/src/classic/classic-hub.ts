@@ -1,0 +1,272 @@
+// A modern hub seen through the classic protocol: ClassicHub names it, and ClassicHubBinding is one classic
+// connection's presence in that hub — what the hub's bus writes to (BusConnection) and what hub code sees as its
+// caller (HubCallerContext). Invocations run through the same lookup, authorization and filters as modern ones.
+
+import type { BusConnection } from '../bus/message-bus.js';
+import type { RequestInfo } from '../connection/request-info.js';
+import { HubError } from '../errors.js';
+import { HubCallerClientsImpl } from '../hub/clients.js';
+import { runConnectedFilters, runDisconnectedFilters } from '../hub/filters.js';
+import type { HubCallerContext, HubInstanceState } from '../hub/hub.js';
+import type { HubEndpoint } from '../hub/hub-endpoint.js';
+import { callHubMethod, clientErrorText } from '../hub/hub-invoker.js';
+import type { SerializedMessage } from '../hub/serialized-message.js';
+import type { HubProtocol } from '../protocol/hub-protocol.js';
+import type { HubMessage } from '../protocol/messages.js';
+import type { TransportKind } from '../transports/transport.js';
+import { classicHubProtocol, encodeHubResult } from './envelope.js';
+import type { ClassicTransport } from './options.js';
+
+/** SignalR 2's proxy naming: the first letter of each dot-separated part lowercased (`ChatHub` → `chatHub`). */
+export function camelCaseName(name: string): string {
+  return name
+    .split('.')
+    .map((part) => part.charAt(0).toLowerCase() + part.slice(1))
+    .join('.');
+}
+
+export class ClassicHub {
+  /** Encodes client invocations as `{"H":name,"M":…,"A":…}`, once per broadcast for all classic connections. */
+  readonly protocol: HubProtocol;
+  /** The name clients use in `connectionData` and `H` (they lowercase it). */
+  readonly lowerName: string;
+  readonly proxyName: string;
+
+  constructor(
+    /** As given to mapClassicHubs, e.g. `ChatHub` or `chatHub`; sent as `H` in client invocations. */
+    readonly name: string,
+    readonly endpoint: HubEndpoint,
+  ) {
+    this.protocol = classicHubProtocol(name);
+    this.lowerName = name.toLowerCase();
+    this.proxyName = camelCaseName(name);
+  }
+}
+
+/** What a binding needs from its classic connection. */
+export interface BindingOwner {
+  readonly connectionId: string;
+  readonly user: unknown;
+  readonly userId: string | undefined;
+  readonly items: Map<unknown, unknown>;
+  readonly transportKind: ClassicTransport;
+  readonly request: RequestInfo | undefined;
+  readonly connectionAborted: AbortSignal;
+  abort(): void;
+  /** Queues one client message (already-encoded JSON) for the client. */
+  enqueue(message: Buffer): void;
+  /** The membership changed: the client gets a new groups token. */
+  groupsChanged(): void;
+  reportError(error: unknown, where: string): void;
+}
+
+const MODERN_KIND: Record<ClassicTransport, TransportKind> = {
+  webSockets: 'WebSockets',
+  serverSentEvents: 'ServerSentEvents',
+  // A streaming HTTP response, as Server-Sent Events are.
+  foreverFrame: 'ServerSentEvents',
+  longPolling: 'LongPolling',
+};
+
+/** An invocation as the client sent it (`{"H","M","A","I","S"}`), already checked for shape. */
+export interface ClassicInvocation {
+  hub: string;
+  method: string;
+  args: unknown[];
+  id: string;
+  state: Record<string, unknown> | undefined;
+}
+
+const STATE = Symbol('classicState');
+
+/** The client state (`$.connection.chatHub.state`) of the current call, when the caller is a classic client. */
+export function classicState(context: HubCallerContext): Record<string, unknown> | undefined {
+  return (context as { [STATE]?: Record<string, unknown> })[STATE];
+}
+
+export class ClassicHubBinding implements BusConnection, HubCallerContext {
+  /** This connection's groups in this hub, as the bus's index reports them (for the groups token). */
+  readonly groups = new Set<string>();
+  private callerClients: HubCallerClientsImpl | undefined;
+
+  constructor(
+    readonly hub: ClassicHub,
+    private readonly owner: BindingOwner,
+  ) {}
+
+  // --- BusConnection ----------------------------------------------------------------------------------------
+  get connectionId(): string {
+    return this.owner.connectionId;
+  }
+  get userId(): string | undefined {
+    return this.owner.userId;
+  }
+
+  writeSerialized(message: SerializedMessage): void {
+    let bytes: Buffer;
+    try {
+      bytes = message.bytesFor(this.hub.protocol);
+    } catch (error) {
+      this.owner.reportError(error, `encoding '${message.message.target}' for classic clients`);
+      return;
+    }
+    this.owner.enqueue(bytes);
+  }
+
+  writeMessage(message: HubMessage): void {
+    if (message.type !== 1) return;
+    if (message.invocationId !== undefined) {
+      // Client results: classic clients have no way to answer, so the hub's invoke() fails at once.
+      this.hub.endpoint.bus.setConnectionResult(this.connectionId, {
+        type: 3,
+        invocationId: message.invocationId,
+        error: 'Classic SignalR clients cannot return results.',
+      });
+      return;
+    }
+    try {
+      this.owner.enqueue(this.hub.protocol.encode(message));
+    } catch (error) {
+      this.owner.reportError(error, `encoding '${message.target}' for a classic client`);
+    }
+  }
+
+  onGroupChange(group: string, added: boolean): void {
+    if (added) this.groups.add(group);
+    else this.groups.delete(group);
+    this.owner.groupsChanged();
+  }
+
+  // --- HubCallerContext -------------------------------------------------------------------------------------
+  get userIdentifier(): string | undefined {
+    return this.owner.userId;
+  }
+  get user(): unknown {
+    return this.owner.user;
+  }
+  get items(): Map<unknown, unknown> {
+    return this.owner.items;
+  }
+  get transport(): TransportKind {
+    return MODERN_KIND[this.owner.transportKind];
+  }
+  /** The classic transport in use (`foreverFrame` reports `ServerSentEvents` as `transport`). */
+  get classicTransport(): ClassicTransport {
+    return this.owner.transportKind;
+  }
+  get request(): RequestInfo | undefined {
+    return this.owner.request;
+  }
+  get negotiateRequest(): RequestInfo | undefined {
+    return undefined; // classic negotiation keeps no state
+  }
+  get connectionAborted(): AbortSignal {
+    return this.owner.connectionAborted;
+  }
+  abort(): void {
+    this.owner.abort();
+  }
+
+  // --- Hub calls --------------------------------------------------------------------------------------------
+  private createHub(context: HubCallerContext): object {
+    const endpoint = this.hub.endpoint;
+    if (!this.callerClients) this.callerClients = new HubCallerClientsImpl(endpoint.bus, this.connectionId);
+    const state: HubInstanceState<unknown> = {
+      context,
+      clients: this.callerClients,
+      groups: endpoint.groups,
+      signal: this.owner.connectionAborted,
+    };
+    return endpoint.createHubInstance(state);
+  }
+
+  /** Runs one invocation and returns the hub result JSON. Never rejects. */
+  async invoke(invocation: ClassicInvocation): Promise<string> {
+    const endpoint = this.hub.endpoint;
+    const state = invocation.state ?? {};
+    const before = new Map(Object.entries(state).map(([key, value]) => [key, JSON.stringify(value)]));
+    // The call's context: this binding, plus the client state hub code may read and change.
+    const context = Object.create(this, { [STATE]: { value: state } }) as HubCallerContext;
+    const outcome = await callHubMethod(endpoint, context, invocation.method, invocation.args, () =>
+      this.createHub(context),
+    );
+    const changed = changedState(state, before);
+    const id = invocation.id;
+    if ('refused' in outcome) return encodeHubResult({ id, error: outcome.refused, state: changed });
+    if ('thrown' in outcome) {
+      const error = outcome.thrown;
+      if (error instanceof HubError) {
+        const data = (error as { data?: unknown }).data;
+        return encodeHubResult({ id, error: error.message, hubException: true, errorData: data, state: changed });
+      }
+      const generic = `There was an error invoking Hub method '${invocation.hub}.${invocation.method}'.`;
+      const text = endpoint.options.enableDetailedErrors
+        ? error instanceof Error
+          ? error.message
+          : String(error)
+        : clientErrorText(generic, error, false);
+      return encodeHubResult({ id, error: text, state: changed });
+    }
+    const value = outcome.value;
+    if (isAsyncIterable(value)) {
+      return encodeHubResult({
+        id,
+        error: `The method '${invocation.method}' streams its results, which classic clients cannot receive.`,
+      });
+    }
+    return encodeHubResult({ id, result: value, state: changed });
+  }
+
+  // --- Lifetime ---------------------------------------------------------------------------------------------
+  /** Runs the hub's onConnected (and the filters around it). */
+  async runConnected(): Promise<void> {
+    const endpoint = this.hub.endpoint;
+    if (!endpoint.runsOnConnected) return;
+    const hub = this.createHub(this) as { onConnected?: () => unknown };
+    await runConnectedFilters(endpoint.options.filters, { hub, context: this }, async () => {
+      await hub.onConnected?.();
+    });
+  }
+
+  /** Leaves the bus, then runs the hub's onDisconnected when onConnected ran. Never rejects. */
+  async disconnect(started: boolean, error: Error | undefined): Promise<void> {
+    const endpoint = this.hub.endpoint;
+    try {
+      await endpoint.bus.onDisconnected(this);
+      if (!started || !endpoint.runsOnDisconnected) return;
+      const hub = this.createHub(this) as { onDisconnected?: (e?: Error) => unknown };
+      await runDisconnectedFilters(endpoint.options.filters, { hub, context: this }, error, async (_c, e) => {
+        await hub.onDisconnected?.(e);
+      });
+    } catch (failure) {
+      endpoint.reportError(failure, `onDisconnected of classic connection '${this.connectionId}'`);
+    }
+  }
+}
+
+function changedState(
+  state: Record<string, unknown>,
+  before: Map<string, string | undefined>,
+): Record<string, unknown> | undefined {
+  let changed: Record<string, unknown> | undefined;
+  for (const [key, value] of Object.entries(state)) {
+    let json: string | undefined;
+    try {
+      json = JSON.stringify(value);
+    } catch {
+      continue;
+    }
+    if (before.get(key) === json) continue;
+    changed ??= {};
+    changed[key] = value;
+  }
+  return changed;
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function'
+  );
+}

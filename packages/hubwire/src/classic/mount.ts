@@ -1,0 +1,30 @@
+// Builds a classic SignalR 2 endpoint for Hubwire.mapClassicHubs: classic hub names resolved to modern hubs that
+// are already mapped (sharing their HubEndpoint, bus and groups), options resolved, path checked.
+
+import type { HubEndpoint } from '../hub/hub-endpoint.js';
+import type { HubContext } from '../server.js';
+import { ClassicHub } from './classic-hub.js';
+import { ClassicServer, type ClassicServerDeps } from './classic-server.js';
+import { type ClassicHubMap, type ClassicHubsOptions, resolveClassicOptions } from './options.js';
+
+export function createClassicServer(
+  path: string,
+  hubs: ClassicHubMap,
+  options: ClassicHubsOptions | undefined,
+  /** The endpoint of a mapped hub, by path or context; throws when there is none. */
+  endpointOf: (hub: string | HubContext) => HubEndpoint,
+  deps: ClassicServerDeps,
+): ClassicServer {
+  if (!path.startsWith('/')) throw new TypeError(`The classic path must start with '/': '${path}'.`);
+  const basePath = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+  if (basePath === '/') throw new TypeError('The classic endpoint needs a path of its own, e.g. /signalr.');
+  const classicHubs: ClassicHub[] = [];
+  for (const [name, hub] of Object.entries(hubs)) {
+    if (!/^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$/.test(name)) {
+      throw new TypeError(`'${name}' is not a valid classic hub name (letters, digits, '_', '$', dots).`);
+    }
+    classicHubs.push(new ClassicHub(name, endpointOf(hub)));
+  }
+  if (classicHubs.length === 0) throw new TypeError('mapClassicHubs needs at least one hub.');
+  return new ClassicServer(basePath, classicHubs, resolveClassicOptions(options), deps);
+}

@@ -1,0 +1,91 @@
+// Options of the classic ASP.NET SignalR 2 endpoint and their defaults (those of SignalR 2's
+// IConfigurationManager unless noted). Times are milliseconds here; negotiate reports them in seconds.
+
+import { randomBytes } from 'node:crypto';
+import type { HubContext } from '../server.js';
+
+export type ClassicTransport = 'webSockets' | 'serverSentEvents' | 'foreverFrame' | 'longPolling';
+
+export const CLASSIC_TRANSPORTS: readonly ClassicTransport[] = [
+  'webSockets',
+  'serverSentEvents',
+  'foreverFrame',
+  'longPolling',
+];
+
+export interface ClassicHubsOptions {
+  /**
+   * Key of the HMAC that protects connection and groups tokens (at least 16 bytes). Every node that serves the
+   * same clients needs the same key. Default: random per process (tokens do not survive a restart).
+   */
+  classicKey?: Buffer | string;
+  /** Transports offered. Default: all four. */
+  transports?: ClassicTransport[];
+  /** Interval of keep-alive messages (ms); `null` turns them off. Default 10000 (a third of the disconnect timeout). */
+  keepAlive?: number | null;
+  /** A connection without a live transport for this long is disconnected (ms). Default 30000. */
+  disconnectTimeout?: number;
+  /** How long a long poll is held open when there is nothing to send (ms). Default 110000. */
+  connectionTimeout?: number;
+  /** How long clients wait for the init message before trying the next transport (ms). Default 5000. */
+  transportConnectTimeout?: number;
+  /** Pause clients make between long polls (ms). Default 0. */
+  longPollDelay?: number;
+  /** Messages kept per connection for replay after a reconnect or a lost poll. Default 1000. */
+  messageBufferSize?: number;
+  /** Largest WebSocket message or `/send` body accepted (bytes). Default 65536, as SignalR 2's WebSocket limit. */
+  maxIncomingMessageSize?: number;
+}
+
+export interface ResolvedClassicOptions {
+  key: Buffer;
+  transports: readonly ClassicTransport[];
+  keepAlive: number | null;
+  disconnectTimeout: number;
+  connectionTimeout: number;
+  transportConnectTimeout: number;
+  longPollDelay: number;
+  messageBufferSize: number;
+  maxIncomingMessageSize: number;
+}
+
+/** A classic hub name mapped to a modern hub: its path (`'/chat'`) or its context (`hubwire.hub('/chat')`). */
+export type ClassicHubMap = Record<string, string | HubContext>;
+
+export function resolveClassicOptions(options: ClassicHubsOptions = {}): ResolvedClassicOptions {
+  const key =
+    options.classicKey === undefined
+      ? randomBytes(32)
+      : Buffer.isBuffer(options.classicKey)
+        ? options.classicKey
+        : Buffer.from(options.classicKey, 'utf8');
+  if (key.length < 16) throw new TypeError(`Option 'classicKey' must be at least 16 bytes long.`);
+  const transports = options.transports ?? CLASSIC_TRANSPORTS;
+  for (const transport of transports) {
+    if (!CLASSIC_TRANSPORTS.includes(transport)) throw new TypeError(`Unknown classic transport '${transport}'.`);
+  }
+  const disconnectTimeout = options.disconnectTimeout ?? 30_000;
+  const keepAlive = options.keepAlive === undefined ? Math.floor(disconnectTimeout / 3) : options.keepAlive;
+  const resolved: ResolvedClassicOptions = {
+    key,
+    transports,
+    keepAlive,
+    disconnectTimeout,
+    connectionTimeout: options.connectionTimeout ?? 110_000,
+    transportConnectTimeout: options.transportConnectTimeout ?? 5_000,
+    longPollDelay: options.longPollDelay ?? 0,
+    messageBufferSize: options.messageBufferSize ?? 1000,
+    maxIncomingMessageSize: options.maxIncomingMessageSize ?? 64 * 1024,
+  };
+  for (const name of ['disconnectTimeout', 'connectionTimeout', 'transportConnectTimeout'] as const) {
+    if (!(resolved[name] > 0)) throw new TypeError(`Option '${name}' must be a positive number of milliseconds.`);
+  }
+  if (keepAlive !== null && !(keepAlive > 0)) throw new TypeError(`Option 'keepAlive' must be positive or null.`);
+  if (keepAlive !== null && keepAlive > disconnectTimeout / 3) {
+    // SignalR 2's rule: clients reconnect after two missed keep-alives, which must fit in the disconnect timeout.
+    throw new TypeError(`Option 'keepAlive' must be at most a third of 'disconnectTimeout'.`);
+  }
+  if (!(resolved.messageBufferSize >= 1)) throw new TypeError(`Option 'messageBufferSize' must be at least 1.`);
+  if (!(resolved.longPollDelay >= 0)) throw new TypeError(`Option 'longPollDelay' must not be negative.`);
+  return resolved;
+}

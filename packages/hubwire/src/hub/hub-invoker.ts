@@ -1,0 +1,64 @@
+// Resolving and running one hub method call (lookup, argument count, per-method authorization, filters), shared
+// by the modern HubConnection and the classic SignalR 2 protocol so both give hub code the same semantics.
+
+import { HubError, HubwireError } from '../errors.js';
+import { runInvokeFilters } from './filters.js';
+import type { HubCallerContext } from './hub.js';
+import type { HubEndpoint } from './hub-endpoint.js';
+import type { HubMethod } from './hub-registry.js';
+
+/** What a call came to: a value, a refusal the client may read (unknown method, arity, authorization), or a throw. */
+export type CallOutcome = { value: unknown } | { refused: string } | { thrown: unknown };
+
+/** Finds the method and checks the argument count and authorization; returns an error text when refused. */
+export async function resolveMethod(
+  endpoint: HubEndpoint,
+  context: HubCallerContext,
+  target: string,
+  provided: number,
+): Promise<{ method: HubMethod } | { refused: string }> {
+  const method = endpoint.registry.find(target);
+  if (!method) return { refused: `Unknown hub method '${target}'.` };
+  if (provided < method.minArgs || provided > method.maxArgs) {
+    const expected = method.minArgs === method.maxArgs ? `${method.minArgs}` : `${method.minArgs} to ${method.maxArgs}`;
+    return {
+      refused: `Failed to invoke '${target}': invocation provides ${provided} argument(s) but target expects ${expected}.`,
+    };
+  }
+  if (method.authorize && !(await method.authorize(context.user, context))) {
+    return { refused: `Failed to invoke '${target}' because user is unauthorized.` };
+  }
+  return { method };
+}
+
+/** Runs a hub method through the endpoint's filters on a fresh hub instance (`createHub`). Never rejects. */
+export async function callHubMethod(
+  endpoint: HubEndpoint,
+  context: HubCallerContext,
+  target: string,
+  args: unknown[],
+  createHub: () => object,
+): Promise<CallOutcome> {
+  try {
+    const resolved = await resolveMethod(endpoint, context, target, args.length);
+    if ('refused' in resolved) return resolved;
+    const method = resolved.method;
+    const hub = createHub();
+    const value = await runInvokeFilters(
+      endpoint.options.filters,
+      { hub, context, methodName: method.name, arguments: args },
+      async (invocation) => method.fn.apply(invocation.hub, invocation.arguments),
+    );
+    return { value };
+  } catch (error) {
+    return { thrown: error };
+  }
+}
+
+/** HubError messages always reach the client; other errors only with detailed errors on. */
+export function clientErrorText(generic: string, error: unknown, detailed: boolean): string {
+  if (error instanceof HubError) return error.message;
+  if (detailed && error instanceof Error) return `${generic} ${error.name}: ${error.message}`;
+  if (error instanceof HubwireError && error.code === 'HW_ERR_UNAUTHORIZED') return error.message;
+  return generic;
+}
