@@ -152,8 +152,20 @@ export class Hubwire {
 
   /** The hub mapped at a path, or the one mapped for a hub definition. */
   hub(pathOrDefinition: string | HubDefinition): HubContext {
-    for (const endpoint of this.endpoints.values()) {
-      if (endpoint.path === pathOrDefinition || endpoint.definition === pathOrDefinition) return endpoint;
+    if (typeof pathOrDefinition === 'string') {
+      const path =
+        pathOrDefinition.length > 1 && pathOrDefinition.endsWith('/')
+          ? pathOrDefinition.slice(0, -1)
+          : pathOrDefinition;
+      const endpoint = this.endpoints.get(path);
+      if (endpoint) return endpoint;
+    } else {
+      const matches = [...this.endpoints.values()].filter((e) => e.definition === pathOrDefinition);
+      if (matches.length > 1) {
+        const paths = matches.map((e) => `'${e.path}'`).join(', ');
+        throw new Error(`That hub is mapped at several paths (${paths}): ask for one by its path.`);
+      }
+      if (matches[0]) return matches[0];
     }
     throw new Error(
       `No hub is mapped for ${typeof pathOrDefinition === 'string' ? `'${pathOrDefinition}'` : 'that definition'}.`,

@@ -73,6 +73,15 @@ function parseUrl(request: IncomingMessage): URL | undefined {
 }
 
 function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
+  // A body parser mounted before Hubwire (express.text(), ...) already read the stream: use what it parsed.
+  if (request.readableEnded) {
+    const parsed = (request as IncomingMessage & { body?: unknown }).body;
+    if (Buffer.isBuffer(parsed)) return Promise.resolve(parsed);
+    if (typeof parsed === 'string') return Promise.resolve(Buffer.from(parsed, 'utf8'));
+    return Promise.reject(
+      new HttpError(400, 'The request body was consumed by an earlier middleware: mount Hubwire before body parsers.'),
+    );
+  }
   return new Promise((resolve, reject) => {
     const declared = Number(request.headers['content-length']);
     if (declared > limit) {

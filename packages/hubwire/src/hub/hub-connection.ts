@@ -51,6 +51,8 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
   readonly userId: string | undefined;
   private itemsMap: Map<unknown, unknown> | undefined;
   private state: State = 'handshake';
+  /** onConnected (or creating the hub for it) threw. */
+  private connectFailed = false;
   private protocol: HubProtocol | undefined;
   private decoder: MessageDecoder | undefined;
   private handshakeBytes: Buffer | undefined;
@@ -260,6 +262,9 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
       }
       if (this.state === 'connecting') this.state = 'connected';
     } catch (error) {
+      // As ASP.NET Core: logged, the client told, and no onDisconnected for a connection that never connected.
+      this.connectFailed = true;
+      this.endpoint.reportError(error, `onConnected of '${this.connectionId}'`);
       this.close(this.errorText('Connection closed with an error.', error), false);
     }
   }
@@ -550,7 +555,7 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
     this.queuedInvocations = undefined;
     this.queueSpaceWaiter?.();
     if (!wasConnected) return;
-    if (!this.endpoint.runsOnDisconnected) {
+    if (!this.endpoint.runsOnDisconnected || this.connectFailed) {
       this.endpoint.bus.onDisconnected(this).catch((failure: unknown) => {
         this.endpoint.reportError(failure, `disconnecting '${this.connectionId}'`);
       });

@@ -36,8 +36,12 @@ export class HubEndpoint implements Endpoint {
     this.registry = new HubRegistry(definition, options.methods);
     this.authorize = toAuthorizeUser(options.authorize);
     const hooks = (typeof definition === 'function' ? definition.prototype : definition) as Record<string, unknown>;
+    // A class hub is also built at connect (as ASP.NET Core does), so a constructor that throws closes the
+    // connection with a clear error at once rather than failing every later call.
     this.runsOnConnected =
-      typeof hooks.onConnected === 'function' || options.filters.some((f) => f.onConnected !== undefined);
+      typeof definition === 'function' ||
+      typeof hooks.onConnected === 'function' ||
+      options.filters.some((f) => f.onConnected !== undefined);
     this.runsOnDisconnected =
       typeof hooks.onDisconnected === 'function' || options.filters.some((f) => f.onDisconnected !== undefined);
     this.clients = new HubClientsImpl(bus);

@@ -16,9 +16,10 @@ export function toAuthorizeUser(policy: AuthorizationPolicy | undefined): Author
   const wanted = new Set(policy.roles);
   return (user) => {
     if (typeof user !== 'object' || user === null) return false;
+    // Tokens carry one role as a string or several as an array, under `roles` or `role`.
     const { roles, role } = user as { roles?: unknown; role?: unknown };
-    const held = Array.isArray(roles) ? roles : typeof role === 'string' ? [role] : [];
-    return held.some((r) => wanted.has(r as string));
+    const held = [roles, role].flatMap((value) => (Array.isArray(value) ? value : [value]));
+    return held.some((r) => typeof r === 'string' && wanted.has(r));
   };
 }
 

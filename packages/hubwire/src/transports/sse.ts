@@ -10,8 +10,9 @@ export class ServerSentEventsTransport implements Transport {
 
   send(data: Buffer): void {
     if (this.response.writableEnded) return;
-    // Each line becomes a `data:` line; the blank line ends the event.
-    const lines = data.toString('utf8').split('\n');
+    // Each line becomes a `data:` line; the blank line ends the event. SSE treats CR, LF and CRLF alike as line
+    // ends, so a CR cannot be carried: CRLF and a lone CR become LF (as ASP.NET Core's formatter does).
+    const lines = data.toString('utf8').split(/\r\n|\r|\n/);
     let event = '';
     for (const line of lines) event += `data: ${line}\r\n`;
     this.response.write(`${event}\r\n`);

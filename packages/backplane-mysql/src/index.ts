@@ -1,0 +1,5 @@
+// The public surface of @hubwire/mysql: the store, its options, and the URL entry points for backplaneFromUrl
+// and the `hubwire install-schema` CLI.
+
+export { MAX_TABLE_COUNT, SCHEMA_VERSION, TableNames } from './schema.js';
+export { createStore, installSchema, MysqlStore, type MysqlStoreOptions } from './store.js';

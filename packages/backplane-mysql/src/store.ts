@@ -1,0 +1,440 @@
+// MysqlStore: the BackplaneStore on MySQL and MariaDB: its options, the pool, and the SQL of append, read, top, trim.
+
+import type { AppendResult, BackplaneStore, StoredRow } from 'hubwire';
+import mysql from 'mysql2/promise';
+import { currentDatabase, installOn, PUBLISHER_KEY, SCHEMA_VERSION, TableNames, validateTableCount } from './schema.js';
+
+/** Options of {@link MysqlStore}. One of `connectionString` and `pool` is required. */
+export interface MysqlStoreOptions {
+  /** Where the store connects, e.g. `mysql://user:pass@host:3306/app` (or `mariadb://…`). It must name a database. */
+  readonly connectionString?: string;
+  /**
+   * An existing `mysql2/promise` pool to run queries on instead (then `close()` leaves it open: it is yours). Its
+   * connections must select a database and use the default row shape (no `rowsAsArray`, `nestTables`, `typeCast`).
+   */
+  readonly pool?: mysql.Pool;
+  /**
+   * The prefix of every table name, in the connection's database: `<prefix>_schema_version`, `<prefix>_streams`,
+   * `<prefix>_messages_<n>`. Default `hubwire`. Letters, digits and `_`, at most 41, not starting with a digit.
+   * (The `schema` of `createStore`/`installSchema` and of `hubwire install-schema`.)
+   */
+  readonly prefix?: string;
+  /** Number of streams, one table each, 1..64. More tables let more appends commit in parallel. Default 1. */
+  readonly tableCount?: number;
+  /** Size of the pool the store creates from `connectionString` (ignored with `pool`). Default 4. */
+  readonly poolSize?: number;
+  /**
+   * Errors the store handles itself, reported for logging only: a pooled connection lost while idle, a pool that
+   * failed to end. Default: ignored. Errors of calls are rejections instead.
+   */
+  readonly onError?: (error: Error) => void;
+}
+
+/** How many rows one trim statement deletes: small enough to keep each transaction short. */
+const TRIM_BLOCK = 1000;
+/** How long a new connection may take, and how long a call may wait for a free pool connection. */
+const CONNECT_TIMEOUT_MS = 10_000;
+/** The largest payload id the store hands out or reads: beyond it a JS number would round and readers skip rows. */
+const MAX_ID = Number.MAX_SAFE_INTEGER;
+/** maxAgeMs beyond this (about 100 years) trims by row count alone: the DATETIME arithmetic would overflow. */
+const MAX_AGE_US = 100 * 365 * 86_400 * 1_000_000;
+/** MySQL's limit on a VARBINARY(255) publisher, in bytes. */
+const MAX_PUBLISHER_BYTES = 255;
+
+/** Where errors of idle connections go; emptied on close, so a pool that outlives the store never calls into it. */
+interface ErrorSink {
+  report: ((error: Error) => void) | undefined;
+}
+
+/**
+ * The MySQL/MariaDB backplane store. Ids come from each stream's row in `<prefix>_streams`, incremented under its
+ * row lock in the transaction that inserts the message, so the lock is held to commit and ids are gap-free and in
+ * commit order (AUTO_INCREMENT would hand them out at insert time and let them commit out of order).
+ */
+export class MysqlStore implements BackplaneStore {
+  readonly kind = 'mysql';
+  readonly streamCount: number;
+  readonly names: TableNames;
+
+  readonly #pool: mysql.Pool;
+  readonly #ownsPool: boolean;
+  readonly #onError: (error: Error) => void;
+  readonly #sink: ErrorSink;
+  readonly #onPoolError: (error: Error) => void;
+  readonly #onConnectionError: (error: Error) => void;
+  /** Core connections that already carry our 'error' listener. */
+  readonly #watched = new WeakSet<object>();
+  /** Per stream, built once: the SQL never changes and holds only validated names. */
+  readonly #insertSql: string[] = [];
+  readonly #readSql: string[] = [];
+  readonly #trimInfoSql: string[] = [];
+  readonly #trimSql: string[] = [];
+  readonly #remainingSql: string[] = [];
+  readonly #nextIdSql: string;
+  readonly #topSql: string;
+  /** The connection's database, learnt on first use: user-level lock names include it. */
+  #database: string | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: MysqlStoreOptions) {
+    if (options === null || typeof options !== 'object') throw new TypeError('MysqlStore needs options.');
+    const { connectionString, pool } = options;
+    if (pool === undefined && (typeof connectionString !== 'string' || connectionString === '')) {
+      throw new TypeError('MysqlStore needs a connectionString or a pool.');
+    }
+    this.names = new TableNames(options.prefix ?? 'hubwire');
+    this.streamCount = validateTableCount(options.tableCount ?? 1);
+    const poolSize = options.poolSize ?? 4;
+    if (!Number.isInteger(poolSize) || poolSize < 1) {
+      throw new RangeError(`poolSize must be a positive integer, got ${String(poolSize)}.`);
+    }
+    const onError = options.onError;
+    this.#onError = (error) => {
+      try {
+        onError?.(error);
+      } catch {
+        // A throwing logger must not take the store down with it.
+      }
+    };
+    const sink: ErrorSink = { report: this.#onError };
+    this.#sink = sink;
+    // Not a method of the store: it stays attached to the connections of a pool passed in, even after close().
+    this.#onConnectionError = (error) => sink.report?.(error);
+    this.#onPoolError = (error) => sink.report?.(error);
+
+    this.#ownsPool = pool === undefined;
+    this.#pool =
+      pool ??
+      mysql.createPool({
+        uri: connectionString,
+        connectionLimit: poolSize,
+        maxIdle: poolSize,
+        connectTimeout: CONNECT_TIMEOUT_MS,
+        enableKeepAlive: true,
+        // Ids ≥ 2^31 exact, and past 2^53 as strings (refused by parseId) rather than rounded. Ids are also read
+        // as text (CAST ... AS CHAR), so a pool passed in with other settings reads them exactly too.
+        supportBigNumbers: true,
+        bigNumberStrings: true,
+        connectAttributes: { program_name: 'hubwire' },
+      });
+    // mysql2 pools do not emit 'error' today, but an unhandled 'error' event would kill the process if one did.
+    (this.#pool as unknown as NodeJS.EventEmitter).on('error', this.#onPoolError);
+
+    const names = this.names;
+    // The UPDATE takes the stream row's lock and holds it to COMMIT; a concurrent append waits, then reads the
+    // committed last_id. LAST_INSERT_ID(expr) hands the new value back in the OK packet (insertId): no SELECT.
+    this.#nextIdSql = `UPDATE ${names.streamsTable} SET last_id = LAST_INSERT_ID(last_id + 1) WHERE stream = ?`;
+    for (let stream = 0; stream < this.streamCount; stream++) {
+      const table = names.messagesTable(stream);
+      this.#insertSql[stream] =
+        `INSERT INTO ${table} (id, publisher, batch_seq, created_at, payload) VALUES (?, ?, ?, UTC_TIMESTAMP(3), ?)`;
+      // Ids go out as text: exact whatever the pool's big-number settings. ORDER BY the column m.id, not the text.
+      this.#readSql[stream] =
+        `SELECT CAST(m.id AS CHAR) AS id, m.payload FROM ${table} m WHERE m.id > ? ORDER BY m.id LIMIT ?`;
+      this.#trimInfoSql[stream] = `SELECT CAST(s.last_id AS CHAR) AS top,
+          (SELECT CAST(MIN(m.id) AS CHAR) FROM ${table} m) AS low
+        FROM ${names.streamsTable} s WHERE s.stream = ?`;
+      // One block per statement (autocommit), over a window of at most TRIM_BLOCK ids: ids are consecutive, so the
+      // scan (and the locks InnoDB takes on what it scans) never goes past the window, even when its rows are young.
+      this.#trimSql[stream] = `DELETE FROM ${table}
+        WHERE id > ? AND id <= ? AND created_at < UTC_TIMESTAMP(3) - INTERVAL ? MICROSECOND
+        ORDER BY id LIMIT ${TRIM_BLOCK}`;
+      this.#remainingSql[stream] = `SELECT 1 AS kept FROM ${table} WHERE id > ? AND id <= ? LIMIT 1`;
+    }
+    this.#topSql = `SELECT CAST(last_id AS CHAR) AS id FROM ${names.streamsTable} WHERE stream = ?`;
+  }
+
+  /** Creates or migrates the tables and this store's stream tables; see {@link installSchema}. */
+  async install(): Promise<{ epoch: string }> {
+    const connection = await this.#acquire();
+    let broken = false;
+    try {
+      const result = await installOn(connection, this.names, this.streamCount);
+      this.#database = result.database;
+      return { epoch: result.epoch };
+    } catch (error) {
+      // The install lock may still be held (its release failed): only ending the session frees it for sure.
+      broken = true;
+      throw error;
+    } finally {
+      this.#giveBack(connection, broken);
+    }
+  }
+
+  async append(stream: number, publisher: string, batchSeq: number, payload: Buffer): Promise<AppendResult> {
+    this.#checkStream(stream);
+    if (typeof publisher !== 'string' || publisher === '') throw new TypeError('publisher must be a non-empty string');
+    if (Buffer.byteLength(publisher) > MAX_PUBLISHER_BYTES) {
+      throw new RangeError(`publisher must be at most ${MAX_PUBLISHER_BYTES} bytes of UTF-8`);
+    }
+    if (!Number.isSafeInteger(batchSeq)) throw new TypeError(`batchSeq must be a safe integer, got ${batchSeq}`);
+    if (!Buffer.isBuffer(payload)) throw new TypeError('payload must be a Buffer');
+    const connection = await this.#acquire();
+    let broken = false;
+    try {
+      await connection.query('START TRANSACTION');
+      const [next] = await connection.execute<mysql.ResultSetHeader>(this.#nextIdSql, [stream]);
+      if (next.affectedRows !== 1) throw this.#notInstalled(stream);
+      const id = parseId(String(next.insertId));
+      try {
+        await connection.execute(this.#insertSql[stream]!, [id, publisher, batchSeq, payload]);
+      } catch (error) {
+        // The unique key (publisher, batch_seq) tells that an earlier attempt of this very batch committed. The
+        // ROLLBACK undoes the last_id increment too, so there is no gap; a connection that cannot roll back is
+        // dropped, which rolls back just the same.
+        if (!isDuplicateBatch(error)) throw error;
+        broken = !(await rollback(connection));
+        return { id: undefined };
+      }
+      await connection.query('COMMIT');
+      return { id };
+    } catch (error) {
+      // A COMMIT that failed with the connection leaves the outcome unknown: the caller retries with the same
+      // (publisher, batchSeq), which stores at most one row.
+      broken = isBroken(error) || !(await rollback(connection));
+      throw error;
+    } finally {
+      this.#giveBack(connection, broken);
+    }
+  }
+
+  async readAfter(stream: number, afterId: number, limit: number): Promise<StoredRow[]> {
+    this.#checkStream(stream);
+    if (!Number.isSafeInteger(afterId) || afterId < 0) throw new RangeError(`afterId must be ≥ 0, got ${afterId}`);
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`limit must be ≥ 1, got ${limit}`);
+    const result = await this.#run((connection) =>
+      connection.execute<mysql.RowDataPacket[]>(this.#readSql[stream]!, [afterId, limit]),
+    );
+    const found = result[0];
+    const rows: StoredRow[] = new Array(found.length);
+    for (let index = 0; index < rows.length; index++) {
+      const row = found[index]!;
+      rows[index] = { id: parseId(row.id), payload: row.payload as Buffer };
+    }
+    return rows;
+  }
+
+  async top(stream: number): Promise<number> {
+    this.#checkStream(stream);
+    const [rows] = await this.#run((connection) => connection.execute<mysql.RowDataPacket[]>(this.#topSql, [stream]));
+    const row = rows[0];
+    if (!row) throw this.#notInstalled(stream);
+    return parseId(row.id);
+  }
+
+  async trim(stream: number, keepRows: number, maxAgeMs: number): Promise<number> {
+    this.#checkStream(stream);
+    if (!Number.isSafeInteger(keepRows) || keepRows < 0) throw new RangeError(`keepRows must be ≥ 0, got ${keepRows}`);
+    if (!Number.isFinite(maxAgeMs) || maxAgeMs < 0) throw new RangeError(`maxAgeMs must be ≥ 0, got ${maxAgeMs}`);
+    const ageUs = Math.min(Math.round(maxAgeMs * 1000), MAX_AGE_US);
+    const connection = await this.#acquire();
+    let broken = false;
+    try {
+      const [info] = await connection.execute<mysql.RowDataPacket[]>(this.#trimInfoSql[stream]!, [stream]);
+      if (!info[0]) throw this.#notInstalled(stream);
+      // Bounds from committed state: rows beyond the newest `keepRows` of the top. Trimming never lowers the top.
+      const bound = parseId(info[0].top) - keepRows;
+      if (info[0].low === null || bound < parseId(info[0].low)) return 0;
+      this.#database ??= await currentDatabase(connection);
+      const lock = this.names.trimLock(this.#database, stream);
+      // Not taken at once: another node is trimming this stream right now; it will do the rest.
+      const [locked] = await connection.execute<mysql.RowDataPacket[]>('SELECT GET_LOCK(?, 0) AS held', [lock]);
+      if (locked[0]?.held == null || Number(locked[0].held) !== 1) return 0;
+      try {
+        let deleted = 0;
+        for (let after = parseId(info[0].low) - 1; after < bound; ) {
+          const upTo = Math.min(bound, after + TRIM_BLOCK);
+          const [gone] = await connection.execute<mysql.ResultSetHeader>(this.#trimSql[stream]!, [after, upTo, ageUs]);
+          deleted += gone.affectedRows;
+          if (gone.affectedRows < upTo - after) {
+            // Fewer rows than ids: either holes (rows already gone) or young rows, which end the trim (ids are in
+            // commit order, so every later row is younger still).
+            const [kept] = await connection.execute<mysql.RowDataPacket[]>(this.#remainingSql[stream]!, [after, upTo]);
+            if (kept.length > 0) break;
+          }
+          after = upTo;
+        }
+        return deleted;
+      } finally {
+        // A lock left on a pooled connection would stop every node from trimming this stream: if the release
+        // fails, the connection is dropped, which frees the lock.
+        try {
+          await connection.execute('SELECT RELEASE_LOCK(?)', [lock]);
+        } catch {
+          broken = true;
+        }
+      }
+    } catch (error) {
+      broken ||= isBroken(error);
+      throw error;
+    } finally {
+      this.#giveBack(connection, broken);
+    }
+  }
+
+  /**
+   * MySQL and MariaDB have no LISTEN/NOTIFY: this store has no push wake-ups, so it resolves `undefined` and the
+   * engine polls each stream with its short back-off (see the README for why no substitute is used).
+   */
+  async subscribe(
+    _onChange: (stream: number) => void,
+    _onReconnect: () => void,
+  ): Promise<(() => Promise<void>) | undefined> {
+    if (this.#closing) throw new Error('MysqlStore is closed');
+    return undefined;
+  }
+
+  /** Ends the pool if the store created it. Safe to call more than once. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      if (this.#ownsPool) await this.#pool.end().catch((error: unknown) => this.#onError(asError(error)));
+      (this.#pool as unknown as NodeJS.EventEmitter).off('error', this.#onPoolError);
+      this.#sink.report = undefined;
+    })();
+    return this.#closing;
+  }
+
+  /**
+   * A pooled connection within CONNECT_TIMEOUT_MS, with our 'error' listener on it: mysql2's own listener is a
+   * `once`, and an 'error' event without a listener kills the process. mysql2 pools have no acquire timeout, so
+   * one is added here (a connection that arrives late goes straight back).
+   */
+  async #acquire(): Promise<mysql.PoolConnection> {
+    if (this.#closing) throw new Error('MysqlStore is closed');
+    const pending = this.#pool.getConnection();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`Timed out after ${CONNECT_TIMEOUT_MS} ms waiting for a MySQL connection.`)),
+        CONNECT_TIMEOUT_MS,
+      );
+    });
+    try {
+      const connection = await Promise.race([pending, timeout]);
+      const core = connection.connection as unknown as NodeJS.EventEmitter;
+      if (!this.#watched.has(core)) {
+        this.#watched.add(core);
+        core.on('error', this.#onConnectionError);
+      }
+      return connection;
+    } catch (error) {
+      pending.then(
+        (late) => late.release(),
+        () => {},
+      );
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * One call on a pooled connection. Unlike `pool.execute`, the connection is our own choice to keep: a server-side
+   * error (a lock wait timeout) keeps it; a broken one is discarded.
+   */
+  async #run<T>(work: (connection: mysql.PoolConnection) => Promise<T>): Promise<T> {
+    const connection = await this.#acquire();
+    let broken = false;
+    try {
+      return await work(connection);
+    } catch (error) {
+      broken = isBroken(error);
+      throw error;
+    } finally {
+      this.#giveBack(connection, broken);
+    }
+  }
+
+  #giveBack(connection: mysql.PoolConnection, broken: boolean): void {
+    if (broken) connection.destroy();
+    else connection.release();
+  }
+
+  #checkStream(stream: number): void {
+    if (!Number.isInteger(stream) || stream < 0 || stream >= this.streamCount) {
+      throw new RangeError(`stream must be an integer from 0 to ${this.streamCount - 1}, got ${stream}`);
+    }
+  }
+
+  #notInstalled(stream: number): Error {
+    return new NotInstalledError(
+      `Stream ${stream} is not installed (table prefix ${this.names.prefix}): call install() first.`,
+    );
+  }
+}
+
+/**
+ * Creates or migrates the tables on its own connection and closes it: for `hubwire install-schema <url>` or a
+ * deploy step, so that the application itself can run without CREATE privileges. Resolves with the epoch.
+ */
+export async function installSchema(
+  connectionString: string,
+  options: { schema?: string; tableCount?: number } = {},
+): Promise<{ epoch: string; version: number }> {
+  const names = new TableNames(options.schema ?? 'hubwire');
+  const tableCount = validateTableCount(options.tableCount ?? 1);
+  const store = new MysqlStore({ connectionString, prefix: names.prefix, tableCount, poolSize: 1 });
+  try {
+    const { epoch } = await store.install();
+    return { epoch, version: SCHEMA_VERSION };
+  } finally {
+    await store.close();
+  }
+}
+
+/** A store from a `mysql://` or `mariadb://` URL, for `backplaneFromUrl` (hubwire); other options take defaults. */
+export function createStore(url: string, options: { schema?: string; tableCount?: number } = {}): MysqlStore {
+  return new MysqlStore({ connectionString: url, prefix: options.schema, tableCount: options.tableCount });
+}
+
+/** Parses a BIGINT read as text; ids past 2^53 cannot be JS numbers, and rounding one would skip rows. */
+function parseId(text: unknown): number {
+  const id = Number(text);
+  if (!Number.isSafeInteger(id) || id > MAX_ID) {
+    throw new RangeError(
+      `Row id ${String(text)} exceeds Number.MAX_SAFE_INTEGER (2^53 - 1); it cannot be represented.`,
+    );
+  }
+  return id;
+}
+
+/** ER_DUP_ENTRY on the (publisher, batch_seq) key, not on the primary key (which would be a real fault). */
+function isDuplicateBatch(error: unknown): boolean {
+  const { errno, sqlMessage } = error as { errno?: unknown; sqlMessage?: unknown };
+  // MariaDB names the key as `'publisher_batch_seq'`, MySQL 8.0.19+ as `'<table>.publisher_batch_seq'`.
+  return (
+    errno === 1062 &&
+    typeof sqlMessage === 'string' &&
+    new RegExp(`for key '(?:[^']*\\.)?${PUBLISHER_KEY}'$`).test(sqlMessage)
+  );
+}
+
+/**
+ * Whether the connection is unusable after this error: mysql2 marks network and protocol errors `fatal`; server
+ * errors (with an SQLSTATE) and our own argument errors leave it usable.
+ */
+function isBroken(error: unknown): boolean {
+  if (error instanceof RangeError || error instanceof TypeError || error instanceof NotInstalledError) return false;
+  if (error === null || typeof error !== 'object') return true;
+  const { fatal, sqlState } = error as { fatal?: unknown; sqlState?: unknown };
+  return fatal === true || typeof sqlState !== 'string';
+}
+
+/** A stream's id row is missing: install() was not run (or not with this tableCount). */
+class NotInstalledError extends Error {
+  override readonly name = 'NotInstalledError';
+}
+
+/** Rolls back; false when that failed (the connection is then to be discarded, which rolls back too). */
+async function rollback(connection: mysql.PoolConnection): Promise<boolean> {
+  try {
+    await connection.query('ROLLBACK');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
