@@ -42,7 +42,6 @@ const T = { timeout: 20_000 };
  * A test of behaviour the server gets wrong today (see the issue 6 test report): it runs and shows its failure, but
  * as TODO it does not fail the run. Remove the marker once the server is fixed.
  */
-const KNOWN_BUG = (what: string) => ({ ...T, todo: `known server bug: ${what}` });
 
 /**
  * The test user is what the access token says: `alice` → {id}, `alice:admin,ops` → {id, roles: [...]},
@@ -1371,7 +1370,7 @@ describe('payload fidelity (as ASP.NET Core sends bytes and dates)', () => {
 
   test(
     'JSON: an Int64 beyond 2^53 is written as an exact number (System.Text.Json reads a string into a long only on request)',
-    KNOWN_BUG('a bigint beyond 2^53 is written as a JSON string: a .NET `long` parameter or result fails to bind'),
+    T,
     async () => {
       const raw = await rawJsonInvoke(`${server.base}/surface`, 'int64');
       assert.equal(raw, '{"type":3,"invocationId":"1","result":9007199254740993}');

@@ -3,7 +3,7 @@
 // broadcast is encoded once for every classic connection of a hub (SerializedMessage caches bytes per protocol).
 
 import type { HubProtocol } from '../protocol/hub-protocol.js';
-import { asAspNetCore } from '../protocol/json-protocol.js';
+import { stringifyAsAspNetCore } from '../protocol/json-protocol.js';
 import type { HubMessage } from '../protocol/messages.js';
 
 /** `{}`: keeps the client's keep-alive timer happy; carries nothing. */
@@ -71,7 +71,7 @@ export function encodeHubResult(result: HubResult): string {
     }
   } else if (result.result !== undefined) o.R = result.result;
   try {
-    return JSON.stringify(o, asAspNetCore);
+    return stringifyAsAspNetCore(o);
   } catch (error) {
     return JSON.stringify({
       I: result.id,
@@ -96,9 +96,7 @@ export function classicHubProtocol(hubName: string): HubProtocol {
     encode(message: HubMessage): Buffer {
       if (message.type !== 1) throw new Error(`Classic clients receive only invocations (not type ${message.type}).`);
       // Bytes and bigints as ASP.NET writes them (Json.NET also sends byte[] as base64).
-      return Buffer.from(
-        `${prefix}${JSON.stringify(message.target)},"A":${JSON.stringify(message.arguments, asAspNetCore)}}`,
-      );
+      return Buffer.from(`${prefix}${JSON.stringify(message.target)},"A":${stringifyAsAspNetCore(message.arguments)}}`);
     },
   };
 }

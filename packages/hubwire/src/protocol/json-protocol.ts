@@ -58,9 +58,16 @@ function toWireObject(message: HubMessage): Record<string, unknown> {
  * Uint8Array, ArrayBuffer) become base64 strings, dates ISO-8601 strings (Date.toJSON already does that),
  * bigints numbers when exact, else strings. Buffer's own toJSON runs before the replacer, so the holder is read.
  */
-export function asAspNetCore(this: Record<string, unknown>, key: string, value: unknown): unknown {
+function asAspNetCore(this: Record<string, unknown>, key: string, value: unknown): unknown {
   if (value === null || typeof value !== 'object') {
-    if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
+    if (typeof value === 'bigint') {
+      if (Number.isSafeInteger(Number(value))) return Number(value);
+      // Beyond 64 bits no .NET integer holds it: a string, as for other unbindable values.
+      if (value < INT64_MIN || value > UINT64_MAX) return value.toString();
+      // An Int64/UInt64 must stay exact, which no JavaScript number is: mark it, write its digits after stringify.
+      bigintsMarked = true;
+      return `${BIGINT_MARK}${value.toString()}${BIGINT_MARK}`;
+    }
     return value;
   }
   const original = this[key];
@@ -68,6 +75,25 @@ export function asAspNetCore(this: Record<string, unknown>, key: string, value: 
     return Buffer.from(original.buffer, original.byteOffset, original.byteLength).toString('base64');
   if (original instanceof ArrayBuffer) return Buffer.from(original).toString('base64');
   return value;
+}
+
+const INT64_MIN = -(2n ** 63n);
+const UINT64_MAX = 2n ** 64n - 1n;
+// A per-process random marker (escaped by JSON.stringify as \u0000…), so no client string can forge one.
+const BIGINT_MARK = `\u0000${Math.random().toString(36).slice(2)}\u0000`;
+/** The marker as it appears inside JSON text, escaped for a RegExp. */
+const MARK_IN_JSON = JSON.stringify(BIGINT_MARK).slice(1, -1).replaceAll('\\', '\\\\');
+const MARKED_BIGINT = new RegExp(`"${MARK_IN_JSON}(-?\\d+)${MARK_IN_JSON}"`, 'g');
+let bigintsMarked = false;
+
+/**
+ * JSON.stringify as ASP.NET Core's System.Text.Json writes values, so .NET and Java clients read them: bytes
+ * (Buffer, Uint8Array, ArrayBuffer) as base64 strings, dates as ISO-8601 strings, bigints as exact numbers.
+ */
+export function stringifyAsAspNetCore(value: unknown): string {
+  bigintsMarked = false;
+  const json = JSON.stringify(value, asAspNetCore);
+  return bigintsMarked ? json.replace(MARKED_BIGINT, '$1') : json;
 }
 
 class JsonDecoder implements MessageDecoder {
@@ -112,5 +138,5 @@ export const jsonHubProtocol: HubProtocol = {
   version: 1,
   transferFormat: 'Text',
   createDecoder: (maxMessageSize) => new JsonDecoder(maxMessageSize),
-  encode: (message) => Buffer.from(JSON.stringify(toWireObject(message), asAspNetCore) + SEPARATOR_STRING, 'utf8'),
+  encode: (message) => Buffer.from(stringifyAsAspNetCore(toWireObject(message)) + SEPARATOR_STRING, 'utf8'),
 };
