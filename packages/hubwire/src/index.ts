@@ -16,6 +16,11 @@ export type { Audience, BusConnection, InvokeOptions, MessageBus } from './bus/m
 export { ScaleoutBus } from './bus/scaleout-bus.js';
 export { classicState } from './classic/classic-hub.js';
 export type { ClassicHubMap, ClassicHubsOptions, ClassicTransport } from './classic/options.js';
+export type {
+  PersistentConnection,
+  PersistentConnectionContext,
+  PersistentConnectionHandler,
+} from './classic/persistent.js';
 export { getAccessToken, type RequestInfo } from './connection/request-info.js';
 export { ClientResultError, HubError, HubwireError, type HubwireErrorCode } from './errors.js';
 export type {

@@ -5,10 +5,16 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ScaleoutEngine } from './backplane/scaleout-engine.js';
 import { LocalBus } from './bus/local-bus.js';
+import type { MessageBus } from './bus/message-bus.js';
 import { ScaleoutBus } from './bus/scaleout-bus.js';
 import type { ClassicServer } from './classic/classic-server.js';
-import { createClassicServer } from './classic/mount.js';
+import { createClassicServer, createPersistentServer } from './classic/mount.js';
 import type { ClassicHubMap, ClassicHubsOptions } from './classic/options.js';
+import {
+  type PersistentConnectionContext,
+  type PersistentConnectionHandler,
+  PersistentEndpoint,
+} from './classic/persistent.js';
 import { HttpDispatcher, rejectUpgrade } from './connection/http-dispatcher.js';
 import { type ConnectionHandler, RawEndpoint } from './connection/raw-endpoint.js';
 import type { GroupManager, HubClients } from './hub/clients.js';
@@ -51,6 +57,8 @@ export class Hubwire {
   private closed = false;
   private readonly backplane: ScaleoutEngine | undefined;
   private readonly classic: ClassicServer[] = [];
+  /** Buses of persistent connection endpoints (closed with the server). */
+  private readonly persistentBuses: MessageBus[] = [];
 
   constructor(private readonly options: HubwireOptions = {}) {
     this.backplane = options.backplane;
@@ -143,6 +151,44 @@ export class Hubwire {
       throw new Error(`Classic hubs are already mapped at '${classic.basePath}'.`);
     }
     this.classic.push(classic);
+  }
+
+  /**
+   * Serves a classic SignalR 2 PersistentConnection at `path` (`$.connection('/echo')` in the jQuery client): no
+   * hub protocol; `handler`'s hooks hear connects, received data and disconnects. The returned context sends JSON
+   * values to connections, users, groups or everyone, on every node (through the backplane when there is one).
+   * See classic/README.md.
+   */
+  mapClassicConnection(
+    path: string,
+    handler: PersistentConnectionHandler,
+    options?: ClassicHubsOptions,
+  ): PersistentConnectionContext {
+    let endpoint: PersistentEndpoint | undefined;
+    const classic = createPersistentServer(
+      path,
+      (basePath) => {
+        if (this.classic.some((c) => c.basePath === basePath)) {
+          throw new Error(`A classic endpoint is already mapped at '${basePath}'.`);
+        }
+        const timeout = this.options.clientResultTimeout ?? DEFAULTS.clientResultTimeout;
+        // Its own key on the backplane: a hub mapped at the same path keeps its messages apart.
+        const bus = this.backplane
+          ? new ScaleoutBus(this.backplane, `classic-connection:${basePath}`, timeout)
+          : new LocalBus({ clientResultTimeout: timeout });
+        this.persistentBuses.push(bus);
+        endpoint = new PersistentEndpoint(basePath, handler, bus, (error, where) => this.reportError(error, where));
+        return endpoint;
+      },
+      options,
+      {
+        authenticate: this.options.authenticate,
+        userIdOf: this.options.userIdProvider ?? defaultUserIdProvider,
+        reportError: (error, where) => this.reportError(error, where),
+      },
+    );
+    this.classic.push(classic);
+    return endpoint as PersistentEndpoint;
   }
 
   /** Resolves once the backplane (if any) has installed its schema and reads its streams. */
@@ -292,6 +338,7 @@ export class Hubwire {
     this.dispatcher.close();
     for (const classic of this.classic) classic.close();
     for (const endpoint of this.endpoints.values()) await endpoint.bus.close();
+    for (const bus of this.persistentBuses) await bus.close();
     await this.backplane?.close();
     const server = this.server;
     if (server) {

@@ -10,8 +10,12 @@ import { encodeEnvelope, KEEP_ALIVE } from './envelope.js';
 import { PendingPoll } from './long-polling.js';
 import { MessageBuffer } from './message-buffer.js';
 import type { ClassicTransport, ResolvedClassicOptions } from './options.js';
+import { PersistentBinding, type PersistentEndpoint } from './persistent.js';
 import type { TokenProtector } from './tokens.js';
 import type { StreamTransport } from './transports.js';
+
+/** Groups token entries of a persistent connection's groups (hub entries are `Hub.group`; hub names have no ':'). */
+const PERSISTENT_GROUP = 'pc:';
 
 export interface ConnectionServices {
   readonly options: ResolvedClassicOptions;
@@ -26,6 +30,8 @@ export class ClassicConnection {
   readonly bindings = new Map<string, ClassicHubBinding>();
   /** Hubs the client calls without subscribing: not on the bus (SignalR 2 sends them nothing either). */
   private unsubscribed: Map<string, ClassicHubBinding> | undefined;
+  /** On a persistent connection endpoint: this connection's presence on its bus. */
+  persistent: PersistentBinding | undefined;
   private readonly buffer: MessageBuffer;
   /** Prefix of this connection state's cursors: a cursor from an earlier state (or node) is not misread. */
   private readonly epoch = randomBytes(3).toString('base64url');
@@ -89,6 +95,13 @@ export class ClassicConnection {
     }
   }
 
+  /** Registers the connection on a persistent endpoint's bus (once). */
+  async subscribePersistent(endpoint: PersistentEndpoint): Promise<void> {
+    if (this.persistent) return;
+    this.persistent = new PersistentBinding(endpoint, this);
+    await endpoint.bus.onConnected(this.persistent);
+  }
+
   /** Rejoins the groups a verified groups token lists, for subscribed hubs only. */
   async restoreGroups(groupsToken: string | null | undefined): Promise<void> {
     const entries = this.services.tokens.readGroupsToken(groupsToken, this.connectionId);
@@ -96,6 +109,12 @@ export class ClassicConnection {
     this.restoring = true;
     try {
       for (const entry of entries) {
+        const persistent = this.persistent;
+        if (persistent && entry.startsWith(PERSISTENT_GROUP)) {
+          const group = entry.slice(PERSISTENT_GROUP.length);
+          if (!persistent.groups.has(group)) await persistent.endpoint.groups.add(this.connectionId, group);
+          continue;
+        }
         for (const binding of this.bindings.values()) {
           const prefix = `${binding.hub.lowerName}.`;
           if (!entry.toLowerCase().startsWith(prefix)) continue;
@@ -113,6 +132,7 @@ export class ClassicConnection {
     for (const binding of this.bindings.values()) {
       for (const group of binding.groups) groups.push(`${binding.hub.name}.${group}`);
     }
+    for (const group of this.persistent?.groups ?? []) groups.push(`${PERSISTENT_GROUP}${group}`);
     return this.services.tokens.groupsToken(this.connectionId, groups);
   }
 
@@ -122,6 +142,7 @@ export class ClassicConnection {
       await this.ready;
       try {
         for (const binding of this.bindings.values()) await binding.runConnected();
+        await this.persistent?.runConnected();
       } catch (error) {
         // As in ASP.NET Core: a connection whose onConnected threw never gets onDisconnected.
         this.connectFailed = true;
@@ -144,6 +165,15 @@ export class ClassicConnection {
     }
     const target = binding;
     const result = this.invocations.then(() => target.invoke(invocation));
+    this.invocations = result;
+    return result;
+  }
+
+  /** Data a client sent to a persistent connection: onReceived, in arrival order. Never rejects. */
+  receive(text: string, endpoint: PersistentEndpoint): Promise<void> {
+    // A /send on a node that does not hold the connection gets a binding that is not on the bus.
+    const binding = this.persistent ?? new PersistentBinding(endpoint, this);
+    const result = this.invocations.then(() => binding.received(text));
     this.invocations = result;
     return result;
   }
@@ -347,6 +377,7 @@ export class ClassicConnection {
     this.aborter.abort();
     const started = this.started !== undefined && !this.connectFailed;
     for (const binding of this.bindings.values()) void binding.disconnect(started, error);
+    void this.persistent?.disconnect(started, stopCalled);
   }
 
   reportError(error: unknown, where: string): void {

@@ -10,6 +10,7 @@ import type { ClassicConnection, ConnectionServices } from './classic-connection
 import { ClassicConnection as Connection } from './classic-connection.js';
 import type { ClassicHub } from './classic-hub.js';
 import type { ClassicTransport, ResolvedClassicOptions } from './options.js';
+import type { PersistentEndpoint } from './persistent.js';
 import { ClassicHttpError, ERRORS, parseConnectionData, respondText } from './requests.js';
 import { routeRequest, routeUpgrade } from './routes.js';
 import { TokenProtector } from './tokens.js';
@@ -59,6 +60,8 @@ export class ClassicServer implements ConnectionServices {
     hubs: readonly ClassicHub[],
     readonly options: ResolvedClassicOptions,
     readonly deps: ClassicServerDeps,
+    /** Set for a persistent connection endpoint (mapClassicConnection): no hubs, raw data. */
+    readonly persistent?: PersistentEndpoint,
   ) {
     for (const hub of hubs) {
       if (this.hubs.has(hub.lowerName)) throw new Error(`The classic hub name '${hub.name}' is mapped twice.`);
@@ -130,6 +133,13 @@ export class ClassicServer implements ConnectionServices {
 
   /** The hubs of `connectionData`, each mapped and authorized for `user` (checked on every request). */
   async resolveHubs(url: URL, user: unknown, request: IncomingMessage): Promise<ClassicHub[]> {
+    if (this.persistent) {
+      // A persistent connection ignores connectionData; its own authorization runs on every request.
+      if (!(await this.persistent.authorize(user, request))) {
+        throw new ClassicHttpError(user === undefined || user === null ? 401 : 403, '');
+      }
+      return [];
+    }
     const hubs: ClassicHub[] = [];
     for (const name of parseConnectionData(url.searchParams.get('connectionData'))) {
       const hub = this.hubs.get(name);
@@ -192,6 +202,7 @@ export class ClassicServer implements ConnectionServices {
     );
     this.connections.set(checked.connectionId, created);
     created.ready = (async () => {
+      if (this.persistent) await created.subscribePersistent(this.persistent);
       await created.subscribe(checked.hubs);
       await created.restoreGroups(groupsToken);
     })().catch((error: unknown) => this.failed(created, error));

@@ -6,6 +6,25 @@ import type { HubContext } from '../server.js';
 import { ClassicHub } from './classic-hub.js';
 import { ClassicServer, type ClassicServerDeps } from './classic-server.js';
 import { type ClassicHubMap, type ClassicHubsOptions, resolveClassicOptions } from './options.js';
+import type { PersistentEndpoint } from './persistent.js';
+
+function basePathOf(path: string): string {
+  if (!path.startsWith('/')) throw new TypeError(`The classic path must start with '/': '${path}'.`);
+  const basePath = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+  if (basePath === '/') throw new TypeError('The classic endpoint needs a path of its own, e.g. /signalr.');
+  return basePath;
+}
+
+/** A persistent connection endpoint (mapClassicConnection) at `path`. */
+export function createPersistentServer(
+  path: string,
+  endpoint: (basePath: string) => PersistentEndpoint,
+  options: ClassicHubsOptions | undefined,
+  deps: ClassicServerDeps,
+): ClassicServer {
+  const basePath = basePathOf(path);
+  return new ClassicServer(basePath, [], resolveClassicOptions(options), deps, endpoint(basePath));
+}
 
 export function createClassicServer(
   path: string,
@@ -15,9 +34,7 @@ export function createClassicServer(
   endpointOf: (hub: string | HubContext) => HubEndpoint,
   deps: ClassicServerDeps,
 ): ClassicServer {
-  if (!path.startsWith('/')) throw new TypeError(`The classic path must start with '/': '${path}'.`);
-  const basePath = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
-  if (basePath === '/') throw new TypeError('The classic endpoint needs a path of its own, e.g. /signalr.');
+  const basePath = basePathOf(path);
   const classicHubs: ClassicHub[] = [];
   for (const [name, hub] of Object.entries(hubs)) {
     if (!/^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$/.test(name)) {

@@ -30,6 +30,7 @@ export async function routeRequest(
   if (url.searchParams.has('callback')) throw ERRORS.jsonp();
   if (route === 'hubs') {
     request.resume();
+    if (server.persistent) throw new ClassicHttpError(404, 'Not found.');
     let script = scripts.get(server);
     if (script === undefined) {
       script = generateHubsProxy([...server.hubs.values()], server.basePath);
@@ -201,6 +202,12 @@ async function send(
   if (data === null) throw new ClassicHttpError(400, "Protocol error: the body has no 'data' field.");
   if (server.isEnded(checked.connectionId)) throw ERRORS.ended();
   const connection = server.connection(checked.connectionId) ?? server.transient(checked, request);
+  if (server.persistent) {
+    // SignalR 2's PersistentConnection answers /send with an empty body.
+    await connection.receive(data, server.persistent);
+    respondText(response, 200);
+    return;
+  }
   const result = await invoke(server, connection, checked, request, data);
   if (result instanceof ClassicHttpError) throw result;
   respondJson(response, result);
@@ -254,7 +261,12 @@ function receiveFrames(
     if (isBinary) return; // the protocol is text only
     queued++;
     if (queued >= MAX_QUEUED_FRAMES) ws.pause();
-    invoke(server, connection, checked, request, data.toString('utf8'))
+    const text = data.toString('utf8');
+    const persistent = server.persistent;
+    (persistent
+      ? connection.receive(text, persistent).then(() => undefined)
+      : invoke(server, connection, checked, request, text)
+    )
       .then((result) => {
         // A frame without an id cannot be answered: there is nothing the client would match it to.
         if (typeof result === 'string') connection.writeResult(result);
