@@ -1,0 +1,89 @@
+// One Socket.IO 4 node of the scaleout bench: WebSocket transport only, `@socket.io/postgres-adapter` on a
+// pg.Pool of the adapter's documented setup (default size 10), with its own channel prefix and attachments table
+// for this run. The sender's client emits 'm' to node A, which does `socket.broadcast.emit('m', payload)`: local
+// sockets but the sender, and one `pg_notify` per message for the other nodes (payloads under 8000 B never touch
+// the attachments table).
+
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createAdapter } from '@socket.io/postgres-adapter';
+import pg from 'pg';
+import { Server } from 'socket.io';
+import { cpuUs, eventLoopMonitor, type NodeStats, requireEnv, runNode } from '../lib/scaleout.js';
+
+let fromSender = 0;
+let sendErrors = 0;
+let lastLogged = 0;
+
+function onError(error: unknown): void {
+  sendErrors++;
+  const now = Date.now();
+  if (now - lastLogged < 1000) return;
+  lastLogged = now;
+  console.error(`[socket.io node ${process.env.BENCH_NODE}]`, (error as Error).message ?? error);
+}
+
+/** Times the adapter's queries (pool checkout included) from the outside; nothing else changes. */
+function timePool(pool: pg.Pool): () => NonNullable<NodeStats['pool']> {
+  const totals = { queries: 0, queryMs: 0, queryMaxMs: 0 };
+  const query = pool.query.bind(pool) as (...args: unknown[]) => Promise<unknown>;
+  (pool as unknown as { query: (...args: unknown[]) => Promise<unknown> }).query = async (...args: unknown[]) => {
+    const started = performance.now();
+    try {
+      return await query(...args);
+    } finally {
+      const ms = performance.now() - started;
+      totals.queries++;
+      totals.queryMs += ms;
+      if (ms > totals.queryMaxMs) totals.queryMaxMs = ms;
+    }
+  };
+  return () => {
+    const snapshot = { ...totals, waiting: pool.waitingCount };
+    totals.queryMaxMs = 0;
+    return snapshot;
+  };
+}
+
+await runNode(`socket.io node ${process.env.BENCH_NODE}`, async () => {
+  const eventLoop = eventLoopMonitor();
+  const pool = new pg.Pool({ connectionString: requireEnv('BENCH_DB_URL'), application_name: 'socketio-bench' });
+  pool.on('error', onError);
+  const poolTimes = timePool(pool);
+  const http = createServer();
+  const io = new Server(http, {
+    transports: ['websocket'],
+    serveClient: false,
+    adapter: createAdapter(pool, {
+      tableName: requireEnv('BENCH_SIO_TABLE'),
+      channelPrefix: requireEnv('BENCH_SIO_CHANNEL'),
+      errorHandler: onError,
+    }),
+  });
+  io.on('connection', (socket) => {
+    socket.on('m', (payload: unknown) => {
+      fromSender++;
+      socket.broadcast.emit('m', payload);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(0, '127.0.0.1', () => resolve());
+  });
+  return {
+    port: (http.address() as AddressInfo).port,
+    path: '/socket.io/?EIO=4&transport=websocket',
+    stats: () => ({
+      connections: io.of('/').sockets.size,
+      cpuUs: cpuUs(),
+      fromSender,
+      sendErrors,
+      eventLoop: eventLoop(),
+      pool: poolTimes(),
+    }),
+    close: async () => {
+      await new Promise<void>((resolve) => io.close(() => resolve()));
+      await pool.end();
+    },
+  };
+});
