@@ -98,6 +98,9 @@ export class PostgresStore implements BackplaneStore {
     // An idle pooled connection that the server drops emits 'error' on the pool; unhandled, it kills the process.
     this.#onPoolError = (error) => this.#onError(error);
     this.#pool.on('error', this.#onPoolError);
+    // And a permanent listener on every pooled connection: a FATAL (e.g. 57P01 during a restart) can arrive while a
+    // connection is between pg-pool's own listener and ours; one unhandled 'error' event would end the process.
+    this.#pool.on('connect', (client) => client.on('error', this.#onPoolError));
     this.#listenConfig =
       listenConnectionString !== undefined || connectionString !== undefined
         ? { connectionString: listenConnectionString ?? connectionString }
@@ -174,7 +177,8 @@ export class PostgresStore implements BackplaneStore {
     if (typeof publisher !== 'string' || publisher === '') throw new TypeError('publisher must be a non-empty string');
     if (!Number.isSafeInteger(batchSeq)) throw new TypeError(`batchSeq must be a safe integer, got ${batchSeq}`);
     const values: unknown[] = [stream, publisher, batchSeq, payload];
-    if (this.#notify) values.push(this.names.channel, String(stream));
+    // `stream:publisher`, so the publishing node can skip its own wake-up (it delivers its rows itself).
+    if (this.#notify) values.push(this.names.channel, `${stream}:${publisher}`);
     let result: pg.QueryResult<{ id: string }>;
     try {
       result = await this.#query<{ id: string }>(this.#appendSql[stream]!, values);
@@ -236,7 +240,7 @@ export class PostgresStore implements BackplaneStore {
   }
 
   async subscribe(
-    onChange: (stream: number) => void,
+    onChange: (stream: number, publisher?: string) => void,
     onReconnect: () => void,
   ): Promise<(() => Promise<void>) | undefined> {
     if (this.#closing) throw new Error('PostgresStore is closed');
@@ -248,8 +252,12 @@ export class PostgresStore implements BackplaneStore {
       channel: this.names.channel,
       onNotification: (payload) => {
         // Only our own payloads are acted on: anyone may NOTIFY this channel.
-        const stream = Number(payload);
-        if (payload !== '' && Number.isInteger(stream) && stream >= 0 && stream < streamCount) onChange(stream);
+        const colon = payload.indexOf(':');
+        const streamText = colon === -1 ? payload : payload.slice(0, colon);
+        const stream = Number(streamText);
+        if (streamText !== '' && Number.isInteger(stream) && stream >= 0 && stream < streamCount) {
+          onChange(stream, colon === -1 ? undefined : payload.slice(colon + 1));
+        }
       },
       onReconnect,
       onError: this.#onError,

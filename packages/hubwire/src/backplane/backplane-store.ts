@@ -50,12 +50,16 @@ export interface BackplaneStore {
    */
   trim(stream: number, keepRows: number, maxAgeMs: number): Promise<number>;
   /**
-   * Wake-ups: `onChange(stream)` when another node committed to a stream; `onReconnect()` after the wake-up
+   * Wake-ups: `onChange(stream, publisher?)` when a node committed to a stream (with the publisher's id when the
+   * store knows it, so a node can skip its own); `onReconnect()` after the wake-up
    * channel was (re)established, when notifications may have been missed. Resolves once listening with a function
    * that stops it, or with undefined when the store has no push wake-ups (then the engine polls with a short
    * back-off instead of its slow safety poll).
    */
-  subscribe(onChange: (stream: number) => void, onReconnect: () => void): Promise<(() => Promise<void>) | undefined>;
+  subscribe(
+    onChange: (stream: number, publisher?: string) => void,
+    onReconnect: () => void,
+  ): Promise<(() => Promise<void>) | undefined>;
   /** Releases connections. */
   close(): Promise<void>;
 }

@@ -96,7 +96,7 @@ export class MemoryStore implements BackplaneStore {
     return removed;
   }
 
-  async subscribe(onChange: (stream: number) => void): Promise<() => Promise<void>> {
+  async subscribe(onChange: (stream: number, publisher?: string) => void): Promise<() => Promise<void>> {
     this.database.check();
     const stop = this.database.listen(onChange);
     return async () => {

@@ -14,7 +14,7 @@ export interface ScaleoutOptions {
   maxQueueLength?: number;
   /** Messages written per row (one transaction), at most. Default 512. */
   batchSize?: number;
-  /** Rows read per query. Default 256. */
+  /** Rows read per query (delivered in one event-loop turn). Default 64. */
   readBatchSize?: number;
   /** Polling back-off when there are no push wake-ups (ms). Default 10 to 250. */
   pollInterval?: { min?: number; max?: number };
@@ -109,7 +109,7 @@ export class ScaleoutEngine {
     this.options = {
       maxQueueLength: options.maxQueueLength ?? 10_000,
       batchSize: options.batchSize ?? 512,
-      readBatchSize: options.readBatchSize ?? 256,
+      readBatchSize: options.readBatchSize ?? 64,
       safetyPollInterval: options.safetyPollInterval ?? 2000,
       trimInterval: options.trimInterval ?? 10_000,
       pollMin: options.pollInterval?.min ?? 10,
@@ -209,7 +209,9 @@ export class ScaleoutEngine {
   private async subscribe(): Promise<void> {
     try {
       this.unsubscribe = await this.store.subscribe(
-        (stream) => {
+        (stream, publisher) => {
+          // Our own commits are delivered (or read) by flush() already.
+          if (publisher === this.nodeId) return;
           const s = this.streams[stream];
           if (s) this.wake(s);
         },
@@ -242,7 +244,7 @@ export class ScaleoutEngine {
       return Promise.reject(
         new HubwireError(
           'HW_ERR_BACKPLANE_UNAVAILABLE',
-          `The ${this.store.kind} backplane is unreachable and its send queue is full (${this.options.maxQueueLength} messages): the message was not sent.`,
+          `The ${this.store.kind} backplane's send queue is full (${this.options.maxQueueLength} messages); the database is unreachable or slower than the send rate: the message was not sent.`,
         ),
       );
     }
@@ -291,7 +293,8 @@ export class ScaleoutEngine {
     this.counters.published += batch.length;
     this.counters.rowsWritten++;
     // Our own rows are delivered in id order like everyone else's; skip the read when nothing precedes them.
-    if (result.id !== undefined && !s.reading && s.lastId === result.id - 1) {
+    // A read in flight may return the same row: deliverRow skips ids already delivered.
+    if (result.id !== undefined && s.lastId === result.id - 1) {
       this.deliverRow(s, { id: result.id, payload });
     } else {
       this.wake(s);
@@ -363,7 +366,11 @@ export class ScaleoutEngine {
         this.counters.rowsRead += rows.length;
         for (const row of rows) this.deliverRow(s, row);
         if (rows.length > 0) found = true;
-        if (rows.length === this.options.readBatchSize) s.readAgain = true;
+        if (rows.length === this.options.readBatchSize) {
+          s.readAgain = true;
+          // Behind: let sockets and timers run between batches.
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
       } while (s.readAgain && !this.closed);
       s.reading = false;
       // Back off while idle; with working wake-ups, only a slow safety poll.
