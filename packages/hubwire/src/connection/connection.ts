@@ -43,9 +43,12 @@ export class HttpConnection {
     this.lastSeen = now;
   }
 
+  /** Set by the hub layer: its messages may share a WebSocket frame. */
+  coalesce = false;
+
   /** Sends one payload through the current transport; dropped when there is none (stateful buffers keep it). */
   send(data: Buffer): void {
-    this.transport?.send(data, this.binary);
+    this.transport?.send(data, this.binary, this.coalesce);
   }
 
   /** Application-initiated end: the transport flushes and closes, then the connection is disposed. */

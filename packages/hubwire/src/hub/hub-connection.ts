@@ -227,6 +227,8 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
     this.connection.statefulReconnect = stateful;
     if (stateful) this.reconnect = new ReconnectBuffer(this.endpoint.options.statefulReconnectBufferSize);
     this.connection.send(HANDSHAKE_OK);
+    // From now on whole hub messages only: several may share a frame.
+    this.connection.coalesce = true;
     this.wrote = true;
     this.state = 'connecting';
 

@@ -11,8 +11,11 @@ export const TRANSPORT_FORMATS: Record<TransportKind, readonly ('Text' | 'Binary
 /** The sending half of a transport, owned by a connection. Writes never throw. */
 export interface Transport {
   readonly kind: TransportKind;
-  /** Sends one payload (one or more whole messages). `binary` picks WebSocket binary frames. */
-  send(data: Buffer, binary: boolean): void;
+  /**
+   * Sends one payload (one or more whole messages). `binary` picks WebSocket binary frames. `coalesce` lets
+   * payloads written in the same event-loop turn share a frame (hub messages; never raw connections' frames).
+   */
+  send(data: Buffer, binary: boolean, coalesce?: boolean): void;
   /** Ends the transport after what was sent has been flushed. */
   close(): void;
 }

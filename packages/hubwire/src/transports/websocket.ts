@@ -1,4 +1,6 @@
-// WebSockets: one frame per payload; text frames for JSON, binary frames for MessagePack.
+// WebSockets: text frames for JSON, binary frames for MessagePack. Hub messages written in the same event-loop
+// turn to one socket share a frame (the protocol allows several messages per frame): one system call instead of
+// one per message when a backplane row or a burst of sends reaches a connection.
 
 import type { WebSocket } from 'ws';
 import type { HttpConnection } from '../connection/connection.js';
@@ -11,15 +13,64 @@ const TEXT = { binary: false };
 /** Close code of a connection that ended without a close frame (the socket dropped). */
 const ABNORMAL_CLOSURE = 1006;
 
+/** Transports holding coalesced payloads, flushed together in one microtask. */
+let dirty: WebSocketTransport[] = [];
+let flushScheduled = false;
+
+function flushDirty(): void {
+  flushScheduled = false;
+  const transports = dirty;
+  dirty = [];
+  for (const transport of transports) transport.flush();
+}
+
 export class WebSocketTransport implements Transport {
   readonly kind = 'WebSockets' as const;
+  private pendingFirst: Buffer | undefined;
+  private pendingMore: Buffer[] | undefined;
+  private pendingBinary = false;
+
   constructor(readonly socket: WebSocket) {}
 
-  send(data: Buffer, binary: boolean): void {
-    if (this.socket.readyState === OPEN) this.socket.send(data, binary ? BINARY : TEXT);
+  send(data: Buffer, binary: boolean, coalesce = false): void {
+    if (this.socket.readyState !== OPEN) return;
+    if (!coalesce) {
+      this.flush();
+      this.socket.send(data, binary ? BINARY : TEXT);
+      return;
+    }
+    if (this.pendingFirst === undefined) {
+      this.pendingFirst = data;
+      this.pendingBinary = binary;
+      dirty.push(this);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        queueMicrotask(flushDirty);
+      }
+      return;
+    }
+    if (binary !== this.pendingBinary) {
+      this.flush();
+      this.send(data, binary, coalesce);
+      return;
+    }
+    if (this.pendingMore) this.pendingMore.push(data);
+    else this.pendingMore = [data];
+  }
+
+  /** Writes what was coalesced as one frame. */
+  flush(): void {
+    const first = this.pendingFirst;
+    if (first === undefined) return;
+    const more = this.pendingMore;
+    this.pendingFirst = undefined;
+    this.pendingMore = undefined;
+    if (this.socket.readyState !== OPEN) return;
+    this.socket.send(more ? Buffer.concat([first, ...more]) : first, this.pendingBinary ? BINARY : TEXT);
   }
 
   close(): void {
+    this.flush();
     // 1000: the official client reports any other code as an error.
     if (this.socket.readyState === OPEN) this.socket.close(1000);
   }
