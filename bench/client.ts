@@ -92,9 +92,10 @@ function connectOne(): Promise<WebSocket> {
     socket.on('message', (data: Buffer) => {
       const text = data.toString();
       if (ready) {
-        const start = text.indexOf(PAYLOAD_START);
-        if (start !== -1) onBroadcast(text, start);
-        else if (kind === 'socketio' && text === '2') socket.send('3'); // engine.io ping -> pong
+        // A SignalR frame may hold several messages (Hubwire coalesces what one turn writes to a socket).
+        let start = text.indexOf(PAYLOAD_START);
+        if (start === -1 && kind === 'socketio' && text === '2') socket.send('3'); // engine.io ping -> pong
+        for (; start !== -1; start = text.indexOf(PAYLOAD_START, start + 1)) onBroadcast(text, start);
         return;
       }
       if (kind === 'hubwire') {
