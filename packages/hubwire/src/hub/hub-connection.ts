@@ -21,7 +21,8 @@ import type { HubEndpoint } from './hub-endpoint.js';
 import { callHubMethod, clientErrorText } from './hub-invoker.js';
 import { ReconnectBuffer } from './reconnect-buffer.js';
 import type { SerializedMessage } from './serialized-message.js';
-import { UploadStream } from './upload-stream.js';
+import { ConnectionStreams, pumpStream } from './streams.js';
+import type { UploadStream } from './upload-stream.js';
 
 type State = 'handshake' | 'connecting' | 'connected' | 'closed';
 
@@ -73,10 +74,8 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
   private activeInvocations = 0;
   private queuedInvocations: (() => void)[] | undefined;
   private queueSpaceWaiter: (() => void) | undefined;
-  /** Server-to-client streams, by invocation id: aborting one cancels it. */
-  private streams: Map<string, AbortController> | undefined;
-  /** Client-to-server streams, by stream id. */
-  private uploads: Map<string, UploadStream> | undefined;
+  /** Uploads and server-to-client streams (created on the first stream). */
+  private streamsOfConnection: ConnectionStreams | undefined;
 
   constructor(
     private readonly endpoint: HubEndpoint,
@@ -102,6 +101,12 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
   }
   get negotiateRequest(): RequestInfo | undefined {
     return this.connection.negotiateRequest;
+  }
+  private get streams(): ConnectionStreams {
+    if (!this.streamsOfConnection) {
+      this.streamsOfConnection = new ConnectionStreams(this.endpoint.options.streamBufferCapacity);
+    }
+    return this.streamsOfConnection;
   }
   get items(): Map<unknown, unknown> {
     if (!this.itemsMap) this.itemsMap = new Map();
@@ -288,14 +293,12 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
       case 1:
       case 4:
         return this.onInvocation(message);
-      case 2: {
-        const upload = this.uploads?.get(message.invocationId);
-        return upload?.push(message.item);
-      }
+      case 2:
+        return this.streamsOfConnection?.pushItem(message.invocationId, message.item);
       case 3:
         return this.onCompletion(message);
       case 5:
-        this.streams?.get(message.invocationId)?.abort();
+        this.streamsOfConnection?.cancelDownload(message.invocationId);
         return undefined;
       case 6:
         return undefined;
@@ -313,27 +316,20 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
   }
 
   private onCompletion(message: CompletionMessage): undefined {
-    const upload = this.uploads?.get(message.invocationId);
-    if (upload) {
-      this.uploads?.delete(message.invocationId);
-      upload.complete(message.error !== undefined ? new Error(message.error) : undefined);
-      return undefined;
-    }
+    if (this.streamsOfConnection?.completeUpload(message.invocationId, message.error)) return undefined;
     this.endpoint.bus.setConnectionResult(this.connectionId, message);
     return undefined;
   }
 
   private onInvocation(message: InvocationMessage | StreamInvocationMessage): Promise<void> | undefined {
-    const uploads: UploadStream[] = [];
-    for (const streamId of message.streamIds ?? []) {
-      if (!this.uploads) this.uploads = new Map();
-      if (this.uploads.has(streamId)) {
-        this.close(`Connection closed with an error. Duplicate stream ID '${streamId}'.`, false);
+    let uploads: UploadStream[] = [];
+    if (message.streamIds?.length) {
+      const opened = this.streams.openUploads(message.streamIds);
+      if (typeof opened === 'string') {
+        this.close(`Connection closed with an error. ${opened}`, false);
         return undefined;
       }
-      const upload = new UploadStream(this.endpoint.options.streamBufferCapacity);
-      this.uploads.set(streamId, upload);
-      uploads.push(upload);
+      uploads = opened;
     }
     if (message.type === 4) {
       void this.runStream(message, uploads);
@@ -400,7 +396,7 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
 
   private async runInvocation(message: InvocationMessage, uploads: UploadStream[]): Promise<void> {
     const outcome = await this.call(message, uploads, undefined);
-    this.releaseUploads(message.streamIds);
+    this.streamsOfConnection?.releaseUploads(message.streamIds);
     if (message.invocationId === undefined) return;
     if ('error' in outcome) {
       this.writeMessage({ type: 3, invocationId: message.invocationId, error: outcome.error });
@@ -420,16 +416,15 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
 
   private async runStream(message: StreamInvocationMessage, uploads: UploadStream[]): Promise<void> {
     const invocationId = message.invocationId;
-    if (!this.streams) this.streams = new Map();
-    if (this.streams.has(invocationId)) {
+    const streams = this.streams;
+    const controller = streams.beginDownload(invocationId);
+    if (!controller) {
       this.writeMessage({ type: 3, invocationId, error: `Invocation ID '${invocationId}' is already in use.` });
       return;
     }
-    const controller = new AbortController();
     const onConnectionAbort = () => controller.abort();
     const connectionAborted = this.connectionAborted;
     connectionAborted.addEventListener('abort', onConnectionAbort, { once: true });
-    this.streams.set(invocationId, controller);
     let error: string | undefined;
     try {
       const outcome = await this.call(message, uploads, controller.signal);
@@ -437,49 +432,24 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
       else if (!isAsyncIterable(outcome.value)) {
         error = `The client attempted to invoke the non-streaming '${message.target}' method with a streaming invocation.`;
       } else {
-        error = await this.pump(invocationId, outcome.value, controller.signal, message.target);
+        error = await pumpStream(
+          outcome.value,
+          controller.signal,
+          (item) => this.writeMessage({ type: 2, invocationId, item }),
+          (failure) =>
+            this.errorText(
+              `An error occurred on the server while streaming results from '${message.target}'.`,
+              failure,
+            ),
+        );
       }
     } finally {
-      this.streams?.delete(invocationId);
+      streams.endDownload(invocationId);
       connectionAborted.removeEventListener('abort', onConnectionAbort);
-      this.releaseUploads(message.streamIds);
+      streams.releaseUploads(message.streamIds);
     }
     if (this.state === 'closed') return;
     this.writeMessage(error === undefined ? { type: 3, invocationId } : { type: 3, invocationId, error });
-  }
-
-  /** Sends each item of a server-to-client stream until it ends, fails or is cancelled. */
-  private async pump(invocationId: string, source: AsyncIterable<unknown>, signal: AbortSignal, target: string) {
-    const iterator = source[Symbol.asyncIterator]();
-    const aborted = new Promise<'aborted'>((resolve) => {
-      if (signal.aborted) resolve('aborted');
-      else signal.addEventListener('abort', () => resolve('aborted'), { once: true });
-    });
-    try {
-      for (;;) {
-        const next = await Promise.race([iterator.next(), aborted]);
-        if (next === 'aborted') {
-          // Do not wait: a generator blocked on its own await finishes its `finally` later.
-          iterator.return?.()?.catch(() => undefined);
-          return 'Stream canceled by client.';
-        }
-        if (next.done) return undefined;
-        this.writeMessage({ type: 2, invocationId, item: next.value });
-      }
-    } catch (error) {
-      return this.errorText(`An error occurred on the server while streaming results from '${target}'.`, error);
-    }
-  }
-
-  private releaseUploads(streamIds: string[] | undefined): void {
-    if (!streamIds) return;
-    for (const id of streamIds) {
-      const upload = this.uploads?.get(id);
-      if (upload) {
-        this.uploads?.delete(id);
-        upload.abandon();
-      }
-    }
   }
 
   /** HubError messages always reach the client; other errors only with detailed errors on. */
@@ -552,8 +522,7 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
     this.state = 'closed';
     this.endpoint.connections.delete(this);
     this.abortController?.abort();
-    if (this.uploads) for (const upload of this.uploads.values()) upload.abandon();
-    this.uploads = undefined;
+    this.streamsOfConnection?.abandonAll();
     this.queuedInvocations = undefined;
     this.queueSpaceWaiter?.();
     if (!wasConnected) return;
