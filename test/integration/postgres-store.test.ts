@@ -1,5 +1,6 @@
-// The PostgreSQL store against a real server: install races, gap-free commit order under concurrency and late
-// commits, idempotent appends, trimming, LISTEN wake-ups and their recovery after the backend is killed.
+// The PostgreSQL store against a real server: the store conformance suite (test/conformance/store-suite.ts), then
+// what is PostgreSQL's own: late commits, roles and grants, big ids, the trim lock, LISTEN wake-ups and their
+// recovery after the backend is killed.
 // Database: HUBWIRE_TEST_POSTGRES, default postgres://postgres@127.0.0.1:5432/test. Each test has its own schema.
 
 import assert from 'node:assert/strict';
@@ -8,6 +9,7 @@ import { after, afterEach, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createStore, installSchema, PostgresStore, type PostgresStoreOptions } from '@hubwire/postgres';
 import pg from 'pg';
+import { runStoreConformance } from '../conformance/store-suite.js';
 
 const url = process.env.HUBWIRE_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -69,35 +71,60 @@ function settledWithin<T>(promise: Promise<T>, ms: number): Promise<'pending' | 
   return Promise.race([promise.then(() => 'settled' as const), delay(ms).then(() => 'pending' as const)]);
 }
 
-const rows = (count: number, prefix: string) => Array.from({ length: count }, (_, i) => Buffer.from(`${prefix}${i}`));
+async function cleanup(): Promise<void> {
+  for (const done of cleanups.splice(0)) await done();
+  await Promise.all(stores.splice(0).map((store) => store.close()));
+  for (const schema of schemas.splice(0)) await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  // Last: a role cannot be dropped while it still owns or has grants on anything.
+  for (const role of roles.splice(0)) await admin.query(`DROP ROLE IF EXISTS "${role}"`);
+}
+after(() => admin.end());
+
+runStoreConformance('postgres', {
+  skip,
+  wakeups: true,
+  fresh() {
+    const schema = freshSchema();
+    return {
+      schema,
+      create: (options = {}) =>
+        makeStore({ schema, tableCount: options.tableCount, poolSize: options.poolSize, notify: options.wakeups }),
+    };
+  },
+  cleanup,
+  async age({ schema }, stream, throughId, ms) {
+    await admin.query(
+      `UPDATE "${schema}".messages_${stream} SET created_at = created_at - $1 * interval '1 millisecond' WHERE id <= $2`,
+      [ms, throughId],
+    );
+  },
+  named: (schema) => new PostgresStore({ connectionString: url, schema }).close(),
+  async afterInstallRace({ schema }, epoch) {
+    const version = await admin.query(`SELECT version, epoch FROM "${schema}".schema_version`);
+    assert.deepEqual(version.rows, [{ version: 1, epoch }]);
+    const streams = await admin.query(`SELECT stream, last_id FROM "${schema}".streams ORDER BY stream`);
+    assert.deepEqual(streams.rows, [
+      { stream: 0, last_id: '0' },
+      { stream: 1, last_id: '0' },
+    ]);
+  },
+  async afterGrow({ schema }) {
+    const tables = await admin.query(
+      `SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name`,
+      [schema],
+    );
+    assert.deepEqual(
+      tables.rows.map((row) => row.table_name),
+      ['messages_0', 'messages_1', 'messages_2', 'schema_version', 'streams'],
+    );
+  },
+});
 
 describe('PostgresStore', { skip, timeout: 60_000 }, () => {
-  afterEach(async () => {
-    for (const cleanup of cleanups.splice(0)) await cleanup();
-    await Promise.all(stores.splice(0).map((store) => store.close()));
-    for (const schema of schemas.splice(0)) await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    // Last: a role cannot be dropped while it still owns or has grants on anything.
-    for (const role of roles.splice(0)) await admin.query(`DROP ROLE IF EXISTS "${role}"`);
-  });
-  after(() => admin.end());
+  afterEach(cleanup);
 
   describe('install', () => {
-    test('8 stores racing on a fresh schema all succeed with one epoch and one version row', async () => {
-      const schema = freshSchema();
-      const racers = Array.from({ length: 8 }, () => makeStore({ schema, tableCount: 2, poolSize: 1 }));
-      const results = await Promise.all(racers.map((store) => store.install()));
-      const epochs = new Set(results.map((result) => result.epoch));
-      assert.equal(epochs.size, 1);
-      const version = await admin.query(`SELECT version, epoch FROM "${schema}".schema_version`);
-      assert.deepEqual(version.rows, [{ version: 1, epoch: results[0]!.epoch }]);
-      const streams = await admin.query(`SELECT stream, last_id FROM "${schema}".streams ORDER BY stream`);
-      assert.deepEqual(streams.rows, [
-        { stream: 0, last_id: '0' },
-        { stream: 1, last_id: '0' },
-      ]);
-    });
-
-    test('installing again is a no-op that returns the same epoch', async () => {
+    test('installing again changes nothing in the schema; installSchema returns the same epoch', async () => {
       const schema = freshSchema();
       const first = await makeStore({ schema }).install();
       const before = await admin.query(`SELECT installed_at FROM "${schema}".schema_version`);
@@ -107,28 +134,6 @@ describe('PostgresStore', { skip, timeout: 60_000 }, () => {
       assert.deepEqual(third, { epoch: first.epoch, version: 1 });
       const after = await admin.query(`SELECT installed_at FROM "${schema}".schema_version`);
       assert.deepEqual(after.rows, before.rows);
-    });
-
-    test('growing tableCount from 1 to 3 adds tables and id rows, keeping data and epoch', async () => {
-      const schema = freshSchema();
-      const small = makeStore({ schema, tableCount: 1 });
-      const { epoch } = await small.install();
-      await small.append(0, 'p', 1, Buffer.from('kept'));
-      const large = makeStore({ schema, tableCount: 3 });
-      assert.deepEqual(await large.install(), { epoch });
-      const tables = await admin.query(
-        `SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name`,
-        [schema],
-      );
-      assert.deepEqual(
-        tables.rows.map((row) => row.table_name),
-        ['messages_0', 'messages_1', 'messages_2', 'schema_version', 'streams'],
-      );
-      assert.equal(await large.top(0), 1);
-      assert.equal(await large.top(2), 0);
-      assert.deepEqual((await large.append(2, 'p', 1, Buffer.from('x'))).id, 1);
-      // The smaller store keeps working on its streams.
-      assert.equal((await small.append(0, 'p', 2, Buffer.from('y'))).id, 2);
     });
 
     test('installSchema pre-installs for a store that then only reads at install', async () => {
@@ -202,93 +207,6 @@ describe('PostgresStore', { skip, timeout: 60_000 }, () => {
   });
 
   describe('append, readAfter, top', () => {
-    test('basics and limits', async () => {
-      const store = makeStore({ schema: freshSchema(), tableCount: 2 });
-      await store.install();
-      assert.equal(await store.top(0), 0);
-      assert.deepEqual(await store.readAfter(0, 0, 10), []);
-      const payloads = [Buffer.from([0, 1, 2, 255, 0]), Buffer.alloc(0), randomBytes(200_000), ...rows(3, 'm')];
-      for (const [index, payload] of payloads.entries()) {
-        assert.deepEqual(await store.append(0, 'node-a', index + 1, payload), { id: index + 1 });
-      }
-      assert.equal(await store.top(0), 6);
-      assert.equal(await store.top(1), 0);
-      const all = await store.readAfter(0, 0, 100);
-      assert.deepEqual(
-        all.map((row) => row.id),
-        [1, 2, 3, 4, 5, 6],
-      );
-      for (const [index, row] of all.entries()) assert.ok(row.payload.equals(payloads[index]!), `payload ${row.id}`);
-      assert.deepEqual(
-        (await store.readAfter(0, 0, 2)).map((row) => row.id),
-        [1, 2],
-      );
-      assert.deepEqual(
-        (await store.readAfter(0, 4, 10)).map((row) => row.id),
-        [5, 6],
-      );
-      assert.deepEqual(await store.readAfter(0, 6, 10), []);
-      assert.deepEqual(await store.readAfter(1, 0, 10), []);
-
-      await assert.rejects(store.append(2, 'p', 1, Buffer.from('x')), RangeError);
-      await assert.rejects(store.append(-1, 'p', 1, Buffer.from('x')), RangeError);
-      await assert.rejects(store.readAfter(0, -1, 10), RangeError);
-      await assert.rejects(store.readAfter(0, 0, 0), RangeError);
-      await assert.rejects(store.top(1.5), RangeError);
-    });
-
-    test('40 concurrent appenders on 2 streams: ids exactly 1..N per stream, every payload once', async () => {
-      const schema = freshSchema();
-      await installSchema(url, { schema, tableCount: 2 });
-      const appenders = Array.from({ length: 40 }, () => makeStore({ schema, tableCount: 2, poolSize: 1 }));
-      const perAppender = 8;
-      const returned: Array<Set<number>> = [new Set(), new Set()];
-      // Readers polling during the appends must only ever see the next consecutive ids after their cursor.
-      const reading = makeStore({ schema, tableCount: 2, poolSize: 2 });
-      let appending = true;
-      const readers = [0, 1].map(async (stream) => {
-        let cursor = 0;
-        while (appending) {
-          for (const row of await reading.readAfter(stream, cursor, 7)) {
-            assert.equal(row.id, cursor + 1, `stream ${stream}: a reader at ${cursor} never skips`);
-            cursor = row.id;
-          }
-        }
-        return cursor;
-      });
-      // Handled here so an early failure is not an unhandled rejection; awaited (and rethrown) below.
-      for (const read of readers) read.catch(() => {});
-      await Promise.all(
-        appenders.map(async (store, appender) => {
-          for (let seq = 1; seq <= perAppender; seq++) {
-            await delay(Math.random() * 8);
-            const stream = (appender + seq) % 2;
-            const { id } = await store.append(stream, `pub-${appender}`, seq, Buffer.from(`${appender}:${seq}`));
-            assert.ok(id !== undefined && !returned[stream]!.has(id), `id ${id} on stream ${stream} given twice`);
-            returned[stream]!.add(id);
-          }
-        }),
-      ).finally(() => {
-        appending = false;
-      });
-      await Promise.all(readers);
-      const reader = appenders[0]!;
-      let total = 0;
-      for (const stream of [0, 1]) {
-        const read = await reader.readAfter(stream, 0, 10_000);
-        assert.deepEqual(
-          read.map((row) => row.id),
-          Array.from({ length: read.length }, (_, i) => i + 1),
-          `stream ${stream} ids are 1..N`,
-        );
-        assert.equal(await reader.top(stream), read.length);
-        const payloads = read.map((row) => row.payload.toString());
-        assert.equal(new Set(payloads).size, payloads.length, 'every payload once');
-        total += read.length;
-      }
-      assert.equal(total, 40 * perAppender);
-    });
-
     for (const outcome of ['COMMIT', 'ROLLBACK'] as const) {
       test(`a late-committing transaction is never skipped (${outcome})`, async () => {
         const schema = freshSchema();
@@ -337,20 +255,6 @@ describe('PostgresStore', { skip, timeout: 60_000 }, () => {
       });
     }
 
-    test('the same publisher and batchSeq twice stores one row, and the next id follows without a gap', async () => {
-      const store = makeStore({ schema: freshSchema() });
-      await store.install();
-      assert.deepEqual(await store.append(0, 'node-a', 7, Buffer.from('one')), { id: 1 });
-      assert.deepEqual(await store.append(0, 'node-a', 7, Buffer.from('one again')), { id: undefined });
-      assert.deepEqual(await store.append(0, 'node-b', 7, Buffer.from('other publisher')), { id: 2 });
-      assert.deepEqual(await store.append(0, 'node-a', 8, Buffer.from('two')), { id: 3 });
-      assert.equal(await store.top(0), 3);
-      assert.deepEqual(
-        (await store.readAfter(0, 0, 10)).map((row) => row.payload.toString()),
-        ['one', 'other publisher', 'two'],
-      );
-    });
-
     test('an id beyond 2^53 is a clear error, not a rounded id', async () => {
       const schema = freshSchema();
       const store = makeStore({ schema });
@@ -363,32 +267,6 @@ describe('PostgresStore', { skip, timeout: 60_000 }, () => {
   });
 
   describe('trim', () => {
-    test('deletes only rows outside the newest keepRows and older than maxAge, in blocks', async () => {
-      const schema = freshSchema();
-      const store = makeStore({ schema });
-      await store.install();
-      // 2500 hour-old rows written directly, then 5 fresh ones through the store.
-      await admin.query(
-        `INSERT INTO "${schema}".messages_0 (id, publisher, batch_seq, created_at, payload)
-         SELECT g, 'old', g, now() - interval '1 hour', '\\x00' FROM generate_series(1, 2500) g`,
-      );
-      await admin.query(`UPDATE "${schema}".streams SET last_id = 2500 WHERE stream = 0`);
-      for (let seq = 1; seq <= 5; seq++) await store.append(0, 'new', seq, Buffer.from(`new${seq}`));
-
-      assert.equal(await store.trim(0, 100, 60_000), 2405, 'keeps the newest 100');
-      assert.equal((await store.readAfter(0, 0, 1))[0]!.id, 2406);
-      assert.equal(await store.trim(0, 0, 60_000), 95, 'keeps the young rows');
-      assert.deepEqual(
-        (await store.readAfter(0, 0, 100)).map((row) => row.id),
-        [2501, 2502, 2503, 2504, 2505],
-      );
-      assert.equal(await store.top(0), 2505, 'trimming never lowers the top');
-      assert.equal(await store.trim(0, 0, 60_000), 0);
-      // With no age limit the young rows go too, except the newest keepRows.
-      assert.equal(await store.trim(0, 2, 0), 3);
-      assert.equal(await store.append(0, 'new', 6, Buffer.from('after trim')).then((r) => r.id), 2506);
-    });
-
     test('skips a stream that another node is trimming', async () => {
       const schema = freshSchema();
       const store = makeStore({ schema });

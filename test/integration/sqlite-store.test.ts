@@ -1,6 +1,6 @@
-// The SQLite store on real files in temp directories: install races (in one process and across 4), gap-free
-// ids across 4 appending processes, idempotent appends, a locked file rejecting instead of blocking, trimming,
-// wake-ups from another process and their recovery, option and path errors.
+// The SQLite store on real files in temp directories: the store conformance suite (test/conformance/store-suite.ts),
+// then what is SQLite's own: install races across 4 processes, gap-free ids across 4 appending processes, a locked
+// file rejecting instead of blocking, wake-ups from another process and their recovery, option and path errors.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -13,6 +13,7 @@ import { createStore, installSchema, pathFromUrl, SqliteStore, type SqliteStoreO
 import Database from 'better-sqlite3';
 import { type BackplanePackage, backplaneFromUrl } from 'hubwire';
 import { WalWatcher } from '../../packages/backplane-sqlite/src/wakeup.js';
+import { runStoreConformance } from '../conformance/store-suite.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 const tempRoot = mkdtempSync(join(tmpdir(), 'hubwire-sqlite-'));
@@ -98,28 +99,43 @@ async function raceWorkers<T>(tasks: Record<string, unknown>[]): Promise<T[]> {
   return Promise.all(workers.map((w) => w.result));
 }
 
+async function cleanup(): Promise<void> {
+  for (const handle of handles.splice(0)) if (handle.open) handle.close();
+  await Promise.all(stores.splice(0).map((store) => store.close()));
+}
+after(() => rmSync(tempRoot, { recursive: true, force: true }));
+
+runStoreConformance('sqlite', {
+  wakeups: true,
+  fresh() {
+    const path = freshPath();
+    return {
+      path,
+      create: (options = {}) => makeStore({ path, tableCount: options.tableCount, wakeups: options.wakeups }),
+    };
+  },
+  cleanup,
+  async age({ path }, stream, throughId, ms) {
+    rawHandle(path)
+      .prepare(`UPDATE hubwire_messages_${stream} SET created_at = created_at - ? WHERE id <= ?`)
+      .run(ms, throughId);
+  },
+  named: (tablePrefix) => new SqliteStore({ path: freshPath(), tablePrefix }).close(),
+  async afterInstallRace({ path }) {
+    const db = rawHandle(path);
+    assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+    assert.deepEqual(db.prepare('SELECT id, version FROM hubwire_schema_version').all(), [{ id: 1, version: 1 }]);
+    assert.deepEqual(db.prepare('SELECT stream, last_id FROM hubwire_streams ORDER BY stream').all(), [
+      { stream: 0, last_id: 0 },
+      { stream: 1, last_id: 0 },
+    ]);
+  },
+});
+
 describe('SqliteStore', { timeout: 120_000 }, () => {
-  afterEach(async () => {
-    for (const handle of handles.splice(0)) if (handle.open) handle.close();
-    await Promise.all(stores.splice(0).map((store) => store.close()));
-  });
-  after(() => rmSync(tempRoot, { recursive: true, force: true }));
+  afterEach(cleanup);
 
   describe('install', () => {
-    test('8 stores racing on a fresh file all succeed with one epoch and one version row', async () => {
-      const path = freshPath();
-      const racers = Array.from({ length: 8 }, () => makeStore({ path, tableCount: 2 }));
-      const epochs = await Promise.all(racers.map((store) => store.install()));
-      assert.equal(new Set(epochs.map((e) => e.epoch)).size, 1);
-      const db = rawHandle(path);
-      assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
-      assert.deepEqual(db.prepare('SELECT id, version FROM hubwire_schema_version').all(), [{ id: 1, version: 1 }]);
-      assert.deepEqual(db.prepare('SELECT stream, last_id FROM hubwire_streams ORDER BY stream').all(), [
-        { stream: 0, last_id: 0 },
-        { stream: 1, last_id: 0 },
-      ]);
-    });
-
     test('4 processes racing on a fresh file agree on the epoch', async () => {
       const path = freshPath();
       const results = await raceWorkers<{ epoch: string }>(
@@ -131,35 +147,6 @@ describe('SqliteStore', { timeout: 120_000 }, () => {
       const db = rawHandle(path);
       assert.equal(db.prepare('SELECT count(*) FROM hubwire_schema_version').pluck().get(), 1);
       assert.equal(db.prepare('SELECT count(*) FROM hubwire_streams').pluck().get(), 3);
-    });
-
-    test('installing again is a no-op that returns the same epoch', async () => {
-      const path = freshPath();
-      const first = await makeStore({ path }).install();
-      const store = makeStore({ path });
-      await store.append(0, 'p', 1, Buffer.from('kept'));
-      assert.deepEqual(await store.install(), first);
-      assert.deepEqual(await makeStore({ path }).install(), first);
-      assert.equal(await store.top(0), 1);
-      assert.equal((await store.readAfter(0, 0, 10))[0]?.payload.toString(), 'kept');
-    });
-
-    test('growing tableCount from 1 to 3 adds tables and id rows, keeping data and epoch', async () => {
-      const path = freshPath();
-      const one = makeStore({ path, tableCount: 1 });
-      const { epoch } = await one.install();
-      await one.append(0, 'p', 1, Buffer.from('a'));
-      const three = makeStore({ path, tableCount: 3 });
-      assert.deepEqual(await three.install(), { epoch });
-      assert.equal(await three.top(0), 1);
-      assert.equal(await three.top(2), 0);
-      assert.deepEqual((await three.append(2, 'p', 1, Buffer.from('c'))).id, 1);
-      assert.deepEqual(
-        (await three.readAfter(0, 0, 10)).map((r) => r.payload.toString()),
-        ['a'],
-      );
-      // The 1-stream store keeps working beside it.
-      assert.equal((await one.append(0, 'p', 2, Buffer.from('b'))).id, 2);
     });
 
     test('installSchema and createStore take sqlite: URLs; backplaneFromUrl loads this package', async () => {
@@ -225,35 +212,6 @@ describe('SqliteStore', { timeout: 120_000 }, () => {
   });
 
   describe('append and read', () => {
-    test('basics: consecutive ids, readAfter pages in id order, top, limits', async () => {
-      const store = makeStore({ path: freshPath(), tableCount: 2 });
-      await store.install();
-      assert.equal(await store.top(0), 0);
-      assert.deepEqual(await store.readAfter(0, 0, 10), []);
-      for (let i = 1; i <= 5; i++) assert.deepEqual(await store.append(0, 'p', i, Buffer.from(`m${i}`)), { id: i });
-      assert.deepEqual(await store.append(1, 'p', 1, Buffer.from('other')), { id: 1 });
-      assert.equal(await store.top(0), 5);
-      const page = await store.readAfter(0, 1, 3);
-      assert.deepEqual(
-        page.map((r) => [r.id, r.payload.toString()]),
-        [
-          [2, 'm2'],
-          [3, 'm3'],
-          [4, 'm4'],
-        ],
-      );
-      assert.ok(Buffer.isBuffer(page[0]?.payload));
-      assert.deepEqual(await store.readAfter(0, 5, 10), []);
-      const big = Buffer.alloc(1 << 20, 7);
-      const { id } = await store.append(0, 'p', 6, big);
-      assert.ok((await store.readAfter(0, 5, 1))[0]?.payload.equals(big));
-      assert.equal(id, 6);
-      await assert.rejects(store.append(2, 'p', 1, Buffer.from('x')), RangeError);
-      await assert.rejects(store.readAfter(0, -1, 1), RangeError);
-      await assert.rejects(store.readAfter(0, 0, 0), RangeError);
-      await assert.rejects(store.append(0, '', 1, Buffer.from('x')), TypeError);
-    });
-
     test('4 processes appending 200 rows each to one stream: ids exactly 1..800, every payload once', async (t) => {
       const path = freshPath();
       const store = makeStore({ path });
@@ -290,23 +248,6 @@ describe('SqliteStore', { timeout: 120_000 }, () => {
       assert.equal(await store.top(0), 800);
     });
 
-    test('the same publisher and batchSeq twice stores one row, and the next id follows without a gap', async () => {
-      const path = freshPath();
-      const store = makeStore({ path });
-      const other = makeStore({ path });
-      await store.install();
-      assert.deepEqual(await store.append(0, 'pub', 1, Buffer.from('first')), { id: 1 });
-      assert.deepEqual(await store.append(0, 'pub', 1, Buffer.from('retry')), { id: undefined });
-      assert.deepEqual(await other.append(0, 'pub', 1, Buffer.from('retry elsewhere')), { id: undefined });
-      assert.equal(await store.top(0), 1);
-      assert.deepEqual(await store.append(0, 'pub', 2, Buffer.from('second')), { id: 2 });
-      assert.deepEqual(await store.append(0, 'another', 1, Buffer.from('same seq, other publisher')), { id: 3 });
-      assert.deepEqual(
-        (await store.readAfter(0, 0, 10)).map((r) => r.payload.toString()),
-        ['first', 'second', 'same seq, other publisher'],
-      );
-    });
-
     test('while another connection holds the write lock, append rejects quickly with SQLITE_BUSY, then succeeds', async () => {
       const path = freshPath();
       const store = makeStore({ path });
@@ -330,41 +271,6 @@ describe('SqliteStore', { timeout: 120_000 }, () => {
       assert.equal((await store.readAfter(0, 0, 10)).length, 1);
       blocker.exec('COMMIT');
       assert.deepEqual(await store.append(0, 'p', 2, Buffer.from('after')), { id: 2 });
-    });
-  });
-
-  describe('trim', () => {
-    test('deletes only rows outside the newest keepRows and older than maxAge', async () => {
-      const path = freshPath();
-      const store = makeStore({ path });
-      await store.install();
-      for (let i = 1; i <= 30; i++) await store.append(0, 'p', i, Buffer.from(`m${i}`));
-      assert.equal(await store.trim(0, 10, 60_000), 0, 'every row is young');
-      // Rows 1..25 become two minutes old.
-      rawHandle(path).prepare('UPDATE hubwire_messages_0 SET created_at = created_at - 120000 WHERE id <= 25').run();
-      assert.equal(await store.trim(0, 10, 60_000), 20, 'old rows outside the newest 10');
-      assert.deepEqual(
-        (await store.readAfter(0, 0, 100)).map((r) => r.id),
-        Array.from({ length: 10 }, (_, i) => i + 21),
-      );
-      assert.equal(await store.trim(0, 2, 60_000), 5, 'the young rows 26..30 stay even outside keepRows');
-      assert.deepEqual(
-        (await store.readAfter(0, 0, 100)).map((r) => r.id),
-        [26, 27, 28, 29, 30],
-      );
-      assert.equal(await store.trim(0, 100, 0), 0, 'all within keepRows');
-      assert.equal(await store.top(0), 30, 'the top never goes back');
-      assert.deepEqual(await store.append(0, 'p', 31, Buffer.from('next')), { id: 31 });
-    });
-
-    test('trims in blocks of 1000 and keeps the newest rows', async () => {
-      const store = makeStore({ path: freshPath() });
-      await store.install();
-      for (let i = 1; i <= 2600; i++) await store.append(0, 'p', i, Buffer.from(`m${i}`));
-      assert.equal(await store.trim(0, 100, 0), 2500);
-      const rows = await store.readAfter(0, 0, 10_000);
-      assert.equal(rows.length, 100);
-      assert.equal(rows[0]?.id, 2501);
     });
   });
 

@@ -1,0 +1,383 @@
+// The store conformance suite: every BackplaneStore (memory, PostgreSQL, MySQL/MariaDB, SQLite) runs it unchanged.
+// It checks the contract of packages/hubwire/src/backplane/backplane-store.ts: install races and migrations,
+// consecutive ids in commit order under concurrency, idempotent appends, trimming and wake-ups. What only one
+// database has (late-commit locks, LISTEN, GET_LOCK, busy files, rights, big ids) stays in its own test file.
+
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { BackplaneStore } from 'hubwire';
+
+export interface StoreOptions {
+  /** Number of streams; the store's default (1) when not given. */
+  tableCount?: number;
+  /** Connections in the store's pool, where the store has one. */
+  poolSize?: number;
+  /** false: a store configured without push wake-ups (notify: false, wakeups: false, ...). */
+  wakeups?: boolean;
+}
+
+/** A fresh namespace (schema, table prefix, file, in-memory database) of the database under test. */
+export interface StoreNamespace {
+  /** A new store on this namespace; closed by the factory's cleanup. */
+  create(options?: StoreOptions): BackplaneStore;
+}
+
+export interface StoreFactory<N extends StoreNamespace = StoreNamespace> {
+  /** A new, empty namespace. */
+  fresh(): N;
+  /** Closes the stores and removes the namespaces made since the last call (after each test). */
+  cleanup(): Promise<void>;
+  /** Makes the rows of `stream` with id ≤ `throughId` older by `ms`, as if written that long ago. */
+  age(namespace: N, stream: number, throughId: number, ms: number): Promise<void>;
+  /** True when the store pushes wake-ups by default (subscribe resolves with a stop function). */
+  wakeups: boolean;
+  /**
+   * Creates (and closes) a store on a namespace with this name; must throw a TypeError for an invalid name.
+   * Not given when the store has no named namespace.
+   */
+  named?(name: string): Promise<void> | void;
+  /** False when the store does not validate stream numbers, ids and limits (see the caller for why). */
+  validatesArguments?: boolean;
+  /** False when a store cannot be configured without push wake-ups (`wakeups: false` is not supported). */
+  disablesWakeups?: boolean;
+  /** False when a namespace cannot grow its number of streams. */
+  grows?: boolean;
+  /** Extra checks on the namespace after 8 stores raced to install it with tableCount 2. */
+  afterInstallRace?(namespace: N, epoch: string): Promise<void>;
+  /** Extra checks on the namespace after it grew from 1 to 3 streams. */
+  afterGrow?(namespace: N): Promise<void>;
+  /** Skips the whole suite (e.g. the database is unreachable). */
+  skip?: string;
+}
+
+/** Resolves when `check()` is true; fails after `ms`. */
+async function waitFor(check: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await delay(10);
+  }
+}
+
+const rows = (count: number, prefix: string) => Array.from({ length: count }, (_, i) => Buffer.from(`${prefix}${i}`));
+
+export function runStoreConformance<N extends StoreNamespace>(name: string, factory: StoreFactory<N>): void {
+  describe(`store conformance: ${name}`, { skip: factory.skip, timeout: 120_000 }, () => {
+    afterEach(() => factory.cleanup());
+
+    describe('install', () => {
+      test('8 stores racing on a fresh namespace all succeed with one epoch', async () => {
+        const namespace = factory.fresh();
+        const racers = Array.from({ length: 8 }, () => namespace.create({ tableCount: 2, poolSize: 1 }));
+        const results = await Promise.all(racers.map((store) => store.install()));
+        const epochs = new Set(results.map((result) => result.epoch));
+        assert.equal(epochs.size, 1);
+        assert.equal(typeof results[0]!.epoch, 'string');
+        assert.ok(results[0]!.epoch.length > 0);
+        assert.equal(racers[0]!.streamCount, 2);
+        await factory.afterInstallRace?.(namespace, results[0]!.epoch);
+      });
+
+      test('installing again is a no-op that returns the same epoch and keeps the data', async () => {
+        const namespace = factory.fresh();
+        const first = await namespace.create().install();
+        const store = namespace.create();
+        await store.append(0, 'p', 1, Buffer.from('kept'));
+        assert.deepEqual(await store.install(), first);
+        assert.deepEqual(await namespace.create().install(), first);
+        assert.equal(await store.top(0), 1);
+        assert.equal((await store.readAfter(0, 0, 10))[0]?.payload.toString(), 'kept');
+      });
+
+      test('growing tableCount from 1 to 3 adds streams, keeping data and epoch', {
+        skip: factory.grows === false && 'the namespace has a fixed number of streams',
+      }, async () => {
+        const namespace = factory.fresh();
+        const small = namespace.create({ tableCount: 1 });
+        const { epoch } = await small.install();
+        await small.append(0, 'p', 1, Buffer.from('kept'));
+        const large = namespace.create({ tableCount: 3 });
+        assert.deepEqual(await large.install(), { epoch });
+        assert.equal(large.streamCount, 3);
+        await factory.afterGrow?.(namespace);
+        assert.equal(await large.top(0), 1);
+        assert.equal(await large.top(2), 0);
+        assert.deepEqual((await large.append(2, 'p', 1, Buffer.from('x'))).id, 1);
+        assert.deepEqual(
+          (await large.readAfter(0, 0, 10)).map((row) => row.payload.toString()),
+          ['kept'],
+        );
+        // The smaller store keeps working on its streams.
+        assert.equal((await small.append(0, 'p', 2, Buffer.from('y'))).id, 2);
+      });
+
+      test('an invalid namespace name is rejected before touching the database', {
+        skip: !factory.named && 'the store has no named namespace',
+      }, async () => {
+        for (const bad of ['bad-name', '1abc', '', 'x"; DROP TABLE y; --', 'a b']) {
+          await assert.rejects(async () => factory.named!(bad), TypeError, JSON.stringify(bad));
+        }
+        await factory.named!(`_${'a'.repeat(40)}`);
+        await factory.named!('hw_valid_name');
+      });
+    });
+
+    describe('append, readAfter, top', () => {
+      test('basics: consecutive ids, binary payloads, readAfter pages in id order, top', async () => {
+        const store = factory.fresh().create({ tableCount: 2 });
+        await store.install();
+        assert.equal(await store.top(0), 0);
+        assert.deepEqual(await store.readAfter(0, 0, 10), []);
+        const payloads = [
+          Buffer.from([0, 1, 2, 255, 0]),
+          Buffer.alloc(0),
+          randomBytes(200_000),
+          ...rows(3, 'm'),
+          Buffer.alloc(1 << 20, 7),
+        ];
+        for (const [index, payload] of payloads.entries()) {
+          assert.deepEqual(await store.append(0, 'node-a', index + 1, payload), { id: index + 1 });
+        }
+        assert.equal(await store.top(0), 7);
+        assert.equal(await store.top(1), 0);
+        assert.deepEqual(await store.readAfter(1, 0, 10), []);
+        const all = await store.readAfter(0, 0, 100);
+        assert.deepEqual(
+          all.map((row) => row.id),
+          [1, 2, 3, 4, 5, 6, 7],
+        );
+        for (const [index, row] of all.entries()) {
+          assert.ok(Buffer.isBuffer(row.payload), `payload ${row.id} is a Buffer`);
+          assert.ok(row.payload.equals(payloads[index]!), `payload ${row.id}`);
+        }
+        assert.deepEqual(
+          (await store.readAfter(0, 0, 2)).map((row) => row.id),
+          [1, 2],
+        );
+        assert.deepEqual(
+          (await store.readAfter(0, 3, 3)).map((row) => [row.id, row.payload.toString()]),
+          [
+            [4, 'm0'],
+            [5, 'm1'],
+            [6, 'm2'],
+          ],
+        );
+        assert.deepEqual(
+          (await store.readAfter(0, 4, 10)).map((row) => row.id),
+          [5, 6, 7],
+        );
+        assert.deepEqual(await store.readAfter(0, 7, 10), []);
+        // The other stream has its own ids.
+        assert.deepEqual(await store.append(1, 'node-a', 1, Buffer.from('other')), { id: 1 });
+        assert.equal(await store.top(1), 1);
+        assert.equal(await store.top(0), 7);
+      });
+
+      test('invalid stream numbers, ids, limits and publishers are rejected', {
+        skip: factory.validatesArguments === false && 'the store does not validate its arguments',
+      }, async () => {
+        const store = factory.fresh().create({ tableCount: 2 });
+        await store.install();
+        await assert.rejects(store.append(2, 'p', 1, Buffer.from('x')), RangeError);
+        await assert.rejects(store.append(-1, 'p', 1, Buffer.from('x')), RangeError);
+        await assert.rejects(store.append(0, '', 1, Buffer.from('x')), TypeError);
+        await assert.rejects(store.append(0, 'p', 1.5, Buffer.from('x')), TypeError);
+        await assert.rejects(store.readAfter(0, -1, 10), RangeError);
+        await assert.rejects(store.readAfter(0, 0, 0), RangeError);
+        await assert.rejects(store.top(1.5), RangeError);
+        await assert.rejects(store.trim(0, -1, 0), RangeError);
+        assert.equal(await store.top(0), 0, 'nothing was stored');
+      });
+
+      test('40 concurrent appenders on 2 streams: ids exactly 1..N per stream, every payload once', async () => {
+        const namespace = factory.fresh();
+        await namespace.create({ tableCount: 2 }).install();
+        const appenders = Array.from({ length: 40 }, () => namespace.create({ tableCount: 2, poolSize: 1 }));
+        const perAppender = 8;
+        const returned: Array<Set<number>> = [new Set(), new Set()];
+        // Readers polling during the appends must only ever see the next consecutive ids after their cursor.
+        const reading = namespace.create({ tableCount: 2, poolSize: 2 });
+        let appending = true;
+        const readers = [0, 1].map(async (stream) => {
+          let cursor = 0;
+          let reads = 0;
+          while (appending) {
+            reads++;
+            for (const row of await reading.readAfter(stream, cursor, 7)) {
+              assert.equal(row.id, cursor + 1, `stream ${stream}: a reader at ${cursor} never skips`);
+              cursor = row.id;
+            }
+            // A store whose calls complete synchronously would otherwise starve the appenders.
+            await delay(0);
+          }
+          return { cursor, reads };
+        });
+        // Handled here so an early failure is not an unhandled rejection; awaited (and rethrown) below.
+        for (const read of readers) read.catch(() => {});
+        await Promise.all(
+          appenders.map(async (store, appender) => {
+            for (let seq = 1; seq <= perAppender; seq++) {
+              await delay(Math.random() * 8);
+              const stream = (appender + seq) % 2;
+              const { id } = await store.append(stream, `pub-${appender}`, seq, Buffer.from(`${appender}:${seq}`));
+              assert.ok(id !== undefined && !returned[stream]!.has(id), `id ${id} on stream ${stream} given twice`);
+              returned[stream]!.add(id);
+            }
+          }),
+        ).finally(() => {
+          appending = false;
+        });
+        const progress = await Promise.all(readers);
+        assert.ok(
+          progress.every((reader) => reader.reads > 1),
+          'the readers ran during the appends',
+        );
+        const reader = appenders[0]!;
+        let total = 0;
+        for (const stream of [0, 1]) {
+          const read = await reader.readAfter(stream, 0, 10_000);
+          assert.deepEqual(
+            read.map((row) => row.id),
+            Array.from({ length: read.length }, (_, i) => i + 1),
+            `stream ${stream} ids are 1..N`,
+          );
+          assert.deepEqual(
+            [...returned[stream]!].sort((a, b) => a - b),
+            read.map((row) => row.id),
+            `stream ${stream}: the ids returned are the ids stored`,
+          );
+          assert.equal(await reader.top(stream), read.length);
+          const payloads = read.map((row) => row.payload.toString());
+          assert.equal(new Set(payloads).size, payloads.length, 'every payload once');
+          total += read.length;
+        }
+        assert.equal(total, 40 * perAppender);
+      });
+
+      test('the same publisher and batchSeq twice stores one row, and the next id follows without a gap', async () => {
+        const namespace = factory.fresh();
+        const store = namespace.create();
+        const other = namespace.create();
+        await store.install();
+        assert.deepEqual(await store.append(0, 'node-a', 7, Buffer.from('one')), { id: 1 });
+        assert.deepEqual(await store.append(0, 'node-a', 7, Buffer.from('one again')), { id: undefined });
+        assert.deepEqual(await other.append(0, 'node-a', 7, Buffer.from('retry elsewhere')), { id: undefined });
+        assert.equal(await store.top(0), 1, 'the duplicate took no id');
+        assert.deepEqual(await store.append(0, 'node-b', 7, Buffer.from('other publisher')), { id: 2 });
+        assert.deepEqual(await store.append(0, 'node-a', 8, Buffer.from('two')), { id: 3 });
+        assert.equal(await store.top(0), 3);
+        assert.deepEqual(
+          (await store.readAfter(0, 0, 10)).map((row) => row.payload.toString()),
+          ['one', 'other publisher', 'two'],
+        );
+      });
+    });
+
+    describe('trim', () => {
+      test('deletes only rows outside the newest keepRows and older than maxAge', async () => {
+        const namespace = factory.fresh();
+        const store = namespace.create();
+        await store.install();
+        for (let i = 1; i <= 30; i++) await store.append(0, 'p', i, Buffer.from(`m${i}`));
+        assert.equal(await store.trim(0, 10, 60_000), 0, 'every row is young');
+        // Rows 1..25 become two minutes old.
+        await factory.age(namespace, 0, 25, 120_000);
+        assert.equal(await store.trim(0, 10, 60_000), 20, 'old rows outside the newest 10');
+        assert.deepEqual(
+          (await store.readAfter(0, 0, 100)).map((r) => r.id),
+          Array.from({ length: 10 }, (_, i) => i + 21),
+        );
+        assert.equal(await store.trim(0, 2, 60_000), 5, 'the young rows 26..30 stay even outside keepRows');
+        assert.deepEqual(
+          (await store.readAfter(0, 0, 100)).map((r) => r.id),
+          [26, 27, 28, 29, 30],
+        );
+        assert.equal(await store.trim(0, 100, 0), 0, 'all within keepRows');
+        assert.equal(await store.top(0), 30, 'the top never goes back');
+        assert.deepEqual(await store.append(0, 'p', 31, Buffer.from('next')), { id: 31 });
+        await delay(5); // rows are "older than 0 ms" once the clock has moved on
+        // With no age limit the young rows go too, except the newest keepRows.
+        assert.equal(await store.trim(0, 2, 0), 4);
+        assert.deepEqual(
+          (await store.readAfter(0, 0, 100)).map((r) => r.id),
+          [30, 31],
+        );
+      });
+
+      test('trims more than a block (1000 rows) at once, keeping the newest and the young rows', async () => {
+        const namespace = factory.fresh();
+        const store = namespace.create();
+        await store.install();
+        for (let i = 1; i <= 2600; i++) await store.append(0, 'p', i, Buffer.from(`m${i}`));
+        // Rows 1..2500 become an hour old; 2501..2600 stay young.
+        await factory.age(namespace, 0, 2500, 3_600_000);
+        assert.equal(await store.trim(0, 200, 60_000), 2400, 'keeps the newest 200');
+        assert.equal((await store.readAfter(0, 0, 1))[0]!.id, 2401);
+        assert.equal(await store.trim(0, 0, 60_000), 100, 'keeps the young rows');
+        const left = await store.readAfter(0, 0, 10_000);
+        assert.equal(left.length, 100);
+        assert.equal(left[0]?.id, 2501);
+        assert.deepEqual(
+          left.map((row) => row.id),
+          Array.from({ length: 100 }, (_, i) => i + 2501),
+        );
+        assert.equal(await store.top(0), 2600, 'trimming never lowers the top');
+        assert.equal(await store.trim(0, 0, 60_000), 0);
+        // With no age limit the young rows go too, except the newest keepRows.
+        assert.equal(await store.trim(0, 2, 0), 98);
+        assert.equal((await store.append(0, 'p', 2601, Buffer.from('after trim'))).id, 2601);
+        assert.equal(await store.trim(0, 10, 0), 0, 'fewer rows than keepRows');
+      });
+    });
+
+    describe('subscribe', () => {
+      test("another store's appends wake a subscriber with the stream number, until it stops", {
+        skip: !factory.wakeups && 'the store has no push wake-ups',
+      }, async () => {
+        const namespace = factory.fresh();
+        const listener = namespace.create({ tableCount: 2 });
+        const writer = namespace.create({ tableCount: 2 });
+        await listener.install();
+        const woken: number[] = [];
+        let reconnects = 0;
+        const stop = await listener.subscribe(
+          (stream) => woken.push(stream),
+          () => reconnects++,
+        );
+        assert.equal(typeof stop, 'function', 'push wake-ups resolve with a stop function');
+        await writer.append(1, 'w', 1, Buffer.from('x'));
+        await waitFor(() => woken.length >= 1, 5000, 'a wake-up');
+        assert.deepEqual(new Set(woken), new Set([1]));
+        await writer.append(0, 'w', 2, Buffer.from('y'));
+        await waitFor(() => woken.includes(0), 5000, 'a wake-up for stream 0');
+        assert.equal(reconnects, 0);
+        await stop?.();
+        await delay(100);
+        const count = woken.length;
+        await writer.append(1, 'w', 3, Buffer.from('after stop'));
+        await delay(200);
+        assert.equal(woken.length, count, 'nothing after stop');
+      });
+
+      test('without push wake-ups, subscribe resolves undefined and never calls back', {
+        skip: factory.disablesWakeups === false && 'the store cannot be configured without wake-ups',
+      }, async () => {
+        const namespace = factory.fresh();
+        const quiet = namespace.create({ wakeups: false });
+        await quiet.install();
+        let calls = 0;
+        const stop = await quiet.subscribe(
+          () => calls++,
+          () => calls++,
+        );
+        assert.equal(stop, undefined, 'tells the engine there are no push wake-ups');
+        for (let seq = 1; seq <= 3; seq++) await quiet.append(0, 'q', seq, Buffer.from('x'));
+        await namespace.create().append(0, 'other', 1, Buffer.from('x'));
+        await delay(150);
+        assert.equal(calls, 0);
+      });
+    });
+  });
+}
