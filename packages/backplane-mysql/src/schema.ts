@@ -2,13 +2,13 @@
 // install() itself.
 
 import { createHash, randomUUID } from 'node:crypto';
+import { MAX_TABLE_COUNT, validateTableCount } from 'hubwire';
 import type mysql from 'mysql2/promise';
+
+export { MAX_TABLE_COUNT, validateTableCount };
 
 /** The schema version this code writes and reads. Each version above 1 has a step in `migrations`. */
 export const SCHEMA_VERSION = 1;
-/** Streams (tables) a store may have, as for PostgreSQL; also keeps `<prefix>_messages_<n>` within 64 chars. */
-export const MAX_TABLE_COUNT = 64;
-
 // 41 characters at most so that the longest table name, `<prefix>_messages_63`, stays within MySQL's 64-character
 // identifier limit (a longer name is an error, not a truncation, but better refused before anything is created).
 const PREFIX = /^[A-Za-z_][A-Za-z0-9_]{0,40}$/;
@@ -23,17 +23,6 @@ export function validatePrefix(prefix: unknown): string {
     );
   }
   return prefix;
-}
-
-/** Throws a RangeError unless `tableCount` is an integer in 1..64. */
-export function validateTableCount(tableCount: unknown): number {
-  if (typeof tableCount !== 'number' || !Number.isInteger(tableCount) || tableCount < 1) {
-    throw new RangeError(`tableCount must be an integer from 1 to ${MAX_TABLE_COUNT}, got ${String(tableCount)}.`);
-  }
-  if (tableCount > MAX_TABLE_COUNT) {
-    throw new RangeError(`tableCount must be an integer from 1 to ${MAX_TABLE_COUNT}, got ${tableCount}.`);
-  }
-  return tableCount;
 }
 
 /** Quotes an identifier. Names are validated first; doubling backticks is defence in depth, not the safety net. */

@@ -1,13 +1,13 @@
 // The tables the PostgreSQL store owns: names and quoting, the numbered migrations, and install() itself.
 
 import { createHash, randomUUID } from 'node:crypto';
+import { MAX_TABLE_COUNT, validateTableCount } from 'hubwire';
 import type pg from 'pg';
+
+export { MAX_TABLE_COUNT, validateTableCount };
 
 /** The schema version this code writes and reads. Each version above 1 has a step in `migrations`. */
 export const SCHEMA_VERSION = 1;
-/** Streams (tables) a store may have; 64 is the original's practical ceiling and keeps LISTEN payloads tiny. */
-export const MAX_TABLE_COUNT = 64;
-
 // 50 characters at most so that `hubwire_<schema>` (the NOTIFY channel) stays within PostgreSQL's 63-byte
 // identifier limit: a longer name would be silently truncated and two schemas could share a channel.
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,50}$/;
@@ -20,17 +20,6 @@ export function validateSchemaName(schema: unknown): string {
     );
   }
   return schema;
-}
-
-/** Throws a RangeError unless `tableCount` is an integer in 1..64. */
-export function validateTableCount(tableCount: unknown): number {
-  if (typeof tableCount !== 'number' || !Number.isInteger(tableCount) || tableCount < 1) {
-    throw new RangeError(`tableCount must be an integer from 1 to ${MAX_TABLE_COUNT}, got ${String(tableCount)}.`);
-  }
-  if (tableCount > MAX_TABLE_COUNT) {
-    throw new RangeError(`tableCount must be an integer from 1 to ${MAX_TABLE_COUNT}, got ${tableCount}.`);
-  }
-  return tableCount;
 }
 
 /** Quotes an identifier. Names are validated first; doubling quotes is defence in depth, not the safety net. */

@@ -3,11 +3,12 @@
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 
+import { MAX_TABLE_COUNT, validateTableCount } from 'hubwire';
+
+export { MAX_TABLE_COUNT, validateTableCount };
+
 /** The schema version this code writes and reads. Each version above 1 has a step in `migrations`. */
 export const SCHEMA_VERSION = 1;
-/** Streams (tables) a store may have: the same ceiling as the PostgreSQL store, so a URL works on both. */
-export const MAX_TABLE_COUNT = 64;
-
 // The same rule as PostgreSQL schema names, so one `--schema` value is valid for every backplane. SQLite has no
 // schemas inside a file: the prefix starts every table name instead (`hubwire_streams`).
 const PREFIX = /^[A-Za-z_][A-Za-z0-9_]{0,50}$/;
@@ -20,19 +21,6 @@ export function validatePrefix(prefix: unknown): string {
     );
   }
   return prefix;
-}
-
-/** Throws a RangeError unless `tableCount` is an integer in 1..64. */
-export function validateTableCount(tableCount: unknown): number {
-  if (
-    typeof tableCount !== 'number' ||
-    !Number.isInteger(tableCount) ||
-    tableCount < 1 ||
-    tableCount > MAX_TABLE_COUNT
-  ) {
-    throw new RangeError(`tableCount must be an integer from 1 to ${MAX_TABLE_COUNT}, got ${String(tableCount)}.`);
-  }
-  return tableCount;
 }
 
 /**
