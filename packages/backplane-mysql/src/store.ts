@@ -1,6 +1,7 @@
 // MysqlStore: the BackplaneStore on MySQL and MariaDB: its options, the pool, and the SQL of append, read, top, trim.
 
 import type { AppendResult, BackplaneStore, StoredRow } from 'hubwire';
+import { parseStoredId } from 'hubwire';
 import mysql from 'mysql2/promise';
 import { currentDatabase, installOn, PUBLISHER_KEY, SCHEMA_VERSION, TableNames, validateTableCount } from './schema.js';
 
@@ -34,8 +35,6 @@ export interface MysqlStoreOptions {
 const TRIM_BLOCK = 1000;
 /** How long a new connection may take, and how long a call may wait for a free pool connection. */
 const CONNECT_TIMEOUT_MS = 10_000;
-/** The largest payload id the store hands out or reads: beyond it a JS number would round and readers skip rows. */
-const MAX_ID = Number.MAX_SAFE_INTEGER;
 /** maxAgeMs beyond this (about 100 years) trims by row count alone: the DATETIME arithmetic would overflow. */
 const MAX_AGE_US = 100 * 365 * 86_400 * 1_000_000;
 /** MySQL's limit on a VARBINARY(255) publisher, in bytes. */
@@ -175,7 +174,7 @@ export class MysqlStore implements BackplaneStore {
       await connection.query('START TRANSACTION');
       const [next] = await connection.execute<mysql.ResultSetHeader>(this.#nextIdSql, [stream]);
       if (next.affectedRows !== 1) throw this.#notInstalled(stream);
-      const id = parseId(String(next.insertId));
+      const id = parseStoredId(String(next.insertId));
       try {
         await connection.execute(this.#insertSql[stream]!, [id, publisher, batchSeq, payload]);
       } catch (error) {
@@ -209,7 +208,7 @@ export class MysqlStore implements BackplaneStore {
     const rows: StoredRow[] = new Array(found.length);
     for (let index = 0; index < rows.length; index++) {
       const row = found[index]!;
-      rows[index] = { id: parseId(row.id), payload: row.payload as Buffer };
+      rows[index] = { id: parseStoredId(row.id), payload: row.payload as Buffer };
     }
     return rows;
   }
@@ -219,7 +218,7 @@ export class MysqlStore implements BackplaneStore {
     const [rows] = await this.#run((connection) => connection.execute<mysql.RowDataPacket[]>(this.#topSql, [stream]));
     const row = rows[0];
     if (!row) throw this.#notInstalled(stream);
-    return parseId(row.id);
+    return parseStoredId(row.id);
   }
 
   async trim(stream: number, keepRows: number, maxAgeMs: number): Promise<number> {
@@ -233,8 +232,8 @@ export class MysqlStore implements BackplaneStore {
       const [info] = await connection.execute<mysql.RowDataPacket[]>(this.#trimInfoSql[stream]!, [stream]);
       if (!info[0]) throw this.#notInstalled(stream);
       // Bounds from committed state: rows beyond the newest `keepRows` of the top. Trimming never lowers the top.
-      const bound = parseId(info[0].top) - keepRows;
-      if (info[0].low === null || bound < parseId(info[0].low)) return 0;
+      const bound = parseStoredId(info[0].top) - keepRows;
+      if (info[0].low === null || bound < parseStoredId(info[0].low)) return 0;
       this.#database ??= await currentDatabase(connection);
       const lock = this.names.trimLock(this.#database, stream);
       // Not taken at once: another node is trimming this stream right now; it will do the rest.
@@ -242,7 +241,7 @@ export class MysqlStore implements BackplaneStore {
       if (locked[0]?.held == null || Number(locked[0].held) !== 1) return 0;
       try {
         let deleted = 0;
-        for (let after = parseId(info[0].low) - 1; after < bound; ) {
+        for (let after = parseStoredId(info[0].low) - 1; after < bound; ) {
           const upTo = Math.min(bound, after + TRIM_BLOCK);
           const [gone] = await connection.execute<mysql.ResultSetHeader>(this.#trimSql[stream]!, [after, upTo, ageUs]);
           deleted += gone.affectedRows;
@@ -388,15 +387,6 @@ export function createStore(url: string, options: { schema?: string; tableCount?
 }
 
 /** Parses a BIGINT read as text; ids past 2^53 cannot be JS numbers, and rounding one would skip rows. */
-function parseId(text: unknown): number {
-  const id = Number(text);
-  if (!Number.isSafeInteger(id) || id > MAX_ID) {
-    throw new RangeError(
-      `Row id ${String(text)} exceeds Number.MAX_SAFE_INTEGER (2^53 - 1); it cannot be represented.`,
-    );
-  }
-  return id;
-}
 
 /** ER_DUP_ENTRY on the (publisher, batch_seq) key, not on the primary key (which would be a real fault). */
 function isDuplicateBatch(error: unknown): boolean {

@@ -1,6 +1,7 @@
 // PostgresStore: the BackplaneStore on PostgreSQL: its options, the pool, and the SQL of append, read, top, trim.
 
 import type { AppendResult, BackplaneStore, StoredRow } from 'hubwire';
+import { parseStoredId } from 'hubwire';
 import pg from 'pg';
 import { ListenConnection } from './listen.js';
 import { installOn, publisherConstraint, SCHEMA_VERSION, SchemaNames, validateTableCount } from './schema.js';
@@ -195,7 +196,7 @@ export class PostgresStore implements BackplaneStore {
     }
     const row = result.rows[0];
     if (!row) throw this.#notInstalled(stream);
-    return { id: parseId(row.id) };
+    return { id: parseStoredId(row.id) };
   }
 
   async readAfter(stream: number, afterId: number, limit: number): Promise<StoredRow[]> {
@@ -206,7 +207,7 @@ export class PostgresStore implements BackplaneStore {
     const rows: StoredRow[] = new Array(result.rows.length);
     for (let index = 0; index < rows.length; index++) {
       const row = result.rows[index]!;
-      rows[index] = { id: parseId(row.id), payload: row.payload };
+      rows[index] = { id: parseStoredId(row.id), payload: row.payload };
     }
     return rows;
   }
@@ -216,7 +217,7 @@ export class PostgresStore implements BackplaneStore {
     const result = await this.#query<{ id: string }>(this.#topSql, [stream]);
     const row = result.rows[0];
     if (!row) throw this.#notInstalled(stream);
-    return parseId(row.id);
+    return parseStoredId(row.id);
   }
 
   async trim(stream: number, keepRows: number, maxAgeMs: number): Promise<number> {
@@ -235,7 +236,7 @@ export class PostgresStore implements BackplaneStore {
       if (!block.held) return deleted;
       deleted += block.deleted;
       if (block.deleted < TRIM_BLOCK || block.last === null) return deleted;
-      after = parseId(block.last);
+      after = parseStoredId(block.last);
     }
   }
 
@@ -353,13 +354,6 @@ export function createStore(url: string, options: { schema?: string; tableCount?
 }
 
 /** Parses a bigint column read as text; ids past 2^53 cannot be JS numbers, and rounding one would skip rows. */
-function parseId(text: string): number {
-  const id = Number(text);
-  if (!Number.isSafeInteger(id)) {
-    throw new RangeError(`Row id ${text} exceeds Number.MAX_SAFE_INTEGER (2^53 - 1); it cannot be represented.`);
-  }
-  return id;
-}
 
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));

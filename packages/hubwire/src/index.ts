@@ -10,7 +10,7 @@ export {
   type StreamState,
   type StreamStatus,
 } from './backplane/scaleout-engine.js';
-export { MAX_TABLE_COUNT, validateTableCount } from './backplane/table-count.js';
+export { MAX_TABLE_COUNT, parseStoredId, validateTableCount } from './backplane/store-support.js';
 export type { Envelope } from './bus/envelope.js';
 export { LocalBus } from './bus/local-bus.js';
 export type { Audience, BusConnection, InvokeOptions, MessageBus } from './bus/message-bus.js';
