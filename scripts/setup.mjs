@@ -1,6 +1,7 @@
 // Makes a fresh clone ready: installs npm dependencies when missing or stale, and (for the tests) Debian's
-// Chromium for the browser tests. Runs before `npm start` and `npm test`, so each is one command on a fresh
-// machine. Uses nothing but Node itself, because nothing else is installed yet.
+// Chromium for the browser tests and HAProxy for the no-sticky-sessions tests. Runs before `npm start` and
+// `npm test`, so each is one command on a fresh machine. Uses nothing but Node itself, because nothing else is
+// installed yet.
 
 import { execSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
@@ -21,12 +22,23 @@ if (!existsSync(installed) || statSync(installed).mtimeMs < statSync(lock).mtime
   run('npm ci --no-audit --no-fund');
 }
 
-if (forTests && !existsSync('/usr/bin/chromium')) {
+// Debian packages the tests use: Chromium (browser tests) and HAProxy (a round-robin balancer in front of nodes).
+const debian = forTests
+  ? [
+      ['/usr/bin/chromium', 'chromium'],
+      ['/usr/sbin/haproxy', 'haproxy'],
+    ]
+      .filter(([path]) => !existsSync(path))
+      .map(([, name]) => name)
+  : [];
+if (debian.length > 0) {
   if (process.getuid?.() === 0) {
     run('apt-get update -qq');
-    run('DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium');
+    run(`DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${debian.join(' ')}`);
   } else {
-    console.error("[setup] The browser tests need Debian's chromium: sudo apt-get install -y chromium");
+    console.error(
+      `[setup] The tests need Debian's ${debian.join(' and ')}: sudo apt-get install -y ${debian.join(' ')}`,
+    );
     process.exit(1);
   }
 }
