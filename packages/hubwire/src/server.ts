@@ -146,11 +146,13 @@ export class Hubwire {
       authenticate: this.options.authenticate,
       userIdOf: this.options.userIdProvider ?? defaultUserIdProvider,
       reportError: (error, where) => this.reportError(error, where),
+      backplane: this.backplane,
     });
     if (this.classic.some((c) => c.basePath === classic.basePath)) {
       throw new Error(`Classic hubs are already mapped at '${classic.basePath}'.`);
     }
     this.classic.push(classic);
+    classic.listenToBackplane();
   }
 
   /**
@@ -185,9 +187,11 @@ export class Hubwire {
         authenticate: this.options.authenticate,
         userIdOf: this.options.userIdProvider ?? defaultUserIdProvider,
         reportError: (error, where) => this.reportError(error, where),
+        backplane: this.backplane,
       },
     );
     this.classic.push(classic);
+    classic.listenToBackplane();
     return endpoint as PersistentEndpoint;
   }
 

@@ -52,6 +52,9 @@ export interface ScaleoutStats {
   gaps: number;
 }
 
+/** Sees every envelope this node delivers (any hub), with the stream and row it came from. */
+export type EnvelopeObserver = (envelope: Envelope, stream: number, id: number) => void;
+
 interface Pending {
   envelope: Envelope;
   resolve(): void;
@@ -89,6 +92,7 @@ export class ScaleoutEngine {
     keepAgeMs: number;
   };
   private readonly handlers = new Map<string, (envelope: Envelope) => void>();
+  private readonly observers = new Set<EnvelopeObserver>();
   private readonly streams: StreamRuntime[];
   private readonly home: number;
   private readonly stateListeners = new Set<(stream: number, state: StreamState) => void>();
@@ -316,11 +320,68 @@ export class ScaleoutEngine {
     } catch {
       return false;
     }
+    return this.waitFor(tops, timeoutMs);
+  }
+
+  // --- Positions and replay (classic SignalR 2 cursors) ---------------------------------------------------
+  /**
+   * The highest row id this node has delivered, per stream: every envelope of those rows and of all rows before
+   * them has been handed to the hubs. Undefined until the engine has started reading.
+   */
+  positions(): number[] | undefined {
+    return this.running ? this.streams.map((s) => s.lastId) : undefined;
+  }
+
+  /** Calls `observer` for every envelope delivered from now on (before its hub's handler). Returns a remover. */
+  observe(observer: EnvelopeObserver): () => void {
+    this.observers.add(observer);
+    return () => this.observers.delete(observer);
+  }
+
+  /**
+   * Reads the rows of `stream` with afterId < id ≤ toId back from the database and passes their envelopes to
+   * `onEnvelope`, in order (this node's delivery is not involved). Resolves with the number of rows that were
+   * trimmed before they could be read (their messages are lost to the caller).
+   */
+  async replay(
+    stream: number,
+    afterId: number,
+    toId: number,
+    onEnvelope: (envelope: Envelope, id: number) => void,
+  ): Promise<number> {
+    let missed = 0;
+    let last = afterId;
+    while (last < toId && !this.closed) {
+      const rows = await this.store.readAfter(stream, last, this.options.readBatchSize * 4);
+      if (rows.length === 0) break;
+      for (const row of rows) {
+        if (row.id > toId) return missed;
+        if (row.id !== last + 1) missed += row.id - last - 1;
+        last = row.id;
+        let batch: ReturnType<typeof decodeBatch>;
+        try {
+          batch = decodeBatch(row.payload);
+        } catch (error) {
+          this.fail(error, `decoding row ${row.id} of stream ${stream}`);
+          continue;
+        }
+        for (const envelope of batch.envelopes) onEnvelope(envelope, row.id);
+      }
+    }
+    return missed;
+  }
+
+  /**
+   * Resolves true once this node has delivered every stream up to `target` (positions() ≥ target), or false
+   * after `timeoutMs` or when the engine closes.
+   */
+  async waitFor(target: readonly number[], timeoutMs: number): Promise<boolean> {
+    if (!this.running) return false;
     const waits: Promise<void>[] = [];
     for (const s of this.streams) {
-      const top = tops[s.stream] as number;
-      if (s.lastId >= top) continue;
-      waits.push(new Promise<void>((resolve) => s.waiters.push({ id: top, resolve })));
+      const id = target[s.stream] ?? 0;
+      if (s.lastId >= id) continue;
+      waits.push(new Promise<void>((resolve) => s.waiters.push({ id, resolve })));
       this.wake(s);
     }
     if (waits.length === 0) return true;
@@ -328,7 +389,7 @@ export class ScaleoutEngine {
     const timedOut = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(false), timeoutMs);
     });
-    const result = await Promise.race([Promise.all(waits).then(() => true), timedOut]);
+    const result = await Promise.race([Promise.all(waits).then(() => !this.closed), timedOut]);
     clearTimeout(timer);
     return result;
   }
@@ -405,6 +466,11 @@ export class ScaleoutEngine {
     } catch (error) {
       this.fail(error, `decoding row ${row.id} of stream ${s.stream}`);
       return;
+    }
+    if (this.observers.size > 0) {
+      for (const envelope of batch.envelopes) {
+        for (const observer of this.observers) observer(envelope, s.stream, row.id);
+      }
     }
     for (const envelope of batch.envelopes) {
       const handler = this.handlers.get(envelope.hub);

@@ -14,7 +14,8 @@ export class ConnectionIndex {
   }
 
   remove(connection: BusConnection): void {
-    this.connections.delete(connection.connectionId);
+    // A connection that moved off this node and back may have a newer registration under the same id.
+    if (this.connections.get(connection.connectionId) === connection) this.connections.delete(connection.connectionId);
     if (connection.userId !== undefined) removeFrom(this.users, connection.userId, connection);
     const groups = this.groupsOf.get(connection);
     if (groups) {

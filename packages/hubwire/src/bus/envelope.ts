@@ -16,6 +16,8 @@ export const EnvelopeKind = {
   Invoke: 3,
   /** [4, hub, replyNode, invocationId, error, result] */
   Reply: 4,
+  /** [5, hub, data]: a message between the nodes' instances of one endpoint (classic SignalR 2 connection moves). */
+  Notice: 5,
 } as const;
 
 export type Envelope =
@@ -30,7 +32,8 @@ export type Envelope =
       args: unknown[];
       replyNode: string;
     }
-  | { kind: 4; hub: string; replyNode: string; invocationId: string; error: string | undefined; result: unknown };
+  | { kind: 4; hub: string; replyNode: string; invocationId: string; error: string | undefined; result: unknown }
+  | { kind: 5; hub: string; data: unknown };
 
 const AUDIENCE_ALL = 0;
 const AUDIENCE_CONNECTIONS = 1;
@@ -83,6 +86,8 @@ function toWire(envelope: Envelope): unknown[] {
       ];
     case 4:
       return [4, envelope.hub, envelope.replyNode, envelope.invocationId, envelope.error ?? null, envelope.result];
+    case 5:
+      return [5, envelope.hub, envelope.data];
   }
 }
 
@@ -120,6 +125,8 @@ function fromWire(item: unknown): Envelope | undefined {
         error: typeof item[4] === 'string' ? item[4] : undefined,
         result: item[5],
       };
+    case 5:
+      return { kind: 5, hub, data: item[2] };
     default:
       return undefined; // a kind from a newer version: ignored
   }

@@ -26,6 +26,11 @@ export class LocalBus implements MessageBus {
     this.index.add(connection);
   }
 
+  restore(connection: BusConnection, groups: Iterable<string>): void {
+    this.index.add(connection);
+    for (const group of groups) this.index.addToGroup(connection, group);
+  }
+
   async onDisconnected(connection: BusConnection): Promise<void> {
     this.index.remove(connection);
     this.pendingResults.rejectAll(

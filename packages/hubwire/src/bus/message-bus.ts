@@ -18,6 +18,12 @@ export interface BusConnection {
    * sends the client a new groups token then). Never throws.
    */
   onGroupChange?(group: string, added: boolean): void;
+  /**
+   * Optional: the connection may continue on another node (classic SignalR 2 clients without sticky sessions).
+   * A scaleout bus then publishes its group changes even while it is local, so the node it moves to can read
+   * them back from the backplane.
+   */
+  readonly movable?: boolean;
 }
 
 /**
@@ -40,6 +46,11 @@ export interface InvokeOptions {
 export interface MessageBus {
   /** Registers a connection of this node (after its handshake). */
   onConnected(connection: BusConnection): Promise<void>;
+  /**
+   * Optional: registers a connection of this node with its groups at once, synchronously and without publishing
+   * anything (a classic connection resuming here from a backplane position, its membership already known).
+   */
+  restore?(connection: BusConnection, groups: Iterable<string>): void;
   /** Drops a connection with its groups and user; pending client results for it reject. */
   onDisconnected(connection: BusConnection): Promise<void>;
   /**

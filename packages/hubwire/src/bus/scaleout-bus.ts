@@ -21,7 +21,8 @@ export class ScaleoutBus implements MessageBus {
 
   constructor(
     private readonly engine: ScaleoutEngine,
-    private readonly hub: string,
+    /** This bus's name on the backplane (the `hub` of its envelopes). */
+    readonly hub: string,
     clientResultTimeout: number,
   ) {
     this.local = new LocalBus({ clientResultTimeout });
@@ -31,6 +32,10 @@ export class ScaleoutBus implements MessageBus {
 
   async onConnected(connection: BusConnection): Promise<void> {
     await this.local.onConnected(connection);
+  }
+
+  restore(connection: BusConnection, groups: Iterable<string>): void {
+    this.local.restore(connection, groups);
   }
 
   async onDisconnected(connection: BusConnection): Promise<void> {
@@ -54,11 +59,12 @@ export class ScaleoutBus implements MessageBus {
 
   /**
    * A local connection's membership changes once this node has delivered everything committed before the call,
-   * so it is ordered with sends as on one node. Another node's connection hears the change in this node's
-   * stream order: a send this node makes afterwards sees the new membership.
+   * so it is ordered with sends as on one node. Another node's connection (or a movable one of this node) hears
+   * the change in this node's stream order: a send this node makes afterwards sees the new membership.
    */
   async addToGroup(connectionId: string, group: string): Promise<void> {
-    if (this.local.index.connections.has(connectionId)) {
+    const local = this.local.index.connections.get(connectionId);
+    if (local && !local.movable) {
       await this.engine.sync();
       return this.local.addToGroup(connectionId, group);
     }
@@ -66,7 +72,8 @@ export class ScaleoutBus implements MessageBus {
   }
 
   async removeFromGroup(connectionId: string, group: string): Promise<void> {
-    if (this.local.index.connections.has(connectionId)) {
+    const local = this.local.index.connections.get(connectionId);
+    if (local && !local.movable) {
       await this.engine.sync();
       return this.local.removeFromGroup(connectionId, group);
     }

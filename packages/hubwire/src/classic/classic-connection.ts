@@ -4,6 +4,9 @@
 
 import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
+import type { ScaleoutEngine } from '../backplane/scaleout-engine.js';
+import type { BusConnection, MessageBus } from '../bus/message-bus.js';
+import { ScaleoutBus } from '../bus/scaleout-bus.js';
 import type { RequestInfo } from '../connection/request-info.js';
 import { type ClassicHub, ClassicHubBinding, type ClassicInvocation } from './classic-hub.js';
 import { encodeEnvelope, KEEP_ALIVE } from './envelope.js';
@@ -11,6 +14,7 @@ import { PendingPoll } from './long-polling.js';
 import { MessageBuffer } from './message-buffer.js';
 import type { ClassicTransport, ResolvedClassicOptions } from './options.js';
 import { PersistentBinding, type PersistentEndpoint } from './persistent.js';
+import { type ResumeTarget, resumeFrom } from './resume.js';
 import type { TokenProtector } from './tokens.js';
 import type { StreamTransport } from './transports.js';
 
@@ -20,6 +24,10 @@ const PERSISTENT_GROUP = 'pc:';
 export interface ConnectionServices {
   readonly options: ResolvedClassicOptions;
   readonly tokens: TokenProtector;
+  /** The server's backplane: connections may move between nodes, and cursors carry backplane positions. */
+  readonly engine: ScaleoutEngine | undefined;
+  /** The backplane position for a cursor (`<tag>.<ids>`), or undefined without a (started) backplane. */
+  position(): string | undefined;
   reportError(error: unknown, where: string): void;
   /** The connection ended: forget it (and how it ended, for late requests). */
   removed(connection: ClassicConnection, stopCalled: boolean): void;
@@ -54,6 +62,12 @@ export class ClassicConnection {
   /** Subscriptions and restored groups in effect: /start and invocations wait for it. */
   ready: Promise<void> = Promise.resolve();
   disposed = false;
+  /** Replaying what the client missed from the backplane: nothing is sent until it is done. */
+  private resuming = false;
+  /** Built from a backplane position (the buffer holds only what came after the client's cursor). */
+  private resumed = false;
+  /** When this node last received a transport request of the connection (claims between nodes compare it). */
+  claimedAt = 0;
 
   constructor(
     readonly connectionId: string,
@@ -77,6 +91,22 @@ export class ClassicConnection {
   get isStarted(): boolean {
     return this.started !== undefined;
   }
+  /** Its group changes go through the backplane, so another node can pick the connection up. */
+  get movable(): boolean {
+    return this.services.engine !== undefined;
+  }
+  /** A stream or a held poll: the client is here now. */
+  get hasTransport(): boolean {
+    return this.stream !== undefined || this.poll !== undefined;
+  }
+  /** Whether a cursor was written by this connection state (its buffer can answer it). */
+  ownsCursor(cursor: string | null | undefined): boolean {
+    return cursor?.startsWith(`${this.epoch}-`) === true;
+  }
+  /** onConnected ran on another node (or before this node took the connection over): onDisconnected runs here. */
+  markStarted(): void {
+    this.started ??= Promise.resolve();
+  }
 
   // --- Hubs -------------------------------------------------------------------------------------------------
   /** Registers the connection on the buses of `hubs` (and leaves those no longer listed). */
@@ -95,35 +125,95 @@ export class ClassicConnection {
     }
   }
 
-  /** Registers the connection on a persistent endpoint's bus (once). */
-  async subscribePersistent(endpoint: PersistentEndpoint): Promise<void> {
-    if (this.persistent) return;
-    this.persistent = new PersistentBinding(endpoint, this);
-    await endpoint.bus.onConnected(this.persistent);
+  /**
+   * A new state on this node: registers on the buses of `hubs` (and the persistent endpoint) with the groups of
+   * the client's groups token. With `from` (a backplane position from the client's cursor), first replays what
+   * was addressed to the connection after it.
+   */
+  async register(
+    hubs: readonly ClassicHub[],
+    persistent: PersistentEndpoint | undefined,
+    groupsToken: string | null | undefined,
+    from: number[] | undefined,
+  ): Promise<void> {
+    if (this.disposed) return;
+    const entries = this.services.tokens.readGroupsToken(groupsToken, this.connectionId);
+    const targets: (ResumeTarget & { before: Set<string> })[] = [];
+    const target = (bus: MessageBus, connection: BusConnection, groups: Set<string>) =>
+      targets.push({
+        bus,
+        key: bus instanceof ScaleoutBus ? bus.hub : '',
+        connection,
+        groups,
+        before: new Set(groups),
+      });
+    if (persistent) {
+      this.persistent = new PersistentBinding(persistent, this);
+      const groups = entries.filter((e) => e.startsWith(PERSISTENT_GROUP)).map((e) => e.slice(PERSISTENT_GROUP.length));
+      target(persistent.bus, this.persistent, new Set(groups));
+    }
+    for (const hub of hubs) {
+      const binding = new ClassicHubBinding(hub, this);
+      this.bindings.set(hub.lowerName, binding);
+      const prefix = `${hub.lowerName}.`;
+      const groups = entries.filter((e) => e.toLowerCase().startsWith(prefix)).map((e) => e.slice(prefix.length));
+      target(hub.endpoint.bus, binding, new Set(groups));
+    }
+    const engine = this.services.engine;
+    if (engine && from) {
+      this.resuming = true;
+      this.resumed = true;
+      try {
+        const result = await resumeFrom(engine, this.connectionId, this.userId, targets, from, () => this.disposed, {
+          timeoutMs: this.services.options.connectionTimeout,
+          restoring: (on) => {
+            this.restoring = on;
+          },
+        });
+        if (result.missed > 0) {
+          this.reportError(
+            new Error(
+              `${result.missed} backplane rows were trimmed before classic connection '${this.connectionId}' came back; messages in them are lost to it. Raise the backplane retention.`,
+            ),
+            'resuming a classic connection',
+          );
+        }
+        if (result.behind) {
+          this.reportError(
+            new Error(
+              `This node did not catch up with the backplane position of classic connection '${this.connectionId}' in time; a message may reach it twice.`,
+            ),
+            'resuming a classic connection',
+          );
+        }
+      } finally {
+        this.resuming = false;
+      }
+    } else {
+      this.restoring = true;
+      try {
+        for (const t of targets) {
+          if (t.bus.restore) t.bus.restore(t.connection, t.groups);
+          else await t.bus.onConnected(t.connection);
+        }
+      } finally {
+        this.restoring = false;
+      }
+    }
+    // The client learns its membership when it differs from its token's.
+    if (targets.some((t) => !sameSet(t.before, t.groups))) this.groupsDirty = true;
+    if (this.poll && !this.ownsCursor(this.poll.echo)) this.poll.echo = this.cursor(this.poll.cursor);
+    this.scheduleFlush();
   }
 
-  /** Rejoins the groups a verified groups token lists, for subscribed hubs only. */
-  async restoreGroups(groupsToken: string | null | undefined): Promise<void> {
-    const entries = this.services.tokens.readGroupsToken(groupsToken, this.connectionId);
-    if (entries.length === 0) return;
-    this.restoring = true;
-    try {
-      for (const entry of entries) {
-        const persistent = this.persistent;
-        if (persistent && entry.startsWith(PERSISTENT_GROUP)) {
-          const group = entry.slice(PERSISTENT_GROUP.length);
-          if (!persistent.groups.has(group)) await persistent.endpoint.groups.add(this.connectionId, group);
-          continue;
-        }
-        for (const binding of this.bindings.values()) {
-          const prefix = `${binding.hub.lowerName}.`;
-          if (!entry.toLowerCase().startsWith(prefix)) continue;
-          const group = entry.slice(prefix.length);
-          if (!binding.groups.has(group)) await binding.hub.endpoint.groups.add(this.connectionId, group);
-        }
-      }
-    } finally {
-      this.restoring = false;
+  /**
+   * For a /start that lands on a node not holding the connection: bindings that run onConnected here without
+   * joining the bus (what hub code does reaches the connection through the backplane).
+   */
+  bindDetached(hubs: readonly ClassicHub[], persistent: PersistentEndpoint | undefined): void {
+    if (persistent) this.persistent ??= new PersistentBinding(persistent, this);
+    for (const hub of hubs) {
+      if (!this.bindings.has(hub.lowerName)) this.bindings.set(hub.lowerName, new ClassicHubBinding(hub, this));
     }
   }
 
@@ -179,15 +269,29 @@ export class ClassicConnection {
   }
 
   // --- Writing ----------------------------------------------------------------------------------------------
+  /**
+   * `<state>-<seq>`, and with a backplane `.<tag>.<ids>`: the position up to which the client then has everything
+   * addressed to it (every message of rows this node delivered is in the buffer by then; seq names the newest).
+   */
   private cursor(seq: number): string {
-    return `${this.epoch}-${seq.toString(36)}`;
+    const position = this.services.position();
+    return position === undefined
+      ? `${this.epoch}-${seq.toString(36)}`
+      : `${this.epoch}-${seq.toString(36)}.${position}`;
   }
 
   /** The sequence number a cursor names, or undefined when it comes from another connection state. */
   parseCursor(cursor: string | null | undefined): number | undefined {
     if (!cursor?.startsWith(`${this.epoch}-`)) return undefined;
-    const seq = Number.parseInt(cursor.slice(this.epoch.length + 1), 36);
+    const text = cursor.slice(this.epoch.length + 1).split('.')[0] ?? '';
+    if (!/^[0-9a-z]{1,11}$/.test(text)) return undefined;
+    const seq = Number.parseInt(text, 36);
     return Number.isSafeInteger(seq) && seq >= 0 && seq <= this.buffer.last ? seq : undefined;
+  }
+
+  /** Where a client whose cursor this state cannot read starts: all of a resumed buffer, else from now. */
+  private defaultSeq(): number {
+    return this.resumed ? 0 : this.buffer.last;
   }
 
   enqueue(message: Buffer): void {
@@ -213,7 +317,7 @@ export class ClassicConnection {
   }
 
   private flush(): void {
-    if (this.disposed) return;
+    if (this.disposed || this.resuming) return;
     if (this.stream) {
       const messages = this.buffer.after(this.sentSeq);
       if (messages.length === 0 && !this.groupsDirty) return;
@@ -256,7 +360,7 @@ export class ClassicConnection {
       this.sentSeq = this.buffer.last;
       return;
     }
-    this.sentSeq = this.parseCursor(reconnectCursor) ?? this.buffer.last;
+    this.sentSeq = this.parseCursor(reconnectCursor) ?? this.defaultSeq();
     this.flush();
   }
 
@@ -278,10 +382,13 @@ export class ClassicConnection {
   longPoll(response: ServerResponse, cursorText: string | null | undefined): void {
     this.switchToLongPolling();
     this.endPoll();
-    const cursor = this.parseCursor(cursorText) ?? this.buffer.last;
+    const parsed = this.parseCursor(cursorText);
+    const cursor = parsed ?? this.defaultSeq();
     // The client has everything up to its cursor: nothing before it is replayed again.
     this.buffer.ack(cursor);
-    this.poll = new PendingPoll(response, cursor, this.services.options.connectionTimeout, (poll) => {
+    // What a poll that ends with nothing new answers: the client's own cursor while this state cannot name it yet.
+    const echo = parsed !== undefined || this.resuming ? (cursorText ?? '') : this.cursor(cursor);
+    this.poll = new PendingPoll(response, cursor, echo, this.services.options.connectionTimeout, (poll) => {
       if (this.poll === poll) this.answerPoll(true);
     });
     const poll = this.poll;
@@ -306,6 +413,12 @@ export class ClassicConnection {
   private answerPoll(always: boolean, extra?: { shuttingDown?: boolean }): void {
     const poll = this.poll;
     if (!poll) return;
+    if (this.resuming) {
+      if (!always) return;
+      this.poll = undefined;
+      poll.finish(encodeEnvelope(poll.echo, [], extra));
+      return;
+    }
     const messages = this.buffer.after(poll.cursor);
     if (!always && messages.length === 0 && !this.groupsDirty) return;
     this.poll = undefined;
@@ -319,7 +432,7 @@ export class ClassicConnection {
     const poll = this.poll;
     if (!poll) return;
     this.poll = undefined;
-    poll.finish(encodeEnvelope(this.cursor(poll.cursor), []));
+    poll.finish(encodeEnvelope(poll.echo, []));
   }
 
   /** About once a second: keep-alives, and the disconnect timeout. */
@@ -365,6 +478,22 @@ export class ClassicConnection {
     this.dispose(undefined, false);
   }
 
+  /**
+   * The client moved to another node: this node forgets the connection without reporting a disconnect (its
+   * transports close, its buses drop it; the node it moved to carries on from the client's cursor).
+   */
+  retire(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.services.removed(this, false);
+    const stream = this.stream;
+    this.stream = undefined;
+    stream?.close();
+    this.endPoll();
+    for (const binding of this.bindings.values()) void binding.disconnect(false, undefined);
+    void this.persistent?.disconnect(false, false);
+  }
+
   /** Ends the connection once: transports close, buses forget it, hubs run onDisconnected (if started). */
   dispose(error: Error | undefined, stopCalled: boolean): void {
     if (this.disposed) return;
@@ -383,6 +512,12 @@ export class ClassicConnection {
   reportError(error: unknown, where: string): void {
     this.services.reportError(error, where);
   }
+}
+
+function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const item of a) if (!b.has(item)) return false;
+  return true;
 }
 
 export function respondJson(response: ServerResponse, body: Buffer | string, status = 200): void {

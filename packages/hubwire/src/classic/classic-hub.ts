@@ -52,6 +52,8 @@ export interface BindingOwner {
   readonly transportKind: ClassicTransport;
   readonly request: RequestInfo | undefined;
   readonly connectionAborted: AbortSignal;
+  /** The connection may move to another node (see BusConnection.movable). */
+  readonly movable: boolean;
   abort(): void;
   /** Queues one client message (already-encoded JSON) for the client. */
   enqueue(message: Buffer): void;
@@ -100,6 +102,9 @@ export class ClassicHubBinding implements BusConnection, HubCallerContext {
   }
   get userId(): string | undefined {
     return this.owner.userId;
+  }
+  get movable(): boolean {
+    return this.owner.movable;
   }
 
   writeSerialized(message: SerializedMessage): void {

@@ -4,6 +4,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
+import type { ScaleoutEngine } from '../backplane/scaleout-engine.js';
+import type { Envelope } from '../bus/envelope.js';
 import { rejectUpgrade } from '../connection/http-dispatcher.js';
 import { requestInfo } from '../connection/request-info.js';
 import type { ClassicConnection, ConnectionServices } from './classic-connection.js';
@@ -12,6 +14,7 @@ import type { ClassicHub } from './classic-hub.js';
 import type { ClassicTransport, ResolvedClassicOptions } from './options.js';
 import type { PersistentEndpoint } from './persistent.js';
 import { ClassicHttpError, ERRORS, parseConnectionData, respondText } from './requests.js';
+import { formatPosition, parsePosition } from './resume.js';
 import { routeRequest, routeUpgrade } from './routes.js';
 import { TokenProtector } from './tokens.js';
 
@@ -19,7 +22,18 @@ export interface ClassicServerDeps {
   authenticate: ((request: IncomingMessage) => unknown) | undefined;
   userIdOf: (user: unknown) => string | undefined;
   reportError: (error: unknown, where: string) => void;
+  /** The server's backplane, if any: connections then move freely between nodes (no sticky sessions). */
+  backplane?: ScaleoutEngine | undefined;
 }
+
+/** What the nodes' instances of one classic endpoint tell each other through the backplane. */
+type Notice =
+  /** `node` received a transport request of the connection at `at` (ms): older holders let it go. */
+  | { op: 'claim'; id: string; node: string; at: number }
+  /** onConnected ran (on a node that does not hold the connection): its holder reports the disconnect. */
+  | { op: 'started'; id: string }
+  /** The client stopped; `reported`: onDisconnected already ran on the node that received /abort. */
+  | { op: 'abort'; id: string; reported: boolean };
 
 export type Route = 'negotiate' | 'connect' | 'reconnect' | 'start' | 'send' | 'poll' | 'abort' | 'ping' | 'hubs';
 
@@ -54,6 +68,9 @@ export class ClassicServer implements ConnectionServices {
   private readonly ended = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  readonly engine: ScaleoutEngine | undefined;
+  /** This endpoint's name on the backplane (for notices between nodes). */
+  private readonly noticeKey: string;
 
   constructor(
     readonly basePath: string,
@@ -74,6 +91,17 @@ export class ClassicServer implements ConnectionServices {
       clientTracking: false,
       maxPayload: options.maxIncomingMessageSize,
     });
+    this.engine = deps.backplane;
+    this.noticeKey = `classic:${basePath}`;
+  }
+
+  /** Listens to the other nodes' instances of this endpoint (once it is mapped: its path is its identity). */
+  listenToBackplane(): void {
+    this.engine?.register(this.noticeKey, (envelope) => this.receiveNotice(envelope));
+  }
+
+  position(): string | undefined {
+    return this.engine ? formatPosition(this.engine) : undefined;
   }
 
   /** The route of a path under the base path: undefined when the path is not ours, null when unknown there. */
@@ -178,19 +206,33 @@ export class ClassicServer implements ConnectionServices {
   }
 
   /**
-   * The connection's state on this node, created when missing (a connect, or a client coming back after this node
-   * lost it: its groups come back from the groups token). Subscriptions follow `connectionData`.
+   * The connection's state on this node for a transport request (connect, reconnect, poll), created when missing.
+   * With a backplane, a state is (re)built from the backplane position in the client's cursor when this state
+   * did not write that cursor (the client comes from another node, or this node lost it), and the other nodes
+   * are told that the client is here now. Subscriptions follow `connectionData`; groups come from the token.
    */
-  open(checked: CheckedRequest, request: IncomingMessage, groupsToken: string | null): ClassicConnection {
+  open(
+    checked: CheckedRequest,
+    request: IncomingMessage,
+    groupsToken: string | null,
+    route: 'connect' | 'reconnect' | 'poll',
+    cursor: string | null | undefined,
+  ): ClassicConnection {
     if (this.closed || this.ended.has(checked.connectionId)) throw ERRORS.ended();
-    const connection = this.connections.get(checked.connectionId);
-    if (connection) {
-      connection.request = requestInfo(request);
-      const existing = connection;
-      existing.ready = existing.ready
-        .then(() => existing.subscribe(checked.hubs))
-        .catch((e) => this.failed(existing, e));
-      return connection;
+    const engine = this.engine;
+    const from = engine && route !== 'connect' ? parsePosition(cursor, engine) : undefined;
+    const existing = this.connections.get(checked.connectionId);
+    if (existing) {
+      if (from === undefined || existing.ownsCursor(cursor)) {
+        existing.request = requestInfo(request);
+        existing.ready = existing.ready
+          .then(() => existing.subscribe(checked.hubs))
+          .catch((e) => this.failed(existing, e));
+        existing.claimedAt = Date.now();
+        return existing;
+      }
+      // The client has been elsewhere since this state last wrote to it: start over from its cursor.
+      existing.retire();
     }
     const created = new Connection(
       checked.connectionId,
@@ -200,14 +242,69 @@ export class ClassicServer implements ConnectionServices {
       requestInfo(request),
       this,
     );
+    // A client reconnecting or polling has started (maybe on another node): its disconnect is reported here.
+    if (route !== 'connect') created.markStarted();
     this.connections.set(checked.connectionId, created);
-    created.ready = (async () => {
-      if (this.persistent) await created.subscribePersistent(this.persistent);
-      await created.subscribe(checked.hubs);
-      await created.restoreGroups(groupsToken);
-    })().catch((error: unknown) => this.failed(created, error));
+    created.ready = created
+      .register(checked.hubs, this.persistent, groupsToken, from)
+      .catch((error: unknown) => this.failed(created, error));
+    created.claimedAt = Date.now();
+    if (engine) this.claim(created);
     this.ensureTimer();
     return created;
+  }
+
+  // --- Between nodes ------------------------------------------------------------------------------------------
+  private publishNotice(notice: Notice): void {
+    this.engine?.publish({ kind: 5, hub: this.noticeKey, data: notice }).catch((error: unknown) => {
+      this.reportError(error, `telling other nodes about classic connection '${notice.id}'`);
+    });
+  }
+
+  private claim(connection: ClassicConnection): void {
+    const node = this.engine?.nodeId;
+    if (node) this.publishNotice({ op: 'claim', id: connection.connectionId, node, at: connection.claimedAt });
+  }
+
+  /** After this node ran onConnected for a connection it does not hold. */
+  noticeStarted(connectionId: string): void {
+    this.publishNotice({ op: 'started', id: connectionId });
+  }
+
+  /** After /abort on this node (`reported`: this node held the connection and ran onDisconnected). */
+  noticeAbort(connectionId: string, reported: boolean): void {
+    this.publishNotice({ op: 'abort', id: connectionId, reported });
+  }
+
+  private receiveNotice(envelope: Envelope): void {
+    if (envelope.kind !== 5) return;
+    const notice = envelope.data as Notice;
+    if (typeof notice !== 'object' || notice === null || typeof notice.id !== 'string') return;
+    const connection = this.connections.get(notice.id);
+    switch (notice.op) {
+      case 'claim': {
+        const self = this.engine?.nodeId ?? '';
+        if (!connection || notice.node === self || typeof notice.at !== 'number') return;
+        // The newest transport request wins (ties: the larger node id); the loser lets go without a disconnect.
+        if (connection.claimedAt < notice.at || (connection.claimedAt === notice.at && notice.node > self)) {
+          connection.retire();
+        } else {
+          // This node saw the client more recently: the other node must let go instead.
+          this.claim(connection);
+        }
+        return;
+      }
+      case 'started':
+        connection?.markStarted();
+        return;
+      case 'abort':
+        if (connection) {
+          if (notice.reported) connection.retire();
+          else connection.dispose(undefined, true);
+        }
+        this.markEnded(notice.id);
+        return;
+    }
   }
 
   /** The bus refused the connection (a backplane down past its queue): it ends, and the client reconnects later. */

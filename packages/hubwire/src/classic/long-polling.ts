@@ -15,6 +15,8 @@ export class PendingPoll {
     private readonly response: ServerResponse,
     /** The cursor the client polled with (what it has). */
     readonly cursor: number,
+    /** The cursor text a poll that ends with nothing new answers with. */
+    public echo: string,
     timeout: number,
     onTimeout: (poll: PendingPoll) => void,
   ) {

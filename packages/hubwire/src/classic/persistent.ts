@@ -118,6 +118,8 @@ export interface PersistentOwner {
   readonly items: Map<unknown, unknown>;
   readonly transportKind: ClassicTransport;
   readonly request: RequestInfo | undefined;
+  /** The connection may move to another node (see BusConnection.movable). */
+  readonly movable: boolean;
   enqueue(message: Buffer): void;
   groupsChanged(): void;
 }
@@ -149,6 +151,9 @@ export class PersistentBinding implements PersistentConnection {
   }
   get items(): Map<unknown, unknown> {
     return this.owner.items;
+  }
+  get movable(): boolean {
+    return this.owner.movable;
   }
 
   send(value: unknown): Promise<void> {

@@ -63,7 +63,7 @@ export async function routeRequest(
       return;
     case 'start':
       request.resume();
-      await start(server, checked, response);
+      await start(server, checked, request, response);
       return;
     case 'send':
       await send(server, checked, request, response);
@@ -73,6 +73,8 @@ export async function routeRequest(
       const connection = server.connection(checked.connectionId);
       if (connection) connection.dispose(undefined, true);
       else server.markEnded(checked.connectionId);
+      // Other nodes: a holder reports the disconnect (unless this node did), and late requests hear it ended.
+      server.noticeAbort(checked.connectionId, connection !== undefined);
       respondText(response, 200);
       return;
     }
@@ -134,7 +136,7 @@ async function openTransport(
       respondJson(response, encodeEnvelope('', [], { error: 'The connection has ended.' }));
       return;
     }
-    const connection = server.open(checked, request, groupsToken);
+    const connection = server.open(checked, request, groupsToken, route, messageId);
     if (route === 'connect') connection.connectLongPolling(response);
     else connection.longPoll(response, messageId);
     return;
@@ -147,20 +149,32 @@ async function openTransport(
     if (!/^\d{1,9}$/.test(text))
       throw new ClassicHttpError(400, 'Protocol error: frameId must be an unsigned integer.');
   }
-  const connection = server.open(checked, request, query.get('groupsToken'));
+  const connection = server.open(checked, request, query.get('groupsToken'), route, query.get('messageId'));
   const stream = transport === 'foreverFrame' ? new ForeverFrameStream(response, frameId) : new EventStream(response);
   response.on('close', () => connection.detachStream(stream));
   connection.attachStream(stream, query.get('messageId'), route === 'connect');
 }
 
-async function start(server: ClassicServer, checked: CheckedRequest, response: ServerResponse): Promise<void> {
-  const connection = server.connection(checked.connectionId);
+async function start(
+  server: ClassicServer,
+  checked: CheckedRequest,
+  request: IncomingMessage,
+  response: ServerResponse,
+): Promise<void> {
+  if (server.isEnded(checked.connectionId)) throw ERRORS.ended();
+  let connection = server.connection(checked.connectionId);
   if (!connection) {
-    if (server.isEnded(checked.connectionId)) throw ERRORS.ended();
-    throw new ClassicHttpError(400, 'Protocol error: the connection has no transport on this server.');
+    if (!server.engine) {
+      throw new ClassicHttpError(400, 'Protocol error: the connection has no transport on this server.');
+    }
+    // The transport is on another node: onConnected runs here, and that node reports the disconnect later.
+    connection = server.transient(checked, request);
+    connection.bindDetached(checked.hubs, server.persistent);
   }
+  const held = server.connection(checked.connectionId) === connection;
   try {
     await connection.start();
+    if (!held) server.noticeStarted(checked.connectionId);
   } catch (error) {
     const detailed = [...connection.bindings.values()].some((b) => b.hub.endpoint.options.enableDetailedErrors);
     const text = clientErrorText('Connection closed with an error.', error, detailed);
@@ -233,7 +247,13 @@ export async function routeUpgrade(
     accepted();
     let connection: ClassicConnection;
     try {
-      connection = server.open(checked, request, url.searchParams.get('groupsToken'));
+      connection = server.open(
+        checked,
+        request,
+        url.searchParams.get('groupsToken'),
+        route,
+        url.searchParams.get('messageId'),
+      );
     } catch {
       ws.close(1000);
       return;

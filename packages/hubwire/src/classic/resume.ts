@@ -1,0 +1,136 @@
+// Classic cursors as backplane positions. With a backplane, every cursor (`C`) a classic client receives also
+// names the backplane position up to which the client has been given everything addressed to it. A node that
+// did not hold the connection (the client moved: no sticky sessions, or the node it was on died) rebuilds it from
+// that position: it reads the rows after it back from the database, picks out what was addressed to the
+// connection (following its group changes), and only then registers it for live delivery, so the client gets
+// what it missed in stream order, none twice.
+
+import type { EnvelopeObserver, ScaleoutEngine } from '../backplane/scaleout-engine.js';
+import type { Envelope } from '../bus/envelope.js';
+import type { Audience, BusConnection, MessageBus } from '../bus/message-bus.js';
+import { SerializedMessage } from '../hub/serialized-message.js';
+
+/** A short, URL-safe tag of the backplane installation: a position from another installation is never used. */
+export function positionTag(engine: ScaleoutEngine): string | undefined {
+  const epoch = engine.epoch;
+  return epoch === undefined ? undefined : epoch.replace(/[^A-Za-z0-9]/g, '').slice(0, 8);
+}
+
+/** `<tag>.<id of stream 0>.<id of stream 1>…` (ids in base 36), or undefined before the engine reads. */
+export function formatPosition(engine: ScaleoutEngine): string | undefined {
+  const positions = engine.positions();
+  const tag = positionTag(engine);
+  if (!positions || !tag) return undefined;
+  return `${tag}.${positions.map((id) => id.toString(36)).join('.')}`;
+}
+
+/** The backplane position in a cursor `…<state cursor>.<tag>.<ids>`, when it is this installation's. */
+export function parsePosition(cursor: string | null | undefined, engine: ScaleoutEngine): number[] | undefined {
+  if (!cursor) return undefined;
+  const tag = positionTag(engine);
+  const parts = cursor.split('.');
+  if (!tag || parts.length !== engine.store.streamCount + 2 || parts[1] !== tag) return undefined;
+  const ids: number[] = [];
+  for (const part of parts.slice(2)) {
+    if (!/^[0-9a-z]{1,11}$/.test(part)) return undefined;
+    const id = Number.parseInt(part, 36);
+    if (!Number.isSafeInteger(id)) return undefined;
+    ids.push(id);
+  }
+  return ids;
+}
+
+/** One bus the resuming connection is on (a hub, or a persistent endpoint), with its membership there. */
+export interface ResumeTarget {
+  readonly bus: MessageBus;
+  /** The bus's name on the backplane. */
+  readonly key: string;
+  readonly connection: BusConnection;
+  /** Groups at the client's position (from its groups token); updated by the group changes replayed. */
+  readonly groups: Set<string>;
+}
+
+export interface ResumeResult {
+  /** Rows trimmed before they could be read: messages the client will not get. */
+  missed: number;
+  /** This node could not catch up with the client's position in time (a message may come twice). */
+  behind: boolean;
+}
+
+/**
+ * Gives each target's connection what was addressed to it after `from`, then registers it on its bus (with the
+ * membership the replay ended with) in the same turn as the last replayed envelope, so no live message falls
+ * between the two and none is delivered twice.
+ */
+export async function resumeFrom(
+  engine: ScaleoutEngine,
+  connectionId: string,
+  userId: string | undefined,
+  targets: readonly ResumeTarget[],
+  from: readonly number[],
+  /** True when the connection ended meanwhile: it is not registered. */
+  cancelled: () => boolean,
+  options: { timeoutMs: number; restoring(on: boolean): void },
+): Promise<ResumeResult> {
+  const byKey = new Map(targets.map((target) => [target.key, target]));
+  const apply = (envelope: Envelope) => {
+    const target = byKey.get(envelope.hub);
+    if (!target) return;
+    if (envelope.kind === 1) {
+      if (addressed(envelope.audience, connectionId, userId, target.groups)) {
+        target.connection.writeSerialized(new SerializedMessage(envelope.target, envelope.args));
+      }
+    } else if (envelope.kind === 2 && envelope.connectionId === connectionId) {
+      if (envelope.add) target.groups.add(envelope.group);
+      else target.groups.delete(envelope.group);
+    }
+  };
+  // Rows this node delivers from now on are seen here; the rows before them come from the database.
+  const live: [Envelope, number, number][] = [];
+  const observer: EnvelopeObserver = (envelope, stream, id) => {
+    if (byKey.has(envelope.hub)) live.push([envelope, stream, id]);
+  };
+  const stop = engine.observe(observer);
+  try {
+    const start = engine.positions();
+    let missed = 0;
+    if (start) {
+      for (let stream = 0; stream < start.length; stream++) {
+        const after = from[stream] ?? 0;
+        const until = start[stream] ?? 0;
+        if (after < until) missed += await engine.replay(stream, after, until, apply);
+      }
+    }
+    // The client may have seen rows this node has not delivered yet (it came from a node ahead of this one).
+    const behind = !(await engine.waitFor(from, options.timeoutMs));
+    if (cancelled()) return { missed, behind };
+    for (const [envelope, stream, id] of live) if (id > (from[stream] ?? 0)) apply(envelope);
+    stop();
+    options.restoring(true);
+    try {
+      for (const target of targets) {
+        if (target.bus.restore) target.bus.restore(target.connection, target.groups);
+        else void target.bus.onConnected(target.connection);
+      }
+    } finally {
+      options.restoring(false);
+    }
+    return { missed, behind };
+  } finally {
+    stop();
+  }
+}
+
+/** Whether a send to `audience` reaches the connection (LocalBus.deliver's rules, for one connection). */
+function addressed(
+  audience: Audience,
+  connectionId: string,
+  userId: string | undefined,
+  groups: ReadonlySet<string>,
+): boolean {
+  if (audience.except?.includes(connectionId)) return false;
+  if ('all' in audience) return true;
+  if ('connections' in audience) return audience.connections.includes(connectionId);
+  if ('groups' in audience) return audience.groups.some((group) => groups.has(group));
+  return userId !== undefined && audience.users.includes(userId);
+}

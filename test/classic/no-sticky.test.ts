@@ -1,0 +1,267 @@
+// No sticky sessions, at the wire level: two nodes on one backplane (two streams, so cursors carry a position per
+// stream), and a classic connection whose requests alternate between them. Every message published while the
+// client polls here, there or nowhere arrives once, in each publisher's order; group changes made on one node
+// follow the connection to the other; the node a client left does not report it disconnected, the last one does,
+// once; /abort on either node ends it everywhere.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Hubwire, MemoryDatabase, MemoryStore, ScaleoutEngine } from 'hubwire';
+import {
+  createTestHub,
+  eventually,
+  http,
+  type Negotiated,
+  negotiate,
+  type Observations,
+  routeUrl,
+  sleep,
+} from './fixture.js';
+import { openStream } from './wire.js';
+
+const KEY = 'no-sticky-test-key-0123456789abcdef';
+const DISCONNECT_TIMEOUT = 1500;
+
+interface Node {
+  hubwire: Hubwire;
+  base: string;
+  observations: Observations;
+  /** Sends `message(text)` to everyone from this node. */
+  broadcast(text: string): Promise<void>;
+  toGroup(group: string, text: string): Promise<void>;
+}
+
+async function startNode(database: MemoryDatabase): Promise<Node> {
+  const observations: Observations = { connected: [], disconnected: [] };
+  const backplane = new ScaleoutEngine(new MemoryStore(database), {
+    pollInterval: { min: 2, max: 10 },
+    onError: () => {},
+  });
+  const hubwire = new Hubwire({
+    backplane,
+    authenticate: (request) => {
+      const user = new URL(request.url ?? '/', 'http://localhost').searchParams.get('user');
+      return user ? { id: user } : undefined;
+    },
+    onError: () => {},
+  });
+  hubwire.mapHub('/test', createTestHub(observations));
+  hubwire.mapClassicHubs('/signalr', { TestHub: '/test' }, { classicKey: KEY, disconnectTimeout: DISCONNECT_TIMEOUT });
+  const port = await hubwire.listen(0, '127.0.0.1');
+  await hubwire.ready();
+  const hub = hubwire.hub('/test');
+  return {
+    hubwire,
+    base: `http://127.0.0.1:${port}`,
+    observations,
+    broadcast: (text) => hub.clients.all.send('message', text),
+    toGroup: (group, text) => hub.clients.group(group).send('groupMessage', group, text),
+  };
+}
+
+interface Envelope {
+  C?: string;
+  M?: { H: string; M: string; A: unknown[] }[];
+  G?: string;
+  S?: number;
+  E?: string;
+}
+
+/** A long-polling client whose every request goes to the node the test names. */
+class Poller {
+  cursor = '';
+  groupsToken = '';
+  readonly received: string[] = [];
+
+  constructor(
+    readonly negotiated: Negotiated,
+    readonly user: string,
+  ) {}
+
+  url(node: Node, route: string): string {
+    return routeUrl(node.base, route, this.negotiated, 'longPolling', { user: this.user });
+  }
+
+  private take(body: string): Envelope {
+    const envelope = JSON.parse(body) as Envelope;
+    if (envelope.C !== undefined) this.cursor = envelope.C;
+    if (envelope.G !== undefined) this.groupsToken = envelope.G;
+    for (const m of envelope.M ?? []) this.received.push(m.A.map(String).join(':'));
+    return envelope;
+  }
+
+  async connect(node: Node): Promise<void> {
+    const response = await http(this.url(node, 'connect'), { form: {} });
+    assert.equal(response.status, 200, response.body);
+    assert.equal(this.take(response.body).S, 1);
+  }
+
+  /** One poll (held until there is something, or `hold` ms pass: then the request is dropped). */
+  async poll(node: Node, hold = 300): Promise<Envelope | undefined> {
+    const form: Record<string, string> = { messageId: this.cursor };
+    if (this.groupsToken) form.groupsToken = this.groupsToken;
+    try {
+      const response = await http(this.url(node, 'poll'), { form, timeoutMs: hold });
+      assert.equal(response.status, 200, response.body);
+      return this.take(response.body);
+    } catch (error) {
+      if (/timed out/.test((error as Error).message)) return undefined;
+      throw error;
+    }
+  }
+
+  async send(node: Node, method: string, ...args: unknown[]): Promise<unknown> {
+    const data = JSON.stringify({ H: 'testhub', M: method, A: args, I: 0 });
+    const response = await http(this.url(node, 'send'), { form: { data } });
+    assert.equal(response.status, 200, response.body);
+    const result = JSON.parse(response.body) as { R?: unknown; E?: string };
+    assert.equal(result.E, undefined, `hub error: ${result.E}`);
+    return result.R;
+  }
+}
+
+function checkExactlyOnceInOrder(received: string[], expected: string[]): void {
+  const seen = new Map<string, number>();
+  for (const item of received) seen.set(item, (seen.get(item) ?? 0) + 1);
+  const missing = expected.filter((item) => !seen.has(item));
+  const duplicated = [...seen].filter(([, count]) => count > 1).map(([item]) => item);
+  assert.deepEqual({ missing, duplicated }, { missing: [], duplicated: [] }, `received: ${received.join(' ')}`);
+  // Each publisher's own order holds.
+  for (const prefix of new Set(expected.map((item) => item.split('-')[0]))) {
+    const mine = received.filter((item) => item.split('-')[0] === prefix);
+    assert.deepEqual(
+      mine,
+      expected.filter((item) => item.split('-')[0] === prefix),
+      `order of ${prefix}`,
+    );
+  }
+}
+
+describe('classic connections without sticky sessions (two nodes, one backplane)', () => {
+  const database = new MemoryDatabase(2);
+  let a: Node;
+  let b: Node;
+
+  before(async () => {
+    a = await startNode(database);
+    b = await startNode(database);
+  });
+  after(async () => {
+    await a?.hubwire.close();
+    await b?.hubwire.close();
+  });
+
+  test('long polls alternating between nodes get every message once, in order, with their groups', async () => {
+    const client = new Poller(await negotiate(a.base, 'ann'), 'ann');
+    await client.connect(a);
+    // /start lands on the other node: onConnected runs there.
+    const started = await http(client.url(b, 'start'));
+    assert.equal(started.status, 200, started.body);
+    assert.deepEqual(b.observations.connected, [client.negotiated.ConnectionId]);
+    // Joined through node B while the transport is on A: the change crosses the backplane.
+    await client.send(b, 'joinGroup', 'room');
+    const expected: string[] = [];
+    let n = 0;
+    const publish = async (node: Node, name: string) => {
+      const text = `${name}-${++n}`;
+      expected.push(text);
+      await node.broadcast(text);
+    };
+    const publishToGroup = async (node: Node, name: string) => {
+      const text = `${name}-${++n}`;
+      expected.push(`room:${text}`);
+      await node.toGroup('room', text);
+    };
+    const nodes = [a, b];
+    for (let round = 0; round < 12; round++) {
+      // Every poll goes to the other node than the last one. Published while no poll is held, on both nodes:
+      // the node that answered the last poll has them; the next poll is on the other one.
+      await publish(a, 'A');
+      await publish(b, 'B');
+      await publishToGroup(round % 2 ? a : b, round % 2 ? 'GA' : 'GB');
+      const held = client.poll(nodes[round % 2] as Node, 2000);
+      // And while the poll is held.
+      await sleep(30);
+      await publish(b, 'B');
+      await publish(a, 'A');
+      await held;
+    }
+    // Collect what is still on its way, alternating nodes.
+    for (let i = 0; i < 6 && !expected.every((item) => client.received.includes(item)); i++) {
+      await client.poll(nodes[i % 2] as Node);
+    }
+    checkExactlyOnceInOrder(client.received, expected);
+    // The groups token the client holds names the group, wherever it was issued.
+    assert.ok(client.groupsToken, 'the client received a groups token');
+  });
+
+  test('the node a client left does not report it disconnected; the last one does, once', async () => {
+    const client = new Poller(await negotiate(b.base, 'bob'), 'bob');
+    const id = client.negotiated.ConnectionId;
+    await client.connect(b);
+    assert.equal((await http(client.url(a, 'start'))).status, 200);
+    // Keep polling, alternating, for longer than the disconnect timeout.
+    const until = Date.now() + DISCONNECT_TIMEOUT * 2;
+    let i = 0;
+    while (Date.now() < until) {
+      const node = i++ % 2 ? a : b;
+      const held = client.poll(node, 400);
+      await sleep(50);
+      await node.broadcast(`tick-${i}`);
+      await held;
+    }
+    const reported = () =>
+      [...a.observations.disconnected, ...b.observations.disconnected].filter((entry) => entry.id === id);
+    assert.deepEqual(reported(), [], 'no disconnect while the client polls');
+    // Now the client goes away: exactly one node reports it, once.
+    await eventually('the disconnect', () => reported().length > 0, DISCONNECT_TIMEOUT * 4);
+    await sleep(DISCONNECT_TIMEOUT * 1.5);
+    assert.equal(reported().length, 1, JSON.stringify(reported()));
+  });
+
+  test('a stream that breaks on one node resumes on the other from its cursor', async () => {
+    const negotiated = await negotiate(a.base, 'cat');
+    const sse = (node: Node, route: string, extra: Record<string, string> = {}) =>
+      routeUrl(node.base, route, negotiated, 'serverSentEvents', { user: 'cat', ...extra });
+    const first = await openStream(sse(a, 'connect'));
+    await first.waitFor(/"S":1/);
+    assert.equal((await http(sse(a, 'start'))).status, 200);
+    await a.broadcast('S-1');
+    await b.broadcast('S-2');
+    await first.waitFor(/S-2/);
+    const cursors = [...first.text().matchAll(/"C":"([^"]+)"/g)].map((m) => m[1] as string);
+    const cursor = cursors.at(-1) as string;
+    first.close();
+    // While the client has no transport anywhere.
+    await b.broadcast('S-3');
+    await a.broadcast('S-4');
+    const second = await openStream(sse(b, 'reconnect', { messageId: cursor }));
+    await second.waitFor(/S-4/);
+    await a.broadcast('S-5');
+    await second.waitFor(/S-5/);
+    const texts = [...second.text().matchAll(/"(S-\d)"/g)].map((m) => m[1]);
+    assert.deepEqual(texts, ['S-3', 'S-4', 'S-5']);
+    second.close();
+    await http(sse(a, 'abort'), { form: {} });
+  });
+
+  test('/abort on the node that does not hold the connection ends it everywhere, reported once', async () => {
+    const client = new Poller(await negotiate(a.base, 'dan'), 'dan');
+    const id = client.negotiated.ConnectionId;
+    await client.connect(a);
+    assert.equal((await http(client.url(a, 'start'))).status, 200);
+    const held = client.poll(a, 3000);
+    await sleep(50);
+    const aborted = await http(client.url(b, 'abort'), { form: {} });
+    assert.equal(aborted.status, 200);
+    const ending = await held;
+    assert.ok(ending, 'the held poll was answered');
+    const reported = () =>
+      [...a.observations.disconnected, ...b.observations.disconnected].filter((entry) => entry.id === id);
+    await eventually('the disconnect', () => reported().length === 1, 3000);
+    const late = await http(client.url(b, 'poll'), { form: { messageId: client.cursor } });
+    assert.match(late.body, /"E":"The connection has ended\."/);
+    await sleep(200);
+    assert.equal(reported().length, 1);
+  });
+});
