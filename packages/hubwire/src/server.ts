@@ -147,6 +147,7 @@ export class Hubwire {
       userIdOf: this.options.userIdProvider ?? defaultUserIdProvider,
       reportError: (error, where) => this.reportError(error, where),
       backplane: this.backplane,
+      allowedOrigins: this.options.allowedOrigins,
     });
     if (this.classic.some((c) => c.basePath === classic.basePath)) {
       throw new Error(`Classic hubs are already mapped at '${classic.basePath}'.`);
@@ -188,6 +189,7 @@ export class Hubwire {
         userIdOf: this.options.userIdProvider ?? defaultUserIdProvider,
         reportError: (error, where) => this.reportError(error, where),
         backplane: this.backplane,
+        allowedOrigins: this.options.allowedOrigins,
       },
     );
     this.classic.push(classic);

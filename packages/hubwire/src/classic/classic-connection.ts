@@ -66,6 +66,11 @@ export class ClassicConnection {
   private resuming = false;
   /** Built from a backplane position (the buffer holds only what came after the client's cursor). */
   private resumed = false;
+  /** The newest buffered message written to a transport (a stream, or a poll's answer). */
+  private written = 0;
+  private writtenWaiters: { seq: number; resolve(): void }[] = [];
+  /** A state for one /send or /start on a node that does not hold the connection: nothing is written here. */
+  detached = false;
   /** When this node last received a transport request of the connection (claims between nodes compare it). */
   claimedAt = 0;
 
@@ -137,32 +142,50 @@ export class ClassicConnection {
     from: number[] | undefined,
   ): Promise<void> {
     if (this.disposed) return;
+    const engine = this.services.engine;
+    const resume = engine !== undefined && from !== undefined;
+    // Set before anything waits: a poll that arrives meanwhile must not be told it is up to date.
+    this.resuming = resume;
+    this.resumed = resume;
     const entries = this.services.tokens.readGroupsToken(groupsToken, this.connectionId);
+    const rejoin = this.services.options.rejoinGroups;
+    const allowed = async (hub: string | undefined, groups: string[]): Promise<string[]> => {
+      if (!rejoin || groups.length === 0) return groups;
+      try {
+        const kept = await rejoin(
+          { connectionId: this.connectionId, user: this.user, userId: this.userId, hub },
+          groups,
+        );
+        return Array.isArray(kept) ? groups.filter((group) => kept.includes(group)) : [];
+      } catch (error) {
+        this.reportError(error, `rejoinGroups of classic connection '${this.connectionId}'`);
+        return [];
+      }
+    };
     const targets: (ResumeTarget & { before: Set<string> })[] = [];
-    const target = (bus: MessageBus, connection: BusConnection, groups: Set<string>) =>
+    const target = async (bus: MessageBus, connection: BusConnection, hub: string | undefined, groups: string[]) => {
       targets.push({
         bus,
         key: bus instanceof ScaleoutBus ? bus.hub : '',
         connection,
-        groups,
+        groups: new Set(await allowed(hub, groups)),
         before: new Set(groups),
       });
+    };
     if (persistent) {
       this.persistent = new PersistentBinding(persistent, this);
       const groups = entries.filter((e) => e.startsWith(PERSISTENT_GROUP)).map((e) => e.slice(PERSISTENT_GROUP.length));
-      target(persistent.bus, this.persistent, new Set(groups));
+      await target(persistent.bus, this.persistent, undefined, groups);
     }
     for (const hub of hubs) {
       const binding = new ClassicHubBinding(hub, this);
       this.bindings.set(hub.lowerName, binding);
       const prefix = `${hub.lowerName}.`;
       const groups = entries.filter((e) => e.toLowerCase().startsWith(prefix)).map((e) => e.slice(prefix.length));
-      target(hub.endpoint.bus, binding, new Set(groups));
+      await target(hub.endpoint.bus, binding, hub.name, groups);
     }
-    const engine = this.services.engine;
+    if (this.disposed) return;
     if (engine && from) {
-      this.resuming = true;
-      this.resumed = true;
       try {
         const result = await resumeFrom(engine, this.connectionId, this.userId, targets, from, () => this.disposed, {
           timeoutMs: this.services.options.connectionTimeout,
@@ -204,6 +227,14 @@ export class ClassicConnection {
     if (targets.some((t) => !sameSet(t.before, t.groups))) this.groupsDirty = true;
     if (this.poll && !this.ownsCursor(this.poll.echo)) this.poll.echo = this.cursor(this.poll.cursor);
     this.scheduleFlush();
+  }
+
+  /** A /reconnect: the hubs' onReconnected (and the persistent handler's), once subscriptions are in effect. */
+  async reconnected(): Promise<void> {
+    await this.ready;
+    if (this.disposed) return;
+    for (const binding of this.bindings.values()) await binding.runReconnected();
+    await this.persistent?.runReconnected();
   }
 
   /**
@@ -323,6 +354,7 @@ export class ClassicConnection {
       if (messages.length === 0 && !this.groupsDirty) return;
       this.writeStream(this.envelope(messages));
       this.sentSeq = this.buffer.last;
+      this.wrote(this.buffer.last);
     } else if (this.poll) this.answerPoll(false);
   }
 
@@ -336,6 +368,34 @@ export class ClassicConnection {
   private writeStream(payload: Buffer | string): void {
     this.stream?.write(payload);
     this.lastWrite = Date.now();
+  }
+
+  private wrote(seq: number): void {
+    if (seq <= this.written) return;
+    this.written = seq;
+    if (this.writtenWaiters.length === 0) return;
+    const ready = this.writtenWaiters.filter((w) => w.seq <= seq);
+    this.writtenWaiters = this.writtenWaiters.filter((w) => w.seq > seq);
+    for (const waiter of ready) waiter.resolve();
+  }
+
+  /**
+   * Resolves once everything buffered so far has been written to the client (a stream, or the answer of a poll),
+   * or after `timeoutMs`: a hub result then cannot overtake the progress reports before it.
+   */
+  whenWritten(timeoutMs: number): Promise<void> {
+    const seq = this.buffer.last;
+    if (this.detached || this.disposed || seq <= this.written) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.writtenWaiters.push({
+        seq,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+    });
   }
 
   /** Writes a hub result on the current WebSocket (other transports answer it as the /send response). */
@@ -425,6 +485,7 @@ export class ClassicConnection {
     this.lastActive = Date.now();
     this.lastWrite = this.lastActive;
     poll.finish(this.envelope(messages, extra));
+    this.wrote(this.buffer.last);
   }
 
   /** A newer request superseded the held poll: it ends with nothing new. */

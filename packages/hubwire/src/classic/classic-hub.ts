@@ -14,7 +14,7 @@ import type { SerializedMessage } from '../hub/serialized-message.js';
 import type { HubProtocol } from '../protocol/hub-protocol.js';
 import type { HubMessage } from '../protocol/messages.js';
 import type { TransportKind } from '../transports/transport.js';
-import { classicHubProtocol, encodeHubResult } from './envelope.js';
+import { classicHubProtocol, encodeHubResult, PROGRESS_TARGET } from './envelope.js';
 import type { ClassicTransport } from './options.js';
 
 /** SignalR 2's proxy naming: the first letter of each dot-separated part lowercased (`ChatHub` → `chatHub`). */
@@ -57,6 +57,8 @@ export interface BindingOwner {
   abort(): void;
   /** Queues one client message (already-encoded JSON) for the client. */
   enqueue(message: Buffer): void;
+  /** Resolves once what was enqueued so far reached the client (or after `timeoutMs`). */
+  whenWritten(timeoutMs: number): Promise<void>;
   /** The membership changed: the client gets a new groups token. */
   groupsChanged(): void;
   reportError(error: unknown, where: string): void;
@@ -80,10 +82,23 @@ export interface ClassicInvocation {
 }
 
 const STATE = Symbol('classicState');
+/** How long a result waits for the progress reports before it to reach the client (a long poll's next round). */
+const PROGRESS_FLUSH_TIMEOUT = 2000;
+const PROGRESS = Symbol('classicProgress');
 
 /** The client state (`$.connection.chatHub.state`) of the current call, when the caller is a classic client. */
 export function classicState(context: HubCallerContext): Record<string, unknown> | undefined {
   return (context as { [STATE]?: Record<string, unknown> })[STATE];
+}
+
+/**
+ * Reports progress of the current call to a classic caller (SignalR 2's `IProgress<T>`: the jQuery client's
+ * `invoke(...).progress(fn)`), or undefined when the caller is not a classic client. Each report reaches the
+ * caller before the call's result; the returned promise resolves once the report is sent (committed to the
+ * backplane, if any).
+ */
+export function classicProgress(context: HubCallerContext): ((value: unknown) => Promise<void>) | undefined {
+  return (context as { [PROGRESS]?: (value: unknown) => Promise<void> })[PROGRESS];
 }
 
 export class ClassicHubBinding implements BusConnection, HubCallerContext {
@@ -190,11 +205,27 @@ export class ClassicHubBinding implements BusConnection, HubCallerContext {
     const endpoint = this.hub.endpoint;
     const state = invocation.state ?? {};
     const before = new Map(Object.entries(state).map(([key, value]) => [key, JSON.stringify(value)]));
-    // The call's context: this binding, plus the client state hub code may read and change.
-    const context = Object.create(this, { [STATE]: { value: state } }) as HubCallerContext;
+    // Progress goes through the bus like any message to the caller (it may be on another node).
+    const reports: Promise<void>[] = [];
+    const progress = (value: unknown): Promise<void> => {
+      const sent = endpoint.bus.send({ connections: [this.connectionId] }, PROGRESS_TARGET, [invocation.id, value]);
+      reports.push(sent.catch(() => {}));
+      return sent;
+    };
+    // The call's context: this binding, plus the client state hub code may read and change, and progress.
+    const context = Object.create(this, {
+      [STATE]: { value: state },
+      [PROGRESS]: { value: progress },
+    }) as HubCallerContext;
     const outcome = await callHubMethod(endpoint, context, invocation.method, invocation.args, () =>
       this.createHub(context),
     );
+    if (reports.length > 0) {
+      // The client drops progress that arrives after the result: let the reports go out first.
+      await Promise.all(reports);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      await this.owner.whenWritten(PROGRESS_FLUSH_TIMEOUT);
+    }
     const changed = changedState(state, before);
     const id = invocation.id;
     if ('refused' in outcome) return encodeHubResult({ id, error: outcome.refused, state: changed });
@@ -231,6 +262,17 @@ export class ClassicHubBinding implements BusConnection, HubCallerContext {
     await runConnectedFilters(endpoint.options.filters, { hub, context: this }, async () => {
       await hub.onConnected?.();
     });
+  }
+
+  /** Runs the hub's onReconnected, if it has one (a classic client's /reconnect). Never rejects. */
+  async runReconnected(): Promise<void> {
+    const endpoint = this.hub.endpoint;
+    try {
+      const hub = this.createHub(this) as { onReconnected?: () => unknown };
+      await hub.onReconnected?.();
+    } catch (error) {
+      endpoint.reportError(error, `onReconnected of classic connection '${this.connectionId}'`);
+    }
   }
 
   /** Leaves the bus, then runs the hub's onDisconnected when onConnected ran. Never rejects. */

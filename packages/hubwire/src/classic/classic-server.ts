@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { ScaleoutEngine } from '../backplane/scaleout-engine.js';
 import type { Envelope } from '../bus/envelope.js';
+import { answerPreflight, applyCors, checkOrigin } from '../connection/cors.js';
 import { rejectUpgrade } from '../connection/http-dispatcher.js';
 import { requestInfo } from '../connection/request-info.js';
 import type { ClassicConnection, ConnectionServices } from './classic-connection.js';
@@ -22,6 +23,8 @@ export interface ClassicServerDeps {
   authenticate: ((request: IncomingMessage) => unknown) | undefined;
   userIdOf: (user: unknown) => string | undefined;
   reportError: (error: unknown, where: string) => void;
+  /** The server's allowedOrigins: the default of the endpoint's. */
+  allowedOrigins?: readonly string[] | ((origin: string) => boolean) | undefined;
   /** The server's backplane, if any: connections then move freely between nodes (no sticky sessions). */
   backplane?: ScaleoutEngine | undefined;
 }
@@ -115,6 +118,20 @@ export class ClassicServer implements ConnectionServices {
     const url = parseUrl(request);
     const route = url && this.route(url.pathname);
     if (!url || route === undefined) return false;
+    const origin = checkOrigin(this.options, request);
+    if (origin === 'refused') {
+      request.resume();
+      respondText(response, 403, 'Origin not allowed.');
+      return true;
+    }
+    if (origin === 'allowed') {
+      if (request.method === 'OPTIONS') {
+        request.resume();
+        answerPreflight(request, response);
+        return true;
+      }
+      applyCors(request, response);
+    }
     if (route === null) {
       request.resume();
       respondText(response, 404, 'Not found.');
@@ -137,6 +154,10 @@ export class ClassicServer implements ConnectionServices {
     if (!url || route === undefined) return false;
     const destroy = () => socket.destroy();
     socket.on('error', destroy);
+    if (checkOrigin(this.options, request) === 'refused') {
+      rejectUpgrade(socket, 403, 'Origin not allowed.');
+      return true;
+    }
     routeUpgrade(this, route, url, request, socket, head, () => socket.off('error', destroy)).catch(
       (error: unknown) => {
         if (error instanceof ClassicHttpError) rejectUpgrade(socket, error.status, error.message);
@@ -316,7 +337,7 @@ export class ClassicServer implements ConnectionServices {
   /** A connection state for one /send of a connection this node does not hold: hub calls work, nothing is kept. */
   transient(checked: CheckedRequest, request: IncomingMessage): ClassicConnection {
     const user = checked.user;
-    return new Connection(
+    const connection = new Connection(
       checked.connectionId,
       user,
       this.deps.userIdOf(user),
@@ -324,6 +345,8 @@ export class ClassicServer implements ConnectionServices {
       requestInfo(request),
       this,
     );
+    connection.detached = true;
+    return connection;
   }
 
   removed(connection: ClassicConnection, stopCalled: boolean): void {

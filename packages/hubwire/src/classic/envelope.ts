@@ -81,6 +81,12 @@ export function encodeHubResult(result: HubResult): string {
 }
 
 /**
+ * The bus target of a progress report (`IProgress<T>` in SignalR 2): arguments [invocation id, value]. It is sent
+ * only to the classic connection that made the call, and encoded as `{"I":"P|id","P":{"I":"id","D":value}}`.
+ */
+export const PROGRESS_TARGET = '\u0000classic:progress';
+
+/**
  * The pseudo protocol of one classic hub: `encode` turns an invocation into `{"H":hub,"M":method,"A":args}`.
  * Only SerializedMessage calls it; classic connections never decode through it.
  */
@@ -95,6 +101,11 @@ export function classicHubProtocol(hubName: string): HubProtocol {
     },
     encode(message: HubMessage): Buffer {
       if (message.type !== 1) throw new Error(`Classic clients receive only invocations (not type ${message.type}).`);
+      if (message.target === PROGRESS_TARGET) {
+        const id = String(message.arguments[0]);
+        const data = stringifyAsAspNetCore(message.arguments[1] === undefined ? null : message.arguments[1]);
+        return Buffer.from(`{"I":${JSON.stringify(`P|${id}`)},"P":{"I":${JSON.stringify(id)},"D":${data}}}`);
+      }
       // Bytes and bigints as ASP.NET writes them (Json.NET also sends byte[] as base64).
       return Buffer.from(`${prefix}${JSON.stringify(message.target)},"A":${stringifyAsAspNetCore(message.arguments)}}`);
     },

@@ -23,7 +23,7 @@ export function createPersistentServer(
   deps: ClassicServerDeps,
 ): ClassicServer {
   const basePath = basePathOf(path);
-  return new ClassicServer(basePath, [], resolveClassicOptions(options), deps, endpoint(basePath));
+  return new ClassicServer(basePath, [], resolveClassicOptions(options, deps.allowedOrigins), deps, endpoint(basePath));
 }
 
 export function createClassicServer(
@@ -43,5 +43,5 @@ export function createClassicServer(
     classicHubs.push(new ClassicHub(name, endpointOf(hub)));
   }
   if (classicHubs.length === 0) throw new TypeError('mapClassicHubs needs at least one hub.');
-  return new ClassicServer(basePath, classicHubs, resolveClassicOptions(options), deps);
+  return new ClassicServer(basePath, classicHubs, resolveClassicOptions(options, deps.allowedOrigins), deps);
 }

@@ -13,12 +13,35 @@ export const CLASSIC_TRANSPORTS: readonly ClassicTransport[] = [
   'longPolling',
 ];
 
+/** Who is rejoining groups (see `rejoinGroups`). */
+export interface RejoinContext {
+  readonly connectionId: string;
+  /** What the authentication hook returned. */
+  readonly user: unknown;
+  readonly userId: string | undefined;
+  /** The classic hub name (`ChatHub`), or undefined on a persistent connection endpoint. */
+  readonly hub: string | undefined;
+}
+
+export type RejoinGroups = (context: RejoinContext, groups: string[]) => string[] | Promise<string[]>;
+
 export interface ClassicHubsOptions {
   /**
    * Key of the HMAC that protects connection and groups tokens (at least 16 bytes). Every node that serves the
    * same clients needs the same key. Default: random per process (tokens do not survive a restart).
    */
   classicKey?: Buffer | string;
+  /**
+   * Cross-origin pages allowed (CORS with credentials for HTTP requests, and the Origin check of WebSocket
+   * upgrades): a list (`'*'` for any) or a predicate. Default: the server's `allowedOrigins` (none: no CORS
+   * headers and no check, so only same-origin pages can use the endpoint).
+   */
+  allowedOrigins?: readonly string[] | ((origin: string) => boolean);
+  /**
+   * SignalR 2's rejoin hook: which groups of a client's groups token it rejoins when its connection state is
+   * built on a node (after a reconnect, a move to another node, or a restart). Default: all of them.
+   */
+  rejoinGroups?: RejoinGroups;
   /** Transports offered. Default: all four. */
   transports?: ClassicTransport[];
   /** Interval of keep-alive messages (ms); `null` turns them off. Default 10000 (a third of the disconnect timeout). */
@@ -39,6 +62,8 @@ export interface ClassicHubsOptions {
 
 export interface ResolvedClassicOptions {
   key: Buffer;
+  allowedOrigins: readonly string[] | ((origin: string) => boolean) | undefined;
+  rejoinGroups: RejoinGroups | undefined;
   transports: readonly ClassicTransport[];
   keepAlive: number | null;
   disconnectTimeout: number;
@@ -52,7 +77,10 @@ export interface ResolvedClassicOptions {
 /** A classic hub name mapped to a modern hub: its path (`'/chat'`) or its context (`hubwire.hub('/chat')`). */
 export type ClassicHubMap = Record<string, string | HubContext>;
 
-export function resolveClassicOptions(options: ClassicHubsOptions = {}): ResolvedClassicOptions {
+export function resolveClassicOptions(
+  options: ClassicHubsOptions = {},
+  serverAllowedOrigins?: readonly string[] | ((origin: string) => boolean),
+): ResolvedClassicOptions {
   const key =
     options.classicKey === undefined
       ? randomBytes(32)
@@ -68,6 +96,8 @@ export function resolveClassicOptions(options: ClassicHubsOptions = {}): Resolve
   const keepAlive = options.keepAlive === undefined ? Math.floor(disconnectTimeout / 3) : options.keepAlive;
   const resolved: ResolvedClassicOptions = {
     key,
+    allowedOrigins: options.allowedOrigins ?? serverAllowedOrigins,
+    rejoinGroups: options.rejoinGroups,
     transports,
     keepAlive,
     disconnectTimeout,

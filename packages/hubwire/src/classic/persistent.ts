@@ -37,6 +37,8 @@ export interface PersistentConnectionHandler {
   onConnected?(connection: PersistentConnection): unknown;
   /** The client sent `data` (`connection.send(data)`: a string, or JSON when the client sent an object). */
   onReceived?(connection: PersistentConnection, data: string): unknown;
+  /** The client reconnected its transport (`/reconnect`, on whichever node it lands): SignalR 2's OnReconnected. */
+  onReconnected?(connection: PersistentConnection): unknown;
   /** The client stopped (`stopCalled`), or did not come back within the disconnect timeout. */
   onDisconnected?(connection: PersistentConnection, stopCalled: boolean): unknown;
 }
@@ -190,6 +192,11 @@ export class PersistentBinding implements PersistentConnection {
   // --- Hooks ------------------------------------------------------------------------------------------------
   runConnected(): Promise<void> {
     return this.run('onConnected', () => this.endpoint.handler.onConnected?.(this), true);
+  }
+
+  /** Runs onReconnected; never rejects (errors are reported). */
+  runReconnected(): Promise<void> {
+    return this.run('onReconnected', () => this.endpoint.handler.onReconnected?.(this), false);
   }
 
   /** Runs onReceived; never rejects (errors are reported). */

@@ -139,6 +139,7 @@ async function openTransport(
     const connection = server.open(checked, request, groupsToken, route, messageId);
     if (route === 'connect') connection.connectLongPolling(response);
     else connection.longPoll(response, messageId);
+    if (route === 'reconnect') void connection.reconnected();
     return;
   }
   request.resume();
@@ -153,6 +154,7 @@ async function openTransport(
   const stream = transport === 'foreverFrame' ? new ForeverFrameStream(response, frameId) : new EventStream(response);
   response.on('close', () => connection.detachStream(stream));
   connection.attachStream(stream, query.get('messageId'), route === 'connect');
+  if (route === 'reconnect') void connection.reconnected();
 }
 
 async function start(
@@ -265,6 +267,7 @@ export async function routeUpgrade(
     ws.on('close', () => connection.detachStream(stream));
     receiveFrames(server, connection, checked, request, ws);
     connection.attachStream(stream, url.searchParams.get('messageId'), route === 'connect');
+    if (route === 'reconnect') void connection.reconnected();
   });
 }
 

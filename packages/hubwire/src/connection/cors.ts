@@ -10,7 +10,10 @@ const ALLOWED_HEADERS = 'Authorization, Content-Type, X-Requested-With, X-Signal
 export type OriginVerdict = 'same-origin' | 'allowed' | 'refused' | 'unchecked';
 
 /** Whether a request's Origin may use the endpoint. */
-export function checkOrigin(settings: EndpointSettings, request: IncomingMessage): OriginVerdict {
+export function checkOrigin(
+  settings: Pick<EndpointSettings, 'allowedOrigins'>,
+  request: IncomingMessage,
+): OriginVerdict {
   const allowed = settings.allowedOrigins;
   const origin = request.headers.origin;
   if (allowed === undefined || origin === undefined) return 'unchecked';

@@ -37,7 +37,7 @@ export interface HubMethod {
 // biome-ignore lint/suspicious/noExplicitAny: hub classes have arbitrary client interfaces.
 export type HubDefinition = (abstract new () => Hub<any>) | Record<string, unknown>;
 
-const LIFETIME_METHODS = new Set(['constructor', 'onConnected', 'onDisconnected']);
+const LIFETIME_METHODS = new Set(['constructor', 'onConnected', 'onReconnected', 'onDisconnected']);
 
 /** Counts the declared parameters of a function from its source (defaults and rest included). */
 export function countParameters(fn: (...args: unknown[]) => unknown): number {

@@ -77,6 +77,11 @@ export abstract class Hub<TClient = ClientMethods> implements HubInstanceState<T
 
   /** Runs after the handshake; the connection is registered, so it may join groups and send. */
   onConnected?(): void | Promise<void>;
+  /**
+   * Classic SignalR 2 clients only: runs when a client reconnects its transport (`/reconnect`, on whichever node
+   * it lands), as SignalR 2's OnReconnected. Modern clients never trigger it.
+   */
+  onReconnected?(): void | Promise<void>;
   /** Runs once the connection has ended; `error` says why when it ended with an error. */
   onDisconnected?(error: Error | undefined): void | Promise<void>;
 }
