@@ -15,8 +15,8 @@ export type { Envelope } from './bus/envelope.js';
 export { LocalBus } from './bus/local-bus.js';
 export type { Audience, BusConnection, InvokeOptions, MessageBus } from './bus/message-bus.js';
 export { ScaleoutBus } from './bus/scaleout-bus.js';
-export { classicState } from './classic/classic-hub.js';
-export type { ClassicHubMap, ClassicHubsOptions, ClassicTransport } from './classic/options.js';
+export { classicProgress, classicState } from './classic/classic-hub.js';
+export type { ClassicHubMap, ClassicHubsOptions, ClassicTransport, RejoinContext, RejoinGroups } from './classic/options.js';
 export type {
   PersistentConnection,
   PersistentConnectionContext,
