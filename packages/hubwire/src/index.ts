@@ -16,7 +16,13 @@ export { LocalBus } from './bus/local-bus.js';
 export type { Audience, BusConnection, InvokeOptions, MessageBus } from './bus/message-bus.js';
 export { ScaleoutBus } from './bus/scaleout-bus.js';
 export { classicProgress, classicState } from './classic/classic-hub.js';
-export type { ClassicHubMap, ClassicHubsOptions, ClassicTransport, RejoinContext, RejoinGroups } from './classic/options.js';
+export type {
+  ClassicHubMap,
+  ClassicHubsOptions,
+  ClassicTransport,
+  RejoinContext,
+  RejoinGroups,
+} from './classic/options.js';
 export type {
   PersistentConnection,
   PersistentConnectionContext,
