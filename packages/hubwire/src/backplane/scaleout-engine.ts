@@ -93,6 +93,8 @@ export class ScaleoutEngine {
   };
   private readonly handlers = new Map<string, (envelope: Envelope) => void>();
   private readonly observers = new Set<EnvelopeObserver>();
+  /** Rows delivered so far: positions() changes only when this does. */
+  private rowsDelivered = 0;
   private readonly streams: StreamRuntime[];
   private readonly home: number;
   private readonly stateListeners = new Set<(stream: number, state: StreamState) => void>();
@@ -332,6 +334,11 @@ export class ScaleoutEngine {
     return this.running ? this.streams.map((s) => s.lastId) : undefined;
   }
 
+  /** Changes whenever positions() does (a cheap check before recomputing something derived from them). */
+  get positionVersion(): number {
+    return this.running ? this.rowsDelivered + 1 : 0;
+  }
+
   /** Calls `observer` for every envelope delivered from now on (before its hub's handler). Returns a remover. */
   observe(observer: EnvelopeObserver): () => void {
     this.observers.add(observer);
@@ -459,6 +466,7 @@ export class ScaleoutEngine {
       );
     }
     s.lastId = row.id;
+    this.rowsDelivered++;
     if (s.waiters.length > 0) this.releaseWaiters(s);
     let batch: ReturnType<typeof decodeBatch>;
     try {

@@ -103,8 +103,15 @@ export class ClassicServer implements ConnectionServices {
     this.engine?.register(this.noticeKey, (envelope) => this.receiveNotice(envelope));
   }
 
+  private positionCache: { version: number; text: string | undefined } = { version: -1, text: undefined };
+
+  /** The backplane position for cursors (computed once per delivered row, not per envelope). */
   position(): string | undefined {
-    return this.engine ? formatPosition(this.engine) : undefined;
+    const engine = this.engine;
+    if (!engine) return undefined;
+    const version = engine.positionVersion;
+    if (this.positionCache.version !== version) this.positionCache = { version, text: formatPosition(engine) };
+    return this.positionCache.text;
   }
 
   /** The route of a path under the base path: undefined when the path is not ours, null when unknown there. */
