@@ -1,13 +1,15 @@
 // The store conformance suite: every BackplaneStore (memory, PostgreSQL, MySQL/MariaDB, SQLite) runs it unchanged.
 // It checks the contract of packages/hubwire/src/backplane/backplane-store.ts: install races and migrations,
-// consecutive ids in commit order under concurrency, idempotent appends, trimming and wake-ups. What only one
+// consecutive ids in commit order under concurrency, idempotent appends, trimming, wake-ups, and the key methods
+// (readKeys, addKey with its one-winner race, deleteKeys). What only one
 // database has (late-commit locks, LISTEN, GET_LOCK, busy files, rights, big ids) stays in its own test file.
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { BackplaneStore } from 'hubwire';
+import type { BackplaneStore, KeyStore, StoredKey } from 'hubwire';
+import { supportsKeys } from 'hubwire';
 
 export interface StoreOptions {
   /** Number of streams; the store's default (1) when not given. */
@@ -48,6 +50,11 @@ export interface StoreFactory<N extends StoreNamespace = StoreNamespace> {
   afterInstallRace?(namespace: N, epoch: string): Promise<void>;
   /** Extra checks on the namespace after it grew from 1 to 3 streams. */
   afterGrow?(namespace: N): Promise<void>;
+  /**
+   * Takes an installed namespace back to schema version 1 (no keys table), as a database installed by an earlier
+   * release; the next install() must migrate it. Not given when the store has no schema versions.
+   */
+  downgradeToVersion1?(namespace: N): Promise<void>;
   /** Skips the whole suite (e.g. the database is unreachable). */
   skip?: string;
 }
@@ -60,6 +67,17 @@ async function waitFor(check: () => boolean, ms: number, what: string): Promise<
     await delay(10);
   }
 }
+
+/** The store's key methods, which every store under test must have. */
+function keyStore(store: BackplaneStore): BackplaneStore & KeyStore {
+  assert.ok(supportsKeys(store), `the ${store.kind} store has readKeys, addKey and deleteKeys`);
+  return store;
+}
+
+const key = (id: string, createdAt: number, secret: Buffer = randomBytes(32)): StoredKey => ({ id, secret, createdAt });
+
+/** Keys without their secrets, for comparisons. */
+const ids = (keys: readonly StoredKey[]) => keys.map((k) => [k.id, k.createdAt]);
 
 const rows = (count: number, prefix: string) => Array.from({ length: count }, (_, i) => Buffer.from(`${prefix}${i}`));
 
@@ -329,6 +347,154 @@ export function runStoreConformance<N extends StoreNamespace>(name: string, fact
         assert.equal(await store.trim(0, 2, 0), 98);
         assert.equal((await store.append(0, 'p', 2601, Buffer.from('after trim'))).id, 2601);
         assert.equal(await store.trim(0, 10, 0), 0, 'fewer rows than keepRows');
+      });
+    });
+
+    describe('keys', () => {
+      test('an installed namespace has no keys; addKey then readKeys, newest first, bytes exact, per purpose', async () => {
+        const namespace = factory.fresh();
+        const store = keyStore(namespace.create());
+        await store.install();
+        assert.deepEqual(await store.readKeys('tokens'), []);
+        const now = Date.now();
+        const secrets = [Buffer.from([0, 1, 2, 255, 0, 128]), randomBytes(32), Buffer.alloc(1024, 0xff)];
+        assert.equal(await store.addKey('tokens', key('k-old', now - 2000, secrets[0]), -1), true);
+        assert.equal(await store.addKey('tokens', key('k-new', now, secrets[1]), now - 1000), true);
+        assert.equal(await store.addKey('tokens', key('k-mid', now - 1000, secrets[2]), now - 1000), false);
+        assert.equal(await store.addKey('other', key('k-other', Number.MAX_SAFE_INTEGER), -1), true);
+        const other = keyStore(namespace.create());
+        const read = await other.readKeys('tokens');
+        assert.deepEqual(ids(read), [
+          ['k-new', now],
+          ['k-old', now - 2000],
+        ]);
+        assert.ok(read.every((k) => Buffer.isBuffer(k.secret)));
+        assert.ok(read[0]!.secret.equals(secrets[1]!));
+        assert.ok(read[1]!.secret.equals(secrets[0]!));
+        assert.deepEqual(ids(await other.readKeys('other')), [['k-other', Number.MAX_SAFE_INTEGER]]);
+        assert.deepEqual(await other.readKeys('Tokens'), [], 'purposes are case-sensitive');
+        // The same id in another purpose is another key; in the same purpose it is an error.
+        assert.equal(await store.addKey('third', key('k-new', 5), -1), true);
+        await assert.rejects(store.addKey('tokens', key('k-new', now + 5000), Number.MAX_SAFE_INTEGER));
+        assert.equal((await store.readKeys('tokens')).length, 2, 'the duplicate was not stored');
+      });
+
+      test('addKey adds only when no key of the purpose is newer than unlessNewerThan', async () => {
+        const store = keyStore(factory.fresh().create());
+        await store.install();
+        assert.equal(await store.addKey('p', key('a', 1000), 5000), true, 'no key at all');
+        assert.equal(await store.addKey('p', key('b', 2000), -1), false, '-1: only when the purpose is empty');
+        assert.equal(await store.addKey('p', key('b', 2000), 999), false, 'a is newer than 999');
+        assert.equal(await store.addKey('p', key('b', 2000), 1000), true, 'a is not newer than 1000');
+        assert.equal(await store.addKey('p', key('c', 3000), 1999), false, 'b is newer than 1999');
+        assert.equal(await store.addKey('q', key('c', 3000), 1999), true, 'another purpose is not looked at');
+        // A key "from the future" (a fast clock) blocks adding until the bound passes it.
+        assert.equal(await store.addKey('p', key('future', 9000), 2000), true);
+        assert.equal(await store.addKey('p', key('d', 4000), 3000), false);
+        assert.deepEqual(ids(await store.readKeys('p')), [
+          ['future', 9000],
+          ['b', 2000],
+          ['a', 1000],
+        ]);
+      });
+
+      test('8 stores adding a key at once on one namespace: exactly one is added, in every round', async () => {
+        const namespace = factory.fresh();
+        await namespace.create().install();
+        const racers = Array.from({ length: 8 }, () => keyStore(namespace.create({ poolSize: 1 })));
+        let bound = -1;
+        const winners: string[] = [];
+        for (let round = 0; round < 3; round++) {
+          const base = 1_000_000 + round * 1000;
+          const results = await Promise.all(
+            racers.map(async (store, index) => {
+              await delay(Math.random() * 5);
+              return store.addKey('race', key(`r${round}-${index}`, base + index), bound);
+            }),
+          );
+          assert.equal(results.filter(Boolean).length, 1, `round ${round}: one winner, got ${results}`);
+          const winner = `r${round}-${results.indexOf(true)}`;
+          winners.unshift(winner);
+          const read = await racers[0]!.readKeys('race');
+          assert.deepEqual(
+            read.map((k) => k.id),
+            winners,
+          );
+          bound = read[0]!.createdAt;
+        }
+      });
+
+      test('deleteKeys deletes the keys of one purpose created before the bound', async () => {
+        const store = keyStore(factory.fresh().create());
+        await store.install();
+        for (const [id, at] of [
+          ['k1', 1000],
+          ['k2', 2000],
+          ['k3', 3000],
+        ] as const) {
+          assert.equal(await store.addKey('p', key(id, at), at - 1), true);
+          assert.equal(await store.addKey('q', key(id, at), at - 1), true);
+        }
+        assert.equal(await store.deleteKeys('p', 1000), 0, 'strictly before');
+        assert.equal(await store.deleteKeys('p', 2001), 2);
+        assert.deepEqual(ids(await store.readKeys('p')), [['k3', 3000]]);
+        assert.equal((await store.readKeys('q')).length, 3, 'other purposes are untouched');
+        assert.equal(await store.deleteKeys('p', 2001), 0);
+        assert.equal(await store.deleteKeys('p', Number.MAX_SAFE_INTEGER), 1);
+        assert.deepEqual(await store.readKeys('p'), []);
+        assert.equal(await store.addKey('p', key('k4', 500), -1), true, 'an emptied purpose takes a first key again');
+      });
+
+      test('invalid purposes, keys and bounds are rejected without storing anything', async () => {
+        const store = keyStore(factory.fresh().create());
+        await store.install();
+        const good = key('good', 1000);
+        for (const purpose of ['', 'a b', 'é', 'x'.repeat(101), 42 as unknown as string]) {
+          await assert.rejects(store.readKeys(purpose), TypeError, JSON.stringify(purpose));
+          await assert.rejects(store.addKey(purpose, good, -1), TypeError, JSON.stringify(purpose));
+          await assert.rejects(store.deleteKeys(purpose, 0), TypeError, JSON.stringify(purpose));
+        }
+        const bad: unknown[] = [
+          null,
+          { ...good, id: '' },
+          { ...good, id: 'has space' },
+          { ...good, id: 'x'.repeat(65) },
+          { ...good, secret: Buffer.alloc(0) },
+          { ...good, secret: Buffer.alloc(1025) },
+          { ...good, secret: 'not bytes' },
+          { ...good, createdAt: 1.5 },
+          { ...good, createdAt: -1 },
+          { ...good, createdAt: Number.NaN },
+        ];
+        for (const candidate of bad) await assert.rejects(store.addKey('p', candidate as StoredKey, -1));
+        await assert.rejects(store.addKey('p', good, Number.NaN), RangeError);
+        await assert.rejects(store.addKey('p', good, 1.5), RangeError);
+        await assert.rejects(store.deleteKeys('p', Number.POSITIVE_INFINITY), RangeError);
+        assert.deepEqual(await store.readKeys('p'), []);
+        // The longest valid purpose and id work.
+        const longest = 'p'.repeat(100);
+        assert.equal(await store.addKey(longest, key('i'.repeat(64), 1), -1), true);
+        assert.deepEqual(ids(await store.readKeys(longest)), [['i'.repeat(64), 1]]);
+      });
+
+      test('a namespace of schema version 1 is migrated by install(): keys work, epoch and rows are kept', {
+        skip: !factory.downgradeToVersion1 && 'the store has no schema versions',
+      }, async () => {
+        const namespace = factory.fresh();
+        const store = keyStore(namespace.create());
+        const { epoch } = await store.install();
+        await store.append(0, 'p', 1, Buffer.from('kept'));
+        await factory.downgradeToVersion1!(namespace);
+        await assert.rejects(keyStore(namespace.create()).readKeys('p'), 'no keys table before the migration');
+        const racers = Array.from({ length: 4 }, () => keyStore(namespace.create({ poolSize: 1 })));
+        const results = await Promise.all(racers.map((racer) => racer.install()));
+        assert.deepEqual(new Set(results.map((result) => result.epoch)), new Set([epoch]));
+        const migrated = racers[0]!;
+        assert.deepEqual(await migrated.readKeys('p'), []);
+        assert.equal(await migrated.addKey('p', key('k', 1), -1), true);
+        assert.equal((await migrated.readKeys('p')).length, 1);
+        assert.equal((await migrated.readAfter(0, 0, 10))[0]?.payload.toString(), 'kept');
+        assert.equal((await migrated.append(0, 'p', 2, Buffer.from('next'))).id, 2);
       });
     });
 

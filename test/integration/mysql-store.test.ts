@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, afterEach, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { createStore, installSchema, MysqlStore, type MysqlStoreOptions } from '@hubwire/mysql';
+import { createStore, installSchema, MysqlStore, type MysqlStoreOptions, SCHEMA_VERSION } from '@hubwire/mysql';
 import mysql from 'mysql2/promise';
 import { runStoreConformance } from '../conformance/store-suite.js';
 
@@ -126,7 +126,7 @@ runStoreConformance('mysql', {
     const [version] = await admin.query<mysql.RowDataPacket[]>(`SELECT version, epoch FROM ${prefix}_schema_version`);
     assert.deepEqual(
       version.map((row) => ({ ...row })),
-      [{ version: 1, epoch }],
+      [{ version: SCHEMA_VERSION, epoch }],
     );
     const [streams] = await admin.query<mysql.RowDataPacket[]>(
       `SELECT stream, last_id FROM ${prefix}_streams ORDER BY stream`,
@@ -155,8 +155,14 @@ runStoreConformance('mysql', {
     );
     assert.deepEqual(
       tables.map((row) => row.name),
-      ['messages_0', 'messages_1', 'messages_2', 'schema_version', 'streams'].map((name) => `${prefix}_${name}`),
+      ['keys', 'messages_0', 'messages_1', 'messages_2', 'schema_version', 'streams'].map(
+        (name) => `${prefix}_${name}`,
+      ),
     );
+  },
+  async downgradeToVersion1({ prefix }) {
+    await admin.query(`DROP TABLE \`${prefix}_keys\``);
+    await admin.query(`UPDATE \`${prefix}_schema_version\` SET version = 1`);
   },
 });
 
@@ -173,7 +179,7 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
       const second = await makeStore({ prefix }).install();
       const third = await installSchema(url, { schema: prefix });
       assert.equal(second.epoch, first.epoch);
-      assert.deepEqual(third, { epoch: first.epoch, version: 1 });
+      assert.deepEqual(third, { epoch: first.epoch, version: SCHEMA_VERSION });
       const [after] = await admin.query<mysql.RowDataPacket[]>(
         `SELECT CAST(installed_at AS CHAR) AS at FROM ${prefix}_schema_version`,
       );
@@ -219,6 +225,7 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
       users.push(user);
       await admin.query(`GRANT SELECT ON \`${database}\`.\`${prefix}_schema_version\` TO ?@?`, [user, '%']);
       await admin.query(`GRANT SELECT, UPDATE ON \`${database}\`.\`${prefix}_streams\` TO ?@?`, [user, '%']);
+      await admin.query(`GRANT SELECT, INSERT, DELETE ON \`${database}\`.\`${prefix}_keys\` TO ?@?`, [user, '%']);
       for (const stream of [0, 1]) {
         await admin.query(`GRANT SELECT, INSERT, DELETE ON \`${database}\`.\`${prefix}_messages_${stream}\` TO ?@?`, [
           user,
@@ -235,6 +242,10 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
       assert.equal((await store.readAfter(1, 0, 10)).length, 1);
       assert.equal(await store.top(1), 1);
       assert.equal(await store.trim(1, 0, 0), 1);
+      const secret = randomBytes(32);
+      assert.equal(await store.addKey('p', { id: 'k', secret, createdAt: 1 }, -1), true);
+      assert.deepEqual(await store.readKeys('p'), [{ id: 'k', secret, createdAt: 1 }]);
+      assert.equal(await store.deleteKeys('p', 2), 1);
       // Growing tableCount needs CREATE, which this user lacks: a clear permission error.
       await assert.rejects(makeStore({ prefix, tableCount: 3, connectionString: userUrl.href }).install(), {
         code: 'ER_TABLEACCESS_DENIED_ERROR',
@@ -266,10 +277,10 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
     test('tables of a newer schema version are refused, not downgraded', async () => {
       const prefix = freshPrefix();
       await installSchema(url, { schema: prefix });
-      await admin.query(`UPDATE ${prefix}_schema_version SET version = 2`);
+      await admin.query(`UPDATE ${prefix}_schema_version SET version = ?`, [SCHEMA_VERSION + 1]);
       await assert.rejects(makeStore({ prefix }).install(), /newer than this @hubwire\/mysql supports/);
       // The install lock was released: another install is not kept waiting.
-      await admin.query(`UPDATE ${prefix}_schema_version SET version = 1`);
+      await admin.query(`UPDATE ${prefix}_schema_version SET version = ?`, [SCHEMA_VERSION]);
       await makeStore({ prefix }).install();
     });
   });

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
+import { SCHEMA_VERSION } from '@hubwire/postgres';
 import type * as signalR from '@microsoft/signalr';
 import { backplaneFromUrl, Hubwire } from 'hubwire';
 import pg from 'pg';
@@ -66,7 +67,7 @@ describe('PostgreSQL scaleout across processes', () => {
       `SELECT version, epoch FROM "${schema}".schema_version`,
     );
     assert.equal(rows.length, 1);
-    assert.equal(rows[0]?.version, 1);
+    assert.equal(rows[0]?.version, SCHEMA_VERSION);
   });
 
   test('every addressing mode crosses processes', async () => {

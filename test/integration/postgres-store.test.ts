@@ -7,7 +7,13 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, afterEach, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { createStore, installSchema, PostgresStore, type PostgresStoreOptions } from '@hubwire/postgres';
+import {
+  createStore,
+  installSchema,
+  PostgresStore,
+  type PostgresStoreOptions,
+  SCHEMA_VERSION,
+} from '@hubwire/postgres';
 import pg from 'pg';
 import { runStoreConformance } from '../conformance/store-suite.js';
 
@@ -101,7 +107,7 @@ runStoreConformance('postgres', {
   named: (schema) => new PostgresStore({ connectionString: url, schema }).close(),
   async afterInstallRace({ schema }, epoch) {
     const version = await admin.query(`SELECT version, epoch FROM "${schema}".schema_version`);
-    assert.deepEqual(version.rows, [{ version: 1, epoch }]);
+    assert.deepEqual(version.rows, [{ version: SCHEMA_VERSION, epoch }]);
     const streams = await admin.query(`SELECT stream, last_id FROM "${schema}".streams ORDER BY stream`);
     assert.deepEqual(streams.rows, [
       { stream: 0, last_id: '0' },
@@ -115,8 +121,12 @@ runStoreConformance('postgres', {
     );
     assert.deepEqual(
       tables.rows.map((row) => row.table_name),
-      ['messages_0', 'messages_1', 'messages_2', 'schema_version', 'streams'],
+      ['keys', 'messages_0', 'messages_1', 'messages_2', 'schema_version', 'streams'],
     );
+  },
+  async downgradeToVersion1({ schema }) {
+    await admin.query(`DROP TABLE "${schema}".keys`);
+    await admin.query(`UPDATE "${schema}".schema_version SET version = 1`);
   },
 });
 
@@ -131,7 +141,7 @@ describe('PostgresStore', { skip, timeout: 60_000 }, () => {
       const second = await makeStore({ schema }).install();
       const third = await installSchema(url, { schema });
       assert.equal(second.epoch, first.epoch);
-      assert.deepEqual(third, { epoch: first.epoch, version: 1 });
+      assert.deepEqual(third, { epoch: first.epoch, version: SCHEMA_VERSION });
       const after = await admin.query(`SELECT installed_at FROM "${schema}".schema_version`);
       assert.deepEqual(after.rows, before.rows);
     });
@@ -157,6 +167,7 @@ describe('PostgresStore', { skip, timeout: 60_000 }, () => {
       await admin.query(`GRANT SELECT ON "${schema}".schema_version TO "${role}"`);
       await admin.query(`GRANT SELECT, UPDATE ON "${schema}".streams TO "${role}"`);
       await admin.query(`GRANT SELECT, INSERT, DELETE ON "${schema}".messages_0, "${schema}".messages_1 TO "${role}"`);
+      await admin.query(`GRANT SELECT, INSERT, DELETE ON "${schema}".keys TO "${role}"`);
       const roleUrl = new URL(url);
       roleUrl.username = role;
       roleUrl.password = '';
@@ -172,6 +183,10 @@ describe('PostgresStore', { skip, timeout: 60_000 }, () => {
       assert.equal((await store.readAfter(1, 0, 10)).length, 1);
       assert.equal(await store.top(1), 1);
       assert.equal(await store.trim(1, 0, 0), 1);
+      const secret = randomBytes(32);
+      assert.equal(await store.addKey('p', { id: 'k', secret, createdAt: 1 }, -1), true);
+      assert.deepEqual(await store.readKeys('p'), [{ id: 'k', secret, createdAt: 1 }]);
+      assert.equal(await store.deleteKeys('p', 2), 1);
       await waitFor(() => woken.length === 1, 5000, 'a wake-up');
       // Growing tableCount needs CREATE on the schema, which this role lacks: a clear permission error.
       await assert.rejects(makeStore({ schema, tableCount: 3, connectionString: roleUrl.href }).install(), {

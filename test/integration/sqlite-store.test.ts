@@ -9,7 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { createStore, installSchema, pathFromUrl, SqliteStore, type SqliteStoreOptions } from '@hubwire/sqlite';
+import {
+  createStore,
+  installSchema,
+  pathFromUrl,
+  SCHEMA_VERSION,
+  SqliteStore,
+  type SqliteStoreOptions,
+} from '@hubwire/sqlite';
 import Database from 'better-sqlite3';
 import { type BackplanePackage, backplaneFromUrl } from 'hubwire';
 import { WalWatcher } from '../../packages/backplane-sqlite/src/wakeup.js';
@@ -124,11 +131,18 @@ runStoreConformance('sqlite', {
   async afterInstallRace({ path }) {
     const db = rawHandle(path);
     assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
-    assert.deepEqual(db.prepare('SELECT id, version FROM hubwire_schema_version').all(), [{ id: 1, version: 1 }]);
+    assert.deepEqual(db.prepare('SELECT id, version FROM hubwire_schema_version').all(), [
+      { id: 1, version: SCHEMA_VERSION },
+    ]);
     assert.deepEqual(db.prepare('SELECT stream, last_id FROM hubwire_streams ORDER BY stream').all(), [
       { stream: 0, last_id: 0 },
       { stream: 1, last_id: 0 },
     ]);
+  },
+  async downgradeToVersion1({ path }) {
+    const db = rawHandle(path);
+    db.exec('DROP TABLE hubwire_keys');
+    db.exec('UPDATE hubwire_schema_version SET version = 1');
   },
 });
 
@@ -149,10 +163,22 @@ describe('SqliteStore', { timeout: 120_000 }, () => {
       assert.equal(db.prepare('SELECT count(*) FROM hubwire_streams').pluck().get(), 3);
     });
 
+    test('key rings loading at once in 4 processes on a fresh file make one key and all sign with it', async () => {
+      const path = freshPath();
+      await makeStore({ path }).install();
+      const results = await raceWorkers<{ signingKey: string }>(
+        Array.from({ length: 4 }, () => ({ kind: 'key-ring', path, purpose: 'tokens' })),
+      );
+      assert.equal(new Set(results.map((r) => r.signingKey)).size, 1);
+      const keys = await makeStore({ path }).readKeys('tokens');
+      assert.equal(keys.length, 1);
+      assert.equal(keys[0]!.secret.toString('hex'), results[0]!.signingKey);
+    });
+
     test('installSchema and createStore take sqlite: URLs; backplaneFromUrl loads this package', async () => {
       const path = freshPath();
       const installed = await installSchema(`sqlite:${path}`, { schema: 'pre', tableCount: 2 });
-      assert.equal(installed.version, 1);
+      assert.equal(installed.version, SCHEMA_VERSION);
       const store = createStore(`sqlite://${path}`, { schema: 'pre', tableCount: 2 });
       stores.push(store);
       assert.equal(store.path, path);

@@ -8,7 +8,7 @@ import type mysql from 'mysql2/promise';
 export { MAX_TABLE_COUNT, validateTableCount };
 
 /** The schema version this code writes and reads. Each version above 1 has a step in `migrations`. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 // 41 characters at most so that the longest table name, `<prefix>_messages_63`, stays within MySQL's 64-character
 // identifier limit (a longer name is an error, not a truncation, but better refused before anything is created).
 const PREFIX = /^[A-Za-z_][A-Za-z0-9_]{0,40}$/;
@@ -40,11 +40,14 @@ export class TableNames {
   /** The quoted version table, e.g. `` `hubwire_schema_version` ``. */
   readonly versionTable: string;
   readonly streamsTable: string;
+  /** The keys of key rings (see `addKey`), e.g. `` `hubwire_keys` ``. */
+  readonly keysTable: string;
 
   constructor(prefix: string) {
     this.prefix = validatePrefix(prefix);
     this.versionTable = quoteIdentifier(`${prefix}_schema_version`);
     this.streamsTable = quoteIdentifier(`${prefix}_streams`);
+    this.keysTable = quoteIdentifier(`${prefix}_keys`);
   }
 
   /** The unquoted name of a stream's messages table, e.g. `hubwire_messages_0`. */
@@ -62,7 +65,7 @@ export class TableNames {
    * server-wide, not per database, so the name includes the database: two databases using the same prefix on one
    * server never share a lock. Names past MySQL's 64-character limit hash the database and prefix instead.
    */
-  lockName(database: string, purpose: 'install' | `trim_${number}`): string {
+  lockName(database: string, purpose: 'install' | 'keys' | `trim_${number}`): string {
     const plain = `${database}.${this.prefix}_${purpose}`;
     if (plain.length <= MAX_LOCK_NAME) return plain;
     const digest = createHash('sha256').update(`${database}.${this.prefix}`).digest('hex').slice(0, 32);
@@ -98,6 +101,17 @@ const migrations: ReadonlyArray<(names: TableNames, streams: readonly number[]) 
     `CREATE TABLE IF NOT EXISTS ${names.streamsTable} (
        stream INT NOT NULL PRIMARY KEY,
        last_id BIGINT NOT NULL
+     ) ENGINE = InnoDB`,
+  ],
+  // Step 2: the keys of key rings (the classic protocol's token keys), shared by every node. VARBINARY compares
+  // bytes exactly (no case-insensitive or PAD SPACE collation); created_at is ms since 1970 as given to addKey.
+  (names) => [
+    `CREATE TABLE IF NOT EXISTS ${names.keysTable} (
+       purpose VARBINARY(100) NOT NULL,
+       id VARBINARY(64) NOT NULL,
+       secret VARBINARY(1024) NOT NULL,
+       created_at BIGINT NOT NULL,
+       PRIMARY KEY (purpose, id)
      ) ENGINE = InnoDB`,
   ],
 ];
@@ -220,7 +234,7 @@ export async function installOn(connection: Queryable, names: TableNames, tableC
       }
       createdStreams.push(stream);
     }
-    if (createdStreams.length > 0) await checkEngines(connection, names);
+    if (createdStreams.length > 0 || version !== found.version) await checkEngines(connection, names);
     return { epoch: epoch!, previousVersion: found.version, createdStreams, database };
   } finally {
     // A failed release throws out of here: the caller discards the connection, and the server drops the lock.
@@ -250,7 +264,7 @@ async function listTables(connection: Queryable, names: TableNames): Promise<Map
       WHERE table_schema = DATABASE() AND LOWER(LEFT(table_name, ?)) = LOWER(?)`,
     [names.prefix.length + 1, `${names.prefix}_`],
   );
-  const ours = [`${names.prefix}_schema_version`, `${names.prefix}_streams`];
+  const ours = [`${names.prefix}_schema_version`, `${names.prefix}_streams`, `${names.prefix}_keys`];
   for (let stream = 0; stream < MAX_TABLE_COUNT; stream++) ours.push(names.messagesName(stream));
   const tables = new Map<string, string>();
   for (const row of rows) {

@@ -1,7 +1,7 @@
 // MysqlStore: the BackplaneStore on MySQL and MariaDB: its options, the pool, and the SQL of append, read, top, trim.
 
-import type { AppendResult, BackplaneStore, StoredRow } from 'hubwire';
-import { parseStoredId } from 'hubwire';
+import type { AppendResult, BackplaneStore, StoredKey, StoredRow } from 'hubwire';
+import { parseStoredId, validateKeyPurpose, validateKeyTime, validateStoredKey } from 'hubwire';
 import mysql from 'mysql2/promise';
 import { currentDatabase, installOn, PUBLISHER_KEY, SCHEMA_VERSION, TableNames, validateTableCount } from './schema.js';
 
@@ -37,6 +37,8 @@ const TRIM_BLOCK = 1000;
 const CONNECT_TIMEOUT_MS = 10_000;
 /** maxAgeMs beyond this (about 100 years) trims by row count alone: the DATETIME arithmetic would overflow. */
 const MAX_AGE_US = 100 * 365 * 86_400 * 1_000_000;
+/** How long addKey waits for another node's addKey (its user-level lock), in seconds. */
+const KEYS_LOCK_TIMEOUT_S = 10;
 /** MySQL's limit on a VARBINARY(255) publisher, in bytes. */
 const MAX_PUBLISHER_BYTES = 255;
 
@@ -71,6 +73,7 @@ export class MysqlStore implements BackplaneStore {
   readonly #remainingSql: string[] = [];
   readonly #nextIdSql: string;
   readonly #topSql: string;
+  readonly #keysSql: { read: string; newer: string; insert: string; delete: string };
   /** The connection's database, learnt on first use: user-level lock names include it. */
   #database: string | undefined;
   #closing: Promise<void> | undefined;
@@ -141,6 +144,14 @@ export class MysqlStore implements BackplaneStore {
       this.#remainingSql[stream] = `SELECT 1 AS kept FROM ${table} WHERE id > ? AND id <= ? LIMIT 1`;
     }
     this.#topSql = `SELECT CAST(last_id AS CHAR) AS id FROM ${names.streamsTable} WHERE stream = ?`;
+    // Ties of created_at are ordered by id in byte order (VARBINARY).
+    this.#keysSql = {
+      read: `SELECT id, secret, CAST(created_at AS CHAR) AS created_at FROM ${names.keysTable}
+              WHERE purpose = ? ORDER BY created_at DESC, id DESC`,
+      newer: `SELECT 1 AS found FROM ${names.keysTable} WHERE purpose = ? AND created_at > ? LIMIT 1`,
+      insert: `INSERT INTO ${names.keysTable} (purpose, id, secret, created_at) VALUES (?, ?, ?, ?)`,
+      delete: `DELETE FROM ${names.keysTable} WHERE purpose = ? AND created_at < ?`,
+    };
   }
 
   /** Creates or migrates the tables and this store's stream tables; see {@link installSchema}. */
@@ -271,6 +282,78 @@ export class MysqlStore implements BackplaneStore {
     }
   }
 
+  async readKeys(purpose: string): Promise<StoredKey[]> {
+    validateKeyPurpose(purpose);
+    const [rows] = await this.#run((connection) =>
+      connection.execute<mysql.RowDataPacket[]>(this.#keysSql.read, [purpose]),
+    );
+    return rows.map((row) => ({
+      id: Buffer.isBuffer(row.id) ? row.id.toString('utf8') : String(row.id),
+      secret: row.secret as Buffer,
+      createdAt: parseKeyTime(row.created_at),
+    }));
+  }
+
+  /**
+   * Under a user-level lock (`GET_LOCK`) of the database's keys, like install(): concurrent addKeys (of every node)
+   * queue on it. The check and the insert are autocommit statements that start after the lock is taken, so each
+   * sees what the previous holder committed before releasing it.
+   */
+  async addKey(purpose: string, key: StoredKey, unlessNewerThan: number): Promise<boolean> {
+    validateKeyPurpose(purpose);
+    validateStoredKey(key);
+    validateKeyTime('unlessNewerThan', unlessNewerThan);
+    const connection = await this.#acquire();
+    let broken = false;
+    try {
+      this.#database ??= await currentDatabase(connection);
+      const lock = this.names.lockName(this.#database, 'keys');
+      const [locked] = await connection.execute<mysql.RowDataPacket[]>('SELECT GET_LOCK(?, ?) AS held', [
+        lock,
+        KEYS_LOCK_TIMEOUT_S,
+      ]);
+      const held = locked[0]?.held == null ? null : Number(locked[0].held);
+      if (held !== 1) {
+        throw new Error(
+          held === 0
+            ? `Timed out after ${KEYS_LOCK_TIMEOUT_S} s waiting for another node to add a key (lock '${lock}').`
+            : `Could not take the keys lock '${lock}'.`,
+        );
+      }
+      try {
+        const [newer] = await connection.execute<mysql.RowDataPacket[]>(this.#keysSql.newer, [
+          purpose,
+          unlessNewerThan,
+        ]);
+        if (newer.length > 0) return false;
+        await connection.execute(this.#keysSql.insert, [purpose, key.id, key.secret, key.createdAt]);
+        return true;
+      } finally {
+        // A lock left on a pooled connection would stop every node from adding keys: if the release fails, the
+        // connection is dropped, which frees the lock.
+        try {
+          await connection.execute('SELECT RELEASE_LOCK(?)', [lock]);
+        } catch {
+          broken = true;
+        }
+      }
+    } catch (error) {
+      broken ||= isBroken(error);
+      throw error;
+    } finally {
+      this.#giveBack(connection, broken);
+    }
+  }
+
+  async deleteKeys(purpose: string, createdBefore: number): Promise<number> {
+    validateKeyPurpose(purpose);
+    validateKeyTime('createdBefore', createdBefore);
+    const [result] = await this.#run((connection) =>
+      connection.execute<mysql.ResultSetHeader>(this.#keysSql.delete, [purpose, createdBefore]),
+    );
+    return result.affectedRows;
+  }
+
   /**
    * MySQL and MariaDB have no LISTEN/NOTIFY: this store has no push wake-ups, so it resolves `undefined` and the
    * engine polls each stream with its short back-off (see the README for why no substitute is used).
@@ -386,7 +469,12 @@ export function createStore(url: string, options: { schema?: string; tableCount?
   return new MysqlStore({ connectionString: url, prefix: options.schema, tableCount: options.tableCount });
 }
 
-/** Parses a BIGINT read as text; ids past 2^53 cannot be JS numbers, and rounding one would skip rows. */
+/** A key's created_at (BIGINT, read as text) as a JS number; addKey only stores safe integers. */
+function parseKeyTime(text: unknown): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value)) throw new RangeError(`Key time ${String(text)} is not a safe integer.`);
+  return value;
+}
 
 /** ER_DUP_ENTRY on the (publisher, batch_seq) key, not on the primary key (which would be a real fault). */
 function isDuplicateBatch(error: unknown): boolean {

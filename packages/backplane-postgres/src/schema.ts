@@ -7,7 +7,7 @@ import type pg from 'pg';
 export { MAX_TABLE_COUNT, validateTableCount };
 
 /** The schema version this code writes and reads. Each version above 1 has a step in `migrations`. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 // 50 characters at most so that `hubwire_<schema>` (the NOTIFY channel) stays within PostgreSQL's 63-byte
 // identifier limit: a longer name would be silently truncated and two schemas could share a channel.
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,50}$/;
@@ -37,6 +37,8 @@ export class SchemaNames {
   readonly quoted: string;
   readonly versionTable: string;
   readonly streamsTable: string;
+  /** The keys of key rings (see `addKey`), e.g. `"hubwire".keys`. */
+  readonly keysTable: string;
   /** The NOTIFY channel, unquoted (as `pg_notify` takes it and as notifications report it). */
   readonly channel: string;
   /** The first half of every advisory lock key of this schema (see `lockKey`). */
@@ -47,6 +49,7 @@ export class SchemaNames {
     this.quoted = quoteIdentifier(schema);
     this.versionTable = `${this.quoted}.schema_version`;
     this.streamsTable = `${this.quoted}.streams`;
+    this.keysTable = `${this.quoted}.keys`;
     this.channel = `hubwire_${schema}`;
     // A stable 32-bit hash of the name (not hashtext(), which PostgreSQL does not promise to keep stable), so
     // every node and every version of this package derives the same key for the same schema.
@@ -59,8 +62,12 @@ export class SchemaNames {
   }
 }
 
-/** Advisory lock keys `(namespace, LOCK_INSTALL)` and `(namespace, stream)` for trimming: never equal. */
+/**
+ * Advisory lock keys `(namespace, LOCK_INSTALL)`, `(namespace, LOCK_KEYS)` for adding keys and `(namespace, stream)`
+ * for trimming (streams are ≥ 0): never equal.
+ */
 export const LOCK_INSTALL = -1;
+export const LOCK_KEYS = -2;
 
 /**
  * The numbered migrations. Step N brings a schema at version N-1 to version N; step 1 creates the base tables
@@ -84,6 +91,18 @@ const migrations: ReadonlyArray<(names: SchemaNames, streams: readonly number[])
        stream int PRIMARY KEY,
        last_id bigint NOT NULL
      ) WITH (fillfactor = 50)`,
+  ],
+  // Step 2: the keys of key rings (the classic protocol's token keys), shared by every node. created_at is the
+  // creating node's clock in ms since 1970, as given to addKey. A few rows per purpose: the primary key is the
+  // only index.
+  (names) => [
+    `CREATE TABLE IF NOT EXISTS ${names.keysTable} (
+       purpose text NOT NULL,
+       id text NOT NULL,
+       secret bytea NOT NULL,
+       created_at bigint NOT NULL,
+       PRIMARY KEY (purpose, id)
+     )`,
   ],
 ];
 

@@ -1,10 +1,17 @@
 // PostgresStore: the BackplaneStore on PostgreSQL: its options, the pool, and the SQL of append, read, top, trim.
 
-import type { AppendResult, BackplaneStore, StoredRow } from 'hubwire';
-import { parseStoredId } from 'hubwire';
+import type { AppendResult, BackplaneStore, StoredKey, StoredRow } from 'hubwire';
+import { parseStoredId, validateKeyPurpose, validateKeyTime, validateStoredKey } from 'hubwire';
 import pg from 'pg';
 import { ListenConnection } from './listen.js';
-import { installOn, publisherConstraint, SCHEMA_VERSION, SchemaNames, validateTableCount } from './schema.js';
+import {
+  installOn,
+  LOCK_KEYS,
+  publisherConstraint,
+  SCHEMA_VERSION,
+  SchemaNames,
+  validateTableCount,
+} from './schema.js';
 
 /** Options of {@link PostgresStore}. One of `connectionString` and `pool` is required. */
 export interface PostgresStoreOptions {
@@ -40,6 +47,8 @@ export interface PostgresStoreOptions {
 const TRIM_BLOCK = 1000;
 /** How long a new connection may take, and how long a query may wait for a free pool connection. */
 const CONNECT_TIMEOUT_MS = 10_000;
+/** How long addKey waits for another node's addKey (its advisory lock) before it fails. */
+const KEYS_LOCK_TIMEOUT = '10s';
 
 /**
  * The PostgreSQL backplane store. Ids come from each stream's row in `streams`, incremented under its row lock in
@@ -63,6 +72,7 @@ export class PostgresStore implements BackplaneStore {
   readonly #readSql: string[] = [];
   readonly #trimSql: string[] = [];
   readonly #topSql: string;
+  readonly #keysSql: { read: string; newer: string; insert: string; delete: string };
   #closing: Promise<void> | undefined;
 
   constructor(options: PostgresStoreOptions) {
@@ -150,6 +160,14 @@ export class PostgresStore implements BackplaneStore {
         SELECT (SELECT held FROM lock) AS held, count(*)::int AS deleted, max(id)::text AS last FROM gone`;
     }
     this.#topSql = `SELECT last_id::text AS id FROM ${names.streamsTable} WHERE stream = $1`;
+    // Ties of created_at are ordered by id in byte order (COLLATE "C"), whatever the database's collation.
+    this.#keysSql = {
+      read: `SELECT id, secret, created_at::text AS created_at FROM ${names.keysTable}
+              WHERE purpose = $1 ORDER BY created_at DESC, id COLLATE "C" DESC`,
+      newer: `SELECT 1 FROM ${names.keysTable} WHERE purpose = $1 AND created_at > $2 LIMIT 1`,
+      insert: `INSERT INTO ${names.keysTable} (purpose, id, secret, created_at) VALUES ($1, $2, $3, $4)`,
+      delete: `DELETE FROM ${names.keysTable} WHERE purpose = $1 AND created_at < $2`,
+    };
   }
 
   /** Creates or migrates the schema and this store's stream tables; see {@link installSchema}. */
@@ -276,6 +294,58 @@ export class PostgresStore implements BackplaneStore {
     };
   }
 
+  async readKeys(purpose: string): Promise<StoredKey[]> {
+    validateKeyPurpose(purpose);
+    const result = await this.#query<{ id: string; secret: Buffer; created_at: string }>(this.#keysSql.read, [purpose]);
+    return result.rows.map((row) => ({ id: row.id, secret: row.secret, createdAt: parseKeyTime(row.created_at) }));
+  }
+
+  /**
+   * One transaction under a transaction-scoped advisory lock of the schema's keys: concurrent addKeys (of every
+   * node) queue on it, and each checks for a newer key only once it holds the lock, in a statement that starts
+   * after the previous holder committed (READ COMMITTED takes a snapshot per statement).
+   */
+  async addKey(purpose: string, key: StoredKey, unlessNewerThan: number): Promise<boolean> {
+    validateKeyPurpose(purpose);
+    validateStoredKey(key);
+    validateKeyTime('unlessNewerThan', unlessNewerThan);
+    const client = await this.#pool.connect();
+    let fault: Error | undefined;
+    const onClientError = (error: Error) => {
+      fault = error;
+    };
+    client.on('error', onClientError);
+    try {
+      await client.query('BEGIN');
+      try {
+        await client.query(`SET LOCAL lock_timeout = '${KEYS_LOCK_TIMEOUT}'`);
+        await client.query('SELECT pg_advisory_xact_lock($1, $2)', [this.names.lockNamespace, LOCK_KEYS]);
+        const newer = await client.query(this.#keysSql.newer, [purpose, unlessNewerThan]);
+        const add = newer.rows.length === 0;
+        if (add) await client.query(this.#keysSql.insert, [purpose, key.id, key.secret, key.createdAt]);
+        await client.query('COMMIT');
+        return add;
+      } catch (error) {
+        // The lock goes with the transaction; a failed ROLLBACK means the connection is gone, which ends it too.
+        await client.query('ROLLBACK').catch(() => {});
+        throw error;
+      }
+    } catch (error) {
+      if (!(error instanceof pg.DatabaseError)) fault ??= asError(error);
+      throw error;
+    } finally {
+      client.off('error', onClientError);
+      client.release(fault ?? false);
+    }
+  }
+
+  async deleteKeys(purpose: string, createdBefore: number): Promise<number> {
+    validateKeyPurpose(purpose);
+    validateKeyTime('createdBefore', createdBefore);
+    const result = await this.#query(this.#keysSql.delete, [purpose, createdBefore]);
+    return result.rowCount ?? 0;
+  }
+
   /** Stops every subscription and ends the pool if the store created it. Safe to call more than once. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
@@ -353,7 +423,12 @@ export function createStore(url: string, options: { schema?: string; tableCount?
   return new PostgresStore({ connectionString: url, schema: options.schema, tableCount: options.tableCount });
 }
 
-/** Parses a bigint column read as text; ids past 2^53 cannot be JS numbers, and rounding one would skip rows. */
+/** A key's created_at (bigint, read as text) as a JS number; addKey only stores safe integers. */
+function parseKeyTime(text: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value)) throw new RangeError(`Key time ${text} is not a safe integer.`);
+  return value;
+}
 
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));

@@ -8,7 +8,7 @@ import { MAX_TABLE_COUNT, validateTableCount } from 'hubwire';
 export { MAX_TABLE_COUNT, validateTableCount };
 
 /** The schema version this code writes and reads. Each version above 1 has a step in `migrations`. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 // The same rule as PostgreSQL schema names, so one `--schema` value is valid for every backplane. SQLite has no
 // schemas inside a file: the prefix starts every table name instead (`hubwire_streams`).
 const PREFIX = /^[A-Za-z_][A-Za-z0-9_]{0,50}$/;
@@ -33,11 +33,14 @@ export class TableNames {
   /** Quoted, e.g. `"hubwire_schema_version"`. */
   readonly versionTable: string;
   readonly streamsTable: string;
+  /** The keys of key rings (see `addKey`), e.g. `"hubwire_keys"`. */
+  readonly keysTable: string;
 
   constructor(prefix: string) {
     this.prefix = validatePrefix(prefix);
     this.versionTable = `"${prefix}_schema_version"`;
     this.streamsTable = `"${prefix}_streams"`;
+    this.keysTable = `"${prefix}_keys"`;
   }
 
   /** The unquoted name of a stream's messages table, as sqlite_schema lists it. */
@@ -70,6 +73,17 @@ const migrations: ReadonlyArray<(names: TableNames, streams: readonly number[]) 
        stream INTEGER PRIMARY KEY,
        last_id INTEGER NOT NULL
      )`,
+  ],
+  // Step 2: the keys of key rings (the classic protocol's token keys), shared by every process. created_at is
+  // integer ms since 1970 as given to addKey. Text compares byte by byte (BINARY), as the other databases do.
+  (names) => [
+    `CREATE TABLE IF NOT EXISTS ${names.keysTable} (
+       purpose TEXT NOT NULL,
+       id TEXT NOT NULL,
+       secret BLOB NOT NULL,
+       created_at INTEGER NOT NULL,
+       PRIMARY KEY (purpose, id)
+     ) WITHOUT ROWID`,
   ],
 ];
 

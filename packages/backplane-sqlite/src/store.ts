@@ -5,7 +5,8 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import type { AppendResult, BackplaneStore, StoredRow } from 'hubwire';
+import type { AppendResult, BackplaneStore, StoredKey, StoredRow } from 'hubwire';
+import { validateKeyPurpose, validateKeyTime, validateStoredKey } from 'hubwire';
 import { installOn, isBusy, SCHEMA_VERSION, TableNames, validateTableCount } from './schema.js';
 import { WalWatcher } from './wakeup.js';
 
@@ -36,6 +37,12 @@ const TRIM_BLOCK = 1000;
 /** install() and opening retry SQLITE_BUSY this many times, sleeping in between, before giving up. */
 const BUSY_ATTEMPTS = 20;
 
+interface KeyStatements {
+  read: Database.Statement<[string], { id: string; secret: Buffer; created_at: number }>;
+  add(purpose: string, key: StoredKey, unlessNewerThan: number): boolean;
+  delete: Database.Statement<[string, number]>;
+}
+
 interface StreamStatements {
   append(publisher: string, batchSeq: number, payload: Buffer): number | undefined;
   readAfter: Database.Statement<[number, number], StoredRow>;
@@ -63,6 +70,7 @@ export class SqliteStore implements BackplaneStore {
   #opening: Promise<Database.Database> | undefined;
   #topStatement: Database.Statement<[number], number> | undefined;
   #topsStatement: Database.Statement<[number], { stream: number; last_id: number }> | undefined;
+  #keyStatements: KeyStatements | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(options: SqliteStoreOptions) {
@@ -95,6 +103,7 @@ export class SqliteStore implements BackplaneStore {
     const { epoch } = await retryBusy(() => installOn(db, this.names, this.streamCount));
     // New tables: statements prepared against the old ones (or that failed) are prepared again.
     this.#statements.clear();
+    this.#keyStatements = undefined;
     return { epoch };
   }
 
@@ -180,6 +189,33 @@ export class SqliteStore implements BackplaneStore {
     };
   }
 
+  async readKeys(purpose: string): Promise<StoredKey[]> {
+    validateKeyPurpose(purpose);
+    const statements = this.#keysStatements(await this.#connection());
+    const rows = await retryBusy(() => statements.read.all(purpose));
+    return rows.map((row) => ({ id: row.id, secret: row.secret, createdAt: row.created_at }));
+  }
+
+  /**
+   * One `BEGIN IMMEDIATE` transaction: it takes the file's write lock before it looks for a newer key, so addKeys
+   * of every process run one after the other and each sees the keys the previous one committed. SQLITE_BUSY
+   * (another process holds the lock past busyTimeout) is retried, as install() does.
+   */
+  async addKey(purpose: string, key: StoredKey, unlessNewerThan: number): Promise<boolean> {
+    validateKeyPurpose(purpose);
+    validateStoredKey(key);
+    validateKeyTime('unlessNewerThan', unlessNewerThan);
+    const statements = this.#keysStatements(await this.#connection());
+    return retryBusy(() => statements.add(purpose, key, unlessNewerThan));
+  }
+
+  async deleteKeys(purpose: string, createdBefore: number): Promise<number> {
+    validateKeyPurpose(purpose);
+    validateKeyTime('createdBefore', createdBefore);
+    const statements = this.#keysStatements(await this.#connection());
+    return retryBusy(() => statements.delete.run(purpose, createdBefore).changes);
+  }
+
   /** Stops every subscription and closes the database. Safe to call more than once. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
@@ -188,6 +224,7 @@ export class SqliteStore implements BackplaneStore {
       const db = this.#db ?? (await this.#opening?.catch(() => undefined));
       this.#db = undefined;
       this.#statements.clear();
+      this.#keyStatements = undefined;
       try {
         db?.close();
       } catch (error) {
@@ -286,6 +323,43 @@ export class SqliteStore implements BackplaneStore {
       throw error;
     }
     this.#statements.set(stream, statements);
+    return statements;
+  }
+
+  #keysStatements(db: Database.Database): KeyStatements {
+    if (this.#keyStatements) return this.#keyStatements;
+    const table = this.names.keysTable;
+    let statements: KeyStatements;
+    try {
+      const newer = db.prepare<[string, number], number>(
+        `SELECT 1 FROM ${table} WHERE purpose = ? AND created_at > ? LIMIT 1`,
+      );
+      const insert = db.prepare<[string, string, Buffer, number]>(
+        `INSERT INTO ${table} (purpose, id, secret, created_at) VALUES (?, ?, ?, ?)`,
+      );
+      const add = db.transaction((purpose: string, key: StoredKey, unlessNewerThan: number): boolean => {
+        if (newer.get(purpose, unlessNewerThan) !== undefined) return false;
+        insert.run(purpose, key.id, key.secret, key.createdAt);
+        return true;
+      });
+      statements = {
+        read: db.prepare(
+          `SELECT id, secret, created_at FROM ${table} WHERE purpose = ? ORDER BY created_at DESC, id DESC`,
+        ),
+        // IMMEDIATE: the write lock first, then the check (see addKey).
+        add: (purpose, key, unlessNewerThan) => add.immediate(purpose, key, unlessNewerThan),
+        delete: db.prepare(`DELETE FROM ${table} WHERE purpose = ? AND created_at < ?`),
+      };
+    } catch (error) {
+      if (/no such table/i.test(asError(error).message)) {
+        throw new Error(
+          `The keys table is not installed in ${this.path} (prefix '${this.names.prefix}'): call install() first.`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+    this.#keyStatements = statements;
     return statements;
   }
 

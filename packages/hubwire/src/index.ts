@@ -1,7 +1,20 @@
 // Hubwire's public API.
 
-export type { AppendResult, BackplaneStore, StoredRow } from './backplane/backplane-store.js';
+export type { AppendResult, BackplaneStore, StoredKey, StoredRow } from './backplane/backplane-store.js';
 export { type BackplanePackage, backplaneFromUrl, type StoreUrlOptions } from './backplane/from-url.js';
+export {
+  KeyRing,
+  type KeyRingOptions,
+  type KeySource,
+  type KeyStore,
+  MAX_KEY_ID_LENGTH,
+  MAX_KEY_PURPOSE_LENGTH,
+  MAX_KEY_SECRET_BYTES,
+  supportsKeys,
+  validateKeyPurpose,
+  validateKeyTime,
+  validateStoredKey,
+} from './backplane/key-ring.js';
 export { MemoryDatabase, MemoryStore } from './backplane/memory-store.js';
 export {
   ScaleoutEngine,

@@ -8,6 +8,22 @@ export interface StoredRow {
   readonly payload: Buffer;
 }
 
+/**
+ * A secret of a key ring (see `key-ring.ts`), as a store keeps it: one row per key, grouped by purpose (e.g. the
+ * classic protocol's token keys).
+ */
+export interface StoredKey {
+  /** Unique within its purpose: 1-64 printable ASCII characters (no spaces), e.g. a random UUID. */
+  readonly id: string;
+  /** The key material, 1-1024 bytes, stored as bytes (bytea, BLOB, VARBINARY). */
+  readonly secret: Buffer;
+  /**
+   * When the key was made, in integer milliseconds since 1970, by the clock of the node that made it (the store
+   * keeps the value it is given; it never substitutes the database's clock).
+   */
+  readonly createdAt: number;
+}
+
 export interface AppendResult {
   /** The id given to the row, or undefined when the row had already been committed by an earlier attempt. */
   readonly id: number | undefined;
@@ -62,4 +78,24 @@ export interface BackplaneStore {
   ): Promise<(() => Promise<void>) | undefined>;
   /** Releases connections. */
   close(): Promise<void>;
+
+  // Keys shared by every node (optional: a store has all three or none; see `supportsKeys` in key-ring.ts).
+  // A purpose is 1-100 printable ASCII characters (no spaces). The table is made by install(); arguments that
+  // are not valid (purpose, id, secret size, non-integer times) are rejected with a TypeError or RangeError.
+
+  /**
+   * Every key of a purpose, newest first (by `createdAt`, then by `id`); empty when there is none. Reads
+   * committed keys only.
+   */
+  readKeys?(purpose: string): Promise<StoredKey[]>;
+  /**
+   * Adds `key` to its purpose unless a key of that purpose has `createdAt > unlessNewerThan`, atomically: check
+   * and insert are serialised with every other `addKey` of the namespace (nodes, processes), so when several nodes
+   * decide to add a key at once, exactly one does. Resolves with true when the key was added, false when a newer
+   * key was found (nothing was written). Pass `-1` to add only when the purpose has no key at all. A key whose id
+   * already exists in the purpose is an error.
+   */
+  addKey?(purpose: string, key: StoredKey, unlessNewerThan: number): Promise<boolean>;
+  /** Deletes the keys of a purpose with `createdAt < createdBefore`. Resolves with the number of keys deleted. */
+  deleteKeys?(purpose: string, createdBefore: number): Promise<number>;
 }

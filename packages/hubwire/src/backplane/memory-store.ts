@@ -2,7 +2,8 @@
 // injection) and for trying scaleout without a database; it does not survive the process.
 
 import { randomUUID } from 'node:crypto';
-import type { AppendResult, BackplaneStore, StoredRow } from './backplane-store.js';
+import type { AppendResult, BackplaneStore, StoredKey, StoredRow } from './backplane-store.js';
+import { validateKeyPurpose, validateKeyTime, validateStoredKey } from './key-ring.js';
 
 interface Row extends StoredRow {
   readonly publisher: string;
@@ -15,6 +16,8 @@ export class MemoryDatabase {
   readonly epoch = randomUUID();
   readonly streams: Row[][];
   readonly tops: number[];
+  /** Keys by purpose (see `addKey`), in insertion order. */
+  readonly keys = new Map<string, StoredKey[]>();
   private readonly listeners = new Set<(stream: number) => void>();
   /** While true, every operation fails as if the database were unreachable. */
   down = false;
@@ -102,6 +105,40 @@ export class MemoryStore implements BackplaneStore {
     return async () => {
       stop();
     };
+  }
+
+  async readKeys(purpose: string): Promise<StoredKey[]> {
+    validateKeyPurpose(purpose);
+    this.database.check();
+    const keys = this.database.keys.get(purpose) ?? [];
+    return keys
+      .map((key) => ({ id: key.id, secret: Buffer.from(key.secret), createdAt: key.createdAt }))
+      .sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+  }
+
+  async addKey(purpose: string, key: StoredKey, unlessNewerThan: number): Promise<boolean> {
+    validateKeyPurpose(purpose);
+    validateStoredKey(key);
+    validateKeyTime('unlessNewerThan', unlessNewerThan);
+    this.database.check();
+    // Check and insert in one synchronous step: no other call runs in between.
+    const keys = this.database.keys.get(purpose) ?? [];
+    if (keys.some((other) => other.createdAt > unlessNewerThan)) return false;
+    if (keys.some((other) => other.id === key.id)) throw new Error(`Key '${key.id}' of '${purpose}' exists.`);
+    keys.push({ id: key.id, secret: Buffer.from(key.secret), createdAt: key.createdAt });
+    this.database.keys.set(purpose, keys);
+    return true;
+  }
+
+  async deleteKeys(purpose: string, createdBefore: number): Promise<number> {
+    validateKeyPurpose(purpose);
+    validateKeyTime('createdBefore', createdBefore);
+    this.database.check();
+    const keys = this.database.keys.get(purpose) ?? [];
+    const kept = keys.filter((key) => key.createdAt >= createdBefore);
+    if (kept.length > 0) this.database.keys.set(purpose, kept);
+    else this.database.keys.delete(purpose);
+    return keys.length - kept.length;
   }
 
   async close(): Promise<void> {}
