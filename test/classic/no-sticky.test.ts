@@ -2,7 +2,8 @@
 // stream), and a classic connection whose requests alternate between them. Every message published while the
 // client polls here, there or nowhere arrives once, in each publisher's order; group changes made on one node
 // follow the connection to the other; the node a client left does not report it disconnected, the last one does,
-// once; /abort on either node ends it everywhere.
+// once; /abort on either node ends it everywhere. No `classicKey` is given: the nodes share the token keys through
+// the backplane's database.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -19,7 +20,6 @@ import {
 } from './fixture.js';
 import { openStream } from './wire.js';
 
-const KEY = 'no-sticky-test-key-0123456789abcdef';
 const DISCONNECT_TIMEOUT = 1500;
 
 interface Node {
@@ -46,7 +46,7 @@ async function startNode(database: MemoryDatabase): Promise<Node> {
     onError: () => {},
   });
   hubwire.mapHub('/test', createTestHub(observations));
-  hubwire.mapClassicHubs('/signalr', { TestHub: '/test' }, { classicKey: KEY, disconnectTimeout: DISCONNECT_TIMEOUT });
+  hubwire.mapClassicHubs('/signalr', { TestHub: '/test' }, { disconnectTimeout: DISCONNECT_TIMEOUT });
   const port = await hubwire.listen(0, '127.0.0.1');
   await hubwire.ready();
   const hub = hubwire.hub('/test');

@@ -4,6 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
+import { KeyRing, type KeySource, supportsKeys } from '../backplane/key-ring.js';
 import type { ScaleoutEngine } from '../backplane/scaleout-engine.js';
 import type { Envelope } from '../bus/envelope.js';
 import { answerPreflight, applyCors, checkOrigin } from '../connection/cors.js';
@@ -17,7 +18,10 @@ import type { PersistentEndpoint } from './persistent.js';
 import { ClassicHttpError, ERRORS, parseConnectionData, respondText } from './requests.js';
 import { formatPosition, parsePosition } from './resume.js';
 import { routeRequest, routeUpgrade } from './routes.js';
-import { TokenProtector } from './tokens.js';
+import { CLASSIC_KEYS_PURPOSE, TokenProtector } from './tokens.js';
+
+/** How long a request waits for the shared key set while the backplane's database is unreachable at startup. */
+const KEYS_WAIT_MS = 10_000;
 
 export interface ClassicServerDeps {
   authenticate: ((request: IncomingMessage) => unknown) | undefined;
@@ -74,6 +78,10 @@ export class ClassicServer implements ConnectionServices {
   readonly engine: ScaleoutEngine | undefined;
   /** This endpoint's name on the backplane (for notices between nodes). */
   private readonly noticeKey: string;
+  /** The key set shared through the backplane's database, once loaded (see keysReady). */
+  private ring: KeyRing | undefined;
+  /** Settles when tokens can be made and read (at once, unless the key set comes from the backplane). */
+  private keysReady: Promise<void> = Promise.resolve();
 
   constructor(
     readonly basePath: string,
@@ -87,15 +95,72 @@ export class ClassicServer implements ConnectionServices {
       if (this.hubs.has(hub.lowerName)) throw new Error(`The classic hub name '${hub.name}' is mapped twice.`);
       this.hubs.set(hub.lowerName, hub);
     }
-    this.tokens = new TokenProtector(options.key);
+    this.engine = deps.backplane;
+    this.tokens = new TokenProtector(this.keySource(options));
     this.webSockets = new WebSocketServer({
       noServer: true,
       perMessageDeflate: false,
       clientTracking: false,
       maxPayload: options.maxIncomingMessageSize,
     });
-    this.engine = deps.backplane;
     this.noticeKey = `classic:${basePath}`;
+  }
+
+  /**
+   * The token keys: the `classicKey` option when given; else, with a backplane whose store keeps keys, the key
+   * set shared through its database (loaded once the backplane has started; requests wait for it); else a
+   * random key of this process.
+   */
+  private keySource(options: ResolvedClassicOptions): Buffer | KeySource {
+    const engine = this.engine;
+    if (options.keyGiven || !engine) return options.key;
+    const store = engine.store;
+    if (!supportsKeys(store)) {
+      this.reportError(
+        new Error(
+          `The ${store.kind} backplane store cannot keep the classic token keys: pass the same 'classicKey' to every node, or tokens made on one node fail on the others.`,
+        ),
+        `classic endpoint ${this.basePath}`,
+      );
+      return options.key;
+    }
+    this.keysReady = (async () => {
+      let delay = 100;
+      for (;;) {
+        if (this.closed) return;
+        try {
+          await engine.start();
+          this.ring = await KeyRing.load(store, {
+            purpose: CLASSIC_KEYS_PURPOSE,
+            onError: (error) => this.reportError(error, 'refreshing the classic token keys'),
+          });
+          if (this.closed) this.ring.close();
+          return;
+        } catch (error) {
+          this.reportError(error, 'loading the classic token keys from the backplane');
+          await new Promise((resolve) => setTimeout(resolve, delay).unref());
+          delay = Math.min(delay * 2, 5000);
+        }
+      }
+    })();
+    const unavailable = () => {
+      throw new ClassicHttpError(503, 'The classic token keys are not loaded yet: the backplane is unreachable.');
+    };
+    return {
+      signingKey: () => this.ring?.signingKey() ?? unavailable(),
+      verificationKeys: () => this.ring?.verificationKeys() ?? unavailable(),
+    };
+  }
+
+  /** Waits (a bounded time) until tokens can be made and read; 503 when the key set cannot be loaded. */
+  async keys(): Promise<void> {
+    if (this.ring || !this.engine || this.options.keyGiven) return this.keysReady;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, KEYS_WAIT_MS);
+    });
+    await Promise.race([this.keysReady, timeout]);
+    clearTimeout(timer);
   }
 
   /** Listens to the other nodes' instances of this endpoint (once it is mapped: its path is its identity). */
@@ -211,6 +276,7 @@ export class ClassicServer implements ConnectionServices {
   /** Everything but negotiate, ping and the proxy script: a known transport, and a token of this user. */
   async check(url: URL, request: IncomingMessage): Promise<CheckedRequest> {
     if (url.searchParams.has('callback')) throw ERRORS.jsonp();
+    await this.keys();
     const user = await this.authenticate(request);
     const hubs = await this.resolveHubs(url, user, request);
     const transport = url.searchParams.get('transport') as ClassicTransport | null;
@@ -398,6 +464,7 @@ export class ClassicServer implements ConnectionServices {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.ring?.close();
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     for (const connection of [...this.connections.values()]) connection.shutdown();

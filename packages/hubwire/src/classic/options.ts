@@ -27,8 +27,10 @@ export type RejoinGroups = (context: RejoinContext, groups: string[]) => string[
 
 export interface ClassicHubsOptions {
   /**
-   * Key of the HMAC that protects connection and groups tokens (at least 16 bytes). Every node that serves the
-   * same clients needs the same key. Default: random per process (tokens do not survive a restart).
+   * Key of the HMAC that protects connection and groups tokens (at least 16 bytes). Default: with a backplane,
+   * a key set kept in the backplane's database and shared by every node (rotated weekly, old keys accepted for
+   * a week more); without one, random per process (tokens do not survive a restart). Given, it is used as is,
+   * and every node that serves the same clients needs the same key.
    */
   classicKey?: Buffer | string;
   /**
@@ -62,6 +64,8 @@ export interface ClassicHubsOptions {
 
 export interface ResolvedClassicOptions {
   key: Buffer;
+  /** `classicKey` was given (else `key` is random, and a backplane's shared key set is used when there is one). */
+  keyGiven: boolean;
   allowedOrigins: readonly string[] | ((origin: string) => boolean) | undefined;
   rejoinGroups: RejoinGroups | undefined;
   transports: readonly ClassicTransport[];
@@ -96,6 +100,7 @@ export function resolveClassicOptions(
   const keepAlive = options.keepAlive === undefined ? Math.floor(disconnectTimeout / 3) : options.keepAlive;
   const resolved: ResolvedClassicOptions = {
     key,
+    keyGiven: options.classicKey !== undefined,
     allowedOrigins: options.allowedOrigins ?? serverAllowedOrigins,
     rejoinGroups: options.rejoinGroups,
     transports,

@@ -82,6 +82,7 @@ export async function routeRequest(
 }
 
 async function negotiate(server: ClassicServer, url: URL, request: IncomingMessage, response: ServerResponse) {
+  await server.keys();
   const user = await server.authenticate(request);
   await server.resolveHubs(url, user, request);
   const connectionId = randomUUID();
