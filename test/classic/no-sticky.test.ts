@@ -245,6 +245,32 @@ describe('classic connections without sticky sessions (two nodes, one backplane)
     await http(sse(a, 'abort'), { form: {} });
   });
 
+  test('a move while the database is unreachable waits for it, then replays what was missed', async () => {
+    const client = new Poller(await negotiate(a.base, 'eve'), 'eve');
+    const id = client.negotiated.ConnectionId;
+    await client.connect(a);
+    assert.equal((await http(client.url(a, 'start'))).status, 200);
+    const first = client.poll(a, 3000);
+    await sleep(30);
+    await a.broadcast('D-1');
+    await first;
+    await a.broadcast('D-2');
+    database.down = true;
+    try {
+      // B cannot read the rows after the client's cursor yet: the poll is held, nothing is reported.
+      const moved = client.poll(b, 5000);
+      await sleep(400);
+      const reported = [...a.observations.disconnected, ...b.observations.disconnected].filter((e) => e.id === id);
+      assert.deepEqual(reported, []);
+      database.down = false;
+      await moved;
+    } finally {
+      database.down = false;
+    }
+    assert.deepEqual(client.received, ['D-1', 'D-2']);
+    await http(client.url(b, 'abort'), { form: {} });
+  });
+
   test('/abort on the node that does not hold the connection ends it everywhere, reported once', async () => {
     const client = new Poller(await negotiate(a.base, 'dan'), 'dan');
     const id = client.negotiated.ConnectionId;

@@ -187,12 +187,21 @@ export class ClassicConnection {
     if (this.disposed) return;
     if (engine && from) {
       try {
-        const result = await resumeFrom(engine, this.connectionId, this.userId, targets, from, () => this.disposed, {
-          timeoutMs: this.services.options.connectionTimeout,
-          restoring: (on) => {
-            this.restoring = on;
-          },
-        });
+        let result: Awaited<ReturnType<typeof resumeFrom>>;
+        try {
+          result = await resumeFrom(engine, this.connectionId, this.userId, targets, from, () => this.disposed, {
+            timeoutMs: this.services.options.connectionTimeout,
+            restoring: (on) => {
+              this.restoring = on;
+            },
+          });
+        } catch (error) {
+          // The database stayed unreachable: this node lets the connection go without reporting a disconnect;
+          // the client keeps its cursor and tries again (here or elsewhere).
+          this.reportError(error, `resuming classic connection '${this.connectionId}'`);
+          this.retire();
+          return;
+        }
         if (result.missed > 0) {
           this.reportError(
             new Error(

@@ -93,12 +93,27 @@ export async function resumeFrom(
   const stop = engine.observe(observer);
   try {
     const start = engine.positions();
+    const deadline = Date.now() + options.timeoutMs;
     let missed = 0;
     if (start) {
       for (let stream = 0; stream < start.length; stream++) {
-        const after = from[stream] ?? 0;
+        let after = from[stream] ?? 0;
         const until = start[stream] ?? 0;
-        if (after < until) missed += await engine.replay(stream, after, until, apply);
+        let delay = 50;
+        // A database error retries from the last row applied (the client's poll stays held meanwhile).
+        while (after < until) {
+          try {
+            missed += await engine.replay(stream, after, until, (envelope, id) => {
+              after = id;
+              apply(envelope);
+            });
+            break;
+          } catch (error) {
+            if (cancelled() || Date.now() + delay > deadline) throw error;
+            await new Promise((resolve) => setTimeout(resolve, delay));
+            delay = Math.min(delay * 2, 2000);
+          }
+        }
       }
     }
     // The client may have seen rows this node has not delivered yet (it came from a node ahead of this one).
