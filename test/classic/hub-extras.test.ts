@@ -7,9 +7,17 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type ClassicHubsOptions, classicProgress, Hub, Hubwire } from 'hubwire';
+import {
+  type ClassicHubsOptions,
+  classicProgress,
+  Hub,
+  Hubwire,
+  MemoryDatabase,
+  MemoryStore,
+  ScaleoutEngine,
+} from 'hubwire';
 import type { Browser } from 'playwright-core';
-import { eventually, HUBS, http, launchChromium, negotiate, routeUrl } from './fixture.js';
+import { eventually, HUBS, http, launchChromium, negotiate, routeUrl, sleep } from './fixture.js';
 import { openSocket, openStream, wsUrl } from './wire.js';
 
 const require = createRequire(import.meta.url);
@@ -63,9 +71,9 @@ function hubClass(seen: Seen) {
   };
 }
 
-async function startServer(options: ClassicHubsOptions = {}) {
+async function startServer(options: ClassicHubsOptions = {}, backplane?: ScaleoutEngine) {
   const seen: Seen = { reconnected: [] };
-  const hubwire = new Hubwire({ onError: () => {} });
+  const hubwire = new Hubwire({ backplane, onError: () => {} });
   hubwire.mapHub('/test', hubClass(seen));
   hubwire.mapClassicHubs(
     '/signalr',
@@ -88,7 +96,16 @@ async function startServer(options: ClassicHubsOptions = {}) {
       response.end();
     }
   });
+  await hubwire.ready();
   return { hubwire, seen, base: `http://127.0.0.1:${port}` };
+}
+
+/** A database round trip on every read, so a node that did not write a row sees it a little later. */
+class SlowReads extends MemoryStore {
+  override async readAfter(stream: number, afterId: number, limit: number) {
+    await sleep(15);
+    return super.readAfter(stream, afterId, limit);
+  }
 }
 
 describe('classic progress reports', () => {
@@ -139,6 +156,33 @@ describe('classic progress reports', () => {
       assert.ok(order.lastIndexOf('P') < order.indexOf('R'), `progress before the result: ${order.join('')}`);
     } finally {
       await socket.close();
+    }
+  });
+});
+
+describe('classic progress across nodes', () => {
+  test('reports reach a long-polling client before the result of a /send made on the other node', async () => {
+    const database = new MemoryDatabase(1);
+    const engine = () => new ScaleoutEngine(new SlowReads(database), { onError: () => {} });
+    const a = await startServer({}, engine());
+    const b = await startServer({}, engine());
+    try {
+      const n = await negotiate(a.base);
+      const url = (base: string, route: string) => routeUrl(base, route, n, 'longPolling');
+      const init = JSON.parse((await http(url(a.base, 'connect'), { form: {} })).body) as { C: string };
+      assert.equal((await http(url(a.base, 'start'))).status, 200);
+      const order: string[] = [];
+      const poll = http(url(a.base, 'poll'), { form: { messageId: init.C }, timeoutMs: 5000 }).then((r) => {
+        order.push(r.body.includes('P|7') ? 'progress' : `other ${r.body}`);
+      });
+      await sleep(50);
+      const data = JSON.stringify({ H: 'testhub', M: 'work', A: [1], I: 7 });
+      const sent = http(url(b.base, 'send'), { form: { data } }).then((r) => order.push(`result ${r.body}`));
+      await Promise.all([poll, sent]);
+      assert.deepEqual(order, ['progress', 'result {"I":"7","R":"done"}']);
+    } finally {
+      await a.hubwire.close();
+      await b.hubwire.close();
     }
   });
 });

@@ -31,12 +31,19 @@ interface Node {
   toGroup(group: string, text: string): Promise<void>;
 }
 
-async function startNode(database: MemoryDatabase): Promise<Node> {
+/** The stream a node writes to (the engine picks it from its node id). */
+function homeStream(engine: ScaleoutEngine, streams: number): number {
+  let hash = 0;
+  for (const ch of engine.nodeId) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
+  return hash % streams;
+}
+
+async function startNode(database: MemoryDatabase, home?: number): Promise<Node> {
   const observations: Observations = { connected: [], disconnected: [] };
-  const backplane = new ScaleoutEngine(new MemoryStore(database), {
-    pollInterval: { min: 2, max: 10 },
-    onError: () => {},
-  });
+  let backplane: ScaleoutEngine;
+  do {
+    backplane = new ScaleoutEngine(new MemoryStore(database), { pollInterval: { min: 2, max: 10 }, onError: () => {} });
+  } while (home !== undefined && homeStream(backplane, database.streams.length) !== home);
   const hubwire = new Hubwire({
     backplane,
     authenticate: (request) => {
@@ -245,7 +252,7 @@ describe('classic connections without sticky sessions (two nodes, one backplane)
     await http(sse(a, 'abort'), { form: {} });
   });
 
-  test('a move while the database is unreachable waits for it, then replays what was missed', async () => {
+  test('a move while the database is unreachable replays what was missed (from memory), reporting no disconnect', async () => {
     const client = new Poller(await negotiate(a.base, 'eve'), 'eve');
     const id = client.negotiated.ConnectionId;
     await client.connect(a);
@@ -289,5 +296,70 @@ describe('classic connections without sticky sessions (two nodes, one backplane)
     assert.match(late.body, /"E":"The connection has ended\."/);
     await sleep(200);
     assert.equal(reported().length, 1);
+  });
+});
+
+describe('classic moves with nodes writing to different streams', () => {
+  const database = new MemoryDatabase(2);
+  let x: Node;
+  let y: Node;
+  before(async () => {
+    x = await startNode(database, 0);
+    y = await startNode(database, 1);
+  });
+  after(async () => {
+    await x?.hubwire.close();
+    await y?.hubwire.close();
+  });
+
+  test('a group send made after a join on another stream reaches a client that moves (replay follows stamps)', async () => {
+    const client = new Poller(await negotiate(x.base, 'fay'), 'fay');
+    await client.connect(x);
+    assert.equal((await http(client.url(x, 'start'))).status, 200);
+    const held = client.poll(x, 2000);
+    await sleep(30);
+    await x.broadcast('first');
+    await held;
+    // Between polls: the join goes into Y's stream, then X (having delivered it) sends to the group in its own.
+    await client.send(y, 'joinGroup', 'room');
+    await sleep(100);
+    await x.toGroup('room', 'G-1');
+    await sleep(100);
+    await client.poll(y, 1000);
+    for (let i = 0; i < 3 && !client.received.includes('room:G-1'); i++) await client.poll(i % 2 ? y : x, 500);
+    assert.deepEqual(client.received, ['first', 'room:G-1']);
+    await http(client.url(x, 'abort'), { form: {} });
+  });
+
+  test('/start on a node whose transport failed, before the claim arrives: the disconnect is still reported once', async () => {
+    const negotiated = await negotiate(x.base, 'gus');
+    const id = negotiated.ConnectionId;
+    // The first transport (SSE) lands on Y and fails.
+    const sse = await openStream(routeUrl(y.base, 'connect', negotiated, 'serverSentEvents', { user: 'gus' }));
+    await sse.waitFor(/"S":1/);
+    sse.close();
+    await sleep(20);
+    // Long polling connects on X; its claim reaches Y late (the database is briefly unreachable); /start lands on Y.
+    const client = new Poller(negotiated, 'gus');
+    database.down = true;
+    try {
+      await client.connect(x);
+      const started = await http(client.url(y, 'start'));
+      assert.equal(started.status, 200, started.body);
+    } finally {
+      database.down = false;
+    }
+    assert.deepEqual(y.observations.connected, [id]);
+    for (let i = 0; i < 3; i++) {
+      const held = client.poll(x, 300);
+      await sleep(20);
+      await x.broadcast(`x-${i}`);
+      await held;
+    }
+    const reported = () =>
+      [...x.observations.disconnected, ...y.observations.disconnected].filter((entry) => entry.id === id);
+    await eventually('the disconnect', () => reported().length > 0, DISCONNECT_TIMEOUT * 4);
+    await sleep(DISCONNECT_TIMEOUT);
+    assert.equal(reported().length, 1, JSON.stringify(reported()));
   });
 });

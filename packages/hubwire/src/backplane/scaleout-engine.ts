@@ -26,6 +26,12 @@ export interface ScaleoutOptions {
   retention?: { rows?: number; ageMs?: number };
   /** How often old rows are trimmed (ms). Default 10000. */
   trimInterval?: number;
+  /**
+   * Recently delivered rows kept in memory per stream, so a replay (a classic client moving between nodes) is
+   * served without reading the database: at most `rows` rows and `bytes` payload bytes per stream. Default 4096
+   * rows, 16 MiB.
+   */
+  replayCache?: { rows?: number; bytes?: number };
   /** Errors the backplane recovers from by itself (logged). Default: console.error, at most once per second per kind. */
   onError?: (error: unknown, where: string) => void;
 }
@@ -55,6 +61,18 @@ export interface ScaleoutStats {
 /** Sees every envelope this node delivers (any hub), with the stream and row it came from. */
 export type EnvelopeObserver = (envelope: Envelope, stream: number, id: number) => void;
 
+/** A row read back for a replay: its envelopes, and the publisher's stamp (see encodeBatch). */
+export interface ReplayRow {
+  readonly stream: number;
+  readonly id: number;
+  readonly envelopes: readonly Envelope[];
+  readonly stamp: readonly number[] | undefined;
+}
+
+interface CachedRow extends ReplayRow {
+  readonly bytes: number;
+}
+
 interface Pending {
   envelope: Envelope;
   resolve(): void;
@@ -75,6 +93,9 @@ interface StreamRuntime {
   flushScheduled: boolean;
   /** sync() callers waiting for this stream to be delivered up to an id. */
   waiters: { id: number; resolve(): void }[];
+  /** Recently delivered rows, oldest first (ids increasing), for replays. */
+  recent: CachedRow[];
+  recentBytes: number;
 }
 
 // Retry delays keep the process alive (work is pending); idle poll timers do not.
@@ -83,7 +104,11 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 export class ScaleoutEngine {
   /** This process's identity in the backplane (rows it wrote, replies meant for it). */
   readonly nodeId = randomUUID();
-  private readonly options: Required<Omit<ScaleoutOptions, 'pollInterval' | 'retryDelay' | 'retention' | 'onError'>> & {
+  private readonly options: Required<
+    Omit<ScaleoutOptions, 'pollInterval' | 'retryDelay' | 'retention' | 'onError' | 'replayCache'>
+  > & {
+    cacheRows: number;
+    cacheBytes: number;
     pollMin: number;
     pollMax: number;
     retryMin: number;
@@ -124,6 +149,8 @@ export class ScaleoutEngine {
       retryMax: options.retryDelay?.max ?? 5000,
       keepRows: options.retention?.rows ?? 10_000,
       keepAgeMs: options.retention?.ageMs ?? 60_000,
+      cacheRows: options.replayCache?.rows ?? 4096,
+      cacheBytes: options.replayCache?.bytes ?? 16 * 1024 * 1024,
     };
     for (const [key, value] of Object.entries(this.options)) {
       if (!(typeof value === 'number' && value >= 0 && Number.isFinite(value))) {
@@ -155,6 +182,8 @@ export class ScaleoutEngine {
       batchSeq: 0,
       flushScheduled: false,
       waiters: [],
+      recent: [],
+      recentBytes: 0,
     }));
     // Each node writes to one stream, so its messages keep their order everywhere.
     let hash = 0;
@@ -278,6 +307,7 @@ export class ScaleoutEngine {
     const payload = encodeBatch(
       this.nodeId,
       batch.map((p) => p.envelope),
+      this.streams.length > 1 ? this.streams.map((r) => r.lastId) : undefined,
     );
     let delay = this.options.retryMin;
     let result: { id: number | undefined } | undefined;
@@ -346,36 +376,90 @@ export class ScaleoutEngine {
   }
 
   /**
-   * Reads the rows of `stream` with afterId < id ≤ toId back from the database and passes their envelopes to
-   * `onEnvelope`, in order (this node's delivery is not involved). Resolves with the number of rows that were
-   * trimmed before they could be read (their messages are lost to the caller).
+   * The rows of every stream after `from` up to `to` (both per stream, `to` ≤ positions()), in an order that
+   * respects what each publisher had seen when it wrote (its stamp): a row comes after every row of other streams
+   * that its publisher had delivered. Served from the recent-rows cache where it reaches, else read back from the
+   * database; at most `maxRows` rows (the newest: older ones count as missed). Resolves with the rows and the
+   * number of rows that were trimmed (or cut) before they could be read: messages the caller will not get.
    */
   async replay(
-    stream: number,
-    afterId: number,
-    toId: number,
-    onEnvelope: (envelope: Envelope, id: number) => void,
-  ): Promise<number> {
+    from: readonly number[],
+    to: readonly number[],
+    maxRows = 50_000,
+  ): Promise<{ rows: ReplayRow[]; missed: number }> {
     let missed = 0;
-    let last = afterId;
-    while (last < toId && !this.closed) {
-      const rows = await this.store.readAfter(stream, last, this.options.readBatchSize * 4);
-      if (rows.length === 0) break;
-      for (const row of rows) {
-        if (row.id > toId) return missed;
-        if (row.id !== last + 1) missed += row.id - last - 1;
-        last = row.id;
-        let batch: ReturnType<typeof decodeBatch>;
-        try {
-          batch = decodeBatch(row.payload);
-        } catch (error) {
-          this.fail(error, `decoding row ${row.id} of stream ${stream}`);
-          continue;
-        }
-        for (const envelope of batch.envelopes) onEnvelope(envelope, row.id);
+    let total = 0;
+    for (const s of this.streams) total += Math.max(0, (to[s.stream] ?? 0) - (from[s.stream] ?? 0));
+    const start = [...from];
+    if (total > maxRows) {
+      // Keep the newest rows of each stream in proportion; the rest is reported as missed.
+      for (const s of this.streams) {
+        const span = Math.max(0, (to[s.stream] ?? 0) - (from[s.stream] ?? 0));
+        const keep = Math.floor((span * maxRows) / total);
+        missed += span - keep;
+        start[s.stream] = (to[s.stream] ?? 0) - keep;
       }
     }
-    return missed;
+    const perStream: ReplayRow[][] = [];
+    for (const s of this.streams) {
+      const result = await this.readRange(s, start[s.stream] ?? 0, to[s.stream] ?? 0);
+      perStream.push(result.rows);
+      missed += result.missed;
+    }
+    return { rows: mergeByStamp(perStream, start, to), missed };
+  }
+
+  /** Rows of one stream in (afterId, toId]: the database for what the cache no longer holds, then the cache. */
+  private async readRange(
+    s: StreamRuntime,
+    afterId: number,
+    toId: number,
+  ): Promise<{ rows: ReplayRow[]; missed: number }> {
+    const rows: ReplayRow[] = [];
+    let missed = 0;
+    let last = afterId;
+    const oldestCached = s.recent[0]?.id ?? s.lastId + 1;
+    while (last < toId && last + 1 < oldestCached && !this.closed) {
+      const read = await this.store.readAfter(s.stream, last, this.options.readBatchSize * 4);
+      if (read.length === 0) break;
+      for (const row of read) {
+        if (row.id > toId || row.id >= oldestCached) break;
+        if (row.id !== last + 1) missed += row.id - last - 1;
+        last = row.id;
+        try {
+          const batch = decodeBatch(row.payload);
+          rows.push({ stream: s.stream, id: row.id, envelopes: batch.envelopes, stamp: batch.stamp });
+        } catch (error) {
+          this.fail(error, `decoding row ${row.id} of stream ${s.stream}`);
+        }
+      }
+      if (read.length < this.options.readBatchSize * 4) break;
+    }
+    for (const row of s.recent) {
+      if (row.id <= last) continue;
+      if (row.id > toId) break;
+      if (row.id !== last + 1) missed += row.id - last - 1;
+      last = row.id;
+      rows.push(row);
+    }
+    if (last < toId) missed += toId - last;
+    return { rows, missed };
+  }
+
+  private remember(s: StreamRuntime, row: CachedRow): void {
+    if (this.options.cacheRows === 0) return;
+    s.recent.push(row);
+    s.recentBytes += row.bytes;
+    const overRows = s.recent.length - this.options.cacheRows;
+    if (overRows > this.options.cacheRows / 4 || s.recentBytes > this.options.cacheBytes) {
+      // Drop in chunks (not one shift per row).
+      let drop = Math.max(overRows, 0);
+      let bytes = s.recentBytes;
+      for (let i = 0; i < drop; i++) bytes -= (s.recent[i] as CachedRow).bytes;
+      while (bytes > this.options.cacheBytes && drop < s.recent.length) bytes -= (s.recent[drop++] as CachedRow).bytes;
+      s.recent.splice(0, drop);
+      s.recentBytes = bytes;
+    }
   }
 
   /**
@@ -385,10 +469,17 @@ export class ScaleoutEngine {
   async waitFor(target: readonly number[], timeoutMs: number): Promise<boolean> {
     if (!this.running) return false;
     const waits: Promise<void>[] = [];
+    const added: [StreamRuntime, { id: number; resolve(): void }][] = [];
     for (const s of this.streams) {
       const id = target[s.stream] ?? 0;
       if (s.lastId >= id) continue;
-      waits.push(new Promise<void>((resolve) => s.waiters.push({ id, resolve })));
+      waits.push(
+        new Promise<void>((resolve) => {
+          const waiter = { id, resolve };
+          s.waiters.push(waiter);
+          added.push([s, waiter]);
+        }),
+      );
       this.wake(s);
     }
     if (waits.length === 0) return true;
@@ -398,6 +489,11 @@ export class ScaleoutEngine {
     });
     const result = await Promise.race([Promise.all(waits).then(() => !this.closed), timedOut]);
     clearTimeout(timer);
+    // Waiters of a wait that timed out are not kept.
+    for (const [s, waiter] of added) {
+      const index = s.waiters.indexOf(waiter);
+      if (index >= 0) s.waiters.splice(index, 1);
+    }
     return result;
   }
 
@@ -475,6 +571,13 @@ export class ScaleoutEngine {
       this.fail(error, `decoding row ${row.id} of stream ${s.stream}`);
       return;
     }
+    this.remember(s, {
+      stream: s.stream,
+      id: row.id,
+      envelopes: batch.envelopes,
+      stamp: batch.stamp,
+      bytes: row.payload.length,
+    });
     if (this.observers.size > 0) {
       for (const envelope of batch.envelopes) {
         for (const observer of this.observers) observer(envelope, s.stream, row.id);
@@ -567,5 +670,47 @@ export class ScaleoutEngine {
       this.fail(failure, 'closing');
     }
     await this.store.close();
+  }
+}
+
+/**
+ * Merges per-stream row lists (each in id order) so that a row comes after every row of the other streams its
+ * publisher had delivered when it wrote it (its stamp, bounded by `to`). Stamps never form a cycle: a row a stamp
+ * names was committed before the row that carries it.
+ */
+function mergeByStamp(perStream: ReplayRow[][], from: readonly number[], to: readonly number[]): ReplayRow[] {
+  if (perStream.length === 1) return perStream[0] ?? [];
+  const next = perStream.map(() => 0);
+  const done = [...from];
+  const out: ReplayRow[] = [];
+  const ready = (row: ReplayRow): boolean => {
+    if (!row.stamp) return true;
+    for (let b = 0; b < perStream.length; b++) {
+      if (b === row.stream) continue;
+      const needed = Math.min(row.stamp[b] ?? 0, to[b] ?? 0);
+      // Waits for a row of that stream it depends on that is still to come (missing rows cannot be waited for).
+      const pending = perStream[b]?.[next[b] ?? 0];
+      if ((done[b] ?? 0) < needed && pending !== undefined && pending.id <= needed) return false;
+    }
+    return true;
+  };
+  for (;;) {
+    let picked = -1;
+    let fallback = -1;
+    for (let s = 0; s < perStream.length; s++) {
+      const row = perStream[s]?.[next[s] ?? 0];
+      if (!row) continue;
+      if (fallback < 0) fallback = s;
+      if (ready(row)) {
+        picked = s;
+        break;
+      }
+    }
+    if (picked < 0) picked = fallback; // only if stamps were inconsistent (e.g. rows missing)
+    if (picked < 0) return out;
+    const row = perStream[picked]?.[next[picked] ?? 0] as ReplayRow;
+    next[picked] = (next[picked] ?? 0) + 1;
+    done[picked] = row.id;
+    out.push(row);
   }
 }

@@ -1,5 +1,7 @@
 // What nodes tell each other through a backplane, as binary rows. A row holds a batch of envelopes from one
-// node: [FORMAT, publisherNodeId, [envelope, ...]]. Each envelope is an array whose first element is its kind;
+// node: [FORMAT, publisherNodeId, [envelope, ...], stamp?]. The stamp (with several streams) is the publisher's
+// delivered position per stream when it wrote the row: the rows it had seen before (a replay merges streams in
+// that order). Each envelope is an array whose first element is its kind;
 // readers ignore envelope kinds and trailing elements they do not know, so the format can grow.
 
 import { Packr, Unpackr } from 'msgpackr';
@@ -132,13 +134,17 @@ function fromWire(item: unknown): Envelope | undefined {
   }
 }
 
-export function encodeBatch(publisher: string, envelopes: readonly Envelope[]): Buffer {
-  return packr.pack([FORMAT, publisher, envelopes.map(toWire)]);
+export function encodeBatch(publisher: string, envelopes: readonly Envelope[], stamp?: readonly number[]): Buffer {
+  const batch: unknown[] = [FORMAT, publisher, envelopes.map(toWire)];
+  if (stamp) batch.push(stamp);
+  return packr.pack(batch);
 }
 
 export interface DecodedBatch {
   publisher: string;
   envelopes: Envelope[];
+  /** The publisher's delivered position per stream when it wrote the row (absent with one stream). */
+  stamp?: number[];
 }
 
 /** Throws on a row this version cannot read. */
@@ -151,5 +157,6 @@ export function decodeBatch(payload: Buffer): DecodedBatch {
     const envelope = fromWire(item);
     if (envelope) envelopes.push(envelope);
   }
-  return { publisher: String(value[1]), envelopes };
+  const stamp = Array.isArray(value[3]) && value[3].every((id) => Number.isSafeInteger(id)) ? value[3] : undefined;
+  return { publisher: String(value[1]), envelopes, stamp: stamp as number[] | undefined };
 }

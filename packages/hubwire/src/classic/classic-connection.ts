@@ -18,6 +18,11 @@ import { type ResumeTarget, resumeFrom } from './resume.js';
 import type { TokenProtector } from './tokens.js';
 import type { StreamTransport } from './transports.js';
 
+/** How long a node waits to catch up with a client whose cursor is ahead of it (a real one is ms ahead). */
+const CATCH_UP_MS = 5000;
+/** Rows one resume replays at most (a forged or very old cursor cannot make a node read more). */
+const MAX_REPLAY_ROWS = 20_000;
+
 /** Groups token entries of a persistent connection's groups (hub entries are `Hub.group`; hub names have no ':'). */
 const PERSISTENT_GROUP = 'pc:';
 
@@ -28,6 +33,11 @@ export interface ConnectionServices {
   readonly engine: ScaleoutEngine | undefined;
   /** The backplane position for a cursor (`<tag>.<ids>`), or undefined without a (started) backplane. */
   position(): string | undefined;
+  /**
+   * Resolves once the node holding the connection has written everything it had for it when this node's earlier
+   * sends reached it (or after `timeoutMs`; at once without a backplane).
+   */
+  holderWritten(connectionId: string, timeoutMs: number): Promise<void>;
   reportError(error: unknown, where: string): void;
   /** The connection ended: forget it (and how it ended, for late requests). */
   removed(connection: ClassicConnection, stopCalled: boolean): void;
@@ -99,10 +109,6 @@ export class ClassicConnection {
   /** Its group changes go through the backplane, so another node can pick the connection up. */
   get movable(): boolean {
     return this.services.engine !== undefined;
-  }
-  /** A stream or a held poll: the client is here now. */
-  get hasTransport(): boolean {
-    return this.stream !== undefined || this.poll !== undefined;
   }
   /** Whether a cursor was written by this connection state (its buffer can answer it). */
   ownsCursor(cursor: string | null | undefined): boolean {
@@ -191,6 +197,8 @@ export class ClassicConnection {
         try {
           result = await resumeFrom(engine, this.connectionId, this.userId, targets, from, () => this.disposed, {
             timeoutMs: this.services.options.connectionTimeout,
+            catchUpMs: CATCH_UP_MS,
+            maxRows: MAX_REPLAY_ROWS,
             restoring: (on) => {
               this.restoring = on;
             },
@@ -226,7 +234,11 @@ export class ClassicConnection {
       try {
         for (const t of targets) {
           if (t.bus.restore) t.bus.restore(t.connection, t.groups);
-          else await t.bus.onConnected(t.connection);
+          else {
+            // A bus of another kind: register, then join through its interface.
+            await t.bus.onConnected(t.connection);
+            for (const group of t.groups) await t.bus.addToGroup(this.connectionId, group);
+          }
         }
       } finally {
         this.restoring = false;
@@ -393,8 +405,10 @@ export class ClassicConnection {
    * or after `timeoutMs`: a hub result then cannot overtake the progress reports before it.
    */
   whenWritten(timeoutMs: number): Promise<void> {
+    // On a node that does not hold the connection, the node that does confirms it (through the backplane).
+    if (this.detached) return this.services.holderWritten(this.connectionId, timeoutMs);
     const seq = this.buffer.last;
-    if (this.detached || this.disposed || seq <= this.written) return Promise.resolve();
+    if (this.disposed || seq <= this.written) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, timeoutMs);
       this.writtenWaiters.push({
@@ -462,7 +476,7 @@ export class ClassicConnection {
     });
     const poll = this.poll;
     response.on('close', () => {
-      if (this.poll !== poll || !poll.finished) poll.abandon();
+      poll.abandon(); // stops its timer (a no-op once answered)
       if (this.poll === poll) {
         this.poll = undefined;
         this.lastActive = Date.now();

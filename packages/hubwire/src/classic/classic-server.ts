@@ -40,7 +40,10 @@ type Notice =
   /** onConnected ran (on a node that does not hold the connection): its holder reports the disconnect. */
   | { op: 'started'; id: string }
   /** The client stopped; `reported`: onDisconnected already ran on the node that received /abort. */
-  | { op: 'abort'; id: string; reported: boolean };
+  | { op: 'abort'; id: string; reported: boolean }
+  /** `node` asks the holder to say (`written`) once what it has for the connection reached the client. */
+  | { op: 'flush'; id: string; node: string; token: number }
+  | { op: 'written'; id: string; node: string; token: number };
 
 export type Route = 'negotiate' | 'connect' | 'reconnect' | 'start' | 'send' | 'poll' | 'abort' | 'ping' | 'hubs';
 
@@ -154,12 +157,14 @@ export class ClassicServer implements ConnectionServices {
 
   /** Waits (a bounded time) until tokens can be made and read; 503 when the key set cannot be loaded. */
   async keys(): Promise<void> {
-    if (this.ring || !this.engine || this.options.keyGiven) return this.keysReady;
+    const engine = this.engine;
+    if (!engine || this.ring || (this.options.keyGiven && engine.positions())) return;
+    // With a backplane, cursors carry its positions: wait (a bounded time) for it to start, and for the keys.
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, KEYS_WAIT_MS);
     });
-    await Promise.race([this.keysReady, timeout]);
+    await Promise.race([Promise.all([engine.start(), this.keysReady]), timeout]);
     clearTimeout(timer);
   }
 
@@ -351,6 +356,7 @@ export class ClassicServer implements ConnectionServices {
   // --- Between nodes ------------------------------------------------------------------------------------------
   private publishNotice(notice: Notice): void {
     this.engine?.publish({ kind: 5, hub: this.noticeKey, data: notice }).catch((error: unknown) => {
+      if (this.closed) return; // shutting down: nothing left to tell
       this.reportError(error, `telling other nodes about classic connection '${notice.id}'`);
     });
   }
@@ -370,6 +376,28 @@ export class ClassicServer implements ConnectionServices {
     this.publishNotice({ op: 'abort', id: connectionId, reported });
   }
 
+  private flushToken = 0;
+  private readonly flushWaiters = new Map<number, () => void>();
+
+  holderWritten(connectionId: string, timeoutMs: number): Promise<void> {
+    const node = this.engine?.nodeId;
+    if (!node || this.closed) return Promise.resolve();
+    const token = ++this.flushToken;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, timeoutMs);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.flushWaiters.set(token, () => {
+        this.flushWaiters.delete(token);
+        done();
+      });
+      // After this node's sends in its stream order: the holder has them in its buffer when it reads this.
+      this.publishNotice({ op: 'flush', id: connectionId, node, token });
+    }).finally(() => this.flushWaiters.delete(token));
+  }
+
   private receiveNotice(envelope: Envelope): void {
     if (envelope.kind !== 5) return;
     const notice = envelope.data as Notice;
@@ -381,6 +409,8 @@ export class ClassicServer implements ConnectionServices {
         if (!connection || notice.node === self || typeof notice.at !== 'number') return;
         // The newest transport request wins (ties: the larger node id); the loser lets go without a disconnect.
         if (connection.claimedAt < notice.at || (connection.claimedAt === notice.at && notice.node > self)) {
+          // onConnected ran here: the node that takes over reports the disconnect.
+          if (connection.isStarted) this.publishNotice({ op: 'started', id: notice.id });
           connection.retire();
         } else {
           // This node saw the client more recently: the other node must let go instead.
@@ -390,6 +420,15 @@ export class ClassicServer implements ConnectionServices {
       }
       case 'started':
         connection?.markStarted();
+        return;
+      case 'flush': {
+        if (!connection || typeof notice.token !== 'number' || typeof notice.node !== 'string') return;
+        const { node, token } = notice;
+        void connection.whenWritten(2000).then(() => this.publishNotice({ op: 'written', id: notice.id, node, token }));
+        return;
+      }
+      case 'written':
+        if (notice.node === this.engine?.nodeId) this.flushWaiters.get(notice.token)?.();
         return;
       case 'abort':
         if (connection) {
