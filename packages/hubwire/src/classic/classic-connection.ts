@@ -81,6 +81,8 @@ export class ClassicConnection {
   private writtenWaiters: { seq: number; resolve(): void }[] = [];
   /** A state for one /send or /start on a node that does not hold the connection: nothing is written here. */
   detached = false;
+  /** onConnected ran on this node (not only marked started): a node taking over must hear it. */
+  startedHere = false;
   /** When this node last received a transport request of the connection (claims between nodes compare it). */
   claimedAt = 0;
 
@@ -281,6 +283,7 @@ export class ClassicConnection {
   /** Runs onConnected on every subscribed hub, once (a repeated /start only waits for it). */
   start(): Promise<void> {
     this.started ??= (async () => {
+      this.startedHere = true;
       await this.ready;
       try {
         for (const binding of this.bindings.values()) await binding.runConnected();

@@ -410,7 +410,7 @@ export class ClassicServer implements ConnectionServices {
         // The newest transport request wins (ties: the larger node id); the loser lets go without a disconnect.
         if (connection.claimedAt < notice.at || (connection.claimedAt === notice.at && notice.node > self)) {
           // onConnected ran here: the node that takes over reports the disconnect.
-          if (connection.isStarted) this.publishNotice({ op: 'started', id: notice.id });
+          if (connection.startedHere) this.publishNotice({ op: 'started', id: notice.id });
           connection.retire();
         } else {
           // This node saw the client more recently: the other node must let go instead.
