@@ -28,8 +28,8 @@ export interface ScaleoutOptions {
   trimInterval?: number;
   /**
    * Recently delivered rows kept in memory per stream, so a replay (a classic client moving between nodes) is
-   * served without reading the database: at most `rows` rows and `bytes` payload bytes per stream. Default 4096
-   * rows, 16 MiB.
+   * served without reading the database: at most `rows` rows and `bytes` payload bytes per stream. Kept only when
+   * a classic endpoint is mapped (or this option is given). Default 2048 rows, 8 MiB.
    */
   replayCache?: { rows?: number; bytes?: number };
   /** Errors the backplane recovers from by itself (logged). Default: console.error, at most once per second per kind. */
@@ -118,6 +118,8 @@ export class ScaleoutEngine {
   };
   private readonly handlers = new Map<string, (envelope: Envelope) => void>();
   private readonly observers = new Set<EnvelopeObserver>();
+  /** Whether delivered rows are kept for replays (see retainRecentRows). */
+  private cacheEnabled: boolean;
   /** Rows delivered so far: positions() changes only when this does. */
   private rowsDelivered = 0;
   private readonly streams: StreamRuntime[];
@@ -149,9 +151,10 @@ export class ScaleoutEngine {
       retryMax: options.retryDelay?.max ?? 5000,
       keepRows: options.retention?.rows ?? 10_000,
       keepAgeMs: options.retention?.ageMs ?? 60_000,
-      cacheRows: options.replayCache?.rows ?? 4096,
-      cacheBytes: options.replayCache?.bytes ?? 16 * 1024 * 1024,
+      cacheRows: options.replayCache?.rows ?? 2048,
+      cacheBytes: options.replayCache?.bytes ?? 8 * 1024 * 1024,
     };
+    this.cacheEnabled = options.replayCache !== undefined;
     for (const [key, value] of Object.entries(this.options)) {
       if (!(typeof value === 'number' && value >= 0 && Number.isFinite(value))) {
         throw new TypeError(`Backplane option '${key}' must be a non-negative number.`);
@@ -446,8 +449,13 @@ export class ScaleoutEngine {
     return { rows, missed };
   }
 
+  /** Keeps recently delivered rows in memory from now on, for replays (a classic endpoint asks for it). */
+  retainRecentRows(): void {
+    this.cacheEnabled = true;
+  }
+
   private remember(s: StreamRuntime, row: CachedRow): void {
-    if (this.options.cacheRows === 0) return;
+    if (!this.cacheEnabled || this.options.cacheRows === 0) return;
     s.recent.push(row);
     s.recentBytes += row.bytes;
     const overRows = s.recent.length - this.options.cacheRows;

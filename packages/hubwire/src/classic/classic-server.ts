@@ -171,6 +171,8 @@ export class ClassicServer implements ConnectionServices {
   /** Listens to the other nodes' instances of this endpoint (once it is mapped: its path is its identity). */
   listenToBackplane(): void {
     this.engine?.register(this.noticeKey, (envelope) => this.receiveNotice(envelope));
+    // Moves replay recent rows from memory.
+    this.engine?.retainRecentRows();
   }
 
   private positionCache: { version: number; text: string | undefined } = { version: -1, text: undefined };
