@@ -230,4 +230,37 @@ describe('scaleout engine', () => {
     assert.deepEqual(waiters, []);
     await a.instance.close();
   });
+
+  test('with two streams, a node that reads one stream late still delivers in the order publishers saw', async () => {
+    const db = new MemoryDatabase(2);
+    const home = (e: ScaleoutEngine) => {
+      let hash = 0;
+      for (const ch of e.nodeId) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
+      return hash % 2;
+    };
+    let x = engine(db);
+    while (home(x.instance) !== 0) x = engine(db);
+    let y = engine(db);
+    while (home(y.instance) !== 1) y = engine(db);
+    // Z reads stream 1 (Y's) 150 ms late.
+    class LateStreamOne extends MemoryStore {
+      override async readAfter(stream: number, afterId: number, limit: number) {
+        if (stream === 1) await new Promise((resolve) => setTimeout(resolve, 150));
+        return super.readAfter(stream, afterId, limit);
+      }
+    }
+    const zReceived: unknown[] = [];
+    const z = new ScaleoutEngine(new LateStreamOne(db), { pollInterval: { min: 5, max: 20 }, onError: () => {} });
+    z.register('/h', (envelope) => {
+      if (envelope.kind === 1) zReceived.push(envelope.args[0]);
+    });
+    await Promise.all([x.instance.start(), y.instance.start(), z.start()]);
+    // Y publishes; X answers once it has delivered it (as a hub reacting to a message would).
+    await y.instance.publish(send('question'));
+    await until(() => x.received.includes('question'));
+    await x.instance.publish(send('answer'));
+    await until(() => zReceived.length === 2);
+    assert.deepEqual(zReceived, ['question', 'answer']);
+    await Promise.all([x.instance.close(), y.instance.close(), z.close()]);
+  });
 });

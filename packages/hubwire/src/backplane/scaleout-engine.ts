@@ -3,7 +3,7 @@
 // buffers sends through outages up to maxQueueLength, and trims old rows. One engine serves every hub of a server.
 
 import { randomUUID } from 'node:crypto';
-import { decodeBatch, type Envelope, encodeBatch } from '../bus/envelope.js';
+import { type DecodedBatch, decodeBatch, type Envelope, encodeBatch } from '../bus/envelope.js';
 import { HubwireError } from '../errors.js';
 import type { BackplaneStore, StoredRow } from './backplane-store.js';
 
@@ -96,7 +96,12 @@ interface StreamRuntime {
   /** Recently delivered rows, oldest first (ids increasing), for replays. */
   recent: CachedRow[];
   recentBytes: number;
+  /** Rows read but not delivered yet: their publisher had seen rows of other streams this node has not delivered. */
+  held: { row: StoredRow; batch: DecodedBatch; since: number }[];
 }
+
+/** How long a row waits for rows of other streams its publisher had seen before it is delivered anyway. */
+const HOLD_LIMIT_MS = 5000;
 
 // Retry delays keep the process alive (work is pending); idle poll timers do not.
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -187,6 +192,7 @@ export class ScaleoutEngine {
       waiters: [],
       recent: [],
       recentBytes: 0,
+      held: [],
     }));
     // Each node writes to one stream, so its messages keep their order everywhere.
     let hash = 0;
@@ -534,11 +540,12 @@ export class ScaleoutEngine {
     try {
       do {
         s.readAgain = false;
-        const rows = await this.store.readAfter(s.stream, s.lastId, this.options.readBatchSize);
+        const after = s.held.at(-1)?.row.id ?? s.lastId;
+        const rows = await this.store.readAfter(s.stream, after, this.options.readBatchSize);
         this.counters.rowsRead += rows.length;
         for (const row of rows) this.deliverRow(s, row);
         if (rows.length > 0) found = true;
-        if (rows.length === this.options.readBatchSize) {
+        if (rows.length === this.options.readBatchSize && s.held.length < this.options.readBatchSize * 4) {
           s.readAgain = true;
           // Behind: let sockets and timers run between batches.
           await new Promise<void>((resolve) => setImmediate(resolve));
@@ -557,8 +564,81 @@ export class ScaleoutEngine {
     }
   }
 
+  /**
+   * A row read (or written) by this node. With several streams, a row whose publisher had delivered rows of other
+   * streams that this node has not delivered yet waits for them (and the rows after it in its stream wait too), so
+   * every node delivers in an order that respects what publishers saw: a group join made through one node and a
+   * send made after it through another arrive in that order everywhere.
+   */
   private deliverRow(s: StreamRuntime, row: StoredRow): void {
-    if (row.id <= s.lastId) return; // already delivered (our own row, read back)
+    if (row.id <= (s.held.at(-1)?.row.id ?? s.lastId)) return; // already delivered or held (our own row, read back)
+    let batch: DecodedBatch;
+    try {
+      batch = decodeBatch(row.payload);
+    } catch (error) {
+      this.fail(error, `decoding row ${row.id} of stream ${s.stream}`);
+      batch = { publisher: '', envelopes: [] };
+    }
+    if (s.held.length > 0 || !this.seen(s, batch.stamp)) {
+      if (s.held.length === 0) this.scheduleHeldCheck();
+      s.held.push({ row, batch, since: Date.now() });
+      return;
+    }
+    this.deliverDecoded(s, row, batch);
+    this.releaseHeld();
+  }
+
+  /** Whether this node has delivered every row of other streams that a stamp names. */
+  private seen(s: StreamRuntime, stamp: readonly number[] | undefined): boolean {
+    if (!stamp) return true;
+    for (const other of this.streams) {
+      if (other !== s && other.lastId < (stamp[other.stream] ?? 0)) return false;
+    }
+    return true;
+  }
+
+  /** Delivers held rows whose dependencies arrived (or that waited past the limit), in each stream's order. */
+  private releaseHeld(force = false): void {
+    let progress = true;
+    while (progress) {
+      progress = false;
+      for (const s of this.streams) {
+        while (s.held.length > 0) {
+          const head = s.held[0] as (typeof s.held)[number];
+          const overdue = force || Date.now() - head.since > HOLD_LIMIT_MS;
+          if (!overdue && !this.seen(s, head.batch.stamp)) break;
+          if (overdue && !this.seen(s, head.batch.stamp)) {
+            this.fail(
+              new HubwireError(
+                'HW_ERR_BACKPLANE_UNAVAILABLE',
+                `Row ${head.row.id} of stream ${s.stream} waited ${HOLD_LIMIT_MS} ms for rows of other streams that this node could not read; delivered without them.`,
+              ),
+              `reading stream ${s.stream}`,
+            );
+          }
+          s.held.shift();
+          this.deliverDecoded(s, head.row, head.batch);
+          progress = true;
+        }
+        // Its reader stopped while rows were held: carry on.
+        if (progress && s.held.length === 0) this.wake(s);
+      }
+    }
+  }
+
+  private heldTimer: NodeJS.Timeout | undefined;
+
+  private scheduleHeldCheck(): void {
+    if (this.heldTimer || this.closed) return;
+    this.heldTimer = setTimeout(() => {
+      this.heldTimer = undefined;
+      this.releaseHeld();
+      if (this.streams.some((s) => s.held.length > 0)) this.scheduleHeldCheck();
+    }, HOLD_LIMIT_MS / 4);
+    this.heldTimer.unref();
+  }
+
+  private deliverDecoded(s: StreamRuntime, row: StoredRow, batch: DecodedBatch): void {
     if (row.id !== s.lastId + 1) {
       this.counters.gaps++;
       this.fail(
@@ -572,13 +652,6 @@ export class ScaleoutEngine {
     s.lastId = row.id;
     this.rowsDelivered++;
     if (s.waiters.length > 0) this.releaseWaiters(s);
-    let batch: ReturnType<typeof decodeBatch>;
-    try {
-      batch = decodeBatch(row.payload);
-    } catch (error) {
-      this.fail(error, `decoding row ${row.id} of stream ${s.stream}`);
-      return;
-    }
     this.remember(s, {
       stream: s.stream,
       id: row.id,
@@ -659,6 +732,7 @@ export class ScaleoutEngine {
     this.closed = true;
     this.running = false;
     if (this.trimTimer) clearInterval(this.trimTimer);
+    if (this.heldTimer) clearTimeout(this.heldTimer);
     const error = new HubwireError(
       'HW_ERR_BACKPLANE_UNAVAILABLE',
       'The backplane was closed before the message was sent.',
