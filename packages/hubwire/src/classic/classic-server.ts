@@ -22,6 +22,8 @@ import { CLASSIC_KEYS_PURPOSE, TokenProtector } from './tokens.js';
 
 /** How long a request waits for the shared key set while the backplane's database is unreachable at startup. */
 const KEYS_WAIT_MS = 10_000;
+/** How long a request waits for the backplane to start when the key is given (cursors then carry positions). */
+const ENGINE_WAIT_MS = 1000;
 
 export interface ClassicServerDeps {
   authenticate: ((request: IncomingMessage) => unknown) | undefined;
@@ -159,10 +161,11 @@ export class ClassicServer implements ConnectionServices {
   async keys(): Promise<void> {
     const engine = this.engine;
     if (!engine || this.ring || (this.options.keyGiven && engine.positions())) return;
-    // With a backplane, cursors carry its positions: wait (a bounded time) for it to start, and for the keys.
+    // With a backplane, cursors carry its positions: wait (a bounded time) for it to start, and for the keys (a
+    // given key needs no database: then only briefly, so an unreachable database does not stall every request).
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, KEYS_WAIT_MS);
+      timer = setTimeout(resolve, this.options.keyGiven ? ENGINE_WAIT_MS : KEYS_WAIT_MS);
     });
     await Promise.race([Promise.all([engine.start(), this.keysReady]), timeout]);
     clearTimeout(timer);
