@@ -20,6 +20,16 @@ function engine(database: MemoryDatabase, options: ConstructorParameters<typeof 
   return { instance, received, errors };
 }
 
+/** An engine whose node writes to stream `home` (an engine picks its stream from its node id). */
+function engineOnStream(database: MemoryDatabase, home: number) {
+  for (;;) {
+    const candidate = engine(database);
+    let hash = 0;
+    for (const ch of candidate.instance.nodeId) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
+    if (hash % database.streams.length === home) return candidate;
+  }
+}
+
 const send = (value: unknown): Envelope => ({
   kind: 1,
   hub: '/h',
@@ -186,15 +196,8 @@ describe('scaleout engine', () => {
   test('replay merges streams in the order publishers saw them (stamps)', async () => {
     const db = new MemoryDatabase(2);
     // Two engines on different home streams.
-    const home = (e: ScaleoutEngine) => {
-      let hash = 0;
-      for (const ch of e.nodeId) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
-      return hash % 2;
-    };
-    let x = engine(db);
-    while (home(x.instance) !== 0) x = engine(db);
-    let y = engine(db);
-    while (home(y.instance) !== 1) y = engine(db);
+    const x = engineOnStream(db, 0);
+    const y = engineOnStream(db, 1);
     await Promise.all([x.instance.start(), y.instance.start()]);
     const from = x.instance.positions() as number[];
     // x1 (stream 0), then y1 (stream 1) once Y delivered x1, then x2 once X delivered y1, …
@@ -233,15 +236,8 @@ describe('scaleout engine', () => {
 
   test('with two streams, a node that reads one stream late still delivers in the order publishers saw', async () => {
     const db = new MemoryDatabase(2);
-    const home = (e: ScaleoutEngine) => {
-      let hash = 0;
-      for (const ch of e.nodeId) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
-      return hash % 2;
-    };
-    let x = engine(db);
-    while (home(x.instance) !== 0) x = engine(db);
-    let y = engine(db);
-    while (home(y.instance) !== 1) y = engine(db);
+    const x = engineOnStream(db, 0);
+    const y = engineOnStream(db, 1);
     // Z reads stream 1 (Y's) 150 ms late.
     class LateStreamOne extends MemoryStore {
       override async readAfter(stream: number, afterId: number, limit: number) {

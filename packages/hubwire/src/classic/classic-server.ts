@@ -7,7 +7,7 @@ import { WebSocketServer } from 'ws';
 import { KeyRing, type KeySource, supportsKeys } from '../backplane/key-ring.js';
 import type { ScaleoutEngine } from '../backplane/scaleout-engine.js';
 import type { Envelope } from '../bus/envelope.js';
-import { answerPreflight, applyCors, checkOrigin } from '../connection/cors.js';
+import { answerByOrigin, checkOrigin } from '../connection/cors.js';
 import { rejectUpgrade } from '../connection/http-dispatcher.js';
 import { requestInfo } from '../connection/request-info.js';
 import type { ClassicConnection, ConnectionServices } from './classic-connection.js';
@@ -200,19 +200,8 @@ export class ClassicServer implements ConnectionServices {
     const url = parseUrl(request);
     const route = url && this.route(url.pathname);
     if (!url || route === undefined) return false;
-    const origin = checkOrigin(this.options, request);
-    if (origin === 'refused') {
-      request.resume();
-      respondText(response, 403, 'Origin not allowed.');
+    if (answerByOrigin(this.options, request, response, () => respondText(response, 403, 'Origin not allowed.'))) {
       return true;
-    }
-    if (origin === 'allowed') {
-      if (request.method === 'OPTIONS') {
-        request.resume();
-        answerPreflight(request, response);
-        return true;
-      }
-      applyCors(request, response);
     }
     if (route === null) {
       request.resume();

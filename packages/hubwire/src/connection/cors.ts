@@ -23,6 +23,32 @@ export function checkOrigin(
   return ok ? 'allowed' : 'refused';
 }
 
+/**
+ * Applies an endpoint's origin policy to an HTTP request: a refused origin is answered by `refuse` (403), an allowed
+ * preflight is answered here, an allowed request gets the CORS headers. True when the request has been answered.
+ */
+export function answerByOrigin(
+  settings: Pick<EndpointSettings, 'allowedOrigins'>,
+  request: IncomingMessage,
+  response: ServerResponse,
+  refuse: () => void,
+): boolean {
+  const origin = checkOrigin(settings, request);
+  if (origin === 'refused') {
+    request.resume();
+    refuse();
+    return true;
+  }
+  if (origin !== 'allowed') return false;
+  if (request.method === 'OPTIONS') {
+    request.resume();
+    answerPreflight(request, response);
+    return true;
+  }
+  applyCors(request, response);
+  return false;
+}
+
 /** Adds the CORS response headers for an allowed cross-origin request. */
 export function applyCors(request: IncomingMessage, response: ServerResponse): void {
   // With credentials the origin is echoed (never `*`), and caches must key on it.

@@ -9,7 +9,7 @@ import { startServerSentEvents } from '../transports/sse.js';
 import { attachWebSocket } from '../transports/websocket.js';
 import type { HttpConnection } from './connection.js';
 import { ConnectionManager } from './connection-manager.js';
-import { answerPreflight, applyCors, checkOrigin } from './cors.js';
+import { answerByOrigin, checkOrigin } from './cors.js';
 import type { Endpoint } from './endpoint.js';
 import { buildNegotiateResponse, parseNegotiateVersion } from './negotiate.js';
 import { requestInfo } from './request-info.js';
@@ -155,20 +155,8 @@ export class HttpDispatcher {
     }
     const match = this.route(url.pathname);
     if (!match) return false;
-    const origin = checkOrigin(match.endpoint.settings, request);
-    if (origin === 'refused') {
-      request.resume();
-      respond(response, 403, 'Origin not allowed.');
-      return true;
-    }
-    if (origin === 'allowed') {
-      if (request.method === 'OPTIONS') {
-        request.resume();
-        answerPreflight(request, response);
-        return true;
-      }
-      applyCors(request, response);
-    }
+    const refuse = () => respond(response, 403, 'Origin not allowed.');
+    if (answerByOrigin(match.endpoint.settings, request, response, refuse)) return true;
     this.dispatch(match.endpoint, match.negotiate, url, request, response).catch((error: unknown) => {
       if (error instanceof HttpError) respond(response, error.status, error.message);
       else respond(response, 500, 'Internal server error.');
