@@ -6,6 +6,9 @@ import { randomUUID } from 'node:crypto';
 import { type DecodedBatch, decodeBatch, type Envelope, encodeBatch } from '../bus/envelope.js';
 import { HubwireError } from '../errors.js';
 import type { BackplaneStore, StoredRow } from './backplane-store.js';
+import { type CachedRow, mergeByStamp, RecentRows, type ReplayRow } from './replay.js';
+
+export type { ReplayRow } from './replay.js';
 
 export type StreamState = 'initial' | 'open' | 'buffering' | 'closed';
 
@@ -61,18 +64,6 @@ export interface ScaleoutStats {
 /** Sees every envelope this node delivers (any hub), with the stream and row it came from. */
 export type EnvelopeObserver = (envelope: Envelope, stream: number, id: number) => void;
 
-/** A row read back for a replay: its envelopes, and the publisher's stamp (see encodeBatch). */
-export interface ReplayRow {
-  readonly stream: number;
-  readonly id: number;
-  readonly envelopes: readonly Envelope[];
-  readonly stamp: readonly number[] | undefined;
-}
-
-interface CachedRow extends ReplayRow {
-  readonly bytes: number;
-}
-
 interface Pending {
   envelope: Envelope;
   resolve(): void;
@@ -93,9 +84,8 @@ interface StreamRuntime {
   flushScheduled: boolean;
   /** sync() callers waiting for this stream to be delivered up to an id. */
   waiters: { id: number; resolve(): void }[];
-  /** Recently delivered rows, oldest first (ids increasing), for replays. */
-  recent: CachedRow[];
-  recentBytes: number;
+  /** Recently delivered rows, for replays. */
+  recent: RecentRows;
   /** Rows read but not delivered yet: their publisher had seen rows of other streams this node has not delivered. */
   held: { row: StoredRow; batch: DecodedBatch; since: number }[];
 }
@@ -190,8 +180,7 @@ export class ScaleoutEngine {
       batchSeq: 0,
       flushScheduled: false,
       waiters: [],
-      recent: [],
-      recentBytes: 0,
+      recent: new RecentRows(this.options.cacheRows, this.options.cacheBytes),
       held: [],
     }));
     // Each node writes to one stream, so its messages keep their order everywhere.
@@ -427,7 +416,7 @@ export class ScaleoutEngine {
     const rows: ReplayRow[] = [];
     let missed = 0;
     let last = afterId;
-    const oldestCached = s.recent[0]?.id ?? s.lastId + 1;
+    const oldestCached = s.recent.oldestId ?? s.lastId + 1;
     while (last < toId && last + 1 < oldestCached && !this.closed) {
       const read = await this.store.readAfter(s.stream, last, this.options.readBatchSize * 4);
       if (read.length === 0) break;
@@ -444,7 +433,7 @@ export class ScaleoutEngine {
       }
       if (read.length < this.options.readBatchSize * 4) break;
     }
-    for (const row of s.recent) {
+    for (const row of s.recent.rows) {
       if (row.id <= last) continue;
       if (row.id > toId) break;
       if (row.id !== last + 1) missed += row.id - last - 1;
@@ -461,19 +450,7 @@ export class ScaleoutEngine {
   }
 
   private remember(s: StreamRuntime, row: CachedRow): void {
-    if (!this.cacheEnabled || this.options.cacheRows === 0) return;
-    s.recent.push(row);
-    s.recentBytes += row.bytes;
-    const overRows = s.recent.length - this.options.cacheRows;
-    if (overRows > this.options.cacheRows / 4 || s.recentBytes > this.options.cacheBytes) {
-      // Drop in chunks (not one shift per row).
-      let drop = Math.max(overRows, 0);
-      let bytes = s.recentBytes;
-      for (let i = 0; i < drop; i++) bytes -= (s.recent[i] as CachedRow).bytes;
-      while (bytes > this.options.cacheBytes && drop < s.recent.length) bytes -= (s.recent[drop++] as CachedRow).bytes;
-      s.recent.splice(0, drop);
-      s.recentBytes = bytes;
-    }
+    if (this.cacheEnabled) s.recent.push(row);
   }
 
   /**
@@ -752,47 +729,5 @@ export class ScaleoutEngine {
       this.fail(failure, 'closing');
     }
     await this.store.close();
-  }
-}
-
-/**
- * Merges per-stream row lists (each in id order) so that a row comes after every row of the other streams its
- * publisher had delivered when it wrote it (its stamp, bounded by `to`). Stamps never form a cycle: a row a stamp
- * names was committed before the row that carries it.
- */
-function mergeByStamp(perStream: ReplayRow[][], from: readonly number[], to: readonly number[]): ReplayRow[] {
-  if (perStream.length === 1) return perStream[0] ?? [];
-  const next = perStream.map(() => 0);
-  const done = [...from];
-  const out: ReplayRow[] = [];
-  const ready = (row: ReplayRow): boolean => {
-    if (!row.stamp) return true;
-    for (let b = 0; b < perStream.length; b++) {
-      if (b === row.stream) continue;
-      const needed = Math.min(row.stamp[b] ?? 0, to[b] ?? 0);
-      // Waits for a row of that stream it depends on that is still to come (missing rows cannot be waited for).
-      const pending = perStream[b]?.[next[b] ?? 0];
-      if ((done[b] ?? 0) < needed && pending !== undefined && pending.id <= needed) return false;
-    }
-    return true;
-  };
-  for (;;) {
-    let picked = -1;
-    let fallback = -1;
-    for (let s = 0; s < perStream.length; s++) {
-      const row = perStream[s]?.[next[s] ?? 0];
-      if (!row) continue;
-      if (fallback < 0) fallback = s;
-      if (ready(row)) {
-        picked = s;
-        break;
-      }
-    }
-    if (picked < 0) picked = fallback; // only if stamps were inconsistent (e.g. rows missing)
-    if (picked < 0) return out;
-    const row = perStream[picked]?.[next[picked] ?? 0] as ReplayRow;
-    next[picked] = (next[picked] ?? 0) + 1;
-    done[picked] = row.id;
-    out.push(row);
   }
 }
