@@ -4,7 +4,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import { KeyRing, type KeySource, supportsKeys } from '../backplane/key-ring.js';
 import type { ScaleoutEngine } from '../backplane/scaleout-engine.js';
 import type { Envelope } from '../bus/envelope.js';
 import { answerByOrigin, checkOrigin } from '../connection/cors.js';
@@ -13,17 +12,13 @@ import { requestInfo } from '../connection/request-info.js';
 import type { ClassicConnection, ConnectionServices } from './classic-connection.js';
 import { ClassicConnection as Connection } from './classic-connection.js';
 import type { ClassicHub } from './classic-hub.js';
+import { ClassicKeys } from './keys.js';
 import type { ClassicTransport, ResolvedClassicOptions } from './options.js';
 import type { PersistentEndpoint } from './persistent.js';
 import { ClassicHttpError, ERRORS, parseConnectionData, respondText } from './requests.js';
 import { formatPosition, parsePosition } from './resume.js';
 import { routeRequest, routeUpgrade } from './routes.js';
-import { CLASSIC_KEYS_PURPOSE, TokenProtector } from './tokens.js';
-
-/** How long a request waits for the shared key set while the backplane's database is unreachable at startup. */
-const KEYS_WAIT_MS = 10_000;
-/** How long a request waits for the backplane to start when the key is given (cursors then carry positions). */
-const ENGINE_WAIT_MS = 1000;
+import { TokenProtector } from './tokens.js';
 
 export interface ClassicServerDeps {
   authenticate: ((request: IncomingMessage) => unknown) | undefined;
@@ -83,10 +78,7 @@ export class ClassicServer implements ConnectionServices {
   readonly engine: ScaleoutEngine | undefined;
   /** This endpoint's name on the backplane (for notices between nodes). */
   private readonly noticeKey: string;
-  /** The key set shared through the backplane's database, once loaded (see keysReady). */
-  private ring: KeyRing | undefined;
-  /** Settles when tokens can be made and read (at once, unless the key set comes from the backplane). */
-  private keysReady: Promise<void> = Promise.resolve();
+  private readonly keySet: ClassicKeys;
 
   constructor(
     readonly basePath: string,
@@ -101,7 +93,8 @@ export class ClassicServer implements ConnectionServices {
       this.hubs.set(hub.lowerName, hub);
     }
     this.engine = deps.backplane;
-    this.tokens = new TokenProtector(this.keySource(options));
+    this.keySet = new ClassicKeys(options, this.engine, (error, where) => this.reportError(error, where), basePath);
+    this.tokens = new TokenProtector(this.keySet.source);
     this.webSockets = new WebSocketServer({
       noServer: true,
       perMessageDeflate: false,
@@ -111,64 +104,9 @@ export class ClassicServer implements ConnectionServices {
     this.noticeKey = `classic:${basePath}`;
   }
 
-  /**
-   * The token keys: the `classicKey` option when given; else, with a backplane whose store keeps keys, the key
-   * set shared through its database (loaded once the backplane has started; requests wait for it); else a
-   * random key of this process.
-   */
-  private keySource(options: ResolvedClassicOptions): Buffer | KeySource {
-    const engine = this.engine;
-    if (options.keyGiven || !engine) return options.key;
-    const store = engine.store;
-    if (!supportsKeys(store)) {
-      this.reportError(
-        new Error(
-          `The ${store.kind} backplane store cannot keep the classic token keys: pass the same 'classicKey' to every node, or tokens made on one node fail on the others.`,
-        ),
-        `classic endpoint ${this.basePath}`,
-      );
-      return options.key;
-    }
-    this.keysReady = (async () => {
-      let delay = 100;
-      for (;;) {
-        if (this.closed) return;
-        try {
-          await engine.start();
-          this.ring = await KeyRing.load(store, {
-            purpose: CLASSIC_KEYS_PURPOSE,
-            onError: (error) => this.reportError(error, 'refreshing the classic token keys'),
-          });
-          if (this.closed) this.ring.close();
-          return;
-        } catch (error) {
-          this.reportError(error, 'loading the classic token keys from the backplane');
-          await new Promise((resolve) => setTimeout(resolve, delay).unref());
-          delay = Math.min(delay * 2, 5000);
-        }
-      }
-    })();
-    const unavailable = () => {
-      throw new ClassicHttpError(503, 'The classic token keys are not loaded yet: the backplane is unreachable.');
-    };
-    return {
-      signingKey: () => this.ring?.signingKey() ?? unavailable(),
-      verificationKeys: () => this.ring?.verificationKeys() ?? unavailable(),
-    };
-  }
-
-  /** Waits (a bounded time) until tokens can be made and read; 503 when the key set cannot be loaded. */
-  async keys(): Promise<void> {
-    const engine = this.engine;
-    if (!engine || this.ring || (this.options.keyGiven && engine.positions())) return;
-    // With a backplane, cursors carry its positions: wait (a bounded time) for it to start, and for the keys (a
-    // given key needs no database: then only briefly, so an unreachable database does not stall every request).
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, this.options.keyGiven ? ENGINE_WAIT_MS : KEYS_WAIT_MS);
-    });
-    await Promise.race([Promise.all([engine.start(), this.keysReady]), timeout]);
-    clearTimeout(timer);
+  /** Waits (a bounded time) until tokens can be made and read, and cursors can carry backplane positions. */
+  keys(): Promise<void> {
+    return this.keySet.wait();
   }
 
   /** Listens to the other nodes' instances of this endpoint (once it is mapped: its path is its identity). */
@@ -497,7 +435,7 @@ export class ClassicServer implements ConnectionServices {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.ring?.close();
+    this.keySet.close();
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     for (const connection of [...this.connections.values()]) connection.shutdown();
