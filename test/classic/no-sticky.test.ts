@@ -38,11 +38,19 @@ function homeStream(engine: ScaleoutEngine, streams: number): number {
   return hash % streams;
 }
 
-async function startNode(database: MemoryDatabase, home?: number): Promise<Node> {
+async function startNode(
+  database: MemoryDatabase,
+  home?: number,
+  engineOptions: ConstructorParameters<typeof ScaleoutEngine>[1] = {},
+): Promise<Node> {
   const observations: Observations = { connected: [], disconnected: [] };
   let backplane: ScaleoutEngine;
   do {
-    backplane = new ScaleoutEngine(new MemoryStore(database), { pollInterval: { min: 2, max: 10 }, onError: () => {} });
+    backplane = new ScaleoutEngine(new MemoryStore(database), {
+      pollInterval: { min: 2, max: 10 },
+      onError: () => {},
+      ...engineOptions,
+    });
   } while (home !== undefined && homeStream(backplane, database.streams.length) !== home);
   const hubwire = new Hubwire({
     backplane,
@@ -361,5 +369,47 @@ describe('classic moves with nodes writing to different streams', () => {
     await eventually('the disconnect', () => reported().length > 0, DISCONNECT_TIMEOUT * 4);
     await sleep(DISCONNECT_TIMEOUT);
     assert.equal(reported().length, 1, JSON.stringify(reported()));
+  });
+});
+
+describe('classic moves that must read the database (no replay cache)', () => {
+  const database = new MemoryDatabase(1);
+  let a: Node;
+  let b: Node;
+  before(async () => {
+    a = await startNode(database, undefined, { replayCache: { rows: 0 } });
+    b = await startNode(database, undefined, { replayCache: { rows: 0 } });
+  });
+  after(async () => {
+    await a?.hubwire.close();
+    await b?.hubwire.close();
+  });
+
+  test('a move while the database is unreachable holds the poll, retries, then replays what was missed', async () => {
+    const client = new Poller(await negotiate(a.base, 'hal'), 'hal');
+    const id = client.negotiated.ConnectionId;
+    await client.connect(a);
+    assert.equal((await http(client.url(a, 'start'))).status, 200);
+    const first = client.poll(a, 3000);
+    await sleep(30);
+    await a.broadcast('R-1');
+    await first;
+    await a.broadcast('R-2');
+    await a.broadcast('R-3');
+    database.down = true;
+    let moved: Promise<Envelope | undefined>;
+    try {
+      // B has to read the rows after the client's cursor from the database, which fails for now.
+      moved = client.poll(b, 8000);
+      await sleep(600);
+      assert.deepEqual(client.received, ['R-1'], 'nothing yet');
+      const reported = [...a.observations.disconnected, ...b.observations.disconnected].filter((e) => e.id === id);
+      assert.deepEqual(reported, []);
+    } finally {
+      database.down = false;
+    }
+    await moved;
+    assert.deepEqual(client.received, ['R-1', 'R-2', 'R-3']);
+    await http(client.url(a, 'abort'), { form: {} });
   });
 });
