@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { type DecodedBatch, decodeBatch, type Envelope, encodeBatch } from '../bus/envelope.js';
 import { HubwireError } from '../errors.js';
+import { sleep, withTimeout } from '../util/timing.js';
 import type { BackplaneStore, StoredRow } from './backplane-store.js';
 import { type CachedRow, mergeByStamp, RecentRows, type ReplayRow } from './replay.js';
 
@@ -93,8 +94,7 @@ interface StreamRuntime {
 /** How long a row waits for rows of other streams its publisher had seen before it is delivered anyway. */
 const HOLD_LIMIT_MS = 5000;
 
-// Retry delays keep the process alive (work is pending); idle poll timers do not.
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+// Retry delays (util/timing sleep) keep the process alive: work is pending. Idle poll timers do not.
 
 export class ScaleoutEngine {
   /** This process's identity in the backplane (rows it wrote, replies meant for it). */
@@ -424,12 +424,8 @@ export class ScaleoutEngine {
         if (row.id > toId || row.id >= oldestCached) break;
         if (row.id !== last + 1) missed += row.id - last - 1;
         last = row.id;
-        try {
-          const batch = decodeBatch(row.payload);
-          rows.push({ stream: s.stream, id: row.id, envelopes: batch.envelopes, stamp: batch.stamp });
-        } catch (error) {
-          this.fail(error, `decoding row ${row.id} of stream ${s.stream}`);
-        }
+        const batch = this.decode(s, row);
+        if (batch) rows.push({ stream: s.stream, id: row.id, envelopes: batch.envelopes, stamp: batch.stamp });
       }
       if (read.length < this.options.readBatchSize * 4) break;
     }
@@ -474,12 +470,11 @@ export class ScaleoutEngine {
       this.wake(s);
     }
     if (waits.length === 0) return true;
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), timeoutMs);
-    });
-    const result = await Promise.race([Promise.all(waits).then(() => !this.closed), timedOut]);
-    clearTimeout(timer);
+    const result = await withTimeout(
+      Promise.all(waits).then(() => !this.closed),
+      timeoutMs,
+      false,
+    );
     // Waiters of a wait that timed out are not kept.
     for (const [s, waiter] of added) {
       const index = s.waiters.indexOf(waiter);
@@ -549,20 +544,25 @@ export class ScaleoutEngine {
    */
   private deliverRow(s: StreamRuntime, row: StoredRow): void {
     if (row.id <= (s.held.at(-1)?.row.id ?? s.lastId)) return; // already delivered or held (our own row, read back)
-    let batch: DecodedBatch;
-    try {
-      batch = decodeBatch(row.payload);
-    } catch (error) {
-      this.fail(error, `decoding row ${row.id} of stream ${s.stream}`);
-      batch = { publisher: '', envelopes: [] };
-    }
+    // A row this version cannot read is delivered empty: its id still counts.
+    const batch = this.decode(s, row) ?? { publisher: '', envelopes: [] };
     if (s.held.length > 0 || !this.seen(s, batch.stamp)) {
       if (s.held.length === 0) this.scheduleHeldCheck();
       s.held.push({ row, batch, since: Date.now() });
       return;
     }
     this.deliverDecoded(s, row, batch);
-    this.releaseHeld();
+    // Only with several streams can rows be held (stamps).
+    if (this.streams.length > 1) this.releaseHeld();
+  }
+
+  private decode(s: StreamRuntime, row: StoredRow): DecodedBatch | undefined {
+    try {
+      return decodeBatch(row.payload);
+    } catch (error) {
+      this.fail(error, `decoding row ${row.id} of stream ${s.stream}`);
+      return undefined;
+    }
   }
 
   /** Whether this node has delivered every row of other streams that a stamp names. */
@@ -575,14 +575,14 @@ export class ScaleoutEngine {
   }
 
   /** Delivers held rows whose dependencies arrived (or that waited past the limit), in each stream's order. */
-  private releaseHeld(force = false): void {
+  private releaseHeld(): void {
     let progress = true;
     while (progress) {
       progress = false;
       for (const s of this.streams) {
         while (s.held.length > 0) {
           const head = s.held[0] as (typeof s.held)[number];
-          const overdue = force || Date.now() - head.since > HOLD_LIMIT_MS;
+          const overdue = Date.now() - head.since > HOLD_LIMIT_MS;
           if (!overdue && !this.seen(s, head.batch.stamp)) break;
           if (overdue && !this.seen(s, head.batch.stamp)) {
             this.fail(

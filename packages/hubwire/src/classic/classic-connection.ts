@@ -8,13 +8,14 @@ import type { ScaleoutEngine } from '../backplane/scaleout-engine.js';
 import type { BusConnection, MessageBus } from '../bus/message-bus.js';
 import { ScaleoutBus } from '../bus/scaleout-bus.js';
 import type { RequestInfo } from '../connection/request-info.js';
+import { withTimeout } from '../util/timing.js';
 import { type ClassicHub, ClassicHubBinding, type ClassicInvocation } from './classic-hub.js';
 import { encodeEnvelope, KEEP_ALIVE } from './envelope.js';
 import { PendingPoll } from './long-polling.js';
 import { MessageBuffer } from './message-buffer.js';
 import type { ClassicTransport, ResolvedClassicOptions } from './options.js';
 import { PersistentBinding, type PersistentEndpoint } from './persistent.js';
-import { type ResumeTarget, resumeFrom } from './resume.js';
+import { type ResumeTarget, registerOnBus, resumeFrom } from './resume.js';
 import type { TokenProtector } from './tokens.js';
 import type { StreamTransport } from './transports.js';
 
@@ -234,14 +235,7 @@ export class ClassicConnection {
     } else {
       this.restoring = true;
       try {
-        for (const t of targets) {
-          if (t.bus.restore) t.bus.restore(t.connection, t.groups);
-          else {
-            // A bus of another kind: register, then join through its interface.
-            await t.bus.onConnected(t.connection);
-            for (const group of t.groups) await t.bus.addToGroup(this.connectionId, group);
-          }
-        }
+        for (const t of targets) await registerOnBus(t.bus, t.connection, t.groups);
       } finally {
         this.restoring = false;
       }
@@ -412,16 +406,8 @@ export class ClassicConnection {
     if (this.detached) return this.services.holderWritten(this.connectionId, timeoutMs);
     const seq = this.buffer.last;
     if (this.disposed || seq <= this.written) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
-      this.writtenWaiters.push({
-        seq,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-      });
-    });
+    const written = new Promise<void>((resolve) => this.writtenWaiters.push({ seq, resolve }));
+    return withTimeout(written, timeoutMs, undefined);
   }
 
   /** Writes a hub result on the current WebSocket (other transports answer it as the /send response). */

@@ -9,6 +9,7 @@ import type { Envelope } from '../bus/envelope.js';
 import { answerByOrigin, checkOrigin } from '../connection/cors.js';
 import { rejectUpgrade } from '../connection/http-dispatcher.js';
 import { requestInfo } from '../connection/request-info.js';
+import { withTimeout } from '../util/timing.js';
 import type { ClassicConnection, ConnectionServices } from './classic-connection.js';
 import { ClassicConnection as Connection } from './classic-connection.js';
 import type { ClassicHub } from './classic-hub.js';
@@ -240,7 +241,8 @@ export class ClassicServer implements ConnectionServices {
    * The connection's state on this node for a transport request (connect, reconnect, poll), created when missing.
    * With a backplane, a state is (re)built from the backplane position in the client's cursor when this state
    * did not write that cursor (the client comes from another node, or this node lost it), and the other nodes
-   * are told that the client is here now. Subscriptions follow `connectionData`; groups come from the token.
+   * are told that the client is here now. Subscriptions follow `connectionData`; groups come from the token. A
+   * `/reconnect` runs the hubs' onReconnected once the subscriptions are in effect.
    */
   open(
     checked: CheckedRequest,
@@ -260,6 +262,7 @@ export class ClassicServer implements ConnectionServices {
           .then(() => existing.subscribe(checked.hubs))
           .catch((e) => this.failed(existing, e));
         existing.claimedAt = Date.now();
+        if (route === 'reconnect') void existing.reconnected();
         return existing;
       }
       // The client has been elsewhere since this state last wrote to it: start over from its cursor.
@@ -281,6 +284,7 @@ export class ClassicServer implements ConnectionServices {
       .catch((error: unknown) => this.failed(created, error));
     created.claimedAt = Date.now();
     if (engine) this.claim(created);
+    if (route === 'reconnect') void created.reconnected();
     this.ensureTimer();
     return created;
   }
@@ -315,19 +319,10 @@ export class ClassicServer implements ConnectionServices {
     const node = this.engine?.nodeId;
     if (!node || this.closed) return Promise.resolve();
     const token = ++this.flushToken;
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(done, timeoutMs);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.flushWaiters.set(token, () => {
-        this.flushWaiters.delete(token);
-        done();
-      });
-      // After this node's sends in its stream order: the holder has them in its buffer when it reads this.
-      this.publishNotice({ op: 'flush', id: connectionId, node, token });
-    }).finally(() => this.flushWaiters.delete(token));
+    const written = new Promise<void>((resolve) => this.flushWaiters.set(token, resolve));
+    // After this node's sends in its stream order: the holder has them in its buffer when it reads this.
+    this.publishNotice({ op: 'flush', id: connectionId, node, token });
+    return withTimeout(written, timeoutMs, undefined).finally(() => this.flushWaiters.delete(token));
   }
 
   private receiveNotice(envelope: Envelope): void {
@@ -342,7 +337,7 @@ export class ClassicServer implements ConnectionServices {
         // The newest transport request wins (ties: the larger node id); the loser lets go without a disconnect.
         if (connection.claimedAt < notice.at || (connection.claimedAt === notice.at && notice.node > self)) {
           // onConnected ran here: the node that takes over reports the disconnect.
-          if (connection.startedHere) this.publishNotice({ op: 'started', id: notice.id });
+          if (connection.startedHere) this.noticeStarted(notice.id);
           connection.retire();
         } else {
           // This node saw the client more recently: the other node must let go instead.

@@ -3,6 +3,7 @@
 
 import { KeyRing, type KeySource, supportsKeys } from '../backplane/key-ring.js';
 import type { ScaleoutEngine } from '../backplane/scaleout-engine.js';
+import { sleep, withTimeout } from '../util/timing.js';
 import type { ResolvedClassicOptions } from './options.js';
 import { ClassicHttpError } from './requests.js';
 import { CLASSIC_KEYS_PURPOSE } from './tokens.js';
@@ -64,7 +65,7 @@ export class ClassicKeys {
         return;
       } catch (error) {
         this.reportError(error, 'loading the classic token keys from the backplane');
-        await new Promise((resolve) => setTimeout(resolve, delay).unref());
+        await sleep(delay, { unref: true });
         delay = Math.min(delay * 2, 5000);
       }
     }
@@ -77,12 +78,8 @@ export class ClassicKeys {
   async wait(): Promise<void> {
     const engine = this.engine;
     if (!engine || this.ring || (this.options.keyGiven && engine.positions())) return;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, this.options.keyGiven ? ENGINE_WAIT_MS : KEYS_WAIT_MS);
-    });
-    await Promise.race([Promise.all([engine.start(), this.loaded]), timeout]);
-    clearTimeout(timer);
+    const ms = this.options.keyGiven ? ENGINE_WAIT_MS : KEYS_WAIT_MS;
+    await withTimeout(Promise.all([engine.start(), this.loaded]), ms, undefined);
   }
 
   close(): void {

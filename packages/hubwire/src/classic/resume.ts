@@ -9,6 +9,7 @@ import type { EnvelopeObserver, ScaleoutEngine } from '../backplane/scaleout-eng
 import type { Envelope } from '../bus/envelope.js';
 import type { Audience, BusConnection, MessageBus } from '../bus/message-bus.js';
 import { SerializedMessage } from '../hub/serialized-message.js';
+import { sleep } from '../util/timing.js';
 
 /** A short, URL-safe tag of the backplane installation: a position from another installation is never used. */
 export function positionTag(engine: ScaleoutEngine): string | undefined {
@@ -110,7 +111,7 @@ export async function resumeFrom(
           break;
         } catch (error) {
           if (cancelled() || Date.now() + delay > deadline) throw error;
-          await new Promise((resolve) => setTimeout(resolve, delay));
+          await sleep(delay);
           delay = Math.min(delay * 2, 2000);
         }
       }
@@ -123,7 +124,11 @@ export async function resumeFrom(
     stop();
     options.restoring(true);
     try {
-      for (const target of targets) registerOnBus(target.bus, target.connection, target.groups);
+      for (const target of targets) {
+        registerOnBus(target.bus, target.connection, target.groups).catch(() => {
+          // Only a bus of another kind gets here: it reports its own failures; the connection goes on without.
+        });
+      }
     } finally {
       options.restoring(false);
     }
@@ -133,21 +138,18 @@ export async function resumeFrom(
   }
 }
 
-/** Registers a connection with its groups: synchronously on our buses; through the interface on another bus. */
-export function registerOnBus(bus: MessageBus, connection: BusConnection, groups: Iterable<string>): void {
+/**
+ * Registers a connection with its groups: on our buses synchronously (before this returns), without publishing
+ * anything; on a bus of another kind through its interface (the promise settles when it is done).
+ */
+export async function registerOnBus(bus: MessageBus, connection: BusConnection, groups: Iterable<string>) {
   if (bus.restore) {
     bus.restore(connection, groups);
     return;
   }
   const list = [...groups];
-  void bus
-    .onConnected(connection)
-    .then(async () => {
-      for (const group of list) await bus.addToGroup(connection.connectionId, group);
-    })
-    .catch(() => {
-      // The bus reports its own failures; the connection goes on without those groups.
-    });
+  await bus.onConnected(connection);
+  for (const group of list) await bus.addToGroup(connection.connectionId, group);
 }
 
 /** Whether a send to `audience` reaches the connection (LocalBus.deliver's rules, for one connection). */

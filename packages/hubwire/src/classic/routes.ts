@@ -140,7 +140,6 @@ async function openTransport(
     const connection = server.open(checked, request, groupsToken, route, messageId);
     if (route === 'connect') connection.connectLongPolling(response);
     else connection.longPoll(response, messageId);
-    if (route === 'reconnect') void connection.reconnected();
     return;
   }
   request.resume();
@@ -155,7 +154,6 @@ async function openTransport(
   const stream = transport === 'foreverFrame' ? new ForeverFrameStream(response, frameId) : new EventStream(response);
   response.on('close', () => connection.detachStream(stream));
   connection.attachStream(stream, query.get('messageId'), route === 'connect');
-  if (route === 'reconnect') void connection.reconnected();
 }
 
 async function start(
@@ -268,7 +266,6 @@ export async function routeUpgrade(
     ws.on('close', () => connection.detachStream(stream));
     receiveFrames(server, connection, checked, request, ws);
     connection.attachStream(stream, url.searchParams.get('messageId'), route === 'connect');
-    if (route === 'reconnect') void connection.reconnected();
   });
 }
 
