@@ -4,17 +4,35 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { type ClassicHubsOptions, classicState, Hub, HubError, type HubOptions, Hubwire } from 'hubwire';
 import { type Browser, chromium } from 'playwright-core';
 
 const require = createRequire(import.meta.url);
+/** The real jQuery and SignalR 2 jQuery client, from node_modules, at the paths the test pages load them from. */
 const scripts: Record<string, string> = {
   '/lib/jquery.js': require.resolve('jquery'),
   '/lib/jquery.signalR.js': join(dirname(require.resolve('signalr/package.json')), 'jquery.signalR.js'),
 };
+
+/** Answers a test page (`pages[path]`, HTML) or one of the client scripts; false for any other path. */
+export function serveTestPage(path: string, pages: Record<string, string>, response: ServerResponse): boolean {
+  const page = pages[path];
+  const script = scripts[path];
+  if (page !== undefined) {
+    response.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+    response.end(page);
+    return true;
+  }
+  if (script === undefined) return false;
+  void readFile(script).then((body) => {
+    response.writeHead(200, { 'Content-Type': 'text/javascript; charset=utf-8' });
+    response.end(body);
+  });
+  return true;
+}
 
 export interface ClassicTestClient {
   message(text: unknown): void;
@@ -25,6 +43,12 @@ export interface ClassicTestClient {
 export interface Observations {
   connected: string[];
   disconnected: { id: string; error: string | undefined }[];
+}
+
+/** The test servers' authentication: the user is whoever `?user=` names (jQuery sends `hub.qs` on every request). */
+export function userFromQuery(request: IncomingMessage): { id: string } | undefined {
+  const user = new URL(request.url ?? '/', 'http://localhost').searchParams.get('user');
+  return user ? { id: user } : undefined;
 }
 
 /** A hub with every feature the classic tests check. */
@@ -149,30 +173,16 @@ export async function startClassicServer(
 ): Promise<ClassicServer> {
   const observations: Observations = { connected: [], disconnected: [] };
   const hubwire = new Hubwire({
-    // The user is whoever `?user=` names (jQuery sends `hub.qs` on every request).
-    authenticate: (request) => {
-      const user = new URL(request.url ?? '/', 'http://localhost').searchParams.get('user');
-      return user ? { id: user } : undefined;
-    },
+    authenticate: userFromQuery,
     onError: () => {},
   });
   hubwire.mapHub('/test', createTestHub(observations), hubOptions);
   hubwire.mapClassicHubs('/signalr', { TestHub: '/test' }, classicOptions);
   const port = await hubwire.listen(0, '127.0.0.1', (request, response) => {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
-    const script = scripts[path];
-    if (path === '/page') {
-      response.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
-      response.end(PAGE);
-    } else if (script) {
-      readFile(script).then((body) => {
-        response.writeHead(200, { 'Content-Type': 'text/javascript; charset=utf-8' });
-        response.end(body);
-      });
-    } else {
-      response.writeHead(404);
-      response.end();
-    }
+    if (serveTestPage(path, { '/page': PAGE }, response)) return;
+    response.writeHead(404);
+    response.end();
   });
   return { hubwire, port, base: `http://127.0.0.1:${port}`, observations, close: () => hubwire.close() };
 }

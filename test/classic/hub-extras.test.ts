@@ -3,9 +3,6 @@
 // classic requests.
 
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   type ClassicHubsOptions,
@@ -17,14 +14,9 @@ import {
   ScaleoutEngine,
 } from 'hubwire';
 import type { Browser } from 'playwright-core';
-import { eventually, HUBS, http, launchChromium, negotiate, routeUrl, sleep } from './fixture.js';
+import { eventually, HUBS, http, launchChromium, negotiate, routeUrl, serveTestPage, sleep } from './fixture.js';
 import { openSocket, openStream, wsUrl } from './wire.js';
 
-const require = createRequire(import.meta.url);
-const SCRIPTS: Record<string, string> = {
-  '/lib/jquery.js': require.resolve('jquery'),
-  '/lib/jquery.signalR.js': join(dirname(require.resolve('signalr/package.json')), 'jquery.signalR.js'),
-};
 const PAGE = `<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"></head><body>
 <script src="/lib/jquery.js"></script>
 <script src="/lib/jquery.signalR.js"></script>
@@ -82,19 +74,9 @@ async function startServer(options: ClassicHubsOptions = {}, backplane?: Scaleou
   );
   const port = await hubwire.listen(0, '127.0.0.1', (request, response) => {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
-    const script = SCRIPTS[path];
-    if (path === '/page') {
-      response.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
-      response.end(PAGE);
-    } else if (script) {
-      void readFile(script).then((body) => {
-        response.writeHead(200, { 'Content-Type': 'text/javascript; charset=utf-8' });
-        response.end(body);
-      });
-    } else {
-      response.writeHead(404);
-      response.end();
-    }
+    if (serveTestPage(path, { '/page': PAGE }, response)) return;
+    response.writeHead(404);
+    response.end();
   });
   await hubwire.ready();
   return { hubwire, seen, base: `http://127.0.0.1:${port}` };

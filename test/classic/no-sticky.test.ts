@@ -17,6 +17,7 @@ import {
   type Observations,
   routeUrl,
   sleep,
+  userFromQuery,
 } from './fixture.js';
 import { openStream } from './wire.js';
 
@@ -54,10 +55,7 @@ async function startNode(
   } while (home !== undefined && homeStream(backplane, database.streams.length) !== home);
   const hubwire = new Hubwire({
     backplane,
-    authenticate: (request) => {
-      const user = new URL(request.url ?? '/', 'http://localhost').searchParams.get('user');
-      return user ? { id: user } : undefined;
-    },
+    authenticate: userFromQuery,
     onError: () => {},
   });
   hubwire.mapHub('/test', createTestHub(observations));

@@ -4,9 +4,6 @@
 // no proxy script); and sends to groups, users and everyone crossing two nodes on a shared backplane.
 
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   Hubwire,
@@ -17,14 +14,8 @@ import {
   ScaleoutEngine,
 } from 'hubwire';
 import type { Browser, Page } from 'playwright-core';
-import { eventually, http, launchChromium, sleep } from './fixture.js';
+import { eventually, http, launchChromium, serveTestPage, sleep, userFromQuery } from './fixture.js';
 import { openSocket, wsUrl } from './wire.js';
-
-const require = createRequire(import.meta.url);
-const scripts: Record<string, string> = {
-  '/lib/jquery.js': require.resolve('jquery'),
-  '/lib/jquery.signalR.js': join(dirname(require.resolve('signalr/package.json')), 'jquery.signalR.js'),
-};
 
 const PAGE = `<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"></head><body>
 <script src="/lib/jquery.js"></script>
@@ -58,10 +49,7 @@ async function startNode(backplane?: ScaleoutEngine) {
   const observed: Observed = { connected: [], received: [], disconnected: [] };
   const hubwire = new Hubwire({
     backplane,
-    authenticate: (request) => {
-      const user = new URL(request.url ?? '/', 'http://localhost').searchParams.get('user');
-      return user ? { id: user } : undefined;
-    },
+    authenticate: userFromQuery,
     onError: () => {},
   });
   const echo: PersistentConnectionContext = hubwire.mapClassicConnection(
@@ -100,19 +88,9 @@ async function startNode(backplane?: ScaleoutEngine) {
   );
   const port = await hubwire.listen(0, '127.0.0.1', (request, response) => {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
-    const script = scripts[path];
-    if (path === '/page') {
-      response.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
-      response.end(PAGE);
-    } else if (script) {
-      void readFile(script).then((body) => {
-        response.writeHead(200, { 'Content-Type': 'text/javascript; charset=utf-8' });
-        response.end(body);
-      });
-    } else {
-      response.writeHead(404);
-      response.end();
-    }
+    if (serveTestPage(path, { '/page': PAGE }, response)) return;
+    response.writeHead(404);
+    response.end();
   });
   return { hubwire, echo, observed, base: `http://127.0.0.1:${port}`, close: () => hubwire.close() };
 }
