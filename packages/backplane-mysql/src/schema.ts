@@ -161,6 +161,29 @@ export async function currentDatabase(connection: Queryable): Promise<string> {
 }
 
 /**
+ * Takes the user-level lock `lock` (`GET_LOCK`), waiting up to `timeoutS` for the node that holds it to `waitingFor`;
+ * throws when it is not taken. The caller releases it (`RELEASE_LOCK`).
+ */
+export async function takeLock(
+  connection: Queryable,
+  lock: string,
+  timeoutS: number,
+  name: string,
+  waitingFor: string,
+): Promise<void> {
+  const [locked] = await connection.execute<mysql.RowDataPacket[]>('SELECT GET_LOCK(?, ?) AS held', [lock, timeoutS]);
+  // GET_LOCK: 1 taken, 0 timed out, NULL an error (e.g. killed). Read as a number whatever the driver settings.
+  const held = locked[0]?.held == null ? null : Number(locked[0].held);
+  if (held !== 1) {
+    throw new Error(
+      held === 0
+        ? `Timed out after ${timeoutS} s waiting for another node to ${waitingFor} (lock '${lock}').`
+        : `Could not take the ${name} lock '${lock}'.`,
+    );
+  }
+}
+
+/**
  * Creates or migrates the tables on `connection` (a dedicated connection, not in a transaction) under a user-level
  * lock (`GET_LOCK`): nodes starting together queue on it, the first one installs, the others find everything in
  * place. MySQL commits each DDL statement on its own, so install cannot be one transaction; instead each step is
@@ -172,19 +195,7 @@ export async function installOn(connection: Queryable, names: TableNames, tableC
   validateTableCount(tableCount);
   const database = await currentDatabase(connection);
   const lock = names.lockName(database, 'install');
-  const [locked] = await connection.execute<mysql.RowDataPacket[]>('SELECT GET_LOCK(?, ?) AS held', [
-    lock,
-    INSTALL_LOCK_TIMEOUT_S,
-  ]);
-  // GET_LOCK: 1 taken, 0 timed out, NULL an error (e.g. killed). Read as a number whatever the driver settings.
-  const held = locked[0]?.held == null ? null : Number(locked[0].held);
-  if (held !== 1) {
-    throw new Error(
-      held === 0
-        ? `Timed out after ${INSTALL_LOCK_TIMEOUT_S} s waiting for another node to finish installing ${names.prefix}_* (lock '${lock}').`
-        : `Could not take the install lock '${lock}'.`,
-    );
-  }
+  await takeLock(connection, lock, INSTALL_LOCK_TIMEOUT_S, 'install', `finish installing ${names.prefix}_*`);
   try {
     const found = await readState(connection, names);
     let version = found.version;

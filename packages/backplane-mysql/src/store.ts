@@ -3,7 +3,15 @@
 import type { AppendResult, BackplaneStore, StoredKey, StoredRow } from 'hubwire';
 import { parseStoredId, validateKeyPurpose, validateKeyTime, validateStoredKey } from 'hubwire';
 import mysql from 'mysql2/promise';
-import { currentDatabase, installOn, PUBLISHER_KEY, SCHEMA_VERSION, TableNames, validateTableCount } from './schema.js';
+import {
+  currentDatabase,
+  installOn,
+  PUBLISHER_KEY,
+  SCHEMA_VERSION,
+  TableNames,
+  takeLock,
+  validateTableCount,
+} from './schema.js';
 
 /** Options of {@link MysqlStore}. One of `connectionString` and `pool` is required. */
 export interface MysqlStoreOptions {
@@ -308,18 +316,7 @@ export class MysqlStore implements BackplaneStore {
     try {
       this.#database ??= await currentDatabase(connection);
       const lock = this.names.lockName(this.#database, 'keys');
-      const [locked] = await connection.execute<mysql.RowDataPacket[]>('SELECT GET_LOCK(?, ?) AS held', [
-        lock,
-        KEYS_LOCK_TIMEOUT_S,
-      ]);
-      const held = locked[0]?.held == null ? null : Number(locked[0].held);
-      if (held !== 1) {
-        throw new Error(
-          held === 0
-            ? `Timed out after ${KEYS_LOCK_TIMEOUT_S} s waiting for another node to add a key (lock '${lock}').`
-            : `Could not take the keys lock '${lock}'.`,
-        );
-      }
+      await takeLock(connection, lock, KEYS_LOCK_TIMEOUT_S, 'keys', 'add a key');
       try {
         const [newer] = await connection.execute<mysql.RowDataPacket[]>(this.#keysSql.newer, [
           purpose,
