@@ -10,6 +10,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { createStore, installSchema, MysqlStore, type MysqlStoreOptions, SCHEMA_VERSION } from '@hubwire/mysql';
 import mysql from 'mysql2/promise';
 import { runStoreConformance } from '../conformance/store-suite.js';
+import { checkLateCommit } from '../helpers/late-commit.js';
 
 const url = process.env.HUBWIRE_TEST_MYSQL ?? 'mysql://root@127.0.0.1:3306/test';
 const database = decodeURIComponent(new URL(url).pathname.slice(1));
@@ -70,17 +71,6 @@ async function manualConnection(): Promise<mysql.Connection> {
   connection.on('error', () => {});
   cleanups.push(() => connection.end().catch(() => connection.destroy()));
   return connection;
-}
-
-/** Settles within `ms` or reports which state it stayed in. */
-function settledWithin<T>(promise: Promise<T>, ms: number): Promise<'pending' | 'settled'> {
-  return Promise.race([
-    promise.then(
-      () => 'settled' as const,
-      () => 'settled' as const,
-    ),
-    delay(ms).then(() => 'pending' as const),
-  ]);
 }
 
 /** Inserts `count` rows with ids from..from+count-1 an hour old, straight into a stream table. */
@@ -322,37 +312,7 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
           `INSERT INTO ${prefix}_messages_0 (id, publisher, batch_seq, created_at, payload)
            VALUES (LAST_INSERT_ID(), 'late', 1, UTC_TIMESTAMP(3), 'late')`,
         );
-        const appending = store.append(0, 'p', 2, Buffer.from('after'));
-        assert.equal(await settledWithin(appending, 300), 'pending', 'the append waits for the stream row');
-        // Readers see neither the uncommitted row nor anything past the committed top.
-        assert.equal(await store.top(0), 1);
-        assert.deepEqual(
-          (await store.readAfter(0, 0, 10)).map((row) => row.id),
-          [1],
-        );
-        await late.query(outcome);
-        const { id } = await appending;
-        const read = await store.readAfter(0, 0, 10);
-        if (outcome === 'COMMIT') {
-          assert.equal(id, 3);
-          assert.deepEqual(
-            read.map((row) => [row.id, row.payload.toString()]),
-            [
-              [1, 'first'],
-              [2, 'late'],
-              [3, 'after'],
-            ],
-          );
-        } else {
-          assert.equal(id, 2, 'the rolled-back id is reused: no gap');
-          assert.deepEqual(
-            read.map((row) => [row.id, row.payload.toString()]),
-            [
-              [1, 'first'],
-              [2, 'after'],
-            ],
-          );
-        }
+        await checkLateCommit(store, outcome, (end) => late.query(end));
       });
     }
 

@@ -16,6 +16,7 @@ import {
 } from '@hubwire/postgres';
 import pg from 'pg';
 import { runStoreConformance } from '../conformance/store-suite.js';
+import { checkLateCommit } from '../helpers/late-commit.js';
 
 const url = process.env.HUBWIRE_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -70,11 +71,6 @@ async function manualClient(): Promise<pg.Client> {
   await client.connect();
   cleanups.push(() => client.end().catch(() => {}));
   return client;
-}
-
-/** Settles within `ms` or reports which state it stayed in. */
-function settledWithin<T>(promise: Promise<T>, ms: number): Promise<'pending' | 'settled'> {
-  return Promise.race([promise.then(() => 'settled' as const), delay(ms).then(() => 'pending' as const)]);
 }
 
 async function cleanup(): Promise<void> {
@@ -236,37 +232,7 @@ describe('PostgresStore', { skip, timeout: 60_000 }, () => {
            INSERT INTO "${schema}".messages_0 (id, publisher, batch_seq, payload)
            SELECT last_id, 'late', 1, '\\x6c617465' FROM next`,
         );
-        const appending = store.append(0, 'p', 2, Buffer.from('after'));
-        assert.equal(await settledWithin(appending, 300), 'pending', 'the append waits for the stream row');
-        // Readers see neither the uncommitted row nor anything past the committed top.
-        assert.equal(await store.top(0), 1);
-        assert.deepEqual(
-          (await store.readAfter(0, 0, 10)).map((row) => row.id),
-          [1],
-        );
-        await late.query(outcome);
-        const { id } = await appending;
-        const read = await store.readAfter(0, 0, 10);
-        if (outcome === 'COMMIT') {
-          assert.equal(id, 3);
-          assert.deepEqual(
-            read.map((row) => [row.id, row.payload.toString()]),
-            [
-              [1, 'first'],
-              [2, 'late'],
-              [3, 'after'],
-            ],
-          );
-        } else {
-          assert.equal(id, 2, 'the rolled-back id is reused: no gap');
-          assert.deepEqual(
-            read.map((row) => [row.id, row.payload.toString()]),
-            [
-              [1, 'first'],
-              [2, 'after'],
-            ],
-          );
-        }
+        await checkLateCommit(store, outcome, (end) => late.query(end));
       });
     }
 
