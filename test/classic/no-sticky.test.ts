@@ -284,6 +284,61 @@ describe('classic connections without sticky sessions (two nodes, one backplane)
     await http(client.url(b, 'abort'), { form: {} });
   });
 
+  test('forged cursors: malformed, another installation, far ahead, far behind: clear answers, nothing extra', async () => {
+    const client = new Poller(await negotiate(a.base, 'ivy'), 'ivy');
+    await client.connect(a);
+    assert.equal((await http(client.url(a, 'start'))).status, 200);
+    const position = client.cursor.split('.').slice(1);
+    const tag = position[0] as string;
+    const poll = async (node: Node, messageId: string) => {
+      const held = http(client.url(node, 'poll'), { form: { messageId }, timeoutMs: 9000 });
+      await sleep(50);
+      await node.broadcast(`F-${messageId.length}`);
+      const response = await held;
+      assert.equal(response.status, 200, response.body);
+      return JSON.parse(response.body) as Envelope;
+    };
+    // Not a cursor at all, and a position of another backplane installation: this node goes on from now.
+    for (const messageId of ['garbage', `x-1.other0.${position.slice(1).join('.')}`]) {
+      const envelope = await poll(b, messageId);
+      assert.deepEqual(
+        envelope.M?.map((m) => m.A[0]),
+        [`F-${messageId.length}`],
+      );
+    }
+    // Far ahead of the backplane: the client claims it has everything up to there, so nothing below it is sent;
+    // the node waits a bounded time (5 s) for positions that never come, then serves what comes next.
+    const ahead = `x-1.${tag}.${position
+      .slice(1)
+      .map(() => 'zzzzzz')
+      .join('.')}`;
+    const started = Date.now();
+    const held = http(client.url(a, 'poll'), { form: { messageId: ahead }, timeoutMs: 9000 });
+    await sleep(5500);
+    await a.broadcast('F-after');
+    const late = JSON.parse((await held).body) as Envelope;
+    assert.ok(Date.now() - started < 8000, 'bounded wait');
+    assert.deepEqual(
+      late.M?.map((m) => m.A[0]),
+      ['F-after'],
+    );
+    // From the very start: only what was addressed to this connection comes back (broadcasts), never others' sends.
+    const behind = `x-1.${tag}.${position
+      .slice(1)
+      .map(() => '0')
+      .join('.')}`;
+    const replayed = JSON.parse(
+      (await http(client.url(b, 'poll'), { form: { messageId: behind }, timeoutMs: 9000 })).body,
+    ) as Envelope;
+    const texts = (replayed.M ?? []).map((m) => String(m.A[0]));
+    assert.ok(texts.length > 0, 'replayed the broadcasts since the start');
+    assert.ok(
+      texts.every((text) => !text.startsWith('room:')),
+      `no group messages of groups it never joined: ${texts.join(' ')}`,
+    );
+    await http(client.url(a, 'abort'), { form: {} });
+  });
+
   test('/abort on the node that does not hold the connection ends it everywhere, reported once', async () => {
     const client = new Poller(await negotiate(a.base, 'dan'), 'dan');
     const id = client.negotiated.ConnectionId;
