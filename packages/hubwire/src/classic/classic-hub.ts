@@ -14,6 +14,7 @@ import type { SerializedMessage } from '../hub/serialized-message.js';
 import type { HubProtocol } from '../protocol/hub-protocol.js';
 import type { HubMessage } from '../protocol/messages.js';
 import type { TransportKind } from '../transports/transport.js';
+import { sleep } from '../util/timing.js';
 import { classicHubProtocol, encodeHubResult, PROGRESS_TARGET } from './envelope.js';
 import type { ClassicTransport } from './options.js';
 
@@ -84,6 +85,8 @@ export interface ClassicInvocation {
 const STATE = Symbol('classicState');
 /** How long a result waits for the progress reports before it to reach the client (a long poll's next round). */
 const PROGRESS_FLUSH_TIMEOUT = 2000;
+/** How long a result follows the progress reports written before it. */
+const PROGRESS_LEAD_MS = 20;
 const PROGRESS = Symbol('classicProgress');
 
 /** The client state (`$.connection.chatHub.state`) of the current call, when the caller is a classic client. */
@@ -225,6 +228,9 @@ export class ClassicHubBinding implements BusConnection, HubCallerContext {
       await Promise.all(reports);
       await new Promise<void>((resolve) => setImmediate(resolve));
       await this.owner.whenWritten(PROGRESS_FLUSH_TIMEOUT);
+      // Written is not yet seen: the reports travel on the client's stream, the result on another HTTP response,
+      // and a browser may process the two connections in either order. A short lead keeps them in order.
+      await sleep(PROGRESS_LEAD_MS);
     }
     const changed = changedState(state, before);
     const id = invocation.id;
