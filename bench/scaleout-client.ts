@@ -1,19 +1,25 @@
-// A client process of the scaleout bench: either the sender (one socket on node A, sending at a set rate) or the
-// receivers (N sockets on node B, timing and counting every message). Raw `ws` sockets speak each protocol by
-// hand, as in client.ts: the SignalR JSON handshake + pings for Hubwire (the sender calls the hub method as a
-// non-blocking invocation, with no invocation id), engine.io v4 / Socket.IO v5 packets + pongs for Socket.IO.
-// One message per WebSocket frame for both, as their official clients send. Every receiver does the same work
-// per message whichever system it measures (find the payload, JSON.parse it, record latency and seq).
-// Usage: scaleout-client.ts <hubwire|socketio> <sender|receivers> <ws://url>; driven over IPC.
+// A client process of the scaleout bench: either the senders (sockets on node A, calling the chat hub's method at a
+// set rate, or one socket invoking it in a closed loop) or the receivers (N sockets on node B, timing and counting
+// every message). Raw `ws` sockets speak each protocol by hand, as in client.ts: the SignalR JSON handshake + pings
+// for Hubwire (a paced call is `connection.send('send', name, message)`: a non-blocking invocation, no invocation
+// id; the closed loop is `connection.invoke(...)`: with an id, waiting for its completion), engine.io v4 /
+// Socket.IO v5 packets + pongs for Socket.IO (`socket.emit('send', name, message)`). One message per WebSocket
+// frame for both, as their official clients send. The hub's `clients.all` (Socket.IO's `io.emit`) reaches the
+// senders too: they read every frame (so that no buffer fills) and drop it. Every receiver does the same work per
+// message whichever system it measures (find each message in the frame, read its stamp, record latency and seq).
+// Usage: scaleout-client.ts <hubwire|socketio> <senders|receivers> <ws://url>; driven over IPC.
 
 import { Histogram, nowUs } from './lib/common.js';
 import {
   cpuUs,
-  encodePayload,
+  decodeStamp,
+  encodeMessage,
   exitWithParent,
   type FromClient,
-  PAYLOAD_START,
+  MESSAGE_NAME,
+  MESSAGE_START,
   type ReceiveReport,
+  type SendReport,
   type SystemName,
   type ToClient,
   toParent,
@@ -26,23 +32,35 @@ const SIGNALR_PING = `{"type":6}${RECORD_SEPARATOR}`;
 /** Hubwire closes clients silent for 30 s (clientTimeoutInterval); the official client pings every 15 s. */
 const SIGNALR_PING_INTERVAL_MS = 10_000;
 const CONNECT_TIMEOUT_MS = 15_000;
+/** An invocation without its completion after this long ends the closed loop with an error. */
+const INVOKE_TIMEOUT_MS = 15_000;
 const MESSAGE_BYTES = Number(process.env.BENCH_MESSAGE_BYTES ?? 100);
+const COMPLETION = Buffer.from('"type":3');
+const COMPLETION_ERROR = Buffer.from('"error"');
+const ENGINE_IO_PING = 0x32; // '2'
 
 const kind = process.argv[2] as SystemName;
-const role = process.argv[3] as 'sender' | 'receivers';
+const role = process.argv[3] as 'senders' | 'receivers';
 const url = process.argv[4] as string;
 
-interface Receiver {
-  socket: WebSocket;
-  /** Per seq of the current step: received yet? */
+interface Socket {
+  ws: WebSocket;
+  /** Closed on purpose (fewer senders): its close is not a loss. */
+  leaving: boolean;
+  /** Receivers: per seq of the current step, received yet? */
   seen: Uint8Array;
   distinct: number;
-  lastSeq: number;
+  /** Receivers: the last seq received from each sender (seq % senders). */
+  lastSeq: Float64Array;
 }
 
 interface Step {
   firstSeq: number;
+  /** Messages of the step: known at start, or (closed loop) told by 'expect' at the end. */
   count: number;
+  /** Size of `seen`: count, or an upper bound until 'expect'. */
+  capacity: number;
+  senders: number;
   histogram: Histogram;
   received: number;
   duplicates: number;
@@ -54,117 +72,138 @@ interface Step {
   startCpuUs: number;
 }
 
-const receivers: Receiver[] = [];
+const sockets: Socket[] = [];
 let step: Step | undefined;
 let closing = false;
+/** Senders, closed loop: called with a completion frame. */
+let onCompletion: ((data: Buffer) => void) | undefined;
 
-function onPayload(receiver: Receiver, text: string, start: number): void {
+function onMessage(socket: Socket, text: string, start: number): void {
   const receivedUs = nowUs();
-  const end = text.indexOf('}', start);
-  const payload = JSON.parse(text.slice(start, end + 1)) as { seq: number; ts: number };
   const s = step;
   if (!s) return;
-  const index = payload.seq - s.firstSeq;
+  const { seq, ts } = decodeStamp(text, start);
+  if (seq < 0) return;
+  const index = seq - s.firstSeq;
   if (index < 0) {
     s.late++;
     return;
   }
-  if (index >= s.count) return;
-  if (receiver.seen[index] === 1) {
+  if (index >= s.capacity) return;
+  if (socket.seen[index] === 1) {
     s.duplicates++;
     return;
   }
-  receiver.seen[index] = 1;
-  if (payload.seq < receiver.lastSeq) s.reordered++;
-  receiver.lastSeq = payload.seq;
-  s.histogram.add(receivedUs - payload.ts);
+  socket.seen[index] = 1;
+  const lane = seq % s.senders;
+  if (seq < (socket.lastSeq[lane] as number)) s.reordered++;
+  socket.lastSeq[lane] = seq;
+  s.histogram.add(receivedUs - ts);
   s.received++;
   if (receivedUs < s.firstReceivedUs) s.firstReceivedUs = receivedUs;
   if (receivedUs > s.lastReceivedUs) s.lastReceivedUs = receivedUs;
-  receiver.distinct++;
-  if (receiver.distinct === s.count) {
+  socket.distinct++;
+  if (socket.distinct === s.count) {
     s.completeSockets++;
-    if (s.completeSockets === receivers.length) toParent({ type: 'complete', firstSeq: s.firstSeq });
+    if (s.completeSockets === sockets.length) toParent({ type: 'complete', firstSeq: s.firstSeq });
   }
 }
 
 /** Opens one socket and completes the protocol's handshake. */
-function connectOne(): Promise<WebSocket> {
+function connectOne(): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true });
+    const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true });
     let ready = false;
-    const receiver: Receiver = { socket, seen: new Uint8Array(0), distinct: 0, lastSeq: -1 };
+    const socket: Socket = {
+      ws,
+      leaving: false,
+      seen: new Uint8Array(0),
+      distinct: 0,
+      lastSeq: new Float64Array(0),
+    };
     const timer = setTimeout(() => fail('no handshake within 15 s'), CONNECT_TIMEOUT_MS);
     const fail = (reason: string) => {
       if (ready) return;
       clearTimeout(timer);
-      socket.terminate();
+      ws.terminate();
       reject(new Error(reason));
     };
     const markReady = () => {
       ready = true;
       clearTimeout(timer);
-      if (role === 'receivers') receivers.push(receiver);
       resolve(socket);
     };
-    socket.on('open', () => {
-      if (kind === 'hubwire') socket.send(SIGNALR_HANDSHAKE);
+    ws.on('open', () => {
+      if (kind === 'hubwire') ws.send(SIGNALR_HANDSHAKE);
       // Socket.IO: the server speaks first (the engine.io open packet).
     });
-    socket.on('message', (data: Buffer) => {
-      const text = data.toString();
+    ws.on('message', (data: Buffer) => {
       if (ready) {
-        if (kind === 'socketio' && text === '2') {
-          socket.send('3'); // engine.io ping -> pong
+        if (kind === 'socketio' && data.length === 1 && data[0] === ENGINE_IO_PING) {
+          ws.send('3'); // engine.io ping -> pong
           return;
         }
-        if (role !== 'receivers') return;
-        // A SignalR frame may hold several records: take every payload in it.
-        for (let start = text.indexOf(PAYLOAD_START); start !== -1; start = text.indexOf(PAYLOAD_START, start + 1)) {
-          onPayload(receiver, text, start);
+        if (role === 'senders') {
+          // Our own broadcasts come back (clients.all): read and dropped. Completions end a closed-loop call.
+          if (onCompletion && data.includes(COMPLETION)) onCompletion(data);
+          return;
+        }
+        // A SignalR frame may hold several records: take every message in it.
+        const text = data.toString();
+        for (let start = text.indexOf(MESSAGE_START); start !== -1; start = text.indexOf(MESSAGE_START, start + 2)) {
+          onMessage(socket, text, start + 1);
         }
         return;
       }
+      const text = data.toString();
       if (kind === 'hubwire') {
         if (text.startsWith(`{}${RECORD_SEPARATOR}`)) markReady();
         else fail(`handshake refused: ${text.slice(0, 200)}`);
       } else if (text.startsWith('0{')) {
-        socket.send('40'); // engine.io open -> Socket.IO CONNECT to the default namespace
+        ws.send('40'); // engine.io open -> Socket.IO CONNECT to the default namespace
       } else if (text.startsWith('40')) {
         markReady();
       } else {
         fail(`unexpected Socket.IO packet during connect: ${text.slice(0, 200)}`);
       }
     });
-    socket.on('error', (error) => fail(error.message));
-    socket.on('close', (code) => {
+    ws.on('error', (error) => fail(error.message));
+    ws.on('close', (code) => {
       if (!ready) {
         fail(`closed (${code}) before the handshake completed`);
         return;
       }
-      if (!closing) toParent({ type: 'lost', reason: `a ${role} socket closed with code ${code}` });
+      const index = sockets.indexOf(socket);
+      if (index !== -1) sockets.splice(index, 1);
+      if (!closing && !socket.leaving) toParent({ type: 'lost', reason: `a ${role} socket closed with code ${code}` });
     });
   });
 }
 
-let sender: WebSocket | undefined;
-
+/** Opens or closes sockets until exactly `count` are open. */
 async function connect(count: number): Promise<number> {
-  const sockets = await Promise.all(Array.from({ length: count }, () => connectOne()));
-  if (role === 'sender') sender = sockets[0];
+  while (sockets.length > count) {
+    const socket = sockets.pop() as Socket;
+    socket.leaving = true;
+    socket.ws.close();
+  }
+  const opened = await Promise.all(Array.from({ length: count - sockets.length }, () => connectOne()));
+  sockets.push(...opened);
   return sockets.length;
 }
 
-function frame(payload: string): string {
-  return kind === 'hubwire'
-    ? `{"type":1,"target":"broadcast","arguments":[${payload}]}${RECORD_SEPARATOR}`
-    : `42["m",${payload}]`;
+function frame(target: string, message: string, invocationId?: number): string {
+  if (kind === 'socketio') return `42["${target}","${MESSAGE_NAME}","${message}"]`;
+  const id = invocationId === undefined ? '' : `"invocationId":"${invocationId}",`;
+  return `{"type":1,${id}"target":"${target}","arguments":["${MESSAGE_NAME}","${message}"]}${RECORD_SEPARATOR}`;
 }
 
-/** Sends `count` messages paced at `rate`/s (message i is due at start + i / rate), in bursts every ~1 ms. */
-function sendStep(id: number, firstSeq: number, count: number, rate: number): void {
-  const socket = sender;
-  if (!socket) throw new Error('the sender is not connected');
+/**
+ * Sends `count` messages paced at `rate`/s in total (message i is due at start + i / rate), in bursts every ~1 ms;
+ * message seq goes out on socket seq % senders.
+ */
+function sendStep(id: number, firstSeq: number, count: number, rate: number, senders: number, target: string): void {
+  if (sockets.length < senders) throw new Error(`${senders} senders asked for, ${sockets.length} connected`);
   const startCpu = cpuUs();
   const startUs = nowUs();
   let firstUs = 0;
@@ -174,35 +213,91 @@ function sendStep(id: number, firstSeq: number, count: number, rate: number): vo
   const tick = () => {
     const due = Math.min(count, Math.floor(((nowUs() - startUs) * rate) / 1e6) + 1);
     while (sent < due) {
+      const seq = firstSeq + sent;
       const ts = nowUs();
-      socket.send(frame(encodePayload(firstSeq + sent, ts, MESSAGE_BYTES)));
+      (sockets[seq % senders] as Socket).ws.send(frame(target, encodeMessage(seq, ts, MESSAGE_BYTES)));
       if (sent === 0) firstUs = ts;
       lastUs = ts;
       sent++;
     }
-    if (socket.bufferedAmount > maxBufferedBytes) maxBufferedBytes = socket.bufferedAmount;
+    for (let i = 0; i < senders; i++) {
+      const buffered = (sockets[i] as Socket).ws.bufferedAmount;
+      if (buffered > maxBufferedBytes) maxBufferedBytes = buffered;
+    }
     if (sent < count) {
       setTimeout(tick, 1);
       return;
     }
-    toParent({
-      type: 'sent',
-      id,
-      report: { sent, firstUs, lastUs, maxBufferedBytes, cpuUs: cpuUs() - startCpu },
-    });
+    const report: SendReport = { sent, firstUs, lastUs, maxBufferedBytes, cpuUs: cpuUs() - startCpu };
+    toParent({ type: 'sent', id, report });
   };
   tick();
 }
 
-function startReceiving(firstSeq: number, count: number): void {
-  for (const receiver of receivers) {
-    receiver.seen = new Uint8Array(count);
-    receiver.distinct = 0;
-    receiver.lastSeq = -1;
+/** Hubwire only: `invoke('send', …)` on the first socket, each after the previous one's completion. */
+function invokeLoop(id: number, firstSeq: number, durationMs: number): void {
+  const socket = sockets[0];
+  if (!socket) throw new Error('no sender is connected');
+  if (kind !== 'hubwire') throw new Error('the closed loop is Hubwire only');
+  const startCpu = cpuUs();
+  const startUs = nowUs();
+  const endUs = startUs + durationMs * 1000;
+  const rtt = new Histogram();
+  let firstUs = 0;
+  let lastUs = 0;
+  let sent = 0;
+  let errors = 0;
+  let pendingTs = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const next = () => {
+    const ts = nowUs();
+    if (ts >= endUs) {
+      onCompletion = undefined;
+      const report: SendReport = {
+        sent,
+        firstUs,
+        lastUs,
+        maxBufferedBytes: 0,
+        cpuUs: cpuUs() - startCpu,
+        rttBuckets: rtt.buckets,
+        invokeErrors: errors,
+      };
+      toParent({ type: 'sent', id, report });
+      return;
+    }
+    const seq = firstSeq + sent;
+    pendingTs = ts;
+    socket.ws.send(frame('send', encodeMessage(seq, ts, MESSAGE_BYTES), seq));
+    if (sent === 0) firstUs = ts;
+    lastUs = ts;
+    sent++;
+  };
+  timer = setInterval(() => {
+    if (onCompletion && nowUs() - pendingTs > INVOKE_TIMEOUT_MS * 1000) {
+      clearInterval(timer);
+      toParent({ type: 'fatal', message: `invocation ${firstSeq + sent - 1}: no completion within 15 s` });
+    }
+  }, 1000);
+  onCompletion = (data) => {
+    rtt.add(nowUs() - pendingTs);
+    if (data.includes(COMPLETION_ERROR)) errors++;
+    if (nowUs() >= endUs) clearInterval(timer);
+    next();
+  };
+  next();
+}
+
+function startReceiving(firstSeq: number, count: number, capacity: number, senders: number): void {
+  for (const socket of sockets) {
+    socket.seen = new Uint8Array(capacity);
+    socket.distinct = 0;
+    socket.lastSeq = new Float64Array(senders).fill(-1);
   }
   step = {
     firstSeq,
     count,
+    capacity,
+    senders,
     histogram: new Histogram(),
     received: 0,
     duplicates: 0,
@@ -215,6 +310,15 @@ function startReceiving(firstSeq: number, count: number): void {
   };
 }
 
+/** The closed loop's receivers learn the step's size at its end; some may have everything already. */
+function expect(count: number): void {
+  const s = step;
+  if (!s) throw new Error('expect without step-start');
+  s.count = count;
+  s.completeSockets = sockets.filter((socket) => socket.distinct >= count).length;
+  if (s.completeSockets === sockets.length) toParent({ type: 'complete', firstSeq: s.firstSeq });
+}
+
 function endReceiving(): ReceiveReport {
   const s = step;
   step = undefined;
@@ -224,7 +328,7 @@ function endReceiving(): ReceiveReport {
     duplicates: s.duplicates,
     late: s.late,
     reordered: s.reordered,
-    minPerSocket: Math.min(...receivers.map((r) => r.distinct)),
+    minPerSocket: Math.min(...sockets.map((r) => r.distinct)),
     firstReceivedUs: s.firstReceivedUs,
     lastReceivedUs: s.lastReceivedUs,
     buckets: s.histogram.buckets,
@@ -237,20 +341,22 @@ function reply(message: FromClient): void {
 }
 
 exitWithParent();
-if (!['hubwire', 'socketio'].includes(kind) || !['sender', 'receivers'].includes(role) || !url?.startsWith('ws://')) {
-  reply({ type: 'fatal', message: `usage: scaleout-client.ts <hubwire|socketio> <sender|receivers> <ws://url>` });
+if (!['hubwire', 'socketio'].includes(kind) || !['senders', 'receivers'].includes(role) || !url?.startsWith('ws://')) {
+  reply({ type: 'fatal', message: `usage: scaleout-client.ts <hubwire|socketio> <senders|receivers> <ws://url>` });
   process.exit(1);
 }
 if (kind === 'hubwire') {
   // The server-side client timeout would otherwise end quiet sockets between steps.
   setInterval(() => {
-    if (sender) sender.send(SIGNALR_PING);
-    for (const r of receivers) r.socket.send(SIGNALR_PING);
+    for (const socket of sockets) socket.ws.send(SIGNALR_PING);
   }, SIGNALR_PING_INTERVAL_MS);
 }
 process.on('disconnect', () => {
   closing = true;
 });
+
+/** Upper bound of a closed loop's invocations per second, for the receivers' arrays. */
+const MAX_INVOKES_PER_SECOND = 50_000;
 
 process.on('message', (message: ToClient) => {
   try {
@@ -262,11 +368,24 @@ process.on('message', (message: ToClient) => {
         );
         return;
       case 'step-start':
-        if (role === 'sender') sendStep(message.id, message.firstSeq, message.count, message.rate);
-        else {
-          startReceiving(message.firstSeq, message.count);
+        if (role === 'senders') {
+          sendStep(message.id, message.firstSeq, message.count, message.rate, message.senders, message.target);
+        } else {
+          startReceiving(message.firstSeq, message.count, message.count, message.senders);
           reply({ type: 'step-started', id: message.id });
         }
+        return;
+      case 'invoke-start':
+        if (role === 'senders') invokeLoop(message.id, message.firstSeq, message.durationMs);
+        else {
+          const capacity = Math.ceil((message.durationMs / 1000) * MAX_INVOKES_PER_SECOND);
+          startReceiving(message.firstSeq, capacity, capacity, 1);
+          reply({ type: 'step-started', id: message.id });
+        }
+        return;
+      case 'expect':
+        expect(message.count);
+        reply({ type: 'expected', id: message.id });
         return;
       case 'step-end':
         reply({ type: 'report', id: message.id, report: endReceiving() });

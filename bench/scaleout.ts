@@ -1,20 +1,26 @@
-// `npm run bench:scaleout`: cross-process broadcast through PostgreSQL, Hubwire (ScaleoutEngine + PostgresStore)
-// against Socket.IO 4 (+ @socket.io/postgres-adapter), with the database's own ceiling measured by pgbench.
+// `npm run bench:scaleout`: cross-process broadcast through a SQL backplane with the README's chat hub as written
+// (`send(name, message) { return this.clients.all.broadcastMessage(name, message); }`), on PostgreSQL against
+// Socket.IO 4 + @socket.io/postgres-adapter doing the same (`io.emit('broadcastMessage', name, message)`), and on
+// SQLite and MariaDB (Hubwire alone).
 //
-// For each system: two server nodes in separate processes on the same database, one sender client on node A
-// (its own process) and N receiver clients on node B (another process). The sender offers a rate stepped up a
-// ladder; every step reports what the receivers got: deliveries/s, p50/p99 latency (the sender's stamp in the
-// payload to the receiver's clock, both CLOCK_MONOTONIC) and loss (not received by the end of the step plus a
-// grace period). A system's ladder stops at its first step with p99 over the limit or any loss (after one retry
-// on fresh processes); the sustained rate is the highest step before that. The two systems' steps are interleaved
-// rate by rate, in rotating order, and the whole ladder is run several times (passes), each on fresh processes, so
-// a noisy neighbour hurts both alike. See bench/README.md.
+// For each database and system: two server nodes in separate processes on the same database; the senders (client
+// sockets in their own process) on node A, N receivers (another process) on node B. Shapes: 1, 10 and 100 senders
+// calling `send` (the offered rate split evenly among them), a server-side publisher on node A awaiting each
+// broadcast, fire-and-forget (`sendForget`: the promise is not returned), and a closed loop of awaited invokes. Each
+// shape's offered rate steps up a ladder; every step reports what the receivers got (rate, p50/p99 latency from the
+// sender's stamp to the receiver's clock, loss) and where Hubwire's time went. A system's ladder stops at its first
+// step with p99 over the limit or any loss (after one retry on fresh processes); the sustained rate is the highest
+// step before that. Systems step side by side, rate by rate in rotating order. Before the shapes: the append
+// anatomy (one append's statements, timed apart on an idle PostgreSQL) and pgbench's INSERT ceiling. See
+// bench/README.md.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { measureAnatomy } from './lib/anatomy.js';
 import { Child, killAllChildren, ROOT } from './lib/child.js';
 import { envInt, Histogram, SetupError } from './lib/common.js';
+import { assertLocalMysql, dropPrefixes, mysqlVersion, sweepStalePrefixes } from './lib/mysql.js';
 import {
   assertLocalDatabase,
   cpuStallUs,
@@ -23,60 +29,98 @@ import {
   dropSchemas,
   killPgbench,
   measurePgbench,
-  type PgbenchResult,
-  postgresCpu,
   postgresCpuBetween,
+  processCpu,
   SCRATCH_PREFIXES,
   scratchName,
   sweepStaleSchemas,
   withClient,
 } from './lib/postgres.js';
 import {
+  DATABASE_LABEL,
+  type DatabaseName,
   type FromClient,
   type FromNode,
   type NodeStats,
+  type PublishReport,
+  type ReceiveReport,
   type SendReport,
+  SHAPE_NAMES,
+  SHAPES,
+  type Shape,
+  type ShapeName,
   SYSTEM_LABEL,
   type SystemName,
   type ToClient,
   type ToNode,
 } from './lib/scaleout.js';
+import {
+  anatomyTable,
+  breakdownTable,
+  fixed,
+  int,
+  invokeTable,
+  percent,
+  type Quantiles,
+  type ReportConfig,
+  type Results,
+  rateText,
+  type ShapeSummary,
+  type StepResult,
+  stepTable,
+  summaryText,
+} from './lib/scaleout-results.js';
 import { wsVersion } from './lib/ws.js';
 
-// --- Configuration ---------------------------------------------------------------------------------------------
+// --- Configuration -----------------------------------------------------------------------------------------------
 
 function list<T extends string>(name: string, fallback: string, allowed: readonly T[]): T[] {
   const values = (process.env[name] || fallback).split(',').map((s) => s.trim());
   for (const v of values) {
     if (!allowed.includes(v as T)) throw new SetupError(`${name}: '${v}' is not one of ${allowed.join(', ')}.`);
   }
-  return values as T[];
+  return [...new Set(values)] as T[];
+}
+
+const DEFAULT_RATES = '500,1000,2000,5000,10000,20000,40000,80000';
+
+function rates(name: string, fallback: string): number[] {
+  const values = fallback.split(',').map((s) => {
+    const n = Number(s.trim());
+    if (!Number.isInteger(n) || n < 1 || n > 1_000_000) throw new SetupError(`${name}: bad rate '${s}'.`);
+    return n;
+  });
+  if (values.some((r, i) => i > 0 && r <= (values[i - 1] as number))) throw new SetupError(`${name} must increase.`);
+  return values;
 }
 
 function readConfig() {
-  const rates = (process.env.BENCH_RATES || '500,1000,2000,5000,10000,20000,40000,60000,80000').split(',').map((s) => {
-    const n = Number(s.trim());
-    if (!Number.isInteger(n) || n < 1 || n > 1_000_000) throw new SetupError(`BENCH_RATES: bad rate '${s}'.`);
-    return n;
-  });
-  if (rates.some((r, i) => i > 0 && r <= (rates[i - 1] as number))) {
-    throw new SetupError('BENCH_RATES must increase.');
-  }
   const dbUrl = process.env.BENCH_DB_URL || 'postgres://postgres@127.0.0.1:5432/test';
   assertLocalDatabase(dbUrl);
-  const hubwireSend = process.env.BENCH_HUBWIRE_SEND || 'forget';
-  if (hubwireSend !== 'forget' && hubwireSend !== 'await') {
-    throw new SetupError(`BENCH_HUBWIRE_SEND must be 'forget' or 'await' (got '${hubwireSend}').`);
+  const mysqlUrl = process.env.BENCH_MYSQL_URL || 'mysql://root@127.0.0.1:3306/test';
+  assertLocalMysql(mysqlUrl);
+  const shapes = list<ShapeName>('BENCH_SHAPES', SHAPE_NAMES.join(','), SHAPE_NAMES);
+  const shapeRates = {} as Record<ShapeName, number[]>;
+  for (const shape of SHAPE_NAMES) {
+    const own = `BENCH_RATES_${shape.toUpperCase()}`;
+    shapeRates[shape] = process.env[own]
+      ? rates(own, process.env[own] as string)
+      : rates('BENCH_RATES', process.env.BENCH_RATES || DEFAULT_RATES);
   }
   return {
     dbUrl,
+    mysqlUrl,
+    databases: list<DatabaseName>('BENCH_DATABASES', 'postgres,sqlite,mysql', ['postgres', 'sqlite', 'mysql']),
     systems: list<SystemName>('BENCH_SYSTEMS', 'hubwire,socketio', ['hubwire', 'socketio']),
-    rates,
-    /** How long the sender sends at each step. */
+    shapes,
+    rates: shapeRates,
+    /** How long the senders send at each step. */
     stepMs: envInt('BENCH_STEP_MS', 3000, 200, 60_000),
+    /** How long the closed loop of invokes runs. */
+    invokeMs: envInt('BENCH_INVOKE_MS', 5000, 200, 60_000),
     /** How long after the last send a message may still arrive without counting as lost. */
     graceMs: envInt('BENCH_GRACE_MS', 1500, 100, 60_000),
-    passes: envInt('BENCH_PASSES', 5, 1, 20),
+    passes: envInt('BENCH_PASSES', 1, 1, 20),
     receivers: envInt('BENCH_RECEIVERS', 10, 1, 1000),
     messageBytes: envInt('BENCH_MESSAGE_BYTES', 100, 60, 7000),
     p99LimitMs: envInt('BENCH_P99_LIMIT_MS', 100, 1, 60_000),
@@ -85,8 +129,9 @@ function readConfig() {
     /** pgbench seconds per client count; 0 skips it. */
     pgbenchSeconds: envInt('BENCH_PGBENCH_S', 10, 0, 120),
     pgbenchClients: [1, 4],
-    hubwireSend: hubwireSend as 'forget' | 'await',
-    deadlineSeconds: envInt('BENCH_DEADLINE_S', 570, 30, 3600),
+    /** Statements per step of the append anatomy; 0 skips it. */
+    anatomyIterations: envInt('BENCH_ANATOMY_N', 3000, 0, 100_000),
+    deadlineSeconds: envInt('BENCH_DEADLINE_S', 900, 30, 7200),
     /** BENCH_PROFILE=1: every node writes a V8 CPU profile here at exit. */
     profileDir: process.env.BENCH_PROFILE === '1' ? join(tmpdir(), 'hubwire-scaleout-profiles') : undefined,
   };
@@ -101,93 +146,38 @@ const CONFIG = (() => {
   }
 })();
 
-const TARGET_RATIO = 5;
-const TARGET_P50_MS = 2;
-const TARGET_P50_RATE = 1000;
-/** Below this share of the offered rate, the step measures the sender process, not the system. */
+const REPORT_CONFIG: ReportConfig = {
+  databases: CONFIG.databases,
+  shapes: CONFIG.shapes,
+  rates: CONFIG.rates,
+  receivers: CONFIG.receivers,
+  p99LimitMs: CONFIG.p99LimitMs,
+  pgbenchSeconds: CONFIG.pgbenchSeconds,
+  messageBytes: CONFIG.messageBytes,
+};
+
+/** Below this share of the offered rate, the step measured the sender process (or the awaited publisher's limit). */
 const SENDER_SHORTFALL = 0.9;
 const READY_TIMEOUT_MS = 30_000;
 const REQUEST_TIMEOUT_MS = 15_000;
 const WARMUP_RATE = 500;
 const WARMUP_MS = 1000;
 const WARMUP_ATTEMPTS = 5;
+/** Upper bound of a closed loop's invocations per second: its seq range (and the receivers' arrays). */
+const MAX_INVOKES_PER_SECOND = 50_000;
+/** Engine fields that are gauges (reported as at the step's end), not counters. */
+const ENGINE_GAUGES = new Set(['queueLength']);
 
 type NodeChild = Child<ToNode, FromNode>;
 type ClientChild = Child<ToClient, FromClient>;
 
-// --- Results ---------------------------------------------------------------------------------------------------
+// --- Results -----------------------------------------------------------------------------------------------------
 
-interface StepResult {
-  pass: number;
-  system: SystemName;
-  rate: number;
-  attempt: number;
-  messages: number;
-  /** Rate the sender achieved (first to last send stamp). */
-  sentPerSec: number;
-  expectedDeliveries: number;
-  deliveries: number;
-  /** Deliveries / (last arrival − first send stamp), summed over receivers. */
-  deliveriesPerSec: number;
-  lost: number;
-  duplicates: number;
-  late: number;
-  reordered: number;
-  p50Ms: number;
-  p99Ms: number;
-  maxMs: number;
-  /** CPU time / wall time of the step (1 = one core busy throughout). */
-  cpu: { nodeA: number; nodeB: number; postgres?: number; sender: number; receivers: number };
-  /**
-   * The machine during the step: the share of time some runnable task waited for a CPU (Linux PSI `some`, this
-   * bench's processes included), and the 1-minute load average at its end.
-   */
-  machine: { cpuStall?: number; load1: number };
-  /** Event-loop delay of each node during the step. */
-  eventLoop: { nodeA: NodeStats['eventLoop']; nodeB: NodeStats['eventLoop'] };
-  senderMaxBufferedBytes: number;
-  sendErrors: number;
-  /** Hubwire: rows written by node A (its home stream), read by node B. */
-  backplane?: {
-    rowsWritten: number;
-    rowsPerSec: number;
-    messagesPerRow: number;
-    rowsRead: number;
-    /** Average time of node A's appends (pool checkout + the INSERT's round trip + commit), ms. */
-    appendAvgMs: number;
-    /** Slowest append of node A during the step, ms: one slow commit holds back every message queued behind it. */
-    appendMaxMs: number;
-    /** Average time of node B's reads, ms. */
-    readAvgMs: number;
-    readMaxMs: number;
-    /** Reads node A made of the stream it writes itself (woken by its own NOTIFYs), and the rows they returned. */
-    readsByA: number;
-    rowsReadByA: number;
-    errors: number;
-    gaps: number;
-    queueAfter: number;
-  };
-  /** Socket.IO: node A's adapter queries (one pg_notify per message), pool checkout included. */
-  notify?: { queries: number; avgMs: number; maxMs: number; waitingAfter: number };
-  passed: boolean;
-  reason?: string;
-}
-
-interface PassSummary {
-  pass: number;
-  /** Highest step passed before the ladder stopped (0: not even the first); capped: the ladder's top passed. */
-  sustained: Partial<Record<SystemName, { rate: number; capped: boolean; p50Ms?: number; p99Ms?: number }>>;
-  ratio?: number;
-}
-
-const steps: StepResult[] = [];
-const passes: PassSummary[] = [];
+const results: Results = { steps: [], shapes: [] };
 const errors: string[] = [];
-let pgbench: PgbenchResult[] | undefined;
-let pgbenchError: string | undefined;
 const notes: string[] = [];
 
-// --- Helpers ---------------------------------------------------------------------------------------------------
+// --- Helpers -----------------------------------------------------------------------------------------------------
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -195,67 +185,142 @@ function log(text: string): void {
   process.stderr.write(`${text}\n`);
 }
 
-function median(values: number[]): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+function quantiles(buckets: Uint32Array | undefined): Quantiles {
+  const h = new Histogram(buckets);
+  return { p50Ms: h.quantile(0.5) / 1000, p99Ms: h.quantile(0.99) / 1000, avgMs: h.mean() / 1000 };
 }
 
-function average(
-  after: NodeStats['store'],
-  before: NodeStats['store'],
-  count: 'appends' | 'reads',
-  total: 'appendMs' | 'readMs',
-): number {
-  if (!after || !before) return Number.NaN;
-  return (after[total] - before[total]) / (after[count] - before[count]);
+function delta(after: number | undefined, before: number | undefined): number {
+  return after === undefined || before === undefined ? Number.NaN : after - before;
 }
 
-function rateText(rate: number): string {
-  return rate >= 1000 ? `${rate / 1000}k` : String(rate);
+function engineDelta(after: Record<string, number> = {}, before: Record<string, number> = {}): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [key, value] of Object.entries(after)) {
+    out[key] = ENGINE_GAUGES.has(key) ? value : value - (before[key] ?? 0);
+  }
+  return out;
 }
 
-function int(n: number | undefined): string {
-  return n === undefined || !Number.isFinite(n) ? '-' : Math.round(n).toLocaleString('en-US');
+function databaseCpu(database: DatabaseName): Map<number, number> | undefined {
+  if (database === 'postgres') return processCpu(['postgres']);
+  if (database === 'mysql') return processCpu(['mariadbd', 'mysqld']);
+  return undefined; // SQLite runs inside the nodes
 }
 
-function fixed(n: number | undefined, digits: number): string {
-  return n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(digits);
+// --- Scratch databases -------------------------------------------------------------------------------------------
+
+const startedAt = new Date();
+const loadAtStart = loadavg();
+let finished = false;
+
+const scratch = {
+  socketIoSchema: scratchName('sio_bench'),
+  /** PostgreSQL schemas to drop at the end (those not dropped already). */
+  pgSchemas: [] as string[],
+  /** MariaDB table prefixes to drop at the end. */
+  mysqlPrefixes: [] as string[],
+  sqliteDir: undefined as string | undefined,
+  /** Every scratch name used, for the JSON. */
+  used: [] as string[],
+};
+
+const SQLITE_DIR_PREFIX = 'hw-bench-sqlite-';
+
+/** A fresh schema / table prefix / file for one pass of one database; the URL the Hubwire nodes take. */
+function freshBackplane(database: DatabaseName, pass: number): { url: string; schema: string } {
+  const schema = scratchName('hw_bench');
+  scratch.used.push(`${database}:${schema}`);
+  if (database === 'postgres') {
+    scratch.pgSchemas.push(schema);
+    return { url: CONFIG.dbUrl, schema };
+  }
+  if (database === 'mysql') {
+    scratch.mysqlPrefixes.push(schema);
+    return { url: CONFIG.mysqlUrl, schema };
+  }
+  scratch.sqliteDir ??= mkdtempSync(join(tmpdir(), SQLITE_DIR_PREFIX));
+  return { url: `sqlite:${join(scratch.sqliteDir, `pass-${pass}-${schema}.db`)}`, schema };
 }
 
-function percent(n: number | undefined): string {
-  return n === undefined || !Number.isFinite(n) ? '-' : `${Math.round(n * 100)}%`;
+async function dropBackplane(database: DatabaseName, schema: string): Promise<void> {
+  if (database === 'postgres') {
+    await dropSchemas(CONFIG.dbUrl, [schema]);
+    scratch.pgSchemas = scratch.pgSchemas.filter((s) => s !== schema);
+  } else if (database === 'mysql') {
+    await dropPrefixes(CONFIG.mysqlUrl, [schema]);
+    scratch.mysqlPrefixes = scratch.mysqlPrefixes.filter((s) => s !== schema);
+  } else if (scratch.sqliteDir) {
+    for (const file of readdirSync(scratch.sqliteDir)) {
+      if (file.includes(schema)) rmSync(join(scratch.sqliteDir, file), { force: true });
+    }
+  }
 }
 
-// --- One system: two nodes, a sender, the receivers ------------------------------------------------------------
+/** SQLite directories of runs that died more than an hour ago. */
+function sweepStaleSqliteDirs(): string[] {
+  const swept: string[] = [];
+  for (const entry of readdirSync(tmpdir())) {
+    if (!entry.startsWith(SQLITE_DIR_PREFIX)) continue;
+    const path = join(tmpdir(), entry);
+    try {
+      if (Date.now() - statSync(path).mtimeMs > 3_600_000) {
+        rmSync(path, { recursive: true, force: true });
+        swept.push(path);
+      }
+    } catch {
+      // gone, or not ours to remove
+    }
+  }
+  return swept;
+}
+
+async function cleanUpDatabases(): Promise<void> {
+  const work = (async () => {
+    const problems: string[] = [];
+    if (CONFIG.databases.includes('postgres')) {
+      await dropSchemas(CONFIG.dbUrl, [...scratch.pgSchemas, scratch.socketIoSchema]).catch((e: Error) =>
+        problems.push(`PostgreSQL schemas ${scratch.pgSchemas.join(', ')}: ${e.message}`),
+      );
+      if (CONFIG.pgbenchSeconds > 0) await dropPgbenchDatabase(CONFIG.dbUrl).catch(() => undefined);
+    }
+    if (scratch.mysqlPrefixes.length) {
+      await dropPrefixes(CONFIG.mysqlUrl, scratch.mysqlPrefixes).catch((e: Error) =>
+        problems.push(`MariaDB tables ${scratch.mysqlPrefixes.join(', ')}_*: ${e.message}`),
+      );
+    }
+    if (scratch.sqliteDir) rmSync(scratch.sqliteDir, { recursive: true, force: true });
+    if (problems.length) throw new Error(problems.join('; '));
+  })();
+  const timeout = sleep(10_000).then(() => {
+    throw new Error('timed out');
+  });
+  try {
+    await Promise.race([work, timeout]);
+  } catch (error) {
+    log(`Could not drop every scratch schema / table / file: ${(error as Error).message}`);
+  }
+}
+
+// --- One system on one database: two nodes, the senders, the receivers ------------------------------------------
 
 class Cluster {
-  private readonly nodeA: NodeChild;
-  private readonly nodeB: NodeChild;
-  private sender: ClientChild | undefined;
+  private nodeA!: NodeChild;
+  private nodeB!: NodeChild;
+  private senders: ClientChild | undefined;
   private receivers: ClientChild | undefined;
   private nextSeq = 0;
+  /** A step failed on these processes: they may hold backlogs; the next shape starts on fresh ones. */
+  dirty = false;
 
   constructor(
     readonly system: SystemName,
-    env: Record<string, string>,
-  ) {
-    const nodeArgs = CONFIG.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${CONFIG.profileDir}`] : [];
-    const node = (name: string) =>
-      new Child<ToNode, FromNode>(
-        `${SYSTEM_LABEL[system]} node ${name}`,
-        `bench/servers/${system}-node.ts`,
-        [],
-        { ...env, BENCH_NODE: name },
-        nodeArgs,
-      );
-    this.nodeA = node('A');
-    this.nodeB = node('B');
-  }
+    readonly database: DatabaseName,
+    private readonly env: Record<string, string>,
+  ) {}
 
   private children(): (NodeChild | ClientChild | undefined)[] {
-    return [this.nodeA, this.nodeB, this.sender, this.receivers];
+    return [this.nodeA, this.nodeB, this.senders, this.receivers];
   }
 
   checkHealthy(): void {
@@ -269,6 +334,19 @@ class Cluster {
   }
 
   async start(): Promise<void> {
+    const nodeArgs = CONFIG.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${CONFIG.profileDir}`] : [];
+    const label = `${SYSTEM_LABEL[this.system]} on ${DATABASE_LABEL[this.database]}`;
+    const node = (name: string) =>
+      new Child<ToNode, FromNode>(
+        `${label} node ${name}`,
+        `bench/servers/${this.system}-node.ts`,
+        [],
+        { ...this.env, BENCH_NODE: name, BENCH_MESSAGE_BYTES: String(CONFIG.messageBytes) },
+        nodeArgs,
+      );
+    this.nodeA = node('A');
+    this.nodeB = node('B');
+    this.dirty = false;
     const ready = await Promise.all(
       [this.nodeA, this.nodeB].map(
         (n) =>
@@ -278,62 +356,79 @@ class Cluster {
       ),
     );
     const [a, b] = ready as [Extract<FromNode, { type: 'ready' }>, Extract<FromNode, { type: 'ready' }>];
-    const client = (role: 'sender' | 'receivers', node: Extract<FromNode, { type: 'ready' }>) =>
+    const client = (role: 'senders' | 'receivers', n: Extract<FromNode, { type: 'ready' }>) =>
       new Child<ToClient, FromClient>(
-        `${SYSTEM_LABEL[this.system]} ${role}`,
+        `${label} ${role}`,
         'bench/scaleout-client.ts',
-        [this.system, role, `ws://127.0.0.1:${node.port}${node.path}`],
+        [this.system, role, `ws://127.0.0.1:${n.port}${n.path}`],
         { BENCH_MESSAGE_BYTES: String(CONFIG.messageBytes) },
       );
-    this.sender = client('sender', a);
+    this.senders = client('senders', a);
     this.receivers = client('receivers', b);
-    const clients = [this.sender, this.receivers];
-    await Promise.all(clients.map((c) => c.wait((m) => m.type === 'ready', READY_TIMEOUT_MS, 'ready message')));
-    await Promise.all([
-      this.sender.request((id) => ({ type: 'connect', id, count: 1 }), READY_TIMEOUT_MS, 'connect'),
-      this.receivers.request((id) => ({ type: 'connect', id, count: CONFIG.receivers }), READY_TIMEOUT_MS, 'connect'),
-    ]);
-    // Both nodes count their clients (past the handshake).
+    await Promise.all(
+      [this.senders, this.receivers].map((c) => c.wait((m) => m.type === 'ready', READY_TIMEOUT_MS, 'ready')),
+    );
+    await this.receivers.request(
+      (id) => ({ type: 'connect', id, count: CONFIG.receivers }),
+      READY_TIMEOUT_MS,
+      'connect',
+    );
+  }
+
+  /** The shape's senders connected (and only those), counted by both nodes, then a warm-up. */
+  async prepare(shape: Shape): Promise<void> {
+    const senders = this.senders as ClientChild;
+    await senders.request((id) => ({ type: 'connect', id, count: shape.senders }), READY_TIMEOUT_MS, 'connect');
     const deadline = Date.now() + READY_TIMEOUT_MS;
     for (;;) {
       const [sa, sb] = await Promise.all([this.stats(this.nodeA), this.stats(this.nodeB)]);
-      if (sa.connections === 1 && sb.connections === CONFIG.receivers) break;
+      if (sa.connections === shape.senders && sb.connections === CONFIG.receivers) break;
       if (Date.now() > deadline) {
         throw new Error(
-          `nodes count ${sa.connections} and ${sb.connections} clients, expected 1 and ${CONFIG.receivers}`,
+          `nodes count ${sa.connections} and ${sb.connections} clients, expected ${shape.senders} and ${CONFIG.receivers}`,
         );
       }
       await sleep(100);
     }
+    await this.warmUp(shape);
   }
 
   /**
-   * Short unrecorded steps until one delivers everything: JIT warm-up, and proof that node B hears node A (the
-   * Socket.IO adapter LISTENs in the background after it is created).
+   * Short unrecorded steps of the shape until one delivers everything: JIT warm-up, and proof that node B hears
+   * node A (the Socket.IO adapter LISTENs in the background after it is created).
    */
-  async warmUp(): Promise<void> {
+  private async warmUp(shape: Shape): Promise<void> {
+    const warm = shape.kind === 'invoke' ? SHAPES.send1 : shape;
     for (let attempt = 1; attempt <= WARMUP_ATTEMPTS; attempt++) {
-      const result = await this.step(0, WARMUP_RATE, attempt, WARMUP_MS);
+      const result = await this.step(0, warm, WARMUP_RATE, attempt, WARMUP_MS);
       if (result.lost === 0) return;
     }
     throw new Error(`warm-up steps kept losing messages (${WARMUP_ATTEMPTS} attempts)`);
   }
 
-  /** One step: `rate` msg/s for `durationMs`, then up to the grace period for the last arrivals. */
-  async step(pass: number, rate: number, attempt: number, durationMs = CONFIG.stepMs): Promise<StepResult> {
+  /**
+   * One step: `rate` msg/s for `durationMs` (the closed loop: invokes for `durationMs`), then up to the grace period
+   * for the last arrivals.
+   */
+  async step(pass: number, shape: Shape, rate: number, attempt: number, durationMs: number): Promise<StepResult> {
     this.checkHealthy();
-    const sender = this.sender as ClientChild;
+    const senders = this.senders as ClientChild;
     const receivers = this.receivers as ClientChild;
-    const count = Math.max(1, Math.round((rate * durationMs) / 1000));
+    const closedLoop = shape.kind === 'invoke';
+    let count = closedLoop ? 0 : Math.max(1, Math.round((rate * durationMs) / 1000));
+    const lanes = Math.max(1, shape.senders);
     const firstSeq = this.nextSeq;
-    this.nextSeq += count;
+    this.nextSeq += closedLoop ? Math.ceil((durationMs / 1000) * MAX_INVOKES_PER_SECOND) : count;
 
     const [beforeA, beforeB] = await Promise.all([this.stats(this.nodeA), this.stats(this.nodeB)]);
-    const pgBefore = postgresCpu();
+    const dbBefore = databaseCpu(this.database);
     const stallBefore = cpuStallUs();
     const started = process.hrtime.bigint();
     await receivers.request(
-      (id) => ({ type: 'step-start', id, firstSeq, count, rate }),
+      (id) =>
+        closedLoop
+          ? { type: 'invoke-start', id, firstSeq, durationMs }
+          : { type: 'step-start', id, firstSeq, count, rate, senders: lanes, target: shape.target },
       REQUEST_TIMEOUT_MS,
       'step start',
     );
@@ -347,13 +442,32 @@ class Cluster {
       if (m.type === 'lost') receivers.fail(new Error(`receivers: ${m.reason}`));
     });
     let sendReport: SendReport;
+    let publishReport: PublishReport | undefined;
     try {
-      const sent = await sender.request(
-        (id) => ({ type: 'step-start', id, firstSeq, count, rate }),
-        durationMs * 3 + 10_000,
-        'end of sending',
-      );
-      sendReport = (sent as Extract<FromClient, { type: 'sent' }>).report;
+      const timeout = durationMs * 3 + 10_000;
+      if (shape.kind === 'publisher') {
+        const published = await this.nodeA.request(
+          (id) => ({ type: 'publish', id, firstSeq, count, rate }),
+          timeout,
+          'end of publishing',
+        );
+        publishReport = (published as Extract<FromNode, { type: 'published' }>).report;
+        sendReport = { ...publishReport, maxBufferedBytes: 0, cpuUs: Number.NaN };
+      } else {
+        const sent = await senders.request(
+          (id) =>
+            closedLoop
+              ? { type: 'invoke-start', id, firstSeq, durationMs }
+              : { type: 'step-start', id, firstSeq, count, rate, senders: lanes, target: shape.target },
+          timeout,
+          'end of sending',
+        );
+        sendReport = (sent as Extract<FromClient, { type: 'sent' }>).report;
+      }
+      if (closedLoop) {
+        count = sendReport.sent;
+        await receivers.request((id) => ({ type: 'expect', id, count }), REQUEST_TIMEOUT_MS, 'expect');
+      }
       if (!complete) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(done, CONFIG.graceMs);
@@ -379,27 +493,67 @@ class Cluster {
       >
     ).report;
     const [afterA, afterB] = await Promise.all([this.stats(this.nodeA), this.stats(this.nodeB)]);
-    const pgAfter = postgresCpu();
-    const pgCpuUs = postgresCpuBetween(pgBefore, pgAfter);
+    const dbCpuUs = postgresCpuBetween(dbBefore, databaseCpu(this.database));
     const stallAfter = cpuStallUs();
     const wallUs = Number(process.hrtime.bigint() - started) / 1000;
-
-    const histogram = new Histogram(report.buckets);
-    const expectedDeliveries = count * CONFIG.receivers;
-    const lost = expectedDeliveries - report.received;
-    const activeUs = Math.max(report.lastReceivedUs, sendReport.lastUs) - sendReport.firstUs;
-    const sentPerSec = count > 1 ? ((count - 1) * 1e6) / Math.max(1, sendReport.lastUs - sendReport.firstUs) : rate;
-    const p99Ms = histogram.quantile(0.99) / 1000;
-    const result: StepResult = {
+    const result = this.result({
       pass,
-      system: this.system,
+      shape,
       rate,
       attempt,
-      messages: count,
+      count,
+      sendReport,
+      publishReport,
+      report,
+      beforeA,
+      beforeB,
+      afterA,
+      afterB,
+      dbCpuUs,
+      stall: stallBefore !== undefined && stallAfter !== undefined ? (stallAfter - stallBefore) / wallUs : undefined,
+      wallUs,
+    });
+    return result;
+  }
+
+  private result(m: {
+    pass: number;
+    shape: Shape;
+    rate: number;
+    attempt: number;
+    count: number;
+    sendReport: SendReport;
+    publishReport: PublishReport | undefined;
+    report: ReceiveReport;
+    beforeA: NodeStats;
+    beforeB: NodeStats;
+    afterA: NodeStats;
+    afterB: NodeStats;
+    dbCpuUs: number | undefined;
+    stall: number | undefined;
+    wallUs: number;
+  }): StepResult {
+    const { shape, sendReport, report, beforeA, beforeB, afterA, afterB, wallUs } = m;
+    const histogram = new Histogram(report.buckets);
+    const expectedDeliveries = m.count * CONFIG.receivers;
+    const lost = expectedDeliveries - report.received;
+    const sendSpanUs = Math.max(1, sendReport.lastUs - sendReport.firstUs);
+    const activeUs = Math.max(1, Math.max(report.lastReceivedUs, sendReport.lastUs) - sendReport.firstUs);
+    const sentPerSec = m.count > 1 ? ((m.count - 1) * 1e6) / sendSpanUs : m.rate;
+    const p99Ms = histogram.quantile(0.99) / 1000;
+    const result: StepResult = {
+      pass: m.pass,
+      database: this.database,
+      shape: shape.name,
+      system: this.system,
+      rate: shape.kind === 'invoke' ? Math.round(sentPerSec) : m.rate,
+      attempt: m.attempt,
+      senders: shape.senders,
+      messages: m.count,
       sentPerSec,
       expectedDeliveries,
       deliveries: report.received,
-      deliveriesPerSec: report.received / (Math.max(1, activeUs) / 1e6),
+      deliveriesPerSec: report.received / (activeUs / 1e6),
       lost,
       duplicates: report.duplicates,
       late: report.late,
@@ -410,37 +564,69 @@ class Cluster {
       cpu: {
         nodeA: (afterA.cpuUs - beforeA.cpuUs) / wallUs,
         nodeB: (afterB.cpuUs - beforeB.cpuUs) / wallUs,
-        postgres: pgCpuUs === undefined ? undefined : pgCpuUs / wallUs,
-        sender: sendReport.cpuUs / Math.max(1, sendReport.lastUs - sendReport.firstUs),
+        database: m.dbCpuUs === undefined ? undefined : m.dbCpuUs / wallUs,
+        senders: shape.kind === 'publisher' ? undefined : sendReport.cpuUs / sendSpanUs,
         receivers: report.cpuUs / wallUs,
       },
       eventLoop: { nodeA: afterA.eventLoop, nodeB: afterB.eventLoop },
-      machine: {
-        cpuStall:
-          stallBefore !== undefined && stallAfter !== undefined ? (stallAfter - stallBefore) / wallUs : undefined,
-        load1: loadavg()[0] as number,
-      },
+      machine: { cpuStall: m.stall, load1: loadavg()[0] as number },
       senderMaxBufferedBytes: sendReport.maxBufferedBytes,
       sendErrors: afterA.sendErrors - beforeA.sendErrors + (afterB.sendErrors - beforeB.sendErrors),
       passed: false,
     };
-    if (afterA.backplane && beforeA.backplane && afterB.backplane && beforeB.backplane) {
-      const rows = afterA.backplane.rowsWritten - beforeA.backplane.rowsWritten;
+    const engineA = engineDelta(afterA.engine, beforeA.engine);
+    const engineB = engineDelta(afterB.engine, beforeB.engine);
+    if (afterA.store && beforeA.store && afterB.store && beforeB.store) {
+      const rows = engineA.rowsWritten ?? delta(afterA.store.appends, beforeA.store.appends);
+      const appends = afterA.store.appends - beforeA.store.appends;
+      const reads = afterB.store.reads - beforeB.store.reads;
+      const appendQ = quantiles(afterA.timings?.append);
       result.backplane = {
         rowsWritten: rows,
-        rowsPerSec: rows / (Math.max(1, activeUs) / 1e6),
-        messagesPerRow: (afterA.backplane.published - beforeA.backplane.published) / Math.max(1, rows),
-        rowsRead: afterB.backplane.rowsRead - beforeB.backplane.rowsRead,
-        appendAvgMs: average(afterA.store, beforeA.store, 'appends', 'appendMs'),
-        appendMaxMs: afterA.store?.appendMaxMs ?? Number.NaN,
-        readAvgMs: average(afterB.store, beforeB.store, 'reads', 'readMs'),
-        readMaxMs: afterB.store?.readMaxMs ?? Number.NaN,
-        readsByA: (afterA.store?.reads ?? 0) - (beforeA.store?.reads ?? 0),
-        rowsReadByA: afterA.backplane.rowsRead - beforeA.backplane.rowsRead,
-        errors:
-          afterA.backplane.errors - beforeA.backplane.errors + (afterB.backplane.errors - beforeB.backplane.errors),
-        gaps: afterB.backplane.gaps - beforeB.backplane.gaps,
-        queueAfter: afterA.backplane.queueLength,
+        rowsPerSec: rows / (activeUs / 1e6),
+        messagesPerRow: (engineA.published ?? Number.NaN) / Math.max(1, rows),
+        rowsRead: engineB.rowsRead ?? Number.NaN,
+        append: {
+          ...appendQ,
+          avgMs: (afterA.store.appendMs - beforeA.store.appendMs) / appends,
+          maxMs: afterA.store.appendMaxMs,
+          count: appends,
+        },
+        readAvgMs: (afterB.store.readMs - beforeB.store.readMs) / reads,
+        readMaxMs: afterB.store.readMaxMs,
+        rowsPerRead: (afterB.store.rowsRead - beforeB.store.rowsRead) / reads,
+        readsByA: afterA.store.reads - beforeA.store.reads,
+        rowsReadByA: afterA.store.rowsRead - beforeA.store.rowsRead,
+        errors: (engineA.errors ?? 0) + (engineB.errors ?? 0),
+        gaps: engineB.gaps ?? 0,
+        queueAfter: engineA.queueLength ?? Number.NaN,
+      };
+      const published = engineA.published;
+      result.breakdown = {
+        toPublish: quantiles(afterA.timings?.toPublish),
+        publishToCommit: quantiles(afterA.timings?.publishToLocal),
+        toHubB: quantiles(afterB.timings?.toRemoteHub),
+        engineA,
+        engineB,
+        // Only where this engine's stats have these fields.
+        engineAppendAvgMs: engineA.appendMs !== undefined && rows > 0 ? (engineA.appendMs as number) / rows : undefined,
+        acceptToCommitAvgMs:
+          engineA.acceptToCommitMs !== undefined && published
+            ? (engineA.acceptToCommitMs as number) / published
+            : undefined,
+      };
+    }
+    if (m.publishReport) {
+      result.publisher = { ...quantiles(m.publishReport.awaitBuckets), errors: m.publishReport.errors };
+    }
+    if (shape.kind === 'invoke' && sendReport.rttBuckets) {
+      const rtt = new Histogram(sendReport.rttBuckets);
+      result.invoke = {
+        ...quantiles(sendReport.rttBuckets),
+        maxMs: rtt.quantile(1) / 1000,
+        invocations: sendReport.sent,
+        perSec: sentPerSec,
+        errors: sendReport.invokeErrors ?? 0,
       };
     }
     if (afterA.pool && beforeA.pool) {
@@ -456,8 +642,13 @@ class Cluster {
     if (lost > 0) reasons.push(`lost ${lost} of ${expectedDeliveries} deliveries`);
     if (!(p99Ms <= CONFIG.p99LimitMs)) reasons.push(`p99 ${fixed(p99Ms, 1)} ms > ${CONFIG.p99LimitMs} ms`);
     if (result.sendErrors > 0) reasons.push(`${result.sendErrors} publishes failed on the nodes`);
-    if (sentPerSec < rate * SENDER_SHORTFALL) {
-      reasons.push(`the sender reached only ${int(sentPerSec)}/s (sender process CPU-bound)`);
+    if (result.invoke?.errors) reasons.push(`${result.invoke.errors} invocations completed with an error`);
+    if (shape.kind !== 'invoke' && sentPerSec < m.rate * SENDER_SHORTFALL) {
+      reasons.push(
+        shape.kind === 'publisher'
+          ? `the publisher reached only ${int(sentPerSec)}/s (await avg ${fixed(result.publisher?.avgMs, 2)} ms)`
+          : `the senders reached only ${int(sentPerSec)}/s (sender process CPU-bound)`,
+      );
     }
     result.passed = reasons.length === 0;
     if (!result.passed) result.reason = reasons.join('; ');
@@ -465,33 +656,12 @@ class Cluster {
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.sender?.stop(), this.receivers?.stop()]);
-    await Promise.all([this.nodeA.stop({ type: 'stop' }), this.nodeB.stop({ type: 'stop' })]);
+    await Promise.all([this.senders?.stop(), this.receivers?.stop()]);
+    await Promise.all([this.nodeA?.stop({ type: 'stop' }), this.nodeB?.stop({ type: 'stop' })]);
   }
 }
-// --- The run ---------------------------------------------------------------------------------------------------
 
-const startedAt = new Date();
-const loadAtStart = loadavg();
-const scratch = {
-  /** A fresh one per pass (installed by the pass's nodes), so that passes do not inherit rows or trimming work. */
-  hubwireSchema: '',
-  hubwireSchemas: [] as string[],
-  socketIoSchema: scratchName('sio_bench'),
-};
-const createdSchemas: string[] = [];
-let finished = false;
-
-function envFor(system: SystemName): Record<string, string> {
-  if (system === 'hubwire') {
-    return { BENCH_DB_URL: CONFIG.dbUrl, BENCH_SCHEMA: scratch.hubwireSchema, BENCH_HUBWIRE_SEND: CONFIG.hubwireSend };
-  }
-  return {
-    BENCH_DB_URL: CONFIG.dbUrl,
-    BENCH_SIO_TABLE: `"${scratch.socketIoSchema}".attachments`,
-    BENCH_SIO_CHANNEL: scratch.socketIoSchema,
-  };
-}
+// --- The run -----------------------------------------------------------------------------------------------------
 
 function elapsedSeconds(): number {
   return (Date.now() - startedAt.getTime()) / 1000;
@@ -502,11 +672,25 @@ function timeLeftSeconds(): number {
   return CONFIG.deadlineSeconds - 30 - elapsedSeconds();
 }
 
-async function startCluster(system: SystemName): Promise<Cluster> {
-  const cluster = new Cluster(system, envFor(system));
+function envFor(system: SystemName, backplane: { url: string; schema: string }): Record<string, string> {
+  if (system === 'hubwire') return { BENCH_BACKPLANE_URL: backplane.url, BENCH_SCHEMA: backplane.schema };
+  return {
+    BENCH_DB_URL: CONFIG.dbUrl,
+    BENCH_SIO_TABLE: `"${scratch.socketIoSchema}".attachments`,
+    BENCH_SIO_CHANNEL: scratch.socketIoSchema,
+  };
+}
+
+async function startCluster(
+  system: SystemName,
+  database: DatabaseName,
+  env: Record<string, string>,
+  shape?: Shape,
+): Promise<Cluster> {
+  const cluster = new Cluster(system, database, env);
   try {
     await cluster.start();
-    await cluster.warmUp();
+    if (shape) await cluster.prepare(shape);
     return cluster;
   } catch (error) {
     await cluster.stop().catch(() => undefined);
@@ -515,19 +699,24 @@ async function startCluster(system: SystemName): Promise<Cluster> {
 }
 
 function stepLine(r: StepResult): string {
-  const rows = r.backplane
-    ? `, ${int(r.backplane.rowsPerSec)} rows/s × ${fixed(r.backplane.messagesPerRow, 1)}, append ${fixed(r.backplane.appendAvgMs, 2)} ms (max ${fixed(r.backplane.appendMaxMs, 1)}), ` +
-      `B read ${fixed(r.backplane.readAvgMs, 2)} ms (max ${fixed(r.backplane.readMaxMs, 1)}), ` +
-      `A read its own stream ${r.backplane.readsByA}× (${r.backplane.rowsReadByA} rows)`
-    : '';
+  const b = r.breakdown;
+  const bp = r.backplane;
+  const hub =
+    b && bp
+      ? `, ${fixed(bp.messagesPerRow, 1)} msg/row, →publish ${fixed(b.toPublish.p50Ms, 2)}, publish→commit ` +
+        `${fixed(b.publishToCommit.p50Ms, 2)}, append ${fixed(bp.append.avgMs, 2)} (max ${fixed(bp.append.maxMs, 1)}), ` +
+        `→hub B ${fixed(b.toHubB.p50Ms, 2)} ms`
+      : '';
   return (
-    `  pass ${r.pass} ${SYSTEM_LABEL[r.system].padEnd(9)} ${rateText(r.rate).padStart(4)}/s` +
+    `  ${SYSTEM_LABEL[r.system].padEnd(9)} ${rateText(r.rate).padStart(4)}/s` +
     `${r.attempt > 1 ? ` (retry ${r.attempt - 1})` : ''}: ${int(r.deliveriesPerSec)} deliveries/s, ` +
-    `p50 ${fixed(r.p50Ms, 2)} ms, p99 ${fixed(r.p99Ms, 2)} ms, lost ${r.lost}${rows}, ` +
-    `CPU A ${percent(r.cpu.nodeA)} B ${percent(r.cpu.nodeB)} PG ${percent(r.cpu.postgres)} ` +
-    `send ${percent(r.cpu.sender)} recv ${percent(r.cpu.receivers)}, ` +
+    `p50 ${fixed(r.p50Ms, 2)} ms, p99 ${fixed(r.p99Ms, 2)} ms, lost ${r.lost}${hub}, ` +
+    `CPU A ${percent(r.cpu.nodeA)} B ${percent(r.cpu.nodeB)} DB ${percent(r.cpu.database)} ` +
+    `send ${percent(r.cpu.senders)} recv ${percent(r.cpu.receivers)}, ` +
     `loop p99 A ${fixed(r.eventLoop.nodeA.p99Ms, 1)} B ${fixed(r.eventLoop.nodeB.p99Ms, 1)} ms, ` +
-    `CPU stall ${percent(r.machine.cpuStall)}, load ${fixed(r.machine.load1, 1)}` +
+    `CPU stall ${percent(r.machine.cpuStall)}` +
+    `${r.publisher ? `, publisher await p50 ${fixed(r.publisher.p50Ms, 2)} ms` : ''}` +
+    `${r.invoke ? `, RTT p50 ${fixed(r.invoke.p50Ms, 2)} p99 ${fixed(r.invoke.p99Ms, 2)} ms` : ''}` +
     `${r.notify ? `, A pg_notify ${fixed(r.notify.avgMs, 2)} ms (max ${fixed(r.notify.maxMs, 1)})` : ''}` +
     `${r.reordered ? `, reordered ${r.reordered}` : ''}${r.duplicates ? `, duplicates ${r.duplicates}` : ''}` +
     `${r.sendErrors ? `, failed publishes ${r.sendErrors}` : ''}` +
@@ -535,279 +724,205 @@ function stepLine(r: StepResult): string {
   );
 }
 
-async function runPass(pass: number): Promise<PassSummary> {
-  const summary: PassSummary = { pass, sustained: {} };
-  const clusters = new Map<SystemName, Cluster>();
+/** The systems' clusters of one database in one pass: restarted on fresh processes when a step leaves them dirty. */
+class Clusters {
+  readonly live = new Map<SystemName, Cluster>();
+
+  constructor(
+    private readonly database: DatabaseName,
+    private readonly envs: Map<SystemName, Record<string, string>>,
+  ) {}
+
+  async start(system: SystemName, shape?: Shape): Promise<Cluster> {
+    await this.stop(system);
+    const cluster = await startCluster(system, this.database, this.envs.get(system) as Record<string, string>, shape);
+    this.live.set(system, cluster);
+    return cluster;
+  }
+
+  /** The system's cluster, ready for the shape: fresh processes when the last ones failed a step. */
+  async ready(system: SystemName, shape: Shape): Promise<Cluster> {
+    const existing = this.live.get(system);
+    if (existing && !existing.dirty) {
+      try {
+        await existing.prepare(shape);
+        return existing;
+      } catch (error) {
+        log(`  ${SYSTEM_LABEL[system]}: ${(error as Error).message}; starting fresh processes`);
+      }
+    }
+    return this.start(system, shape);
+  }
+
+  async stop(system: SystemName): Promise<void> {
+    await this.live
+      .get(system)
+      ?.stop()
+      .catch(() => undefined);
+    this.live.delete(system);
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.live.keys()].map((s) => this.stop(s)));
+  }
+}
+
+async function runShape(pass: number, database: DatabaseName, shape: Shape, clusters: Clusters, systems: SystemName[]) {
+  const summary: ShapeSummary = { pass, database, shape: shape.name, sustained: {} };
   const active = new Set<SystemName>();
   const best = new Map<SystemName, StepResult>();
-  try {
-    // One at a time: starting processes is CPU-heavy.
-    for (const system of CONFIG.systems) {
-      try {
-        clusters.set(system, await startCluster(system));
-        active.add(system);
-      } catch (error) {
-        errors.push(`pass ${pass}, ${SYSTEM_LABEL[system]}: could not start: ${(error as Error).message}`);
-        log(`  ${SYSTEM_LABEL[system]}: could not start: ${(error as Error).message}`);
-      }
+  for (const system of systems) {
+    try {
+      await clusters.ready(system, shape);
+      active.add(system);
+    } catch (error) {
+      const message = `pass ${pass}, ${DATABASE_LABEL[database]}, ${shape.label}, ${SYSTEM_LABEL[system]}: could not start: ${(error as Error).message}`;
+      errors.push(message);
+      log(`  ${message}`);
+      await clusters.stop(system);
     }
-    const started = new Set(active);
-    for (const [i, rate] of CONFIG.rates.entries()) {
-      if (active.size === 0) break;
-      if (timeLeftSeconds() < 15) {
-        notes.push(`pass ${pass} stopped at ${rateText(rate)}/s: time budget (BENCH_DEADLINE_S) reached.`);
-        log(`  time budget reached: pass ${pass} stops before ${rateText(rate)}/s`);
-        break;
-      }
-      const systems = [...active];
-      const order = systems.map((_, k) => systems[(k + pass + i) % systems.length] as SystemName);
-      for (const system of order) {
-        let final: StepResult | undefined;
-        for (let attempt = 1; attempt <= 1 + CONFIG.retries; attempt++) {
-          try {
-            if (attempt > 1) {
-              // Fresh processes: a failed step may leave a backlog behind (queued queries, buffered sends).
-              await clusters.get(system)?.stop();
-              clusters.delete(system);
-              clusters.set(system, await startCluster(system));
-            }
-            const cluster = clusters.get(system) as Cluster;
-            final = await cluster.step(pass, rate, attempt);
-            steps.push(final);
-            log(stepLine(final));
-            if (final.passed) break;
-          } catch (error) {
-            final = undefined;
-            const message = `pass ${pass}, ${SYSTEM_LABEL[system]} at ${rateText(rate)}/s (attempt ${attempt}): ${(error as Error).message}`;
-            errors.push(message);
-            log(`  ERROR ${message}`);
-          }
-        }
-        if (final?.passed) {
-          best.set(system, final);
-        } else {
-          active.delete(system);
-          await clusters.get(system)?.stop();
-          clusters.delete(system);
-        }
-      }
-    }
-    for (const system of started) {
-      const top = best.get(system);
-      summary.sustained[system] = {
-        rate: top?.rate ?? 0,
-        capped: active.has(system) && top?.rate === CONFIG.rates.at(-1),
-        p50Ms: top?.p50Ms,
-        p99Ms: top?.p99Ms,
-      };
-    }
-    const hw = summary.sustained.hubwire?.rate;
-    const sio = summary.sustained.socketio?.rate;
-    if (hw !== undefined && sio) summary.ratio = hw / sio;
-  } finally {
-    await Promise.all([...clusters.values()].map((c) => c.stop().catch(() => undefined)));
   }
-  return summary;
-}
-
-// --- Output ----------------------------------------------------------------------------------------------------
-
-function table(): string {
-  const header = [
-    'pass',
-    'system',
-    'offered/s',
-    'sent/s',
-    'deliveries/s',
-    'p50 ms',
-    'p99 ms',
-    'max ms',
-    'lost',
-    'rows/s',
-    'msg/row',
-    'A CPU',
-    'B CPU',
-    'PG CPU',
-    'send CPU',
-    'recv CPU',
-    'result',
-  ];
-  const rows = steps.map((r) => [
-    String(r.pass),
-    `${SYSTEM_LABEL[r.system]}${r.attempt > 1 ? ' (retry)' : ''}`,
-    int(r.rate),
-    int(r.sentPerSec),
-    int(r.deliveriesPerSec),
-    fixed(r.p50Ms, 2),
-    fixed(r.p99Ms, 2),
-    fixed(r.maxMs, 1),
-    int(r.lost),
-    r.backplane ? int(r.backplane.rowsPerSec) : '-',
-    r.backplane ? fixed(r.backplane.messagesPerRow, 1) : '-',
-    percent(r.cpu.nodeA),
-    percent(r.cpu.nodeB),
-    percent(r.cpu.postgres),
-    percent(r.cpu.sender),
-    percent(r.cpu.receivers),
-    r.passed ? 'ok' : `FAIL: ${r.reason}`,
-  ]);
-  const widths = header.map((h, i) =>
-    i === header.length - 1 ? 0 : Math.max(h.length, ...rows.map((row) => (row[i] as string).length)),
-  );
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) =>
-        i === cells.length - 1 ? c : i < 2 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number),
-      )
-      .join('  ');
-  return [line(header), line(widths.map((w) => '-'.repeat(w || 6))), ...rows.map(line)].join('\n');
-}
-
-function verdict(ok: boolean | undefined): string {
-  return ok === undefined ? 'n/a' : ok ? 'met' : 'MISSED';
-}
-
-function sustainedText(s: PassSummary['sustained'][SystemName]): string {
-  if (!s) return 'n/a';
-  if (s.rate === 0) return `< ${rateText(CONFIG.rates[0] as number)}/s`;
-  return `${s.capped ? '≥ ' : ''}${int(s.rate)}/s (p50 ${fixed(s.p50Ms, 2)} ms, p99 ${fixed(s.p99Ms, 2)} ms)`;
-}
-
-function analyse() {
-  const medianSustained = (system: SystemName) => {
-    const values = passes.map((p) => p.sustained[system]?.rate).filter((v): v is number => v !== undefined);
-    return values.length ? median(values) : undefined;
-  };
-  const hubwire = medianSustained('hubwire');
-  const socketio = medianSustained('socketio');
-  const ratio = hubwire !== undefined && socketio ? hubwire / socketio : undefined;
-  const ratios = passes.map((p) => p.ratio).filter((r): r is number => r !== undefined);
-  const hubwireCapped = passes.some((p) => p.sustained.hubwire?.capped);
-  // p50 at 1k msg/s: every Hubwire step at that rate that delivered everything (first attempt or retry).
-  const p50At1k = steps
-    .filter((s) => s.system === 'hubwire' && s.rate === TARGET_P50_RATE && s.lost === 0)
-    .map((s) => s.p50Ms);
-  const p50 = p50At1k.length ? median(p50At1k) : undefined;
-  // The database's part: Hubwire's writes at its sustained step of each pass, against pgbench.
-  const sustainedSteps = (system: SystemName) =>
-    passes
-      .map((p) =>
-        steps.find((s) => s.pass === p.pass && s.system === system && s.rate === p.sustained[system]?.rate && s.passed),
-      )
-      .filter((s): s is StepResult => s !== undefined);
-  const oneClient = pgbench?.find((r) => r.clients === 1)?.tps;
-  const fourClients = pgbench?.find((r) => r.clients === 4)?.tps;
-  const maxRows = Math.max(
-    0,
-    ...steps.filter((s) => s.system === 'hubwire' && s.backplane).map((s) => s.backplane?.rowsPerSec ?? 0),
-  );
-  // Per pass, each system's sustained step against the database's ceiling.
-  const perPass = passes.map((p) => {
-    const hw = sustainedSteps('hubwire').find((s) => s.pass === p.pass);
-    const sio = sustainedSteps('socketio').find((s) => s.pass === p.pass);
-    return {
-      pass: p.pass,
-      hubwire: hw && {
-        rate: hw.rate,
-        rowsPerSec: hw.backplane?.rowsPerSec,
-        rowsShareOfTps1: hw.backplane && oneClient ? hw.backplane.rowsPerSec / oneClient : undefined,
-        messagesPerRow: hw.backplane?.messagesPerRow,
-        deliveriesPerSec: hw.deliveriesPerSec,
-        deliveriesOverTps1: oneClient ? hw.deliveriesPerSec / oneClient : undefined,
-        messagesOverTps1: oneClient ? hw.sentPerSec / oneClient : undefined,
-      },
-      socketio: sio && {
-        rate: sio.rate,
-        notifyTxPerSec: sio.sentPerSec,
-        txShareOfTps4: fourClients ? sio.sentPerSec / fourClients : undefined,
-      },
+  const started = new Set(active);
+  const ladder = CONFIG.rates[shape.name];
+  for (const [i, rate] of ladder.entries()) {
+    if (active.size === 0) break;
+    if (timeLeftSeconds() < 15) {
+      notes.push(
+        `pass ${pass}, ${DATABASE_LABEL[database]}, ${shape.label} stopped at ${rateText(rate)}/s: time budget (BENCH_DEADLINE_S).`,
+      );
+      log(`  time budget reached: stops before ${rateText(rate)}/s`);
+      break;
+    }
+    const order = [...active];
+    const rotated = order.map((_, k) => order[(k + pass + i) % order.length] as SystemName);
+    for (const system of rotated) {
+      let final: StepResult | undefined;
+      for (let attempt = 1; attempt <= 1 + CONFIG.retries; attempt++) {
+        try {
+          // A retry on fresh processes: a failed step may leave a backlog behind (queued queries, buffers).
+          const cluster = attempt > 1 ? await clusters.start(system, shape) : (clusters.live.get(system) as Cluster);
+          final = await cluster.step(pass, shape, rate, attempt, CONFIG.stepMs);
+          results.steps.push(final);
+          log(stepLine(final));
+          if (final.passed) break;
+        } catch (error) {
+          final = undefined;
+          const message = `pass ${pass}, ${DATABASE_LABEL[database]}, ${shape.label}, ${SYSTEM_LABEL[system]} at ${rateText(rate)}/s (attempt ${attempt}): ${(error as Error).message}`;
+          errors.push(message);
+          log(`  ERROR ${message}`);
+          await clusters.stop(system);
+        }
+      }
+      if (final?.passed) best.set(system, final);
+      else {
+        active.delete(system);
+        const cluster = clusters.live.get(system);
+        if (cluster) cluster.dirty = true;
+      }
+    }
+  }
+  for (const system of started) {
+    const top = best.get(system);
+    summary.sustained[system] = {
+      rate: top?.rate ?? 0,
+      capped: active.has(system) && top?.rate === ladder.at(-1),
+      p50Ms: top?.p50Ms,
+      p99Ms: top?.p99Ms,
     };
-  });
-  return {
-    sustained: { hubwire, socketio, hubwireCapped },
-    ratio,
-    ratioPerPass: ratios,
-    targets: {
-      ratio: ratio === undefined ? undefined : ratio >= TARGET_RATIO,
-      p50At1k: p50 === undefined ? undefined : p50 <= TARGET_P50_MS,
-    },
-    hubwireP50At1kMs: { median: p50, steps: p50At1k },
-    database: {
-      pgbenchTps1: oneClient,
-      pgbenchTps4: fourClients,
-      hubwireMaxRowsPerSec: maxRows || undefined,
-      perPass,
-    },
-  };
+  }
+  const hw = summary.sustained.hubwire?.rate;
+  const sio = summary.sustained.socketio?.rate;
+  if (hw !== undefined && sio) summary.ratio = hw / sio;
+  results.shapes.push(summary);
 }
 
-function summaryText(a: ReturnType<typeof analyse>): string {
-  const lines: string[] = [];
-  lines.push(
-    `Sustained rate = highest step with p99 ≤ ${CONFIG.p99LimitMs} ms and no loss (${CONFIG.receivers} receivers, ` +
-      `so deliveries/s ≈ ${CONFIG.receivers} × rate):`,
-  );
-  for (const p of passes) {
-    lines.push(
-      `  pass ${p.pass}: Hubwire ${sustainedText(p.sustained.hubwire)}; Socket.IO ${sustainedText(p.sustained.socketio)}` +
-        `; ratio ${p.ratio === undefined ? 'n/a' : `${p.sustained.hubwire?.capped ? '≥ ' : ''}${fixed(p.ratio, 1)}×`}`,
-    );
+async function runInvoke(pass: number, database: DatabaseName, clusters: Clusters): Promise<void> {
+  const shape = SHAPES.invoke;
+  if (timeLeftSeconds() < 15 + CONFIG.invokeMs / 1000) {
+    notes.push(`pass ${pass}, ${DATABASE_LABEL[database]}, closed loop skipped: time budget (BENCH_DEADLINE_S).`);
+    return;
   }
-  const spread = a.ratioPerPass.length
-    ? ` (per pass ${fixed(Math.min(...a.ratioPerPass), 1)}–${fixed(Math.max(...a.ratioPerPass), 1)})`
-    : '';
-  lines.push(
-    `  median over passes: Hubwire ${int(a.sustained.hubwire)}/s, Socket.IO ${int(a.sustained.socketio)}/s → ` +
-      `Hubwire / Socket.IO ${a.sustained.hubwireCapped ? '≥ ' : ''}${fixed(a.ratio, 1)}×${spread}` +
-      `   target ≥ ${TARGET_RATIO}×: ${verdict(a.targets.ratio)}`,
-  );
-  lines.push(
-    `  Hubwire p50 at ${rateText(TARGET_P50_RATE)} msg/s: ${fixed(a.hubwireP50At1kMs.median, 2)} ms ` +
-      `(steps: ${a.hubwireP50At1kMs.steps.map((v) => fixed(v, 2)).join(', ') || '-'})` +
-      `   target ≤ ${TARGET_P50_MS} ms: ${verdict(a.targets.p50At1k)}`,
-  );
-  const d = a.database;
-  lines.push('');
-  if (pgbench) {
-    lines.push(
-      `PostgreSQL ceiling (pgbench, single-row autocommit INSERT of a ${CONFIG.messageBytes} B bytea, ` +
-        `${CONFIG.pgbenchSeconds} s each): ` +
-        pgbench.map((r) => `${r.clients} client${r.clients > 1 ? 's' : ''} ${int(r.tps)} tps`).join(', '),
-    );
-  } else {
-    lines.push(`PostgreSQL ceiling: not measured${pgbenchError ? ` (${pgbenchError})` : ' (BENCH_PGBENCH_S=0)'}`);
-  }
-  const pct = (x: number | undefined) => (x === undefined ? '' : ` (${fixed(x * 100, 0)}%)`);
-  for (const p of d.perPass) {
-    const hw = p.hubwire;
-    const sio = p.socketio;
-    const parts: string[] = [];
-    if (hw) {
-      parts.push(
-        `Hubwire at ${rateText(hw.rate)}/s: ${int(hw.rowsPerSec)} rows/s${pct(hw.rowsShareOfTps1)} × ` +
-          `${fixed(hw.messagesPerRow, 1)} msg/row, ${int(hw.deliveriesPerSec)} deliveries/s` +
-          `${hw.deliveriesOverTps1 === undefined ? '' : ` (${fixed(hw.deliveriesOverTps1, 1)}×)`}`,
-      );
+  for (let attempt = 1; attempt <= 1 + CONFIG.retries; attempt++) {
+    try {
+      const cluster = attempt > 1 ? await clusters.start('hubwire', shape) : await clusters.ready('hubwire', shape);
+      const result = await cluster.step(pass, shape, 0, attempt, CONFIG.invokeMs);
+      results.steps.push(result);
+      log(stepLine(result));
+      return;
+    } catch (error) {
+      const message = `pass ${pass}, ${DATABASE_LABEL[database]}, closed loop (attempt ${attempt}): ${(error as Error).message}`;
+      errors.push(message);
+      log(`  ERROR ${message}`);
+      await clusters.stop('hubwire');
     }
-    if (sio) {
-      parts.push(
-        `Socket.IO at ${rateText(sio.rate)}/s: ${int(sio.notifyTxPerSec)} pg_notify tx/s${pct(sio.txShareOfTps4)}`,
-      );
-    }
-    if (parts.length) lines.push(`  pass ${p.pass}: ${parts.join('; ')}`);
   }
-  if (d.perPass.length) {
-    lines.push(
-      "  (Hubwire's rows/s as a share of the 1-client tps: one append is in flight per node; its deliveries/s as a " +
-        "multiple of it. Socket.IO's one-transaction-per-message rate as a share of the 4-client tps: its pool runs " +
-        'up to 10 at once.)',
-    );
-  }
-  if (d.hubwireMaxRowsPerSec !== undefined) {
-    lines.push(`  Hubwire's most rows/s in any step: ${int(d.hubwireMaxRowsPerSec)}`);
-  }
-  return lines.join('\n');
 }
+
+async function runDatabase(pass: number, database: DatabaseName): Promise<void> {
+  const systems = CONFIG.systems.filter((s) => s === 'hubwire' || database === 'postgres');
+  if (systems.length === 0) return;
+  const backplane = freshBackplane(database, pass);
+  log(
+    `\nPass ${pass}/${CONFIG.passes}, ${DATABASE_LABEL[database]} (${systems.map((s) => SYSTEM_LABEL[s]).join(', ')}; ` +
+      `Hubwire backplane ${backplane.url.startsWith('sqlite:') ? backplane.url : backplane.schema})`,
+  );
+  const envs = new Map(systems.map((s) => [s, envFor(s, backplane)] as const));
+  const clusters = new Clusters(database, envs);
+  try {
+    for (const name of CONFIG.shapes) {
+      const shape = SHAPES[name];
+      if (shape.kind === 'invoke') continue;
+      log(` ${shape.label}:`);
+      await runShape(pass, database, shape, clusters, systems);
+    }
+    if (CONFIG.shapes.includes('invoke') && systems.includes('hubwire')) {
+      log(` ${SHAPES.invoke.label}:`);
+      await runInvoke(pass, database, clusters);
+    }
+  } finally {
+    await clusters.stopAll();
+    // Its nodes are gone: drop it now rather than at the end.
+    await dropBackplane(database, backplane.schema).catch((error: unknown) =>
+      log(`  could not drop ${backplane.schema} yet: ${(error as Error).message}`),
+    );
+  }
+}
+
+// --- Output ------------------------------------------------------------------------------------------------------
+
+function tablesText(): string {
+  const parts: string[] = [];
+  for (const database of CONFIG.databases) {
+    for (const shape of CONFIG.shapes) {
+      if (SHAPES[shape].kind === 'invoke') continue;
+      const steps = results.steps.filter((s) => s.database === database && s.shape === shape);
+      if (steps.length === 0) continue;
+      const s = SHAPES[shape];
+      const who =
+        s.kind === 'publisher'
+          ? 'node A publishes (awaits each broadcastMessage; Socket.IO: io.emit)'
+          : `${s.senders} sender${s.senders > 1 ? 's' : ''} on node A call '${s.target}'`;
+      parts.push(`\n${DATABASE_LABEL[database]}, ${s.label} (${who}; ${CONFIG.receivers} receivers on node B):`);
+      parts.push(stepTable(steps));
+      const breakdown = breakdownTable(steps);
+      if (breakdown) {
+        parts.push(`  Hubwire, where the time goes (p50 / p99 ms; see the README):`);
+        parts.push(breakdown);
+      }
+    }
+  }
+  if (results.steps.some((s) => s.invoke)) {
+    parts.push(
+      `\nClosed loop: 1 client awaits invoke('send', …) (invocation id, completion) before the next, ` +
+        `${CONFIG.invokeMs / 1000} s; ${CONFIG.receivers} receivers on node B:`,
+    );
+    parts.push(invokeTable(results.steps));
+  }
+  return parts.join('\n');
+}
+
+let postgresVersion: string | undefined;
+let mariadbVersion: string | undefined;
 
 function writeResults(complete: boolean): string {
   const dir = join(ROOT, 'bench', 'results');
@@ -828,22 +943,28 @@ function writeResults(complete: boolean): string {
       loadAverageAtEnd: loadavg(),
       ws: wsVersion,
       postgres: postgresVersion,
+      mariadb: mariadbVersion,
     },
     config: {
       ...CONFIG,
       dbUrl: CONFIG.dbUrl.replace(/\/\/[^@/]*@/, '//…@'),
-      schemas: scratch,
+      mysqlUrl: CONFIG.mysqlUrl.replace(/\/\/[^@/]*@/, '//…@'),
+      scratch: { socketIoSchema: scratch.socketIoSchema, backplanes: scratch.used },
+      shapes: CONFIG.shapes.map((s) => SHAPES[s]),
       hubwire:
-        'ScaleoutEngine + PostgresStore, default options; sender: non-blocking invocation (no invocation id) of ' +
-        `hub method broadcast(payload) → this.clients.others.send('m', payload) (${CONFIG.hubwireSend === 'forget' ? 'not awaited' : 'awaited: returned to the invocation'})`,
+        "the README's ChatHub: send(name, message) { return this.clients.all.broadcastMessage(name, message); } " +
+        '(sendForget: the same without returning the promise); ScaleoutEngine with default options on the ' +
+        "database's store; clients call it as non-blocking invocations (no invocation id), the closed loop with one",
       socketio:
-        "socket.io 4 + @socket.io/postgres-adapter on a pg.Pool (default max 10); sender emits 'm', node A does socket.broadcast.emit('m', payload)",
+        "socket.io 4 + @socket.io/postgres-adapter on a pg.Pool (default max 10); socket.on('send', (n, m) => " +
+        "io.emit('broadcastMessage', n, m))",
       clients: 'raw ws sockets speaking each protocol (SignalR JSON handshake; engine.io v4 + Socket.IO v5 packets)',
     },
-    pgbench: pgbench ?? { error: pgbenchError ?? 'not measured' },
-    steps,
-    passes,
-    summary: analyse(),
+    anatomy: results.anatomy ?? { error: results.anatomyError ?? 'not measured' },
+    pgbench: results.pgbench ?? { error: results.pgbenchError ?? 'not measured' },
+    steps: results.steps,
+    shapes: results.shapes,
+    summary: summaryText(results, REPORT_CONFIG),
     errors,
     notes,
   };
@@ -851,61 +972,97 @@ function writeResults(complete: boolean): string {
   return file;
 }
 
-let postgresVersion: string | undefined;
-
-async function cleanUpDatabase(): Promise<void> {
-  const work = (async () => {
-    if (createdSchemas.length) await dropSchemas(CONFIG.dbUrl, createdSchemas);
-    if (CONFIG.pgbenchSeconds > 0) await dropPgbenchDatabase(CONFIG.dbUrl);
-  })();
-  const timeout = sleep(10_000).then(() => {
-    throw new Error('timed out');
-  });
-  try {
-    await Promise.race([work, timeout]);
-  } catch (error) {
-    log(`Could not drop the scratch schemas ${createdSchemas.join(', ')}: ${(error as Error).message}`);
+async function prepareDatabases(): Promise<void> {
+  if (CONFIG.databases.includes('postgres')) {
+    try {
+      postgresVersion = await withClient(
+        CONFIG.dbUrl,
+        async (c) => (await c.query('SHOW server_version')).rows[0]?.server_version,
+      );
+    } catch (error) {
+      throw new SetupError(`PostgreSQL is not reachable at ${CONFIG.dbUrl}: ${(error as Error).message}`);
+    }
+    const swept = await sweepStaleSchemas(CONFIG.dbUrl);
+    if (swept.length) log(`Dropped stale schemas of earlier runs: ${swept.join(', ')}`);
+    if (CONFIG.systems.includes('socketio')) await createSocketIoTable(CONFIG.dbUrl, scratch.socketIoSchema);
+    log(
+      `PostgreSQL scratch schemas: ${scratch.socketIoSchema}, hw_bench_… (one per pass) ` +
+        `(${SCRATCH_PREFIXES.join('_*, ')}_* of dead runs are swept after an hour)`,
+    );
+  }
+  if (CONFIG.databases.includes('mysql')) {
+    try {
+      mariadbVersion = await mysqlVersion(CONFIG.mysqlUrl);
+    } catch (error) {
+      throw new SetupError(`MariaDB is not reachable at ${CONFIG.mysqlUrl}: ${(error as Error).message}`);
+    }
+    const swept = await sweepStalePrefixes(CONFIG.mysqlUrl);
+    if (swept.length) log(`Dropped stale MariaDB tables of earlier runs: ${swept.map((p) => `${p}_*`).join(', ')}`);
+  }
+  if (CONFIG.databases.includes('sqlite')) {
+    const swept = sweepStaleSqliteDirs();
+    if (swept.length) log(`Removed stale SQLite directories of earlier runs: ${swept.join(', ')}`);
   }
 }
 
-async function main(): Promise<void> {
-  log(
-    `Scaleout bench: ${CONFIG.systems.map((s) => SYSTEM_LABEL[s]).join(' vs ')}, 2 nodes on PostgreSQL, 1 sender → ` +
-      `${CONFIG.receivers} receivers, ${CONFIG.messageBytes} B messages, steps of ${CONFIG.stepMs / 1000} s at ` +
-      `${CONFIG.rates.map(rateText).join(', ')} msg/s, grace ${CONFIG.graceMs} ms, ${CONFIG.passes} passes. ` +
-      `Node ${process.version}, ${cpus().length} CPUs, load ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}.`,
-  );
-  try {
-    postgresVersion = await withClient(
-      CONFIG.dbUrl,
-      async (c) => (await c.query('SHOW server_version')).rows[0]?.server_version,
+async function measureDatabaseFloor(): Promise<void> {
+  if (!CONFIG.databases.includes('postgres')) return;
+  if (CONFIG.anatomyIterations > 0) {
+    const schema = scratchName('hw_bench');
+    scratch.pgSchemas.push(schema);
+    log(
+      `\nAppend anatomy (idle PostgreSQL, one pg.Client, sequential, ${CONFIG.anatomyIterations} each after a warm-up; ` +
+        `schema ${schema}):`,
     );
-  } catch (error) {
-    throw new SetupError(`PostgreSQL is not reachable at ${CONFIG.dbUrl}: ${(error as Error).message}`);
+    try {
+      results.anatomy = await measureAnatomy(
+        CONFIG.dbUrl,
+        schema,
+        CONFIG.anatomyIterations,
+        CONFIG.messageBytes,
+        (line) => log(line),
+      );
+    } catch (error) {
+      results.anatomyError = (error as Error).message;
+      log(`  anatomy failed: ${results.anatomyError}`);
+    }
+    await dropSchemas(CONFIG.dbUrl, [schema]).then(
+      () => {
+        scratch.pgSchemas = scratch.pgSchemas.filter((s) => s !== schema);
+      },
+      () => undefined,
+    );
   }
-  const swept = await sweepStaleSchemas(CONFIG.dbUrl);
-  if (swept.length) log(`Dropped stale schemas of earlier runs: ${swept.join(', ')}`);
-  if (CONFIG.systems.includes('socketio')) {
-    createdSchemas.push(scratch.socketIoSchema);
-    await createSocketIoTable(CONFIG.dbUrl, scratch.socketIoSchema);
-  }
-  log(
-    `Scratch schemas: ${[...createdSchemas, 'hw_bench_… (one per pass)'].join(', ')} ` +
-      `(${SCRATCH_PREFIXES.join('_*, ')}_* of dead runs are swept after an hour)`,
-  );
-
   if (CONFIG.pgbenchSeconds > 0) {
     log(
       `\npgbench: single-row INSERTs, ${CONFIG.pgbenchClients.join(' and ')} clients, ${CONFIG.pgbenchSeconds} s each`,
     );
     try {
-      pgbench = await measurePgbench(CONFIG.dbUrl, CONFIG.pgbenchClients, CONFIG.pgbenchSeconds, CONFIG.messageBytes);
-      for (const r of pgbench) log(`  ${r.clients} client(s): ${int(r.tps)} tps, ${r.latencyAverageMs} ms average`);
+      results.pgbench = await measurePgbench(
+        CONFIG.dbUrl,
+        CONFIG.pgbenchClients,
+        CONFIG.pgbenchSeconds,
+        CONFIG.messageBytes,
+      );
+      for (const r of results.pgbench)
+        log(`  ${r.clients} client(s): ${int(r.tps)} tps, ${r.latencyAverageMs} ms average`);
     } catch (error) {
-      pgbenchError = (error as Error).message;
-      log(`  pgbench failed: ${pgbenchError}`);
+      results.pgbenchError = (error as Error).message;
+      log(`  pgbench failed: ${results.pgbenchError}`);
     }
   }
+}
+
+async function main(): Promise<void> {
+  log(
+    `Scaleout bench: ${CONFIG.databases.map((d) => DATABASE_LABEL[d]).join(', ')}; ${CONFIG.systems.map((s) => SYSTEM_LABEL[s]).join(' vs ')} ` +
+      `(Socket.IO on PostgreSQL only); shapes ${CONFIG.shapes.map((s) => SHAPES[s].label).join(', ')}; ` +
+      `${CONFIG.receivers} receivers, ${CONFIG.messageBytes} B messages, steps of ${CONFIG.stepMs / 1000} s, grace ` +
+      `${CONFIG.graceMs} ms, ${CONFIG.passes} pass(es), deadline ${CONFIG.deadlineSeconds} s. Node ${process.version}, ` +
+      `${cpus().length} CPUs, load ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}.`,
+  );
+  await prepareDatabases();
+  await measureDatabaseFloor();
 
   let lastPassSeconds = 0;
   for (let pass = 1; pass <= CONFIG.passes; pass++) {
@@ -915,35 +1072,37 @@ async function main(): Promise<void> {
       break;
     }
     const passStarted = Date.now();
-    scratch.hubwireSchema = scratchName('hw_bench');
-    scratch.hubwireSchemas.push(scratch.hubwireSchema);
-    createdSchemas.push(scratch.hubwireSchema); // the nodes install it
-    log(`\nPass ${pass}/${CONFIG.passes} (Hubwire schema ${scratch.hubwireSchema})`);
-    passes.push(await runPass(pass));
-    // Its nodes are gone: drop it now rather than at the end.
-    await dropSchemas(CONFIG.dbUrl, [scratch.hubwireSchema]).catch((error: unknown) =>
-      log(`  could not drop ${scratch.hubwireSchema} yet: ${(error as Error).message}`),
-    );
+    for (const database of CONFIG.databases) {
+      if (timeLeftSeconds() < 30) {
+        notes.push(`pass ${pass}, ${DATABASE_LABEL[database]} skipped: time budget (BENCH_DEADLINE_S).`);
+        log(`\nSkipping ${DATABASE_LABEL[database]} in pass ${pass}: time budget reached.`);
+        continue;
+      }
+      await runDatabase(pass, database);
+    }
     lastPassSeconds = (Date.now() - passStarted) / 1000;
   }
 
   finished = true;
   const file = writeResults(true);
   console.log(
-    `\nScaleout broadcast through PostgreSQL: 2 nodes, sender on A → ${CONFIG.receivers} receivers on B, ` +
-      `${CONFIG.messageBytes} B messages, ${CONFIG.stepMs / 1000} s per step + ≤ ${CONFIG.graceMs} ms grace; ` +
-      `latency = sender stamp → receiver (same clock). CPU = share of one core during the step.`,
+    `\nScaleout broadcast, the README's chat hub: 2 nodes per system on one database, senders on node A, ` +
+      `${CONFIG.receivers} receivers on node B, ${CONFIG.messageBytes} B messages, ${CONFIG.stepMs / 1000} s per step + ` +
+      `≤ ${CONFIG.graceMs} ms grace; latency = sender stamp → receiver (same clock). CPU = share of one core ` +
+      `during the step (DB: the database server's processes; SQLite runs inside the nodes).`,
   );
-  console.log(table());
+  if (results.anatomy) {
+    console.log(
+      `\nAppend anatomy (idle PostgreSQL, one connection, sequential, ${results.anatomy.iterations} each, ` +
+        `${results.anatomy.payloadBytes} B payload):`,
+    );
+    console.log(anatomyTable(results.anatomy));
+  }
+  console.log(tablesText());
   if (errors.length) console.log(`\nErrors:\n${errors.map((e) => `  ${e}`).join('\n')}`);
   if (notes.length) console.log(`\nNotes:\n${notes.map((n) => `  ${n}`).join('\n')}`);
-  console.log(`\n${summaryText(analyse())}`);
-  console.log(
-    `\nHubwire: hub method broadcast(payload) → this.clients.others.send('m', payload), ` +
-      `${CONFIG.hubwireSend === 'forget' ? 'not awaited' : 'awaited'}, called as a non-blocking invocation ` +
-      `(no invocation id). Socket.IO: socket.broadcast.emit. Clients: raw ws, one message per frame.`,
-  );
-  console.log(`\nResults: ${file}`);
+  console.log(`\n${summaryText(results, REPORT_CONFIG)}`);
+  console.log(`\nRun time ${Math.round(elapsedSeconds())} s. Results: ${file}`);
   if (CONFIG.profileDir) console.log(`CPU profiles of the nodes: ${CONFIG.profileDir}`);
 }
 
@@ -957,7 +1116,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     log(`\nInterrupted (${signal}); stopping children and dropping the scratch schemas.`);
     killEverything();
-    cleanUpDatabase().finally(() => process.exit(130));
+    cleanUpDatabases().finally(() => process.exit(130));
   });
 }
 // The whole bench always stops by itself, however a child misbehaves.
@@ -967,22 +1126,24 @@ setTimeout(() => {
     `\nThe bench exceeded its ${CONFIG.deadlineSeconds} s deadline; stopping. Partial results: ${writeResults(false)}`,
   );
   killEverything();
-  cleanUpDatabase().finally(() => process.exit(1));
+  cleanUpDatabases().finally(() => process.exit(1));
 }, CONFIG.deadlineSeconds * 1000).unref();
 
 main().then(
   async () => {
     killEverything();
-    await cleanUpDatabase();
+    await cleanUpDatabases();
     process.exit(errors.length ? 1 : 0);
   },
   async (error: unknown) => {
     log(
       `\nbench:scaleout failed: ${error instanceof SetupError ? error.message : ((error as Error).stack ?? String(error))}`,
     );
-    if (!finished && (steps.length || pgbench)) log(`Partial results: ${writeResults(false)}`);
+    if (!finished && (results.steps.length || results.pgbench || results.anatomy)) {
+      log(`Partial results: ${writeResults(false)}`);
+    }
     killEverything();
-    await cleanUpDatabase();
+    await cleanUpDatabases();
     process.exit(1);
   },
 );

@@ -105,6 +105,19 @@ export class Histogram {
     return n;
   }
 
+  /** The mean of the buckets' upper bounds (µs), so within 2% above the true mean; NaN when empty. */
+  mean(): number {
+    let total = 0;
+    let sum = 0;
+    for (let i = 0; i < HISTOGRAM_BUCKETS; i++) {
+      const c = this.buckets[i] as number;
+      if (c === 0) continue;
+      total += c;
+      sum += c * GROWTH ** i;
+    }
+    return total === 0 ? Number.NaN : sum / total;
+  }
+
   /** The upper bound (µs) of the bucket holding the q-quantile; NaN when empty. */
   quantile(q: number): number {
     const total = this.count;

@@ -206,10 +206,10 @@ const CLOCK_TICKS = (() => {
 })();
 
 /**
- * CPU (user + system, µs) used so far by each live process named `postgres` (the postmaster, its backends and
- * workers), by pid, from /proc; undefined where /proc cannot be read.
+ * CPU (user + system, µs) used so far by each live process whose command is one of `commands` (e.g. `postgres`:
+ * the postmaster, its backends and workers; `mariadbd`), by pid, from /proc; undefined where /proc cannot be read.
  */
-export function postgresCpu(): Map<number, number> | undefined {
+export function processCpu(commands: readonly string[]): Map<number, number> | undefined {
   let entries: string[];
   try {
     entries = readdirSync('/proc');
@@ -227,12 +227,17 @@ export function postgresCpu(): Map<number, number> | undefined {
     }
     const open = stat.indexOf('(');
     const close = stat.lastIndexOf(')');
-    if (stat.slice(open + 1, close) !== 'postgres') continue;
+    if (!commands.includes(stat.slice(open + 1, close))) continue;
     // Fields after the command: state ppid … utime (14th field overall) stime (15th).
     const fields = stat.slice(close + 2).split(' ');
     byPid.set(Number(entry), ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS);
   }
   return byPid;
+}
+
+/** {@link processCpu} of the PostgreSQL server's processes. */
+export function postgresCpu(): Map<number, number> | undefined {
+  return processCpu(['postgres']);
 }
 
 /**

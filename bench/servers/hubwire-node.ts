@@ -1,48 +1,94 @@
-// One Hubwire node of the scaleout bench: hub /hub on a PostgreSQL backplane (ScaleoutEngine + PostgresStore,
-// default options), in a schema of its own. The sender's client calls the hub method `broadcast(payload)` as a
-// non-blocking invocation (no invocation id: no completion per message), and the method sends it to every other
-// connection with `this.clients.others.send('m', payload)`. By default the method does not wait for the send to
-// commit (BENCH_HUBWIRE_SEND=forget, like Socket.IO's `socket.broadcast.emit`, whose publish is not awaited
-// either); BENCH_HUBWIRE_SEND=await returns the send's promise instead, so the invocation lasts until the row
-// commits (and, with maximumParallelInvocationsPerClient = 1, one client's calls run one at a time).
+// One Hubwire node of the scaleout bench: the README's chat hub at /hub on a SQL backplane (ScaleoutEngine with
+// default options on the store of BENCH_BACKPLANE_URL: postgres://…, sqlite:<file> or mysql://…, in the schema /
+// table prefix BENCH_SCHEMA; what `backplaneFromUrl(url, { schema })` builds).
+//
+// The hub is the README's, as written: `send(name, message)` returns the broadcast's promise, so the invocation
+// lasts until the backplane acknowledges the send. `sendForget` is the fire-and-forget variant (the promise is not
+// returned; its rejection is caught). Node A also runs the server-side publisher on request: a loop of
+// `await hubContext.clients.all.broadcastMessage(name, message)` paced to the offered rate, with the hub context
+// that `mapHub` returned.
+//
+// Nothing in the hub is instrumented. The node times from outside: the store instance's append and readAfter are
+// wrapped, the engine instance's publish is wrapped, and an engine observer sees every envelope it delivers; each
+// message's stamp (`#seq:ts:` in the message) gives sender → publish, publish → delivered back here (the row
+// committed), and sender → handed to the hub from another node's row.
 
-import { PostgresStore } from '@hubwire/postgres';
-import { Hub, Hubwire, ScaleoutEngine } from 'hubwire';
-import { cpuUs, eventLoopMonitor, type NodeStats, requireEnv, runNode } from '../lib/scaleout.js';
+import { type BackplanePackage, type BackplaneStore, Hub, type HubClients, Hubwire, ScaleoutEngine } from 'hubwire';
+import { Histogram, nowUs } from '../lib/common.js';
+import {
+  cpuUs,
+  decodeStamp,
+  encodeMessage,
+  eventLoopMonitor,
+  MESSAGE_NAME,
+  type NodeStats,
+  type PublishReport,
+  requireEnv,
+  runNode,
+  sleep,
+} from '../lib/scaleout.js';
 
-const awaitSend = process.env.BENCH_HUBWIRE_SEND === 'await';
+interface ChatClient {
+  broadcastMessage(name: string, message: string): void;
+}
+
+const NODE = process.env.BENCH_NODE;
+const MESSAGE_BYTES = Number(process.env.BENCH_MESSAGE_BYTES ?? 100);
 let connected = 0;
-let fromSender = 0;
 let sendErrors = 0;
 let lastLogged = 0;
 
 function onSendError(error: unknown): void {
-  sendErrors++;
   const now = Date.now();
   if (now - lastLogged < 1000) return;
   lastLogged = now;
-  console.error(`[hubwire node ${process.env.BENCH_NODE}] send failed:`, (error as Error).message ?? error);
+  console.error(`[hubwire node ${NODE}] send failed:`, (error as Error).message ?? error);
 }
 
-class BenchHub extends Hub {
+class ChatHub extends Hub<ChatClient> {
+  // Connection counting only: the parent waits until every client is in.
   override onConnected(): void {
     connected++;
   }
   override onDisconnected(): void {
     connected--;
   }
-  broadcast(payload: unknown): Promise<void> | undefined {
-    fromSender++;
-    const sending = this.clients.others.send('m', payload);
-    if (awaitSend) return sending.catch(onSendError);
-    sending.catch(onSendError);
-    return undefined;
+
+  // The README's hub method, as written.
+  send(name: string, message: string) {
+    return this.clients.all.broadcastMessage(name, message);
+  }
+
+  // Fire-and-forget: the invocation ends at once; a failed send is only logged.
+  sendForget(name: string, message: string) {
+    this.clients.all.broadcastMessage(name, message).catch(onSendError);
   }
 }
 
-/** Times the store's appends and reads from the outside (the instance's methods are wrapped; nothing else changes). */
-function timeStore(store: PostgresStore): () => NonNullable<NodeStats['store']> {
-  const totals = { appends: 0, appendMs: 0, appendMaxMs: 0, reads: 0, readMs: 0, readMaxMs: 0 };
+// --- Timing from outside -----------------------------------------------------------------------------------------
+
+const timings = {
+  toPublish: new Histogram(),
+  publishToLocal: new Histogram(),
+  toRemoteHub: new Histogram(),
+  append: new Histogram(),
+};
+const storeTotals = { appends: 0, appendMs: 0, appendMaxMs: 0, reads: 0, readMs: 0, readMaxMs: 0, rowsRead: 0 };
+/** When each recent message (by seq) was published on this node, µs; 0 when it was not. */
+const PUBLISHED_RING = 1 << 18;
+const publishedAt = new Float64Array(PUBLISHED_RING);
+
+/** The stamp of a chat message in an envelope, or undefined for anything else. */
+function stampOf(envelope: unknown): { seq: number; ts: number } | undefined {
+  const e = envelope as { kind?: number; args?: unknown[] };
+  if (e.kind !== 1 || !e.args) return undefined;
+  const message = e.args[1];
+  if (typeof message !== 'string' || message.charCodeAt(0) !== 35) return undefined; // '#'
+  const stamp = decodeStamp(message, 0);
+  return stamp.seq < 0 ? undefined : stamp;
+}
+
+function timeStore(store: BackplaneStore): void {
   const append = store.append.bind(store);
   const readAfter = store.readAfter.bind(store);
   store.append = async (...args) => {
@@ -51,65 +97,150 @@ function timeStore(store: PostgresStore): () => NonNullable<NodeStats['store']> 
       return await append(...args);
     } finally {
       const ms = performance.now() - started;
-      totals.appends++;
-      totals.appendMs += ms;
-      if (ms > totals.appendMaxMs) totals.appendMaxMs = ms;
+      storeTotals.appends++;
+      storeTotals.appendMs += ms;
+      if (ms > storeTotals.appendMaxMs) storeTotals.appendMaxMs = ms;
+      timings.append.add(ms * 1000);
     }
   };
   store.readAfter = async (...args) => {
     const started = performance.now();
+    let rows = 0;
     try {
-      return await readAfter(...args);
+      const result = await readAfter(...args);
+      rows = result.length;
+      return result;
     } finally {
       const ms = performance.now() - started;
-      totals.reads++;
-      totals.readMs += ms;
-      if (ms > totals.readMaxMs) totals.readMaxMs = ms;
+      storeTotals.reads++;
+      storeTotals.readMs += ms;
+      storeTotals.rowsRead += rows;
+      if (ms > storeTotals.readMaxMs) storeTotals.readMaxMs = ms;
     }
-  };
-  return () => {
-    const snapshot = { ...totals };
-    totals.appendMaxMs = 0;
-    totals.readMaxMs = 0;
-    return snapshot;
   };
 }
 
-await runNode(`hubwire node ${process.env.BENCH_NODE}`, async () => {
-  const store = new PostgresStore({ connectionString: requireEnv('BENCH_DB_URL'), schema: requireEnv('BENCH_SCHEMA') });
-  const storeTimes = timeStore(store);
-  const eventLoop = eventLoopMonitor();
+function timeEngine(engine: ScaleoutEngine): void {
+  const publish = engine.publish.bind(engine);
+  engine.publish = (envelope) => {
+    const stamp = stampOf(envelope);
+    if (stamp) {
+      const now = nowUs();
+      timings.toPublish.add(now - stamp.ts);
+      publishedAt[stamp.seq % PUBLISHED_RING] = now;
+    }
+    const result = publish(envelope);
+    result.catch(() => {
+      sendErrors++;
+    });
+    return result;
+  };
+  engine.observe((envelope) => {
+    const stamp = stampOf(envelope);
+    if (!stamp) return;
+    const now = nowUs();
+    const at = publishedAt[stamp.seq % PUBLISHED_RING] as number;
+    if (at > 0) {
+      timings.publishToLocal.add(now - at);
+      publishedAt[stamp.seq % PUBLISHED_RING] = 0;
+    } else {
+      timings.toRemoteHub.add(now - stamp.ts);
+    }
+  });
+}
+
+/** Every number in the engine's stats (nested objects flattened), whatever fields this version of it has. */
+function engineNumbers(stats: object, prefix = '', into: Record<string, number> = {}): Record<string, number> {
+  for (const [key, value] of Object.entries(stats)) {
+    if (typeof value === 'number') into[prefix + key] = value;
+    else if (value && typeof value === 'object' && !Array.isArray(value))
+      engineNumbers(value, `${prefix}${key}.`, into);
+  }
+  return into;
+}
+
+const PACKAGES: [RegExp, string][] = [
+  [/^postgres(ql)?:/i, '@hubwire/postgres'],
+  [/^sqlite:/i, '@hubwire/sqlite'],
+  [/^(mysql|mariadb):/i, '@hubwire/mysql'],
+];
+
+await runNode(`hubwire node ${NODE}`, async () => {
+  const url = requireEnv('BENCH_BACKPLANE_URL');
+  const name = PACKAGES.find(([test]) => test.test(url))?.[1];
+  if (!name) throw new Error(`no backplane package for ${url}`);
+  const backplanePackage = (await import(name)) as BackplanePackage;
+  // What backplaneFromUrl(url, { schema }) does, with the store in hand to time it.
+  const store = backplanePackage.createStore(url, { schema: requireEnv('BENCH_SCHEMA') });
+  timeStore(store);
   const engine = new ScaleoutEngine(store);
+  timeEngine(engine);
+  const eventLoop = eventLoopMonitor();
   const hubwire = new Hubwire({
     backplane: engine,
-    onError: (error, where) => console.error(`[hubwire node ${process.env.BENCH_NODE}] ${where}:`, error),
+    onError: (error, where) => console.error(`[hubwire node ${NODE}] ${where}:`, error),
   });
-  hubwire.mapHub('/hub', BenchHub);
+  const chat = hubwire.mapHub('/hub', ChatHub);
+  const clients = chat.clients as HubClients<ChatClient>;
   await hubwire.ready();
   const port = await hubwire.listen(0, '127.0.0.1');
+
+  /** The server-side publisher: one awaited broadcast at a time, each due at start + i / rate. */
+  async function publish(firstSeq: number, count: number, rate: number): Promise<PublishReport> {
+    const awaits = new Histogram();
+    const startUs = nowUs();
+    let firstUs = 0;
+    let lastUs = 0;
+    let errors = 0;
+    for (let sent = 0; sent < count; ) {
+      const due = Math.floor(((nowUs() - startUs) * rate) / 1e6) + 1;
+      if (sent >= due) {
+        await sleep(1);
+        continue;
+      }
+      const ts = nowUs();
+      try {
+        await clients.all.broadcastMessage(MESSAGE_NAME, encodeMessage(firstSeq + sent, ts, MESSAGE_BYTES));
+      } catch (error) {
+        errors++;
+        onSendError(error);
+      }
+      const done = nowUs();
+      awaits.add(done - ts);
+      if (sent === 0) firstUs = ts;
+      lastUs = ts;
+      sent++;
+    }
+    return { sent: count, firstUs, lastUs, awaitBuckets: awaits.buckets, errors };
+  }
+
   return {
     port,
     path: '/hub',
-    stats: () => {
-      const s = engine.stats();
-      return {
+    stats: (): NodeStats => {
+      const snapshot: NodeStats = {
         connections: connected,
         cpuUs: cpuUs(),
-        fromSender,
         sendErrors,
         eventLoop: eventLoop(),
-        store: storeTimes(),
-        backplane: {
-          published: s.published,
-          rowsWritten: s.rowsWritten,
-          rowsRead: s.rowsRead,
-          delivered: s.delivered,
-          errors: s.errors,
-          gaps: s.gaps,
-          queueLength: s.queueLength,
+        store: { ...storeTotals },
+        timings: {
+          toPublish: timings.toPublish.buckets,
+          publishToLocal: timings.publishToLocal.buckets,
+          toRemoteHub: timings.toRemoteHub.buckets,
+          append: timings.append.buckets,
         },
+        engine: engineNumbers(engine.stats()),
       };
+      storeTotals.appendMaxMs = 0;
+      storeTotals.readMaxMs = 0;
+      timings.toPublish = new Histogram();
+      timings.publishToLocal = new Histogram();
+      timings.toRemoteHub = new Histogram();
+      timings.append = new Histogram();
+      return snapshot;
     },
+    publish,
     close: () => hubwire.close(),
   };
 });

@@ -1,17 +1,29 @@
-// One Socket.IO 4 node of the scaleout bench: WebSocket transport only, `@socket.io/postgres-adapter` on a
-// pg.Pool of the adapter's documented setup (default size 10), with its own channel prefix and attachments table
-// for this run. The sender's client emits 'm' to node A, which does `socket.broadcast.emit('m', payload)`: local
-// sockets but the sender, and one `pg_notify` per message for the other nodes (payloads under 8000 B never touch
-// the attachments table).
+// One Socket.IO 4 node of the scaleout bench: WebSocket transport only, `@socket.io/postgres-adapter` on a pg.Pool
+// of the adapter's documented setup (default size 10), with its own channel prefix and attachments table for this
+// run. The chat: `socket.on('send', (name, message) => io.emit('broadcastMessage', name, message))` — every local
+// socket, the sender included, and one `pg_notify` per message for the other nodes (payloads under 8000 B never
+// touch the attachments table). Socket.IO's emit is never awaited, so the fire-and-forget shape's `sendForget` is
+// the same handler. Node A also runs the server-side publisher on request: `io.emit(...)` paced to the offered rate.
 
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdapter } from '@socket.io/postgres-adapter';
 import pg from 'pg';
 import { Server } from 'socket.io';
-import { cpuUs, eventLoopMonitor, type NodeStats, requireEnv, runNode } from '../lib/scaleout.js';
+import { Histogram, nowUs } from '../lib/common.js';
+import {
+  cpuUs,
+  encodeMessage,
+  eventLoopMonitor,
+  MESSAGE_NAME,
+  type NodeStats,
+  type PublishReport,
+  requireEnv,
+  runNode,
+  sleep,
+} from '../lib/scaleout.js';
 
-let fromSender = 0;
+const MESSAGE_BYTES = Number(process.env.BENCH_MESSAGE_BYTES ?? 100);
 let sendErrors = 0;
 let lastLogged = 0;
 
@@ -61,26 +73,48 @@ await runNode(`socket.io node ${process.env.BENCH_NODE}`, async () => {
     }),
   });
   io.on('connection', (socket) => {
-    socket.on('m', (payload: unknown) => {
-      fromSender++;
-      socket.broadcast.emit('m', payload);
-    });
+    const chat = (name: string, message: string) => io.emit('broadcastMessage', name, message);
+    socket.on('send', chat);
+    socket.on('sendForget', chat);
   });
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(0, '127.0.0.1', () => resolve());
   });
+
+  /** The server-side publisher: `io.emit` at the offered rate (each due at start + i / rate), ~1 ms bursts. */
+  async function publish(firstSeq: number, count: number, rate: number): Promise<PublishReport> {
+    const calls = new Histogram();
+    const startUs = nowUs();
+    let firstUs = 0;
+    let lastUs = 0;
+    let sent = 0;
+    while (sent < count) {
+      const due = Math.min(count, Math.floor(((nowUs() - startUs) * rate) / 1e6) + 1);
+      while (sent < due) {
+        const ts = nowUs();
+        io.emit('broadcastMessage', MESSAGE_NAME, encodeMessage(firstSeq + sent, ts, MESSAGE_BYTES));
+        calls.add(nowUs() - ts);
+        if (sent === 0) firstUs = ts;
+        lastUs = ts;
+        sent++;
+      }
+      if (sent < count) await sleep(1);
+    }
+    return { sent, firstUs, lastUs, awaitBuckets: calls.buckets, errors: 0 };
+  }
+
   return {
     port: (http.address() as AddressInfo).port,
     path: '/socket.io/?EIO=4&transport=websocket',
     stats: () => ({
       connections: io.of('/').sockets.size,
       cpuUs: cpuUs(),
-      fromSender,
       sendErrors,
       eventLoop: eventLoop(),
       pool: poolTimes(),
     }),
+    publish,
     close: async () => {
       await new Promise<void>((resolve) => io.close(() => resolve()));
       await pool.end();
