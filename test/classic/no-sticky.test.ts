@@ -67,8 +67,15 @@ async function startNode(
     hubwire,
     base: `http://127.0.0.1:${port}`,
     observations,
-    broadcast: (text) => hub.clients.all.send('message', text),
-    toGroup: (group, text) => hub.clients.group(group).send('groupMessage', group, text),
+    // Stored before they resolve (a send resolves on acceptance): these tests move clients right after sending.
+    broadcast: async (text) => {
+      await hub.clients.all.send('message', text);
+      await backplane.flush();
+    },
+    toGroup: async (group, text) => {
+      await hub.clients.group(group).send('groupMessage', group, text);
+      await backplane.flush();
+    },
   };
 }
 

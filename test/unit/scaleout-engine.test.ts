@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type Envelope, MemoryDatabase, MemoryStore, ScaleoutEngine, type StreamState } from 'hubwire';
+import { decodeBatch } from '../../packages/hubwire/src/bus/envelope.js';
 
 function engine(database: MemoryDatabase, options: ConstructorParameters<typeof ScaleoutEngine>[1] = {}) {
   const errors: string[] = [];
@@ -153,24 +154,127 @@ describe('scaleout engine', () => {
     await late.close();
   });
 
-  test('close rejects queued sends', async () => {
+  test('close writes what was accepted before it stops reading and writing', async () => {
+    const db = new MemoryDatabase();
+    const a = engine(db);
+    await a.instance.start();
+    for (let i = 0; i < 100; i++) await a.instance.publish(send(i));
+    await a.instance.close();
+    const written = (await new MemoryStore(db).readAfter(0, 0, 1000)).flatMap(
+      (row) => decodeBatch(row.payload).envelopes,
+    );
+    assert.deepEqual(
+      written.map((e) => (e.kind === 1 ? e.args[0] : undefined)),
+      Array.from({ length: 100 }, (_, i) => i),
+    );
+    await assert.rejects(a.instance.publish(send('late')), { code: 'HW_ERR_BACKPLANE_UNAVAILABLE' });
+    assert.deepEqual(a.errors, []);
+  });
+
+  test('close gives up on an unreachable database after closeTimeout: waits reject and the loss is reported', async () => {
+    const db = new MemoryDatabase();
+    const a = engine(db, { closeTimeout: 50 });
+    const b = engine(db, { closeTimeout: 50, acknowledge: 'committed' });
+    await Promise.all([a.instance.start(), b.instance.start()]);
+    db.down = true;
+    await a.instance.publish(send('accepted')); // resolves: the outbox took it
+    const durable = a.instance.flush();
+    const committed = b.instance.publish(send('never'));
+    const rejected = [
+      assert.rejects(durable, { code: 'HW_ERR_BACKPLANE_UNAVAILABLE', message: /closed before/ }),
+      assert.rejects(committed, { code: 'HW_ERR_BACKPLANE_UNAVAILABLE' }),
+    ];
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const started = Date.now();
+    await Promise.all([a.instance.close(), b.instance.close()]);
+    assert.ok(Date.now() - started < 1000, 'close waited about closeTimeout');
+    await Promise.all(rejected);
+    assert.ok(a.errors.some((e) => /1 accepted message\(s\) were not written/.test(e)));
+    assert.equal(a.instance.stats().streams[0]?.state, 'closed');
+  });
+
+  test("acknowledge 'accepted': awaited sends resolve before commit and share rows; flush and whenCommitted wait for commit", async () => {
     const db = new MemoryDatabase();
     const a = engine(db);
     await a.instance.start();
     db.down = true;
-    const pending = a.instance.publish(send('never'));
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // One caller awaiting each send: with the database unreachable, they still resolve (accepted, in order).
+    for (let i = 0; i < 10; i++) await a.instance.publish(send(i));
+    assert.equal(a.instance.accepted, 10);
+    assert.equal(a.instance.stats().published, 0);
+    const mark = a.instance.accepted;
+    const committed = a.instance.whenCommitted(mark);
+    assert.ok(committed, 'not committed yet');
+    let flushed = false;
+    const flushing = a.instance.flush().then(() => {
+      flushed = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    assert.equal(flushed, false);
+    db.down = false;
+    await Promise.all([committed, flushing]);
+    assert.equal(a.instance.stats().published, 10);
+    assert.ok((db.tops[0] as number) <= 2, `awaited sends share rows (${db.tops[0]} rows for 10 sends)`);
+    assert.equal(a.instance.whenCommitted(mark), undefined, 'nothing to wait for once committed');
+    assert.deepEqual(
+      a.received,
+      Array.from({ length: 10 }, (_, i) => i),
+    );
     await a.instance.close();
-    await assert.rejects(pending, { code: 'HW_ERR_BACKPLANE_UNAVAILABLE' });
-    assert.equal(a.instance.stats().streams[0]?.state, 'closed');
+  });
+
+  test('past acceptWindow a send resolves only when it commits (backpressure), and the queue bound still holds', async () => {
+    const db = new MemoryDatabase();
+    const a = engine(db, { acceptWindow: 3, maxQueueLength: 5 });
+    await a.instance.start();
+    db.down = true;
+    for (let i = 0; i < 3; i++) await a.instance.publish(send(i));
+    let fourth = false;
+    const waiting = a.instance.publish(send(3)).then(() => {
+      fourth = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    assert.equal(fourth, false, 'the fourth send waits for its commit');
+    void a.instance.publish(send(4)).catch(() => {});
+    await assert.rejects(a.instance.publish(send(5)), { message: /send queue is full \(5 messages\)/ });
+    db.down = false;
+    await waiting;
+    await until(() => a.received.length === 5);
+    assert.deepEqual(a.received, [0, 1, 2, 3, 4]);
+    await a.instance.close();
+  });
+
+  test("acknowledge 'committed': a send resolves once its row committed", async () => {
+    const db = new MemoryDatabase();
+    const a = engine(db, { acknowledge: 'committed' });
+    await a.instance.start();
+    await a.instance.publish(send('x'));
+    assert.equal(db.tops[0], 1);
+    assert.equal(a.instance.stats().published, 1);
+    assert.throws(() => engine(db, { acknowledge: 'never' as 'committed' }), /'accepted' or 'committed'/);
+    await a.instance.close();
+  });
+
+  test("sync waits for this node's accepted messages before a local group change", async () => {
+    const db = new MemoryDatabase();
+    const a = engine(db);
+    await a.instance.start();
+    db.down = true;
+    await a.instance.publish(send('before'));
+    setTimeout(() => {
+      db.down = false;
+    }, 30);
+    assert.equal(await a.instance.sync(2000), true);
+    assert.deepEqual(a.received, ['before'], 'delivered before sync resolved');
+    await a.instance.close();
   });
 
   test('replay: rows after a position, from memory while cached and from the database before that', async () => {
     const db = new MemoryDatabase();
-    const a = engine(db, { replayCache: { rows: 8 } });
+    const a = engine(db, { replayCache: { rows: 8 }, acknowledge: 'committed' });
     await a.instance.start();
     const from = a.instance.positions() as number[];
-    // One row per send (awaited one by one).
+    // One row per send (each awaited until committed).
     for (let i = 0; i < 30; i++) await a.instance.publish(send(i));
     const to = a.instance.positions() as number[];
     assert.equal((to[0] as number) - (from[0] as number), 30);

@@ -7,8 +7,10 @@ import { type DecodedBatch, decodeBatch, type Envelope, encodeBatch } from '../b
 import { HubwireError } from '../errors.js';
 import { sleep, withTimeout } from '../util/timing.js';
 import type { BackplaneStore, StoredRow } from './backplane-store.js';
+import { type Acknowledge, Outbox } from './outbox.js';
 import { type CachedRow, mergeByStamp, RecentRows, type ReplayRow } from './replay.js';
 
+export type { Acknowledge } from './outbox.js';
 export type { ReplayRow } from './replay.js';
 
 export type StreamState = 'initial' | 'open' | 'buffering' | 'closed';
@@ -16,6 +18,22 @@ export type StreamState = 'initial' | 'open' | 'buffering' | 'closed';
 export interface ScaleoutOptions {
   /** Messages (sends, group changes, client results) waiting for the database, at most. Default 10000. */
   maxQueueLength?: number;
+  /**
+   * When a send's promise resolves. `'accepted'` (default): once this node's ordered outbox took it, so that
+   * awaited sends from one caller share rows instead of paying one commit each; a hub invocation's completion (and
+   * a classic hub call's result) is still held until everything the call sent has committed, and
+   * `engine.flush()` waits for the same from server code. `'committed'`: once its row committed. See the README's
+   * "When a send resolves" for what a crash can lose in each mode.
+   */
+  acknowledge?: Acknowledge;
+  /**
+   * With `acknowledge: 'accepted'`: while fewer than this many messages wait for the database, a send resolves at
+   * once; beyond it, it resolves when it commits (backpressure on a sender that outruns the database). This is
+   * also the most that server code can have been told "sent" that a crash of this process loses. Default 1024.
+   */
+  acceptWindow?: number;
+  /** How long close() waits for accepted messages to commit before dropping them (ms). Default 5000. */
+  closeTimeout?: number;
   /** Messages written per row (one transaction), at most. Default 512. */
   batchSize?: number;
   /** Rows read per query (delivered in one event-loop turn). Default 64. */
@@ -53,6 +71,8 @@ export interface ScaleoutStats {
   epoch: string | undefined;
   streams: StreamStatus[];
   queueLength: number;
+  /** Messages accepted by publish(); `published` of them have committed. */
+  accepted: number;
   published: number;
   rowsWritten: number;
   rowsRead: number;
@@ -60,16 +80,14 @@ export interface ScaleoutStats {
   errors: number;
   /** Rows that were trimmed before this node could read them (messages this node missed). */
   gaps: number;
+  /** Time spent in the store's appends that committed, summed (ms): divide by rowsWritten for the average. */
+  appendMs: number;
+  /** Time from acceptance to commit, summed over published messages (ms): divide by published. */
+  acceptToCommitMs: number;
 }
 
 /** Sees every envelope this node delivers (any hub), with the stream and row it came from. */
 export type EnvelopeObserver = (envelope: Envelope, stream: number, id: number) => void;
-
-interface Pending {
-  envelope: Envelope;
-  resolve(): void;
-  reject(error: Error): void;
-}
 
 interface StreamRuntime {
   readonly stream: number;
@@ -79,10 +97,6 @@ interface StreamRuntime {
   readAgain: boolean;
   pollDelay: number;
   timer: NodeJS.Timeout | undefined;
-  queue: Pending[];
-  inflight: Pending[] | undefined;
-  batchSeq: number;
-  flushScheduled: boolean;
   /** sync() callers waiting for this stream to be delivered up to an id. */
   waiters: { id: number; resolve(): void }[];
   /** Recently delivered rows, for replays. */
@@ -100,7 +114,7 @@ export class ScaleoutEngine {
   /** This process's identity in the backplane (rows it wrote, replies meant for it). */
   readonly nodeId = randomUUID();
   private readonly options: Required<
-    Omit<ScaleoutOptions, 'pollInterval' | 'retryDelay' | 'retention' | 'onError' | 'replayCache'>
+    Omit<ScaleoutOptions, 'pollInterval' | 'retryDelay' | 'retention' | 'onError' | 'replayCache' | 'acknowledge'>
   > & {
     cacheRows: number;
     cacheBytes: number;
@@ -119,16 +133,30 @@ export class ScaleoutEngine {
   private rowsDelivered = 0;
   private readonly streams: StreamRuntime[];
   private readonly home: number;
+  /** This node's messages on their way to its home stream. */
+  private readonly outbox: Outbox;
+  private batchSeq = 0;
+  private flushScheduled = false;
   private readonly stateListeners = new Set<(stream: number, state: StreamState) => void>();
   private readonly reportError: (error: unknown, where: string) => void;
   private epochId: string | undefined;
   private started: Promise<void> | undefined;
   private running = false;
   private closed = false;
+  /** close() was called: no new messages; the outbox drains (at most closeTimeout). */
+  private closing = false;
   private pushHealthy = false;
   private unsubscribe: (() => Promise<void>) | undefined;
   private trimTimer: NodeJS.Timeout | undefined;
-  private readonly counters = { published: 0, rowsWritten: 0, rowsRead: 0, delivered: 0, errors: 0, gaps: 0 };
+  private readonly counters = {
+    published: 0,
+    rowsWritten: 0,
+    rowsRead: 0,
+    delivered: 0,
+    errors: 0,
+    gaps: 0,
+    appendMs: 0,
+  };
 
   constructor(
     readonly store: BackplaneStore,
@@ -136,6 +164,8 @@ export class ScaleoutEngine {
   ) {
     this.options = {
       maxQueueLength: options.maxQueueLength ?? 10_000,
+      acceptWindow: options.acceptWindow ?? 1024,
+      closeTimeout: options.closeTimeout ?? 5000,
       batchSize: options.batchSize ?? 512,
       readBatchSize: options.readBatchSize ?? 64,
       safetyPollInterval: options.safetyPollInterval ?? 2000,
@@ -158,6 +188,11 @@ export class ScaleoutEngine {
     if (this.options.batchSize < 1 || this.options.readBatchSize < 1) {
       throw new TypeError('Backplane batch sizes must be at least 1.');
     }
+    const acknowledge = options.acknowledge ?? 'accepted';
+    if (acknowledge !== 'accepted' && acknowledge !== 'committed') {
+      throw new TypeError(`Backplane option 'acknowledge' must be 'accepted' or 'committed', got '${acknowledge}'.`);
+    }
+    this.outbox = new Outbox(store.kind, this.options.maxQueueLength, this.options.acceptWindow, acknowledge);
     const lastReport = new Map<string, number>();
     this.reportError =
       options.onError ??
@@ -175,10 +210,6 @@ export class ScaleoutEngine {
       readAgain: false,
       pollDelay: this.options.pollMin,
       timer: undefined,
-      queue: [],
-      inflight: undefined,
-      batchSeq: 0,
-      flushScheduled: false,
       waiters: [],
       recent: new RecentRows(this.options.cacheRows, this.options.cacheBytes),
       held: [],
@@ -233,8 +264,8 @@ export class ScaleoutEngine {
     for (const s of this.streams) {
       this.setState(s, 'open');
       this.schedulePoll(s, 0);
-      if (s.queue.length > 0) this.scheduleFlush(s);
     }
+    if (this.outbox.hasQueued) this.scheduleFlush();
     this.trimTimer = setInterval(() => void this.trimAll(), this.options.trimInterval);
     this.trimTimer.unref();
   }
@@ -266,42 +297,55 @@ export class ScaleoutEngine {
   }
 
   // --- Publishing -------------------------------------------------------------------------------------
-  /** Resolves once the envelope is committed; rejects at once when the queue is full or the engine closed. */
+  /**
+   * Takes an envelope into this node's ordered outbox; it is written to the home stream in the next row. Resolves
+   * as `acknowledge` says (by default at once, or on commit when the outbox is past `acceptWindow`); rejects at
+   * once when the queue is full or the engine is closing.
+   */
   publish(envelope: Envelope): Promise<void> {
-    const s = this.streams[this.home] as StreamRuntime;
-    if (this.closed) {
+    if (this.closing) {
       return Promise.reject(new HubwireError('HW_ERR_BACKPLANE_UNAVAILABLE', 'The backplane is closed.'));
     }
-    const waiting = s.queue.length + (s.inflight?.length ?? 0);
-    if (waiting >= this.options.maxQueueLength) {
-      return Promise.reject(
-        new HubwireError(
-          'HW_ERR_BACKPLANE_UNAVAILABLE',
-          `The ${this.store.kind} backplane's send queue is full (${this.options.maxQueueLength} messages); the database is unreachable or slower than the send rate: the message was not sent.`,
-        ),
-      );
-    }
-    return new Promise<void>((resolve, reject) => {
-      s.queue.push({ envelope, resolve, reject });
-      this.scheduleFlush(s);
-    });
+    const acknowledged = this.outbox.accept(envelope);
+    this.scheduleFlush();
+    return acknowledged;
   }
 
-  private scheduleFlush(s: StreamRuntime): void {
-    if (s.flushScheduled || s.inflight || !this.running) return;
-    s.flushScheduled = true;
-    // Sends made in the same tick share one row.
+  /** How many messages this node has accepted so far: a mark to pass to `whenCommitted`. */
+  get accepted(): number {
+    return this.outbox.accepted;
+  }
+
+  /**
+   * Resolves once every message this node accepted up to the mark `accepted` (default: all so far) has committed;
+   * undefined when they already have. Rejects when the engine closes before they could be written.
+   */
+  whenCommitted(accepted = this.outbox.accepted): Promise<void> | undefined {
+    return this.outbox.durable(accepted);
+  }
+
+  /** Resolves once everything accepted so far is committed (durable in the database). */
+  async flush(): Promise<void> {
+    await this.outbox.durable(this.outbox.accepted);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.outbox.inflight || !this.running) return;
+    this.flushScheduled = true;
+    // Sends made in the same tick share one row; so do all sends made while a row is being written.
     queueMicrotask(() => {
-      s.flushScheduled = false;
-      void this.flush(s);
+      this.flushScheduled = false;
+      void this.writeNext();
     });
   }
 
-  private async flush(s: StreamRuntime): Promise<void> {
-    if (s.inflight || s.queue.length === 0 || this.closed) return;
-    const batch = s.queue.splice(0, this.options.batchSize);
-    s.inflight = batch;
-    const batchSeq = ++s.batchSeq;
+  /** Writes the next batch of the outbox as one row, retrying until it commits (or the engine closes). */
+  private async writeNext(): Promise<void> {
+    const outbox = this.outbox;
+    if (outbox.inflight || !outbox.hasQueued || this.closed) return;
+    const s = this.streams[this.home] as StreamRuntime;
+    const batch = outbox.take(this.options.batchSize);
+    const batchSeq = ++this.batchSeq;
     const payload = encodeBatch(
       this.nodeId,
       batch.map((p) => p.envelope),
@@ -309,8 +353,10 @@ export class ScaleoutEngine {
     );
     let delay = this.options.retryMin;
     let result: { id: number | undefined } | undefined;
+    let started = 0;
     while (!this.closed) {
       try {
+        started = performance.now();
         // The same (publisher, batchSeq) on every attempt: a retry after an ambiguous failure stores one row.
         result = await this.store.append(s.stream, this.nodeId, batchSeq, payload);
         break;
@@ -321,8 +367,10 @@ export class ScaleoutEngine {
         delay = Math.min(delay * 2, this.options.retryMax);
       }
     }
-    s.inflight = undefined;
-    if (!result) return; // closed: close() rejected the batch
+    if (!result || this.closed) return; // closed: close() failed the batch
+    const now = performance.now();
+    this.counters.appendMs += now - started;
+    outbox.commit(now);
     this.setState(s, 'open');
     this.counters.published += batch.length;
     this.counters.rowsWritten++;
@@ -333,8 +381,8 @@ export class ScaleoutEngine {
     } else {
       this.wake(s);
     }
-    for (const pending of batch) pending.resolve();
-    if (s.queue.length > 0) void this.flush(s);
+    outbox.settle();
+    if (outbox.hasQueued) void this.writeNext();
   }
 
   /**
@@ -344,6 +392,20 @@ export class ScaleoutEngine {
    */
   async sync(timeoutMs = 5000): Promise<boolean> {
     if (!this.running) return false;
+    // This node's own accepted messages first: they precede the call too.
+    const own = this.outbox.durable(this.outbox.accepted);
+    if (
+      own &&
+      !(await withTimeout(
+        own.then(
+          () => true,
+          () => false,
+        ),
+        timeoutMs,
+        false,
+      ))
+    )
+      return false;
     let tops: number[];
     try {
       tops = await Promise.all(this.streams.map((s) => this.store.top(s.stream)));
@@ -693,34 +755,58 @@ export class ScaleoutEngine {
   }
 
   stats(): ScaleoutStats {
-    const home = this.streams[this.home] as StreamRuntime;
     return {
       nodeId: this.nodeId,
       epoch: this.epochId,
       streams: this.streams.map((s) => ({ stream: s.stream, state: s.state, position: s.lastId })),
-      queueLength: home.queue.length + (home.inflight?.length ?? 0),
+      queueLength: this.outbox.length,
+      accepted: this.outbox.accepted,
+      acceptToCommitMs: this.outbox.acceptToCommitMs,
       ...this.counters,
     };
   }
 
-  /** Stops reading and writing; queued sends are rejected. */
+  /**
+   * Stops reading and writing. Messages already accepted are written first, for at most `closeTimeout` ms (the
+   * database may be down); what is still not committed then is dropped and reported, and its waits reject.
+   */
   async close(): Promise<void> {
-    if (this.closed) return;
+    if (this.closing) return this.closingDone;
+    this.closing = true;
+    this.closingDone = this.shutDown();
+    return this.closingDone;
+  }
+
+  private closingDone: Promise<void> | undefined;
+
+  private async shutDown(): Promise<void> {
+    const draining = this.running ? this.outbox.durable(this.outbox.accepted) : undefined;
+    if (draining)
+      await withTimeout(
+        draining.catch(() => {}),
+        this.options.closeTimeout,
+        undefined,
+      );
     this.closed = true;
     this.running = false;
     if (this.trimTimer) clearInterval(this.trimTimer);
     if (this.heldTimer) clearTimeout(this.heldTimer);
-    const error = new HubwireError(
-      'HW_ERR_BACKPLANE_UNAVAILABLE',
-      'The backplane was closed before the message was sent.',
+    const dropped = this.outbox.fail(
+      new HubwireError('HW_ERR_BACKPLANE_UNAVAILABLE', 'The backplane was closed before the message was written.'),
     );
+    if (dropped > 0) {
+      this.fail(
+        new HubwireError(
+          'HW_ERR_BACKPLANE_UNAVAILABLE',
+          `${dropped} accepted message(s) were not written before the backplane closed (closeTimeout ${this.options.closeTimeout} ms); they are lost.`,
+        ),
+        'closing',
+      );
+    }
     for (const s of this.streams) {
       if (s.timer) clearTimeout(s.timer);
-      for (const pending of [...(s.inflight ?? []), ...s.queue]) pending.reject(error);
       for (const waiter of s.waiters) waiter.resolve();
       s.waiters = [];
-      s.queue = [];
-      s.inflight = undefined;
       this.setState(s, 'closed');
     }
     try {

@@ -65,5 +65,16 @@ export interface MessageBus {
   invokeConnection(connectionId: string, target: string, args: unknown[], options?: InvokeOptions): Promise<unknown>;
   /** Routes a client's completion to the pending invocation; false if none was waiting for it. */
   setConnectionResult(connectionId: string, completion: CompletionMessage): boolean;
+  /**
+   * Optional, for buses whose sends resolve before they are durable (a scaleout backplane acknowledging on
+   * acceptance): how many messages this bus's node has accepted so far, a mark for `whenDurable`.
+   */
+  accepted?(): number;
+  /**
+   * Resolves once every message accepted up to `mark` is durable (undefined when it already is); rejects when it
+   * never will be (the backplane closed first). Hub calls hold their results on it, so a caller that saw a result
+   * knows that what the call sent is stored.
+   */
+  whenDurable?(mark: number): Promise<void> | undefined;
   close(): Promise<void>;
 }

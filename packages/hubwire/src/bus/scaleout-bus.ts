@@ -105,6 +105,14 @@ export class ScaleoutBus implements MessageBus {
     );
   }
 
+  accepted(): number {
+    return this.engine.accepted;
+  }
+
+  whenDurable(mark: number): Promise<void> | undefined {
+    return this.engine.whenCommitted(mark);
+  }
+
   setConnectionResult(connectionId: string, completion: CompletionMessage): boolean {
     if (this.local.setConnectionResult(connectionId, completion)) return true;
     const entry = this.forwarded.get(completion.invocationId);

@@ -9,7 +9,7 @@ import { HubCallerClientsImpl } from '../hub/clients.js';
 import { runConnectedFilters, runDisconnectedFilters } from '../hub/filters.js';
 import type { HubCallerContext, HubInstanceState } from '../hub/hub.js';
 import type { HubEndpoint } from '../hub/hub-endpoint.js';
-import { callHubMethod, clientErrorText } from '../hub/hub-invoker.js';
+import { callHubMethod, clientErrorText, NOT_STORED, sentDuring } from '../hub/hub-invoker.js';
 import type { SerializedMessage } from '../hub/serialized-message.js';
 import type { HubProtocol } from '../protocol/hub-protocol.js';
 import type { HubMessage } from '../protocol/messages.js';
@@ -220,9 +220,13 @@ export class ClassicHubBinding implements BusConnection, HubCallerContext {
       [STATE]: { value: state },
       [PROGRESS]: { value: progress },
     }) as HubCallerContext;
-    const outcome = await callHubMethod(endpoint, context, invocation.method, invocation.args, () =>
+    const mark = endpoint.bus.accepted?.();
+    let outcome = await callHubMethod(endpoint, context, invocation.method, invocation.args, () =>
       this.createHub(context),
     );
+    // The result waits for what the call sent to be stored (a backplane acknowledging sends on acceptance).
+    const sent = sentDuring(endpoint.bus, mark);
+    if (sent && !(await sent)) outcome = { refused: NOT_STORED };
     if (reports.length > 0) {
       // The client drops progress that arrives after the result: let the reports go out first.
       await Promise.all(reports);

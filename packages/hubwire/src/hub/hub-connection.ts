@@ -18,7 +18,7 @@ import { HubCallerClientsImpl } from './clients.js';
 import { runConnectedFilters, runDisconnectedFilters } from './filters.js';
 import type { HubCallerContext, HubInstanceState } from './hub.js';
 import type { HubEndpoint } from './hub-endpoint.js';
-import { callHubMethod, clientErrorText } from './hub-invoker.js';
+import { callHubMethod, clientErrorText, NOT_STORED, sentDuring } from './hub-invoker.js';
 import { ReconnectBuffer } from './reconnect-buffer.js';
 import type { SerializedMessage } from './serialized-message.js';
 import { ConnectionStreams, pumpStream } from './streams.js';
@@ -28,6 +28,11 @@ type State = 'handshake' | 'connecting' | 'connected' | 'closed';
 
 /** Invocations that may wait for a free slot before the connection stops reading (backpressure). */
 const MAX_QUEUED_INVOCATIONS = 64;
+/**
+ * Results that may wait for their call's messages to be stored while the next calls already run; past this, a
+ * call keeps its slot until its result is written.
+ */
+const MAX_HELD_RESULTS = 64;
 const pingCache = new WeakMap<HubProtocol, Buffer>();
 /** The encoded Ping of a protocol, made once. */
 function pingBytes(protocol: HubProtocol): Buffer {
@@ -74,6 +79,9 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
   private activeInvocations = 0;
   private queuedInvocations: (() => void)[] | undefined;
   private queueSpaceWaiter: (() => void) | undefined;
+  /** Results waiting for their call's messages to be stored, and the last of them (results go out in order). */
+  private heldResults = 0;
+  private heldTail: Promise<void> | undefined;
   /** Uploads and server-to-client streams (created on the first stream). */
   private streamsOfConnection: ConnectionStreams | undefined;
 
@@ -337,7 +345,7 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
     }
     const run = () => {
       this.activeInvocations++;
-      void this.runInvocation(message, uploads).finally(() => this.releaseInvocationSlot());
+      void this.runInvocation(message, uploads);
     };
     if (this.activeInvocations < this.endpoint.options.maximumParallelInvocationsPerClient) {
       run();
@@ -394,9 +402,58 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
     };
   }
 
+  /** Runs a call in its slot; the slot is released as soon as the method returned (see holdResult). */
   private async runInvocation(message: InvocationMessage, uploads: UploadStream[]): Promise<void> {
-    const outcome = await this.call(message, uploads, undefined);
-    this.streamsOfConnection?.releaseUploads(message.streamIds);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.releaseInvocationSlot();
+    };
+    try {
+      const mark = this.endpoint.bus.accepted?.();
+      const outcome = await this.call(message, uploads, undefined);
+      this.streamsOfConnection?.releaseUploads(message.streamIds);
+      if (message.invocationId === undefined) return;
+      await this.holdResult(mark, release, (stored) =>
+        this.writeResult(message, stored ? outcome : { error: NOT_STORED }),
+      );
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Writes a call's result (`write(stored)`) once everything the call sent is stored (on a backplane that
+   * acknowledges sends on acceptance) and the results held before it are written. The next call may run meanwhile
+   * (`release`), unless too many results are held already. `stored` is false when the call's messages could not be
+   * stored.
+   */
+  private async holdResult(
+    mark: number | undefined,
+    release: () => void,
+    write: (stored: boolean) => void,
+  ): Promise<void> {
+    const sent = sentDuring(this.endpoint.bus, mark);
+    const before = this.heldTail;
+    if (!sent && !before) return write(true);
+    if (this.heldResults < MAX_HELD_RESULTS) release();
+    this.heldResults++;
+    const tail = (async () => {
+      const stored = sent ? await sent : true;
+      if (before) await before;
+      write(stored);
+    })();
+    this.heldTail = tail;
+    try {
+      await tail;
+    } finally {
+      this.heldResults--;
+      if (this.heldTail === tail) this.heldTail = undefined;
+    }
+  }
+
+  private writeResult(message: InvocationMessage, outcome: { value: unknown } | { error: string }): void {
     if (message.invocationId === undefined) return;
     if ('error' in outcome) {
       this.writeMessage({ type: 3, invocationId: message.invocationId, error: outcome.error });
@@ -426,6 +483,7 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
     const connectionAborted = this.connectionAborted;
     connectionAborted.addEventListener('abort', onConnectionAbort, { once: true });
     let error: string | undefined;
+    const mark = this.endpoint.bus.accepted?.();
     try {
       const outcome = await this.call(message, uploads, controller.signal);
       if ('error' in outcome) error = outcome.error;
@@ -449,6 +507,9 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
       streams.releaseUploads(message.streamIds);
     }
     if (this.state === 'closed') return;
+    // As for invocations: the completion waits for what the stream's method sent to be stored.
+    const sent = sentDuring(this.endpoint.bus, mark);
+    if (sent && !(await sent) && error === undefined) error = NOT_STORED;
     this.writeMessage(error === undefined ? { type: 3, invocationId } : { type: 3, invocationId, error });
   }
 

@@ -1,6 +1,7 @@
 // Resolving and running one hub method call (lookup, argument count, per-method authorization, filters), shared
 // by the modern HubConnection and the classic SignalR 2 protocol so both give hub code the same semantics.
 
+import type { MessageBus } from '../bus/message-bus.js';
 import { HubError, HubwireError } from '../errors.js';
 import { runInvokeFilters } from './filters.js';
 import type { HubCallerContext } from './hub.js';
@@ -61,4 +62,22 @@ export function clientErrorText(generic: string, error: unknown, detailed: boole
   if (detailed && error instanceof Error) return `${generic} ${error.name}: ${error.message}`;
   if (error instanceof HubwireError && error.code === 'HW_ERR_UNAUTHORIZED') return error.message;
   return generic;
+}
+
+/** The error a caller gets when a call's messages could not be stored before the server shut down. */
+export const NOT_STORED =
+  "The server shut down before this call's messages were stored; they may not have been delivered.";
+
+/**
+ * What a call's result waits for, on a bus whose sends resolve before they are durable (a scaleout backplane): the
+ * durability of everything the bus accepted since `mark` (taken with `bus.accepted?.()` before the call), the
+ * call's own sends among them. Resolves true once durable, false when they never will be; undefined when there is
+ * nothing to wait for.
+ */
+export function sentDuring(bus: MessageBus, mark: number | undefined): Promise<boolean> | undefined {
+  if (mark === undefined || bus.accepted?.() === mark) return undefined;
+  return bus.whenDurable?.(bus.accepted?.() ?? mark)?.then(
+    () => true,
+    () => false,
+  );
 }
