@@ -369,7 +369,7 @@ export function analyse(results: Results, config: ReportConfig): ShapeAnalysis[]
       }
       const hw = analysis.sustained.hubwire;
       const sio = analysis.sustained.socketio;
-      if (hw && sio) {
+      if (hw && sio && hw.rate > 0) {
         const first = config.rates[shape][0] as number;
         analysis.ratio =
           sio.rate > 0
@@ -492,7 +492,7 @@ export function summaryText(results: Results, config: ReportConfig): string {
       );
     }
   }
-  const list = targets(analyses, config);
+  const list = config.databases.includes('postgres') ? targets(analyses, config) : [];
   if (list.length) {
     lines.push('\nTargets (PostgreSQL):');
     const width = Math.max(...list.map((t) => t.what.length));
