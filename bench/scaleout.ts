@@ -672,6 +672,21 @@ function timeLeftSeconds(): number {
   return CONFIG.deadlineSeconds - 30 - elapsedSeconds();
 }
 
+/**
+ * The time budget: each database of the run, then each shape of a database, gets an equal share of the time left
+ * (what one does not use goes to the next), so that a tight deadline shortens ladders instead of skipping the
+ * last database. Seconds since the start.
+ */
+let budgetEnd = Number.POSITIVE_INFINITY;
+
+function shareOfTimeLeft(parts: number, until = CONFIG.deadlineSeconds - 30): number {
+  return elapsedSeconds() + Math.max(0, until - elapsedSeconds()) / Math.max(1, parts);
+}
+
+function budgetLeftSeconds(): number {
+  return Math.min(timeLeftSeconds(), budgetEnd - elapsedSeconds());
+}
+
 function envFor(system: SystemName, backplane: { url: string; schema: string }): Record<string, string> {
   if (system === 'hubwire') return { BENCH_BACKPLANE_URL: backplane.url, BENCH_SCHEMA: backplane.schema };
   return {
@@ -782,11 +797,12 @@ async function runShape(pass: number, database: DatabaseName, shape: Shape, clus
       await clusters.stop(system);
     }
   }
-  const started = new Set(active);
+  /** Systems that ran a step of this shape (the time budget may leave none). */
+  const ran = new Set<SystemName>();
   const ladder = CONFIG.rates[shape.name];
   for (const [i, rate] of ladder.entries()) {
     if (active.size === 0) break;
-    if (timeLeftSeconds() < 15) {
+    if (budgetLeftSeconds() < 10) {
       notes.push(
         `pass ${pass}, ${DATABASE_LABEL[database]}, ${shape.label} stopped at ${rateText(rate)}/s: time budget (BENCH_DEADLINE_S).`,
       );
@@ -802,6 +818,7 @@ async function runShape(pass: number, database: DatabaseName, shape: Shape, clus
           // A retry on fresh processes: a failed step may leave a backlog behind (queued queries, buffers).
           const cluster = attempt > 1 ? await clusters.start(system, shape) : (clusters.live.get(system) as Cluster);
           final = await cluster.step(pass, shape, rate, attempt, CONFIG.stepMs);
+          ran.add(system);
           results.steps.push(final);
           log(stepLine(final));
           if (final.passed) break;
@@ -821,11 +838,12 @@ async function runShape(pass: number, database: DatabaseName, shape: Shape, clus
       }
     }
   }
-  for (const system of started) {
+  for (const system of ran) {
     const top = best.get(system);
     summary.sustained[system] = {
       rate: top?.rate ?? 0,
-      capped: active.has(system) && top?.rate === ladder.at(-1),
+      // Still climbing: the ladder's top passed, or the time budget cut the ladder short.
+      capped: active.has(system) && top !== undefined,
       p50Ms: top?.p50Ms,
       p99Ms: top?.p99Ms,
     };
@@ -838,7 +856,7 @@ async function runShape(pass: number, database: DatabaseName, shape: Shape, clus
 
 async function runInvoke(pass: number, database: DatabaseName, clusters: Clusters): Promise<void> {
   const shape = SHAPES.invoke;
-  if (timeLeftSeconds() < 15 + CONFIG.invokeMs / 1000) {
+  if (budgetLeftSeconds() < 10 + CONFIG.invokeMs / 1000) {
     notes.push(`pass ${pass}, ${DATABASE_LABEL[database]}, closed loop skipped: time budget (BENCH_DEADLINE_S).`);
     return;
   }
@@ -868,18 +886,25 @@ async function runDatabase(pass: number, database: DatabaseName): Promise<void> 
   );
   const envs = new Map(systems.map((s) => [s, envFor(s, backplane)] as const));
   const clusters = new Clusters(database, envs);
+  const databaseEnd = budgetEnd;
   try {
-    for (const name of CONFIG.shapes) {
+    const ladders = CONFIG.shapes.filter((name) => SHAPES[name].kind !== 'invoke');
+    const closedLoop = CONFIG.shapes.includes('invoke') && systems.includes('hubwire');
+    // The closed loop's fixed time (and its warm-up) is set aside; the ladders share the rest.
+    const reserved = closedLoop ? CONFIG.invokeMs / 1000 + 10 : 0;
+    for (const [i, name] of ladders.entries()) {
+      budgetEnd = shareOfTimeLeft(ladders.length - i, databaseEnd - reserved);
       const shape = SHAPES[name];
-      if (shape.kind === 'invoke') continue;
       log(` ${shape.label}:`);
       await runShape(pass, database, shape, clusters, systems);
     }
-    if (CONFIG.shapes.includes('invoke') && systems.includes('hubwire')) {
+    if (closedLoop) {
+      budgetEnd = databaseEnd;
       log(` ${SHAPES.invoke.label}:`);
       await runInvoke(pass, database, clusters);
     }
   } finally {
+    budgetEnd = databaseEnd;
     await clusters.stopAll();
     // Its nodes are gone: drop it now rather than at the end.
     await dropBackplane(database, backplane.schema).catch((error: unknown) =>
@@ -1072,7 +1097,9 @@ async function main(): Promise<void> {
       break;
     }
     const passStarted = Date.now();
-    for (const database of CONFIG.databases) {
+    for (const [i, database] of CONFIG.databases.entries()) {
+      const left = (CONFIG.passes - pass) * CONFIG.databases.length + (CONFIG.databases.length - i);
+      budgetEnd = shareOfTimeLeft(left);
       if (timeLeftSeconds() < 30) {
         notes.push(`pass ${pass}, ${DATABASE_LABEL[database]} skipped: time budget (BENCH_DEADLINE_S).`);
         log(`\nSkipping ${DATABASE_LABEL[database]} in pass ${pass}: time budget reached.`);

@@ -449,7 +449,8 @@ export function summaryText(results: Results, config: ReportConfig): string {
   const lines: string[] = [];
   lines.push(
     `Sustained rate = highest step with p99 ≤ ${config.p99LimitMs} ms and no loss, median over passes (msg/s; ` +
-      `${config.receivers} receivers, so deliveries/s ≈ ${config.receivers} × rate; ≥: the ladder's top passed):`,
+      `${config.receivers} receivers, so deliveries/s ≈ ${config.receivers} × rate; ≥: no step failed, the ladder's top ` +
+      'passed or the time budget cut it short):',
   );
   for (const database of config.databases) {
     const rows = analyses
