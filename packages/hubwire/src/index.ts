@@ -17,6 +17,7 @@ export {
 } from './backplane/key-ring.js';
 export { MemoryDatabase, MemoryStore } from './backplane/memory-store.js';
 export {
+  type Acknowledge,
   ScaleoutEngine,
   type ScaleoutOptions,
   type ScaleoutStats,

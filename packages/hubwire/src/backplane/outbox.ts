@@ -41,7 +41,10 @@ export class Outbox {
   constructor(
     private readonly kind: string,
     private readonly maxLength: number,
-    /** With 'accepted': sends resolve at once while fewer than this many messages wait; later ones on commit. */
+    /**
+     * With 'accepted': sends resolve at once while fewer than this many messages wait; a later one once no more than
+     * this many accepted messages, its own included, are uncommitted.
+     */
     private readonly acceptWindow: number,
     private readonly acknowledge: Acknowledge,
   ) {}
@@ -71,9 +74,11 @@ export class Outbox {
     }
     const seq = ++this.accepted;
     this.queue.push({ envelope, seq, at: performance.now() });
-    // Past the window a sender waits for its commit: backpressure instead of a queue that only fills up.
-    if (this.acknowledge === 'accepted' && waiting < this.acceptWindow) return ACCEPTED;
-    return this.durable(seq) as Promise<void>;
+    if (this.acknowledge === 'committed') return this.durable(seq) as Promise<void>;
+    if (waiting < this.acceptWindow) return ACCEPTED;
+    // Past the window a sender waits until at most acceptWindow accepted messages (its own included) are not
+    // committed: backpressure instead of a queue that only fills up, and never more than the window at risk.
+    return this.durable(seq - this.acceptWindow) as Promise<void>;
   }
 
   /** The next batch, at most `max` messages, now in flight. */

@@ -28,8 +28,9 @@ export interface ScaleoutOptions {
   acknowledge?: Acknowledge;
   /**
    * With `acknowledge: 'accepted'`: while fewer than this many messages wait for the database, a send resolves at
-   * once; beyond it, it resolves when it commits (backpressure on a sender that outruns the database). This is
-   * also the most that server code can have been told "sent" that a crash of this process loses. Default 1024.
+   * once; beyond it, once no more than this many accepted messages (its own included) are uncommitted
+   * (backpressure on a sender that outruns the database). So this is also the most that server code can have been
+   * told "sent" and that a crash of this process loses. Default 1024.
    */
   acceptWindow?: number;
   /** How long close() waits for accepted messages to commit before dropping them (ms). Default 5000. */
@@ -299,8 +300,8 @@ export class ScaleoutEngine {
   // --- Publishing -------------------------------------------------------------------------------------
   /**
    * Takes an envelope into this node's ordered outbox; it is written to the home stream in the next row. Resolves
-   * as `acknowledge` says (by default at once, or on commit when the outbox is past `acceptWindow`); rejects at
-   * once when the queue is full or the engine is closing.
+   * as `acknowledge` says (by default at once, or later when the outbox is past `acceptWindow`); rejects at once
+   * when the queue is full or the engine is closing.
    */
   publish(envelope: Envelope): Promise<void> {
     if (this.closing) {
