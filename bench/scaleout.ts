@@ -679,8 +679,14 @@ function timeLeftSeconds(): number {
  */
 let budgetEnd = Number.POSITIVE_INFINITY;
 
-function shareOfTimeLeft(parts: number, until = CONFIG.deadlineSeconds - 30): number {
-  return elapsedSeconds() + Math.max(0, until - elapsedSeconds()) / Math.max(1, parts);
+/** The end of a share `weight / totalWeight` of the time left until `until`. */
+function shareOfTimeLeft(weight: number, totalWeight: number, until = CONFIG.deadlineSeconds - 30): number {
+  return elapsedSeconds() + (Math.max(0, until - elapsedSeconds()) * weight) / Math.max(weight, totalWeight);
+}
+
+/** The systems a database runs (Socket.IO runs on PostgreSQL only). */
+function systemsOf(database: DatabaseName): SystemName[] {
+  return CONFIG.systems.filter((s) => s === 'hubwire' || database === 'postgres');
 }
 
 function budgetLeftSeconds(): number {
@@ -877,7 +883,7 @@ async function runInvoke(pass: number, database: DatabaseName, clusters: Cluster
 }
 
 async function runDatabase(pass: number, database: DatabaseName): Promise<void> {
-  const systems = CONFIG.systems.filter((s) => s === 'hubwire' || database === 'postgres');
+  const systems = systemsOf(database);
   if (systems.length === 0) return;
   const backplane = freshBackplane(database, pass);
   log(
@@ -893,7 +899,7 @@ async function runDatabase(pass: number, database: DatabaseName): Promise<void> 
     // The closed loop's fixed time (and its warm-up) is set aside; the ladders share the rest.
     const reserved = closedLoop ? CONFIG.invokeMs / 1000 + 10 : 0;
     for (const [i, name] of ladders.entries()) {
-      budgetEnd = shareOfTimeLeft(ladders.length - i, databaseEnd - reserved);
+      budgetEnd = shareOfTimeLeft(1, ladders.length - i, databaseEnd - reserved);
       const shape = SHAPES[name];
       log(` ${shape.label}:`);
       await runShape(pass, database, shape, clusters, systems);
@@ -1098,8 +1104,11 @@ async function main(): Promise<void> {
     }
     const passStarted = Date.now();
     for (const [i, database] of CONFIG.databases.entries()) {
-      const left = (CONFIG.passes - pass) * CONFIG.databases.length + (CONFIG.databases.length - i);
-      budgetEnd = shareOfTimeLeft(left);
+      // Shares weighted by the systems each database runs side by side.
+      const weight = (d: DatabaseName) => systemsOf(d).length;
+      const perPass = CONFIG.databases.reduce((sum, d) => sum + weight(d), 0);
+      const thisPass = CONFIG.databases.slice(i).reduce((sum, d) => sum + weight(d), 0);
+      budgetEnd = shareOfTimeLeft(weight(database), (CONFIG.passes - pass) * perPass + thisPass);
       if (timeLeftSeconds() < 30) {
         notes.push(`pass ${pass}, ${DATABASE_LABEL[database]} skipped: time budget (BENCH_DEADLINE_S).`);
         log(`\nSkipping ${DATABASE_LABEL[database]} in pass ${pass}: time budget reached.`);
