@@ -14,6 +14,7 @@ import {
   type PostgresStoreOptions,
   SCHEMA_VERSION,
 } from '@hubwire/postgres';
+import { ScaleoutEngine } from 'hubwire';
 import pg from 'pg';
 import { runStoreConformance } from '../conformance/store-suite.js';
 import { checkLateCommit } from '../helpers/late-commit.js';
@@ -334,6 +335,139 @@ describe('PostgresStore', { skip, timeout: 60_000 }, () => {
       await delay(200);
       assert.equal(heard.length, 1);
       assert.equal(calls, 0);
+    });
+  });
+
+  describe('rows pushed in their NOTIFY', () => {
+    /** A raw LISTEN on the store's channel: every notification's text, as anyone who can connect would see it. */
+    async function eavesdrop(schema: string): Promise<{ heard: string[]; client: pg.Client }> {
+      const client = await manualClient();
+      const heard: string[] = [];
+      client.on('notification', (message) => heard.push(message.payload ?? ''));
+      await client.query(`LISTEN "hubwire_${schema}"`);
+      return { heard, client };
+    }
+
+    test('a small row arrives with its wake-up, encrypted; a big row, a forged or tampered one is only a wake-up', async () => {
+      const schema = freshSchema();
+      const errors: Error[] = [];
+      const listener = makeStore({ schema, onError: (error) => errors.push(error) });
+      const writer = makeStore({ schema, pushRowBytes: 1000 });
+      await listener.install();
+      await writer.install();
+      const calls: { stream: number; publisher?: string; row?: { id: number; payload: string } }[] = [];
+      await listener.subscribe(
+        (stream, publisher, row) =>
+          calls.push({ stream, publisher, row: row && { id: row.id, payload: row.payload.toString() } }),
+        () => {},
+      );
+      const { heard, client } = await eavesdrop(schema);
+      const secret = 'the launch code is 0000';
+      assert.equal((await writer.append(0, 'w', 1, Buffer.from(secret))).id, 1);
+      await waitFor(() => calls.length === 1 && heard.length === 1, 5000, 'the pushed row');
+      assert.deepEqual(calls[0], { stream: 0, publisher: 'w', row: { id: 1, payload: secret } });
+      // What an eavesdropper sees: no plaintext, in any encoding.
+      const text = heard[0] as string;
+      assert.ok(text.startsWith('0:w:1:'), text);
+      for (const form of [secret, Buffer.from(secret).toString('base64'), Buffer.from(secret).toString('hex')]) {
+        assert.ok(!text.includes(form), 'the row is not readable from the notification');
+      }
+      // Bigger than pushRowBytes: a wake-up with the id, no row.
+      await writer.append(0, 'w', 2, Buffer.alloc(1001, 1));
+      await waitFor(() => calls.length === 2, 5000, 'the big row wake-up');
+      assert.deepEqual(calls[1], { stream: 0, publisher: 'w', row: undefined });
+      // A genuine notification replayed under another id, or with a changed ciphertext, carries no row.
+      const [, publisher, , mac, sealed] = text.split(':') as string[];
+      const forged = [
+        `0:${publisher}:3:${mac}:${sealed}`,
+        `0:${publisher}:1:${mac}:${Buffer.from(Buffer.from(sealed as string, 'base64').map((b, i) => (i === 20 ? b ^ 1 : b))).toString('base64')}`,
+        `0:${publisher}:3:${Buffer.alloc(32).toString('base64')}:${Buffer.from('fake').toString('base64')}`,
+      ];
+      for (const forgery of forged) await client.query('SELECT pg_notify($1, $2)', [`hubwire_${schema}`, forgery]);
+      await waitFor(() => calls.length === 5, 5000, 'the forged notifications');
+      assert.deepEqual(
+        calls.slice(2).map((call) => call.row),
+        [undefined, undefined, undefined],
+      );
+      assert.ok(errors.some((error) => /does not authenticate/.test(error.message)));
+      // Replayed unchanged, it is the genuine row 1 again (a receiver already has it: delivered ids are skipped).
+      await client.query('SELECT pg_notify($1, $2)', [`hubwire_${schema}`, text]);
+      await waitFor(() => calls.length === 6, 5000, 'the replay');
+      assert.deepEqual(calls[5]?.row, { id: 1, payload: secret });
+    });
+
+    test('pushRowBytes: 0 pushes nothing; invalid values are refused', async () => {
+      const schema = freshSchema();
+      const listener = makeStore({ schema });
+      const writer = makeStore({ schema, pushRowBytes: 0 });
+      await Promise.all([listener.install(), writer.install()]);
+      const rows: unknown[] = [];
+      await listener.subscribe(
+        (_stream, _publisher, row) => rows.push(row),
+        () => {},
+      );
+      await writer.append(0, 'w', 1, Buffer.from('x'));
+      await waitFor(() => rows.length === 1, 5000, 'a wake-up');
+      assert.deepEqual(rows, [undefined]);
+      for (const pushRowBytes of [-1, 5601, 1.5]) {
+        assert.throws(() => new PostgresStore({ connectionString: url, schema, pushRowBytes }), RangeError);
+      }
+    });
+
+    test('two engines: rows cross through their NOTIFY, not through reads', async () => {
+      const schema = freshSchema();
+      const engines = [0, 1].map(
+        () => new ScaleoutEngine(makeStore({ schema }), { onError: () => {}, safetyPollInterval: 60_000 }),
+      );
+      const received: unknown[] = [];
+      engines[1]?.register('/h', (envelope) => {
+        if (envelope.kind === 1) received.push(envelope.args[0]);
+      });
+      engines[0]?.register('/h', () => {});
+      await Promise.all(engines.map((engine) => engine.start()));
+      const [a, b] = engines as [ScaleoutEngine, ScaleoutEngine];
+      const readsBefore = b.stats().rowsRead;
+      for (let i = 0; i < 20; i++) {
+        await a.publish({ kind: 1, hub: '/h', audience: { all: true }, target: 'm', args: [i] });
+        await a.flush();
+      }
+      await waitFor(() => received.length === 20, 5000, 'every message on the other node');
+      assert.deepEqual(
+        received,
+        Array.from({ length: 20 }, (_, i) => i),
+      );
+      assert.equal(b.stats().rowsPushed, 20);
+      assert.equal(b.stats().rowsRead - readsBefore, 0, 'no row was read back');
+      await Promise.all(engines.map((engine) => engine.close()));
+    });
+
+    test('a full notification queue does not stop appends: they go on without NOTIFY for a while', async () => {
+      const schema = freshSchema();
+      const errors: Error[] = [];
+      const store = makeStore({ schema, onError: (error) => errors.push(error) });
+      await store.install();
+      const { heard } = await eavesdrop(schema);
+      // PostgreSQL's own error for a full queue, raised once (a sequence is not rolled back with the statement).
+      await admin.query(`CREATE SEQUENCE "${schema}".full_once`);
+      await admin.query(`CREATE FUNCTION "${schema}".queue_full() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF nextval('"${schema}".full_once') = 1 THEN
+            RAISE EXCEPTION 'too many notifications in the NOTIFY queue' USING ERRCODE = '54000';
+          END IF;
+          RETURN NEW;
+        END $$`);
+      await admin.query(
+        `CREATE TRIGGER queue_full BEFORE INSERT ON "${schema}".messages_0 FOR EACH ROW EXECUTE FUNCTION "${schema}".queue_full()`,
+      );
+      assert.equal((await store.append(0, 'p', 1, Buffer.from('x'))).id, 1);
+      assert.equal((await store.append(0, 'p', 2, Buffer.from('y'))).id, 2);
+      assert.ok(errors.some((error) => /too many notifications.*without NOTIFY/.test(error.message)));
+      await delay(300);
+      assert.deepEqual(heard, [], 'no NOTIFY while quiet');
+      assert.deepEqual(
+        (await store.readAfter(0, 0, 10)).map((row) => row.payload.toString()),
+        ['x', 'y'],
+      );
     });
   });
 

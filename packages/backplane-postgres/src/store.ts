@@ -1,10 +1,18 @@
 // PostgresStore: the BackplaneStore on PostgreSQL: its options, the pool, and the SQL of append, read, top, trim.
 
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { AppendResult, BackplaneStore, StoredKey, StoredRow } from 'hubwire';
 import { parseStoredId, validateKeyPurpose, validateKeyTime, validateStoredKey } from 'hubwire';
 import pg from 'pg';
 import { ListenConnection } from './listen.js';
+import {
+  DEFAULT_PUSH_ROW_BYTES,
+  MAX_PUSH_ROW_BYTES,
+  notifyExpression,
+  PUSH_KEY_PURPOSE,
+  PushKey,
+  parseNotification,
+} from './push.js';
 import {
   installOn,
   LOCK_KEYS,
@@ -35,6 +43,12 @@ export interface PostgresStoreOptions {
   readonly tableCount?: number;
   /** Wake other nodes with LISTEN/NOTIFY. With `false` the store never NOTIFYs nor LISTENs. Default `true`. */
   readonly notify?: boolean;
+  /**
+   * Rows up to this many bytes travel in their NOTIFY, encrypted and authenticated with a key kept in the schema's
+   * keys table, so other nodes deliver them without reading them back (one round trip and one query less per
+   * row); larger rows are read. 0 turns it off. At most 5600 (NOTIFY's payload limit). Default 4096.
+   */
+  readonly pushRowBytes?: number;
   /** Size of the pool the store creates from `connectionString` (ignored with `pool`). Default 4. */
   readonly poolSize?: number;
   /**
@@ -70,12 +84,20 @@ export class PostgresStore implements BackplaneStore {
   readonly #pool: pg.Pool;
   readonly #ownsPool: boolean;
   readonly #notify: boolean;
+  readonly #pushRowBytes: number;
+  /** The installation's push key, loaded by install() when rows are pushed. */
+  #push: PushKey | undefined;
+  /** After the NOTIFY queue was found full, appends skip NOTIFY until then (other nodes poll meanwhile). */
+  #quietUntil = 0;
   readonly #listenConfig: pg.ClientConfig;
   readonly #onError: (error: Error) => void;
   readonly #onPoolError: (error: Error) => void;
   readonly #listeners = new Set<ListenConnection>();
   /** Per stream, built once: the SQL never changes and holds only validated names. */
   readonly #appendSql: Statement[] = [];
+  /** The append with its row in the NOTIFY (pushRowBytes), and without any NOTIFY (a full notification queue). */
+  readonly #appendPushSql: Statement[] = [];
+  readonly #appendQuietSql: Statement[] = [];
   readonly #readSql: Statement[] = [];
   readonly #trimSql: Statement[] = [];
   readonly #topSql: Statement;
@@ -91,6 +113,11 @@ export class PostgresStore implements BackplaneStore {
     this.names = new SchemaNames(options.schema ?? 'hubwire');
     this.streamCount = validateTableCount(options.tableCount ?? 1);
     this.#notify = options.notify ?? true;
+    const pushRowBytes = options.pushRowBytes ?? DEFAULT_PUSH_ROW_BYTES;
+    if (!Number.isInteger(pushRowBytes) || pushRowBytes < 0 || pushRowBytes > MAX_PUSH_ROW_BYTES) {
+      throw new RangeError(`pushRowBytes must be an integer from 0 to ${MAX_PUSH_ROW_BYTES}, got ${pushRowBytes}.`);
+    }
+    this.#pushRowBytes = this.#notify ? pushRowBytes : 0;
     const prepared = options.preparedStatements ?? true;
     const statement = (text: string): Statement => (prepared ? { name: statementName(text), text } : { text });
     const poolSize = options.poolSize ?? 4;
@@ -138,14 +165,18 @@ export class PostgresStore implements BackplaneStore {
       // and holds it to commit; a concurrent append waits, then reads the committed last_id. pg_notify queues at
       // most one notification, sent at commit and only if the insert committed. A duplicate (publisher,
       // batch_seq) fails the whole statement, so the UPDATE is rolled back too: no gap.
-      this.#appendSql[stream] = statement(`WITH next AS (
+      const append = (notify: string | undefined) =>
+        statement(`WITH next AS (
           UPDATE ${names.streamsTable} SET last_id = last_id + 1 WHERE stream = $1 RETURNING last_id
         ), inserted AS (
           INSERT INTO ${table} (id, publisher, batch_seq, payload)
           SELECT last_id, $2, $3, $4 FROM next
           RETURNING id
         )
-        SELECT id::text AS id${this.#notify ? ', pg_notify($5, $6)' : ''} FROM inserted`);
+        SELECT id::text AS id${notify ? `, ${notify}` : ''} FROM inserted`);
+      this.#appendQuietSql[stream] = append(undefined);
+      this.#appendSql[stream] = this.#notify ? append(notifyExpression(false)) : append(undefined);
+      this.#appendPushSql[stream] = append(notifyExpression(true));
       // ORDER BY the column m.id, not the text alias `id` (that would sort '10' before '9').
       this.#readSql[stream] = statement(
         `SELECT m.id::text AS id, m.payload FROM ${table} m WHERE m.id > $1 ORDER BY m.id LIMIT $2`,
@@ -182,6 +213,13 @@ export class PostgresStore implements BackplaneStore {
 
   /** Creates or migrates the schema and this store's stream tables; see {@link installSchema}. */
   async install(): Promise<{ epoch: string }> {
+    const installed = await this.#installSchema();
+    // After the install's connection went back to the pool: loading the key takes connections of its own.
+    if (this.#pushRowBytes > 0) this.#push = await this.#loadPushKey();
+    return installed;
+  }
+
+  async #installSchema(): Promise<{ epoch: string }> {
     const client = await this.#pool.connect();
     let fault: Error | undefined;
     const onClientError = (error: Error) => {
@@ -206,12 +244,28 @@ export class PostgresStore implements BackplaneStore {
     if (typeof publisher !== 'string' || publisher === '') throw new TypeError('publisher must be a non-empty string');
     if (!Number.isSafeInteger(batchSeq)) throw new TypeError(`batchSeq must be a safe integer, got ${batchSeq}`);
     const values: unknown[] = [stream, publisher, batchSeq, payload];
-    // `stream:publisher`, so the publishing node can skip its own wake-up (it delivers its rows itself).
-    if (this.#notify) values.push(this.names.channel, `${stream}:${publisher}`);
+    let sql = this.#appendSql[stream]!;
+    if (this.#notify && Date.now() < this.#quietUntil) sql = this.#appendQuietSql[stream]!;
+    else if (this.#notify) {
+      // `stream:publisher:id`, so the publishing node can skip its own wake-up (it delivers its rows itself).
+      values.push(this.names.channel, `${stream}:${publisher}:`);
+      const push = this.#push;
+      if (push && payload.length <= this.#pushRowBytes) {
+        values.push(push.inner, push.outer, push.seal(payload));
+        sql = this.#appendPushSql[stream]!;
+      }
+    }
     let result: pg.QueryResult<{ id: string }>;
     try {
-      result = await this.#query<{ id: string }>(this.#appendSql[stream]!, values);
+      result = await this.#query<{ id: string }>(sql, values);
     } catch (error) {
+      if (error instanceof pg.DatabaseError && isNotifyQueueFull(error) && sql !== this.#appendQuietSql[stream]) {
+        // A listener that stopped reading (a frozen process) filled PostgreSQL's notification queue: NOTIFY fails
+        // and takes the transaction with it. Keep writing without it for a while; other nodes poll meanwhile.
+        this.#quietUntil = Date.now() + NOTIFY_QUIET_MS;
+        this.#onError(new Error(`${error.message}: appending without NOTIFY for ${NOTIFY_QUIET_MS} ms`));
+        return this.append(stream, publisher, batchSeq, payload);
+      }
       // The unique key (publisher, batch_seq) tells that an earlier attempt of this very batch committed.
       if (
         error instanceof pg.DatabaseError &&
@@ -269,7 +323,7 @@ export class PostgresStore implements BackplaneStore {
   }
 
   async subscribe(
-    onChange: (stream: number, publisher?: string) => void,
+    onChange: (stream: number, publisher?: string, row?: StoredRow) => void,
     onReconnect: () => void,
   ): Promise<(() => Promise<void>) | undefined> {
     if (this.#closing) throw new Error('PostgresStore is closed');
@@ -280,13 +334,17 @@ export class PostgresStore implements BackplaneStore {
       config: this.#listenConfig,
       channel: this.names.channel,
       onNotification: (payload) => {
-        // Only our own payloads are acted on: anyone may NOTIFY this channel.
-        const colon = payload.indexOf(':');
-        const streamText = colon === -1 ? payload : payload.slice(0, colon);
-        const stream = Number(streamText);
-        if (streamText !== '' && Number.isInteger(stream) && stream >= 0 && stream < streamCount) {
-          onChange(stream, colon === -1 ? undefined : payload.slice(colon + 1));
+        // Anyone may NOTIFY this channel: a pushed row is delivered only if it authenticates.
+        const notification = parseNotification(payload, streamCount);
+        if (!notification) return;
+        const { stream, publisher, id, mac, sealed } = notification;
+        let row: StoredRow | undefined;
+        if (id !== undefined && mac && sealed && this.#push) {
+          const opened = this.#push.open(stream, id, mac, sealed);
+          if (opened) row = { id, payload: opened };
+          else this.#reportForgery();
         }
+        onChange(stream, publisher, row);
       },
       onReconnect,
       onError: this.#onError,
@@ -396,6 +454,31 @@ export class PostgresStore implements BackplaneStore {
     }
   }
 
+  #lastForgeryReport = 0;
+
+  #reportForgery(): void {
+    const now = Date.now();
+    if (now - this.#lastForgeryReport < 10_000) return;
+    this.#lastForgeryReport = now;
+    this.#onError(
+      new Error(
+        `A notification on channel ${this.names.channel} carried a row that does not authenticate (another role NOTIFYing the channel, or a push key that changed): ignored, the row is read from the table instead.`,
+      ),
+    );
+  }
+
+  /** The installation's push key: the first node to need one adds it (addKey serialises the race). */
+  async #loadPushKey(): Promise<PushKey> {
+    let keys = await this.readKeys(PUSH_KEY_PURPOSE);
+    if (keys.length === 0) {
+      await this.addKey(PUSH_KEY_PURPOSE, { id: randomUUID(), secret: randomBytes(32), createdAt: Date.now() }, -1);
+      keys = await this.readKeys(PUSH_KEY_PURPOSE);
+    }
+    const key = keys.at(-1);
+    if (!key) throw new Error(`No push key in ${this.names.keysTable}.`);
+    return new PushKey(key);
+  }
+
   #checkStream(stream: number): void {
     if (!Number.isInteger(stream) || stream < 0 || stream >= this.streamCount) {
       throw new RangeError(`stream must be an integer from 0 to ${this.streamCount - 1}, got ${stream}`);
@@ -436,6 +519,13 @@ export async function installSchema(
 /** A store from a `postgres://` URL, for `backplaneFromUrl` (hubwire); other options take their defaults. */
 export function createStore(url: string, options: { schema?: string; tableCount?: number } = {}): PostgresStore {
   return new PostgresStore({ connectionString: url, schema: options.schema, tableCount: options.tableCount });
+}
+
+/** How long appends skip NOTIFY after PostgreSQL's notification queue was found full. */
+const NOTIFY_QUIET_MS = 10_000;
+
+function isNotifyQueueFull(error: pg.DatabaseError): boolean {
+  return error.code === '54000' && /notif/i.test(error.message);
 }
 
 /** A statement of the store: named (prepared once per connection) unless preparedStatements is off. */

@@ -66,14 +66,16 @@ export interface BackplaneStore {
    */
   trim(stream: number, keepRows: number, maxAgeMs: number): Promise<number>;
   /**
-   * Wake-ups: `onChange(stream, publisher?)` when a node committed to a stream (with the publisher's id when the
-   * store knows it, so a node can skip its own); `onReconnect()` after the wake-up
-   * channel was (re)established, when notifications may have been missed. Resolves once listening with a function
-   * that stops it, or with undefined when the store has no push wake-ups (then the engine polls with a short
-   * back-off instead of its slow safety poll).
+   * Wake-ups: `onChange(stream, publisher?, row?)` when a node committed to a stream (with the publisher's id when
+   * the store knows it, so a node can skip its own, and with the committed row itself when the store pushes rows:
+   * the engine delivers it without reading when it is the next id, else reads). A pushed row must be exactly what
+   * `readAfter` would return for its id: a store pushes only rows it has authenticated. `onReconnect()` after the
+   * wake-up channel was (re)established, when notifications may have been missed. Resolves once listening with a
+   * function that stops it, or with undefined when the store has no push wake-ups (then the engine polls with a
+   * short back-off instead of its slow safety poll).
    */
   subscribe(
-    onChange: (stream: number, publisher?: string) => void,
+    onChange: (stream: number, publisher?: string, row?: StoredRow) => void,
     onReconnect: () => void,
   ): Promise<(() => Promise<void>) | undefined>;
   /** Releases connections. */

@@ -77,6 +77,8 @@ export interface ScaleoutStats {
   published: number;
   rowsWritten: number;
   rowsRead: number;
+  /** Rows delivered as the store pushed them, without a read (PostgreSQL: rows that fit their NOTIFY). */
+  rowsPushed: number;
   delivered: number;
   errors: number;
   /** Rows that were trimmed before this node could read them (messages this node missed). */
@@ -153,6 +155,7 @@ export class ScaleoutEngine {
     published: 0,
     rowsWritten: 0,
     rowsRead: 0,
+    rowsPushed: 0,
     delivered: 0,
     errors: 0,
     gaps: 0,
@@ -274,11 +277,11 @@ export class ScaleoutEngine {
   private async subscribe(): Promise<void> {
     try {
       this.unsubscribe = await this.store.subscribe(
-        (stream, publisher) => {
-          // Our own commits are delivered (or read) by flush() already.
+        (stream, publisher, row) => {
+          // Our own commits are delivered (or read) by writeNext() already.
           if (publisher === this.nodeId) return;
           const s = this.streams[stream];
-          if (s) this.wake(s);
+          if (s) this.offer(s, row);
         },
         () => {
           for (const s of this.streams) this.wake(s);
@@ -547,6 +550,20 @@ export class ScaleoutEngine {
   }
 
   // --- Reading ----------------------------------------------------------------------------------------
+  /** A wake-up, with the committed row when the store pushed it: delivered at once when it is the next id. */
+  private offer(s: StreamRuntime, row: StoredRow | undefined): void {
+    if (row && this.running && !this.closed) {
+      const next = (s.held.at(-1)?.row.id ?? s.lastId) + 1;
+      if (row.id < next) return; // delivered (or held) already
+      if (row.id === next) {
+        this.counters.rowsPushed++;
+        this.deliverRow(s, row);
+        return;
+      }
+    }
+    this.wake(s);
+  }
+
   private wake(s: StreamRuntime): void {
     if (!this.running || this.closed) return;
     if (s.reading) {
