@@ -87,6 +87,8 @@ export class PostgresStore implements BackplaneStore {
   readonly #pushRowBytes: number;
   /** The installation's push key, loaded by install() when rows are pushed. */
   #push: PushKey | undefined;
+  /** Publishers that appended through this store: their own notifications are not opened (they skip them). */
+  readonly #ownPublishers = new Set<string>();
   /** After the NOTIFY queue was found full, appends skip NOTIFY until then (other nodes poll meanwhile). */
   #quietUntil = 0;
   readonly #listenConfig: pg.ClientConfig;
@@ -251,6 +253,7 @@ export class PostgresStore implements BackplaneStore {
       values.push(this.names.channel, `${stream}:${publisher}:`);
       const push = this.#push;
       if (push && payload.length <= this.#pushRowBytes) {
+        if (!this.#ownPublishers.has(publisher) && this.#ownPublishers.size < 16) this.#ownPublishers.add(publisher);
         values.push(push.inner, push.outer, push.seal(payload));
         sql = this.#appendPushSql[stream]!;
       }
@@ -339,7 +342,7 @@ export class PostgresStore implements BackplaneStore {
         if (!notification) return;
         const { stream, publisher, id, mac, sealed } = notification;
         let row: StoredRow | undefined;
-        if (id !== undefined && mac && sealed && this.#push) {
+        if (id !== undefined && mac && sealed && this.#push && !this.#ownPublishers.has(publisher as string)) {
           const opened = this.#push.open(stream, id, mac, sealed);
           if (opened) row = { id, payload: opened };
           else this.#reportForgery();
