@@ -4,8 +4,16 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-/** How every bench child runs: TypeScript through tsx, `hubwire` resolved to its sources. */
-const NODE_ARGS = ['--conditions=hubwire-source', '--import', 'tsx'];
+/**
+ * How every bench child runs: TypeScript through tsx, and `hubwire` resolved as the parent resolves it: to its
+ * sources when the parent runs with `--conditions=hubwire-source`, else to the compiled packages (dist/), as an
+ * application that installed them runs them (the bench script builds them first).
+ */
+const NODE_ARGS = [
+  ...(process.execArgv.includes('--conditions=hubwire-source') ? ['--conditions=hubwire-source'] : []),
+  '--import',
+  'tsx',
+];
 
 const live = new Set<ChildProcess>();
 

@@ -108,7 +108,8 @@ describe('scaleout engine', () => {
 
   test('an ambiguous commit (connection lost after COMMIT) is retried without a duplicate', async () => {
     const db = new MemoryDatabase();
-    const a = engine(db);
+    // Each send awaited until committed: one row each.
+    const a = engine(db, { acknowledge: 'committed' });
     const b = engine(db);
     await Promise.all([a.instance.start(), b.instance.start()]);
     db.ambiguousCommits = 2;
@@ -124,7 +125,8 @@ describe('scaleout engine', () => {
 
   test('a reader that fell behind the retention reports the gap and goes on', async () => {
     const db = new MemoryDatabase();
-    const writer = engine(db);
+    // One row per send (each awaited until committed).
+    const writer = engine(db, { acknowledge: 'committed' });
     await writer.instance.start();
     // The late node's reads fail (its database connection is broken) while rows are written and trimmed.
     class BrokenReads extends MemoryStore {

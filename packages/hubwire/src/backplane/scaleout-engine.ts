@@ -336,8 +336,9 @@ export class ScaleoutEngine {
   private scheduleFlush(): void {
     if (this.flushScheduled || this.outbox.inflight || !this.running) return;
     this.flushScheduled = true;
-    // Sends made in the same tick share one row; so do all sends made while a row is being written.
-    queueMicrotask(() => {
+    // After this event-loop turn's I/O callbacks: the sends of every frame read in this turn (all connections)
+    // share one row, and so do all sends made while a row is being written.
+    setImmediate(() => {
       this.flushScheduled = false;
       void this.writeNext();
     });
