@@ -19,6 +19,7 @@ import {
   MESSAGE_NAME,
   MESSAGE_START,
   type ReceiveReport,
+  ROOM,
   type SendReport,
   type SystemName,
   type ToClient,
@@ -128,7 +129,18 @@ function connectOne(): Promise<Socket> {
       ws.terminate();
       reject(new Error(reason));
     };
+    let joining = false;
     const markReady = () => {
+      if (role === 'receivers' && !joining) {
+        // Receivers join the room (the `room100` shape sends to it; the others reach everyone anyway).
+        joining = true;
+        ws.send(
+          kind === 'hubwire'
+            ? `{"type":1,"invocationId":"join","target":"joinGroup","arguments":["${ROOM}"]}${RECORD_SEPARATOR}`
+            : `421["joinGroup","${ROOM}"]`,
+        );
+        return;
+      }
       ready = true;
       clearTimeout(timer);
       resolve(socket);
@@ -156,6 +168,15 @@ function connectOne(): Promise<Socket> {
         return;
       }
       const text = data.toString();
+      if (joining) {
+        // The join's completion (Hubwire) or acknowledgement (Socket.IO); pings may come first.
+        if (kind === 'hubwire' && text.includes('"invocationId":"join"')) {
+          if (text.includes('"error"')) fail(`joinGroup failed: ${text.slice(0, 200)}`);
+          else markReady();
+        } else if (kind === 'socketio' && text.startsWith('431')) markReady();
+        else if (kind === 'socketio' && data.length === 1 && data[0] === ENGINE_IO_PING) ws.send('3');
+        return;
+      }
       if (kind === 'hubwire') {
         if (text.startsWith(`{}${RECORD_SEPARATOR}`)) markReady();
         else fail(`handshake refused: ${text.slice(0, 200)}`);
@@ -193,9 +214,10 @@ async function connect(count: number): Promise<number> {
 }
 
 function frame(target: string, message: string, invocationId?: number): string {
-  if (kind === 'socketio') return `42["${target}","${MESSAGE_NAME}","${message}"]`;
+  const args = `${target === 'sendToGroup' ? `"${ROOM}",` : ''}"${MESSAGE_NAME}","${message}"`;
+  if (kind === 'socketio') return `42["${target}",${args}]`;
   const id = invocationId === undefined ? '' : `"invocationId":"${invocationId}",`;
-  return `{"type":1,${id}"target":"${target}","arguments":["${MESSAGE_NAME}","${message}"]}${RECORD_SEPARATOR}`;
+  return `{"type":1,${id}"target":"${target}","arguments":[${args}]}${RECORD_SEPARATOR}`;
 }
 
 /**

@@ -134,6 +134,8 @@ function readConfig() {
     deadlineSeconds: envInt('BENCH_DEADLINE_S', 900, 30, 7200),
     /** BENCH_PROFILE=1: every node writes a V8 CPU profile here at exit. */
     profileDir: process.env.BENCH_PROFILE === '1' ? join(tmpdir(), 'hubwire-scaleout-profiles') : undefined,
+    /** BENCH_NODE_ARGS: extra Node flags for every server node (e.g. `--trace-gc`), space-separated. */
+    nodeArgs: (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== ''),
   };
 }
 
@@ -334,7 +336,10 @@ class Cluster {
   }
 
   async start(): Promise<void> {
-    const nodeArgs = CONFIG.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${CONFIG.profileDir}`] : [];
+    const nodeArgs = [
+      ...(CONFIG.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${CONFIG.profileDir}`] : []),
+      ...CONFIG.nodeArgs,
+    ];
     const label = `${SYSTEM_LABEL[this.system]} on ${DATABASE_LABEL[this.database]}`;
     const node = (name: string) =>
       new Child<ToNode, FromNode>(

@@ -138,7 +138,12 @@ export const TARGET_RATIO = 5;
 export const TARGET_P50_MS = 2;
 export const TARGET_P50_RATE = 1000;
 /** Hubwire on PostgreSQL: the sustained rate each shape must reach. */
-export const TARGET_RATES: Partial<Record<ShapeName, number>> = { send1: 5000, send100: 20_000, publisher: 5000 };
+export const TARGET_RATES: Partial<Record<ShapeName, number>> = {
+  send1: 5000,
+  send100: 20_000,
+  room100: 20_000,
+  publisher: 5000,
+};
 
 // --- Formatting --------------------------------------------------------------------------------------------------
 

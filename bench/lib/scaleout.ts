@@ -15,7 +15,7 @@ export const DATABASE_LABEL: Record<DatabaseName, string> = {
 
 // --- Shapes ------------------------------------------------------------------------------------------------------
 
-export type ShapeName = 'send1' | 'send10' | 'send100' | 'publisher' | 'forget' | 'invoke';
+export type ShapeName = 'send1' | 'send10' | 'send100' | 'room100' | 'publisher' | 'forget' | 'invoke';
 
 export interface Shape {
   name: ShapeName;
@@ -28,14 +28,18 @@ export interface Shape {
   kind: 'paced' | 'publisher' | 'invoke';
   /** Client sockets on node A. */
   senders: number;
-  /** The hub method the clients call: `send` returns the broadcast's promise (README), `sendForget` does not. */
-  target: 'send' | 'sendForget';
+  /**
+   * The hub method the clients call: `send` returns the broadcast's promise (README), `sendForget` does not,
+   * `sendToGroup` sends to the receivers' group (examples/chat's ChatHub), which the senders are not in.
+   */
+  target: 'send' | 'sendForget' | 'sendToGroup';
 }
 
 export const SHAPES: Record<ShapeName, Shape> = {
   send1: { name: 'send1', label: '1 sender', kind: 'paced', senders: 1, target: 'send' },
   send10: { name: 'send10', label: '10 senders', kind: 'paced', senders: 10, target: 'send' },
   send100: { name: 'send100', label: '100 senders', kind: 'paced', senders: 100, target: 'send' },
+  room100: { name: 'room100', label: '100 senders, room', kind: 'paced', senders: 100, target: 'sendToGroup' },
   publisher: { name: 'publisher', label: 'server publisher', kind: 'publisher', senders: 0, target: 'send' },
   forget: { name: 'forget', label: 'fire-and-forget', kind: 'paced', senders: 1, target: 'sendForget' },
   invoke: { name: 'invoke', label: 'invoke (closed loop)', kind: 'invoke', senders: 1, target: 'send' },
@@ -43,6 +47,9 @@ export const SHAPES: Record<ShapeName, Shape> = {
 export const SHAPE_NAMES = Object.keys(SHAPES) as ShapeName[];
 
 // --- The message -------------------------------------------------------------------------------------------------
+
+/** The group every receiver joins at connect (`joinGroup`), the one `sendToGroup` sends to. */
+export const ROOM = 'room';
 
 /** The chat's `name` argument: what every sender calls itself. */
 export const MESSAGE_NAME = 'bench';
@@ -166,7 +173,7 @@ export type ToClient =
       count: number;
       rate: number;
       senders: number;
-      target: 'send' | 'sendForget';
+      target: Shape['target'];
     }
   /** Sender: invoke (with an invocation id) one at a time for `durationMs` on its first socket; answer 'invoked'. */
   | { type: 'invoke-start'; id: number; firstSeq: number; durationMs: number }

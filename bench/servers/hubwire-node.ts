@@ -60,6 +60,14 @@ class ChatHub extends Hub<ChatClient> {
   }
 
   // Fire-and-forget: the invocation ends at once; a failed send is only logged.
+  joinGroup(group: string) {
+    return this.groups.add(this.context.connectionId, group);
+  }
+
+  sendToGroup(group: string, name: string, message: string) {
+    return this.clients.group(group).broadcastMessage(name, message);
+  }
+
   sendForget(name: string, message: string) {
     this.clients.all.broadcastMessage(name, message).catch(onSendError);
   }

@@ -76,6 +76,13 @@ await runNode(`socket.io node ${process.env.BENCH_NODE}`, async () => {
     const chat = (name: string, message: string) => io.emit('broadcastMessage', name, message);
     socket.on('send', chat);
     socket.on('sendForget', chat);
+    socket.on('joinGroup', (room: string, ack?: () => void) => {
+      void socket.join(room);
+      ack?.();
+    });
+    socket.on('sendToGroup', (room: string, name: string, message: string) =>
+      io.to(room).emit('broadcastMessage', name, message),
+    );
   });
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
