@@ -39,6 +39,7 @@ import {
 import {
   DATABASE_LABEL,
   type DatabaseName,
+  DEFAULT_SHAPES,
   type FromClient,
   type FromNode,
   type NodeStats,
@@ -99,7 +100,7 @@ function readConfig() {
   assertLocalDatabase(dbUrl);
   const mysqlUrl = process.env.BENCH_MYSQL_URL || 'mysql://root@127.0.0.1:3306/test';
   assertLocalMysql(mysqlUrl);
-  const shapes = list<ShapeName>('BENCH_SHAPES', SHAPE_NAMES.join(','), SHAPE_NAMES);
+  const shapes = list<ShapeName>('BENCH_SHAPES', DEFAULT_SHAPES.join(','), SHAPE_NAMES);
   const shapeRates = {} as Record<ShapeName, number[]>;
   for (const shape of SHAPE_NAMES) {
     const own = `BENCH_RATES_${shape.toUpperCase()}`;

@@ -15,7 +15,7 @@ export const DATABASE_LABEL: Record<DatabaseName, string> = {
 
 // --- Shapes ------------------------------------------------------------------------------------------------------
 
-export type ShapeName = 'send1' | 'send10' | 'send100' | 'room100' | 'publisher' | 'forget' | 'invoke';
+export type ShapeName = 'send1' | 'send10' | 'send50' | 'send100' | 'room100' | 'publisher' | 'forget' | 'invoke';
 
 export interface Shape {
   name: ShapeName;
@@ -38,6 +38,7 @@ export interface Shape {
 export const SHAPES: Record<ShapeName, Shape> = {
   send1: { name: 'send1', label: '1 sender', kind: 'paced', senders: 1, target: 'send' },
   send10: { name: 'send10', label: '10 senders', kind: 'paced', senders: 10, target: 'send' },
+  send50: { name: 'send50', label: '50 senders', kind: 'paced', senders: 50, target: 'send' },
   send100: { name: 'send100', label: '100 senders', kind: 'paced', senders: 100, target: 'send' },
   room100: { name: 'room100', label: '100 senders, room', kind: 'paced', senders: 100, target: 'sendToGroup' },
   publisher: { name: 'publisher', label: 'server publisher', kind: 'publisher', senders: 0, target: 'send' },
@@ -45,6 +46,8 @@ export const SHAPES: Record<ShapeName, Shape> = {
   invoke: { name: 'invoke', label: 'invoke (closed loop)', kind: 'invoke', senders: 1, target: 'send' },
 };
 export const SHAPE_NAMES = Object.keys(SHAPES) as ShapeName[];
+/** What a run without BENCH_SHAPES measures: `send50` only on request (issue 11's table has a 50-sender row). */
+export const DEFAULT_SHAPES = SHAPE_NAMES.filter((name) => name !== 'send50');
 
 // --- The message -------------------------------------------------------------------------------------------------
 
