@@ -1,18 +1,11 @@
 // PostgresStore: the BackplaneStore on PostgreSQL: its options, the pool, and the SQL of append, read, top, trim.
 
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { AppendResult, BackplaneStore, StoredKey, StoredRow } from 'hubwire';
 import { parseStoredId, validateKeyPurpose, validateKeyTime, validateStoredKey } from 'hubwire';
 import pg from 'pg';
 import { ListenConnection } from './listen.js';
-import {
-  DEFAULT_PUSH_ROW_BYTES,
-  MAX_PUSH_ROW_BYTES,
-  notifyExpression,
-  PUSH_KEY_PURPOSE,
-  PushKey,
-  parseNotification,
-} from './push.js';
+import { DEFAULT_PUSH_ROW_BYTES, MAX_PUSH_ROW_BYTES, PUSH_KEY_PURPOSE, PushKey, parseNotification } from './push.js';
 import {
   installOn,
   LOCK_KEYS,
@@ -21,6 +14,7 @@ import {
   SchemaNames,
   validateTableCount,
 } from './schema.js';
+import { buildStatements, type Statement, type Statements, TRIM_BLOCK } from './statements.js';
 
 /** Options of {@link PostgresStore}. One of `connectionString` and `pool` is required. */
 export interface PostgresStoreOptions {
@@ -64,8 +58,6 @@ export interface PostgresStoreOptions {
   readonly onError?: (error: Error) => void;
 }
 
-/** How many rows one trim statement deletes: small enough to keep each transaction short. */
-const TRIM_BLOCK = 1000;
 /** How long a new connection may take, and how long a query may wait for a free pool connection. */
 const CONNECT_TIMEOUT_MS = 10_000;
 /** How long addKey waits for another node's addKey (its advisory lock) before it fails. */
@@ -95,15 +87,8 @@ export class PostgresStore implements BackplaneStore {
   readonly #onError: (error: Error) => void;
   readonly #onPoolError: (error: Error) => void;
   readonly #listeners = new Set<ListenConnection>();
-  /** Per stream, built once: the SQL never changes and holds only validated names. */
-  readonly #appendSql: Statement[] = [];
-  /** The append with its row in the NOTIFY (pushRowBytes), and without any NOTIFY (a full notification queue). */
-  readonly #appendPushSql: Statement[] = [];
-  readonly #appendQuietSql: Statement[] = [];
-  readonly #readSql: Statement[] = [];
-  readonly #trimSql: Statement[] = [];
-  readonly #topSql: Statement;
-  readonly #keysSql: { read: string; newer: string; insert: string; delete: string };
+  /** Built once: the SQL never changes and holds only validated names. */
+  readonly #sql: Statements;
   #closing: Promise<void> | undefined;
 
   constructor(options: PostgresStoreOptions) {
@@ -121,7 +106,6 @@ export class PostgresStore implements BackplaneStore {
     }
     this.#pushRowBytes = this.#notify ? pushRowBytes : 0;
     const prepared = options.preparedStatements ?? true;
-    const statement = (text: string): Statement => (prepared ? { name: statementName(text), text } : { text });
     const poolSize = options.poolSize ?? 4;
     if (!Number.isInteger(poolSize) || poolSize < 1) {
       throw new RangeError(`poolSize must be a positive integer, got ${String(poolSize)}.`);
@@ -160,57 +144,7 @@ export class PostgresStore implements BackplaneStore {
       ...this.#listenConfig,
     };
 
-    const names = this.names;
-    for (let stream = 0; stream < this.streamCount; stream++) {
-      const table = names.messagesTable(stream);
-      // One statement, so one round trip and one implicit transaction. The UPDATE takes the stream row's lock
-      // and holds it to commit; a concurrent append waits, then reads the committed last_id. pg_notify queues at
-      // most one notification, sent at commit and only if the insert committed. A duplicate (publisher,
-      // batch_seq) fails the whole statement, so the UPDATE is rolled back too: no gap.
-      const append = (notify: string | undefined) =>
-        statement(`WITH next AS (
-          UPDATE ${names.streamsTable} SET last_id = last_id + 1 WHERE stream = $1 RETURNING last_id
-        ), inserted AS (
-          INSERT INTO ${table} (id, publisher, batch_seq, payload)
-          SELECT last_id, $2, $3, $4 FROM next
-          RETURNING id
-        )
-        SELECT id::text AS id${notify ? `, ${notify}` : ''} FROM inserted`);
-      this.#appendQuietSql[stream] = append(undefined);
-      this.#appendSql[stream] = this.#notify ? append(notifyExpression(false)) : append(undefined);
-      this.#appendPushSql[stream] = append(notifyExpression(true));
-      // ORDER BY the column m.id, not the text alias `id` (that would sort '10' before '9').
-      this.#readSql[stream] = statement(
-        `SELECT m.id::text AS id, m.payload FROM ${table} m WHERE m.id > $1 ORDER BY m.id LIMIT $2`,
-      );
-      // One block per statement. The transaction-scoped try-lock skips the block when another node is trimming
-      // this stream, and is released at the end of the statement, so it works through PgBouncer too. Bounds:
-      // rows beyond the newest `keepRows` (from the committed top) AND older than the age; the lower bound $4
-      // moves past each block so that later blocks do not rescan the dead index entries of earlier ones.
-      this.#trimSql[stream] = statement(`WITH lock AS MATERIALIZED (
-          SELECT pg_try_advisory_xact_lock($1, $2) AS held
-        ), doomed AS (
-          SELECT m.id FROM ${table} m
-           WHERE (SELECT held FROM lock)
-             AND m.id > $4
-             AND m.id <= (SELECT last_id - $3 FROM ${names.streamsTable} WHERE stream = $2)
-             AND m.created_at < now() - $5::float8 * interval '1 millisecond'
-           ORDER BY m.id
-           LIMIT ${TRIM_BLOCK}
-        ), gone AS (
-          DELETE FROM ${table} m USING doomed WHERE m.id = doomed.id RETURNING m.id
-        )
-        SELECT (SELECT held FROM lock) AS held, count(*)::int AS deleted, max(id)::text AS last FROM gone`);
-    }
-    this.#topSql = statement(`SELECT last_id::text AS id FROM ${names.streamsTable} WHERE stream = $1`);
-    // Ties of created_at are ordered by id in byte order (COLLATE "C"), whatever the database's collation.
-    this.#keysSql = {
-      read: `SELECT id, secret, created_at::text AS created_at FROM ${names.keysTable}
-              WHERE purpose = $1 ORDER BY created_at DESC, id COLLATE "C" DESC`,
-      newer: `SELECT 1 FROM ${names.keysTable} WHERE purpose = $1 AND created_at > $2 LIMIT 1`,
-      insert: `INSERT INTO ${names.keysTable} (purpose, id, secret, created_at) VALUES ($1, $2, $3, $4)`,
-      delete: `DELETE FROM ${names.keysTable} WHERE purpose = $1 AND created_at < $2`,
-    };
+    this.#sql = buildStatements(this.names, this.streamCount, { notify: this.#notify, prepared });
   }
 
   /** Creates or migrates the schema and this store's stream tables; see {@link installSchema}. */
@@ -246,8 +180,8 @@ export class PostgresStore implements BackplaneStore {
     if (typeof publisher !== 'string' || publisher === '') throw new TypeError('publisher must be a non-empty string');
     if (!Number.isSafeInteger(batchSeq)) throw new TypeError(`batchSeq must be a safe integer, got ${batchSeq}`);
     const values: unknown[] = [stream, publisher, batchSeq, payload];
-    let sql = this.#appendSql[stream]!;
-    if (this.#notify && Date.now() < this.#quietUntil) sql = this.#appendQuietSql[stream]!;
+    let sql = this.#sql.append[stream]!;
+    if (this.#notify && Date.now() < this.#quietUntil) sql = this.#sql.appendQuiet[stream]!;
     else if (this.#notify) {
       // `stream:publisher:id`, so the publishing node can skip its own wake-up (it delivers its rows itself).
       values.push(this.names.channel, `${stream}:${publisher}:`);
@@ -255,14 +189,14 @@ export class PostgresStore implements BackplaneStore {
       if (push && payload.length <= this.#pushRowBytes) {
         if (!this.#ownPublishers.has(publisher) && this.#ownPublishers.size < 16) this.#ownPublishers.add(publisher);
         values.push(push.inner, push.outer, push.seal(payload));
-        sql = this.#appendPushSql[stream]!;
+        sql = this.#sql.appendPush[stream]!;
       }
     }
     let result: pg.QueryResult<{ id: string }>;
     try {
       result = await this.#query<{ id: string }>(sql, values);
     } catch (error) {
-      if (error instanceof pg.DatabaseError && isNotifyQueueFull(error) && sql !== this.#appendQuietSql[stream]) {
+      if (error instanceof pg.DatabaseError && isNotifyQueueFull(error) && sql !== this.#sql.appendQuiet[stream]) {
         // A listener that stopped reading (a frozen process) filled PostgreSQL's notification queue: NOTIFY fails
         // and takes the transaction with it. Keep writing without it for a while; other nodes poll meanwhile.
         this.#quietUntil = Date.now() + NOTIFY_QUIET_MS;
@@ -288,7 +222,7 @@ export class PostgresStore implements BackplaneStore {
     this.#checkStream(stream);
     if (!Number.isSafeInteger(afterId) || afterId < 0) throw new RangeError(`afterId must be ≥ 0, got ${afterId}`);
     if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`limit must be ≥ 1, got ${limit}`);
-    const result = await this.#query<{ id: string; payload: Buffer }>(this.#readSql[stream]!, [afterId, limit]);
+    const result = await this.#query<{ id: string; payload: Buffer }>(this.#sql.read[stream]!, [afterId, limit]);
     const rows: StoredRow[] = new Array(result.rows.length);
     for (let index = 0; index < rows.length; index++) {
       const row = result.rows[index]!;
@@ -299,7 +233,7 @@ export class PostgresStore implements BackplaneStore {
 
   async top(stream: number): Promise<number> {
     this.#checkStream(stream);
-    const result = await this.#query<{ id: string }>(this.#topSql, [stream]);
+    const result = await this.#query<{ id: string }>(this.#sql.top, [stream]);
     const row = result.rows[0];
     if (!row) throw this.#notInstalled(stream);
     return parseStoredId(row.id);
@@ -313,7 +247,7 @@ export class PostgresStore implements BackplaneStore {
     let after = 0;
     for (;;) {
       const result = await this.#query<{ held: boolean; deleted: number; last: string | null }>(
-        this.#trimSql[stream]!,
+        this.#sql.trim[stream]!,
         [this.names.lockNamespace, stream, keepRows, after, maxAgeMs],
       );
       const block = result.rows[0]!;
@@ -367,7 +301,9 @@ export class PostgresStore implements BackplaneStore {
 
   async readKeys(purpose: string): Promise<StoredKey[]> {
     validateKeyPurpose(purpose);
-    const result = await this.#query<{ id: string; secret: Buffer; created_at: string }>(this.#keysSql.read, [purpose]);
+    const result = await this.#query<{ id: string; secret: Buffer; created_at: string }>(this.#sql.keys.read, [
+      purpose,
+    ]);
     return result.rows.map((row) => ({ id: row.id, secret: row.secret, createdAt: parseKeyTime(row.created_at) }));
   }
 
@@ -391,9 +327,9 @@ export class PostgresStore implements BackplaneStore {
       try {
         await client.query(`SET LOCAL lock_timeout = '${KEYS_LOCK_TIMEOUT}'`);
         await client.query('SELECT pg_advisory_xact_lock($1, $2)', [this.names.lockNamespace, LOCK_KEYS]);
-        const newer = await client.query(this.#keysSql.newer, [purpose, unlessNewerThan]);
+        const newer = await client.query(this.#sql.keys.newer, [purpose, unlessNewerThan]);
         const add = newer.rows.length === 0;
-        if (add) await client.query(this.#keysSql.insert, [purpose, key.id, key.secret, key.createdAt]);
+        if (add) await client.query(this.#sql.keys.insert, [purpose, key.id, key.secret, key.createdAt]);
         await client.query('COMMIT');
         return add;
       } catch (error) {
@@ -413,7 +349,7 @@ export class PostgresStore implements BackplaneStore {
   async deleteKeys(purpose: string, createdBefore: number): Promise<number> {
     validateKeyPurpose(purpose);
     validateKeyTime('createdBefore', createdBefore);
-    const result = await this.#query(this.#keysSql.delete, [purpose, createdBefore]);
+    const result = await this.#query(this.#sql.keys.delete, [purpose, createdBefore]);
     return result.rowCount ?? 0;
   }
 
@@ -529,17 +465,6 @@ const NOTIFY_QUIET_MS = 10_000;
 
 function isNotifyQueueFull(error: pg.DatabaseError): boolean {
   return error.code === '54000' && /notif/i.test(error.message);
-}
-
-/** A statement of the store: named (prepared once per connection) unless preparedStatements is off. */
-interface Statement {
-  readonly name?: string;
-  readonly text: string;
-}
-
-/** A prepared statement's name, from its text: the same text shares a name, different texts (schemas) never do. */
-function statementName(text: string): string {
-  return `hubwire_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`;
 }
 
 /** A key's created_at (bigint, read as text) as a JS number; addKey only stores safe integers. */

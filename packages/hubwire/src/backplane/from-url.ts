@@ -3,7 +3,8 @@
 
 import { HubwireError } from '../errors.js';
 import type { BackplaneStore } from './backplane-store.js';
-import { ScaleoutEngine, type ScaleoutOptions } from './scaleout-engine.js';
+import { ScaleoutEngine } from './scaleout-engine.js';
+import type { ScaleoutOptions } from './scaleout-options.js';
 
 /** What a backplane package exports for URL-based set-up. */
 export interface BackplanePackage {

@@ -7,57 +7,15 @@ import { type DecodedBatch, decodeBatch, type Envelope, encodeBatch } from '../b
 import { HubwireError } from '../errors.js';
 import { sleep, withTimeout } from '../util/timing.js';
 import type { BackplaneStore, StoredRow } from './backplane-store.js';
-import { type Acknowledge, Outbox } from './outbox.js';
+import { Outbox } from './outbox.js';
 import { type CachedRow, mergeByStamp, RecentRows, type ReplayRow } from './replay.js';
+import { type ResolvedOptions, resolveOptions, type ScaleoutOptions } from './scaleout-options.js';
 
 export type { Acknowledge } from './outbox.js';
 export type { ReplayRow } from './replay.js';
+export type { ScaleoutOptions } from './scaleout-options.js';
 
 export type StreamState = 'initial' | 'open' | 'buffering' | 'closed';
-
-export interface ScaleoutOptions {
-  /** Messages (sends, group changes, client results) waiting for the database, at most. Default 10000. */
-  maxQueueLength?: number;
-  /**
-   * When a send's promise resolves. `'accepted'` (default): once this node's ordered outbox took it, so that
-   * awaited sends from one caller share rows instead of paying one commit each; a hub invocation's completion (and
-   * a classic hub call's result) is still held until everything the call sent has committed, and
-   * `engine.flush()` waits for the same from server code. `'committed'`: once its row committed. See the README's
-   * "When a send resolves" for what a crash can lose in each mode.
-   */
-  acknowledge?: Acknowledge;
-  /**
-   * With `acknowledge: 'accepted'`: while fewer than this many messages wait for the database, a send resolves at
-   * once; beyond it, once no more than this many accepted messages (its own included) are uncommitted
-   * (backpressure on a sender that outruns the database). So this is also the most that server code can have been
-   * told "sent" and that a crash of this process loses. Default 1024.
-   */
-  acceptWindow?: number;
-  /** How long close() waits for accepted messages to commit before dropping them (ms). Default 5000. */
-  closeTimeout?: number;
-  /** Messages written per row (one transaction), at most. Default 512. */
-  batchSize?: number;
-  /** Rows read per query (delivered in one event-loop turn). Default 64. */
-  readBatchSize?: number;
-  /** Polling back-off when there are no push wake-ups (ms). Default 10 to 250. */
-  pollInterval?: { min?: number; max?: number };
-  /** Polling while push wake-ups work, to cover a lost notification (ms). Default 2000. */
-  safetyPollInterval?: number;
-  /** Retry back-off after a database error (ms). Default 25 to 5000. */
-  retryDelay?: { min?: number; max?: number };
-  /** Rows kept per stream: the newest `rows`, and every row younger than `ageMs`. Default 10000 rows, 60 s. */
-  retention?: { rows?: number; ageMs?: number };
-  /** How often old rows are trimmed (ms). Default 10000. */
-  trimInterval?: number;
-  /**
-   * Recently delivered rows kept in memory per stream, so a replay (a classic client moving between nodes) is
-   * served without reading the database: at most `rows` rows and `bytes` payload bytes per stream. Kept only when
-   * a classic endpoint is mapped (or this option is given). Default 2048 rows, 8 MiB.
-   */
-  replayCache?: { rows?: number; bytes?: number };
-  /** Errors the backplane recovers from by itself (logged). Default: console.error, at most once per second per kind. */
-  onError?: (error: unknown, where: string) => void;
-}
 
 export interface StreamStatus {
   stream: number;
@@ -116,18 +74,7 @@ const HOLD_LIMIT_MS = 5000;
 export class ScaleoutEngine {
   /** This process's identity in the backplane (rows it wrote, replies meant for it). */
   readonly nodeId = randomUUID();
-  private readonly options: Required<
-    Omit<ScaleoutOptions, 'pollInterval' | 'retryDelay' | 'retention' | 'onError' | 'replayCache' | 'acknowledge'>
-  > & {
-    cacheRows: number;
-    cacheBytes: number;
-    pollMin: number;
-    pollMax: number;
-    retryMin: number;
-    retryMax: number;
-    keepRows: number;
-    keepAgeMs: number;
-  };
+  private readonly options: ResolvedOptions;
   private readonly handlers = new Map<string, (envelope: Envelope) => void>();
   private readonly observers = new Set<EnvelopeObserver>();
   /** Whether delivered rows are kept for replays (see retainRecentRows). */
@@ -166,37 +113,14 @@ export class ScaleoutEngine {
     readonly store: BackplaneStore,
     options: ScaleoutOptions = {},
   ) {
-    this.options = {
-      maxQueueLength: options.maxQueueLength ?? 10_000,
-      acceptWindow: options.acceptWindow ?? 1024,
-      closeTimeout: options.closeTimeout ?? 5000,
-      batchSize: options.batchSize ?? 512,
-      readBatchSize: options.readBatchSize ?? 64,
-      safetyPollInterval: options.safetyPollInterval ?? 2000,
-      trimInterval: options.trimInterval ?? 10_000,
-      pollMin: options.pollInterval?.min ?? 10,
-      pollMax: options.pollInterval?.max ?? 250,
-      retryMin: options.retryDelay?.min ?? 25,
-      retryMax: options.retryDelay?.max ?? 5000,
-      keepRows: options.retention?.rows ?? 10_000,
-      keepAgeMs: options.retention?.ageMs ?? 60_000,
-      cacheRows: options.replayCache?.rows ?? 2048,
-      cacheBytes: options.replayCache?.bytes ?? 8 * 1024 * 1024,
-    };
+    this.options = resolveOptions(options);
     this.cacheEnabled = options.replayCache !== undefined;
-    for (const [key, value] of Object.entries(this.options)) {
-      if (!(typeof value === 'number' && value >= 0 && Number.isFinite(value))) {
-        throw new TypeError(`Backplane option '${key}' must be a non-negative number.`);
-      }
-    }
-    if (this.options.batchSize < 1 || this.options.readBatchSize < 1) {
-      throw new TypeError('Backplane batch sizes must be at least 1.');
-    }
-    const acknowledge = options.acknowledge ?? 'accepted';
-    if (acknowledge !== 'accepted' && acknowledge !== 'committed') {
-      throw new TypeError(`Backplane option 'acknowledge' must be 'accepted' or 'committed', got '${acknowledge}'.`);
-    }
-    this.outbox = new Outbox(store.kind, this.options.maxQueueLength, this.options.acceptWindow, acknowledge);
+    this.outbox = new Outbox(
+      store.kind,
+      this.options.maxQueueLength,
+      this.options.acceptWindow,
+      this.options.acknowledge,
+    );
     const lastReport = new Map<string, number>();
     this.reportError =
       options.onError ??
