@@ -6,22 +6,19 @@
 // none. Every test prints its numbers on lines starting with [crash-window].
 
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { describe, test } from 'node:test';
 import type * as signalR from '@microsoft/signalr';
 import pg from 'pg';
 import { decodeBatch } from '../../packages/hubwire/src/bus/envelope.js';
 import { collect, delay, startClient } from '../helpers/clients.js';
-import { type NodeProcess, startNodeProcess } from '../helpers/node-process.js';
+import { type FixtureProcess, type NodeProcess, startFixture, startNodeProcess } from '../helpers/node-process.js';
 
 const DATABASE_URL = process.env.HUBWIRE_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
 /** The engine's default acceptWindow: the most acknowledged sends of server code that a crash may lose. */
 const ACCEPT_WINDOW = 1024;
-const root = new URL('../..', import.meta.url).pathname;
 
 async function query<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
   const client = new pg.Client({ connectionString: DATABASE_URL });
@@ -64,78 +61,19 @@ async function finalCommittedValues(schema: string, group: string): Promise<numb
   }
 }
 
-interface Publisher {
-  child: ChildProcess;
-  stderr: string[];
-  exited: Promise<number | null>;
+interface Publisher extends FixtureProcess {
   /** Writes `start` on its stdin; resolves when the loop started (Date.now() there). */
   start(): Promise<number>;
-  kill(): Promise<void>;
-  stop(): Promise<void>;
 }
 
-/** Starts test/fixtures/publisher-node.ts (test/helpers/node-process.ts starts only hub-node.ts). */
+/** Starts test/fixtures/publisher-node.ts; its loop begins on `start()`. */
 async function startPublisher(args: string[], timeoutMs = 20_000): Promise<Publisher> {
-  const child = spawn(
-    process.execPath,
-    ['--conditions=hubwire-source', '--import', 'tsx', 'test/fixtures/publisher-node.ts', ...args],
-    { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] },
-  );
-  const stderr: string[] = [];
-  child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (chunk: string) => stderr.push(chunk));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const messages: Record<string, unknown>[] = [];
-  const listeners = new Set<() => void>();
-  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-    try {
-      messages.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      return; // not ours
-    }
-    for (const listener of listeners) listener();
-  });
-  const waitFor = (key: string) =>
-    new Promise<Record<string, unknown>>((resolve, reject) => {
-      const check = () => {
-        const found = messages.find((m) => key in m);
-        if (!found) return false;
-        clearTimeout(timer);
-        listeners.delete(check);
-        resolve(found);
-        return true;
-      };
-      const timer = setTimeout(() => {
-        listeners.delete(check);
-        reject(new Error(`publisher: no '${key}' line in time: ${stderr.join('')}`));
-      }, timeoutMs);
-      if (!check()) listeners.add(check);
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`publisher exited with ${code} before '${key}': ${stderr.join('')}`));
-      });
-    });
-  await waitFor('port');
-  const running = () => child.exitCode === null && child.signalCode === null;
+  const fixture = await startFixture('publisher-node.ts', args, timeoutMs, { stdin: true });
   return {
-    child,
-    stderr,
-    exited,
+    ...fixture,
     async start() {
-      child.stdin?.write('start\n');
-      return (await waitFor('started')).started as number;
-    },
-    async kill() {
-      if (!running()) return;
-      child.kill('SIGKILL');
-      await exited;
-    },
-    async stop() {
-      if (!running()) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
+      fixture.child.stdin?.write('start\n');
+      return (await fixture.waitForLine('started', timeoutMs)).started as number;
     },
   };
 }
