@@ -430,14 +430,12 @@ class Cluster {
     const dbBefore = databaseCpu(this.database);
     const stallBefore = cpuStallUs();
     const started = process.hrtime.bigint();
-    await receivers.request(
-      (id) =>
-        closedLoop
-          ? { type: 'invoke-start', id, firstSeq, durationMs }
-          : { type: 'step-start', id, firstSeq, count, rate, senders: lanes, target: shape.target },
-      REQUEST_TIMEOUT_MS,
-      'step start',
-    );
+    // What both client processes are told: the receivers expect what the senders send.
+    const stepStart = (id: number): ToClient =>
+      closedLoop
+        ? { type: 'invoke-start', id, firstSeq, durationMs }
+        : { type: 'step-start', id, firstSeq, count, rate, senders: lanes, target: shape.target };
+    await receivers.request(stepStart, REQUEST_TIMEOUT_MS, 'step start');
     let complete = false;
     let onComplete: (() => void) | undefined;
     const stopListening = receivers.listen((m) => {
@@ -460,14 +458,7 @@ class Cluster {
         publishReport = (published as Extract<FromNode, { type: 'published' }>).report;
         sendReport = { ...publishReport, maxBufferedBytes: 0, cpuUs: Number.NaN };
       } else {
-        const sent = await senders.request(
-          (id) =>
-            closedLoop
-              ? { type: 'invoke-start', id, firstSeq, durationMs }
-              : { type: 'step-start', id, firstSeq, count, rate, senders: lanes, target: shape.target },
-          timeout,
-          'end of sending',
-        );
+        const sent = await senders.request(stepStart, timeout, 'end of sending');
         sendReport = (sent as Extract<FromClient, { type: 'sent' }>).report;
       }
       if (closedLoop) {

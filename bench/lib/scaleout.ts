@@ -2,6 +2,7 @@
 // the server nodes and the client processes, and the child-side plumbing (report to the parent, die with it).
 
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Histogram, nowUs } from './common.js';
 
 export type SystemName = 'hubwire' | 'socketio';
 export const SYSTEM_LABEL: Record<SystemName, string> = { hubwire: 'Hubwire', socketio: 'Socket.IO' };
@@ -307,3 +308,42 @@ export function requireEnv(name: string): string {
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The server-side publisher's loop: message i (seq firstSeq + i, stamped when sent) is due at start + i / rate; each
+ * `send` is awaited before the next when it returns a promise (Hubwire's `await …broadcastMessage()`), so a sender
+ * that does not await (Socket.IO's `io.emit`) sends each ~1 ms burst in one go. Failed sends count as errors.
+ */
+export async function publishPaced(
+  firstSeq: number,
+  count: number,
+  rate: number,
+  bytes: number,
+  send: (message: string) => Promise<void> | undefined,
+  onError: (error: unknown) => void = () => {},
+): Promise<PublishReport> {
+  const calls = new Histogram();
+  const startUs = nowUs();
+  let firstUs = 0;
+  let lastUs = 0;
+  let errors = 0;
+  for (let sent = 0; sent < count; ) {
+    const due = Math.floor(((nowUs() - startUs) * rate) / 1e6) + 1;
+    if (sent >= due) {
+      await sleep(1);
+      continue;
+    }
+    const ts = nowUs();
+    try {
+      await send(encodeMessage(firstSeq + sent, ts, bytes));
+    } catch (error) {
+      errors++;
+      onError(error);
+    }
+    calls.add(nowUs() - ts);
+    if (sent === 0) firstUs = ts;
+    lastUs = ts;
+    sent++;
+  }
+  return { sent: count, firstUs, lastUs, awaitBuckets: calls.buckets, errors };
+}

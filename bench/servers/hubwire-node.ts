@@ -18,14 +18,12 @@ import { Histogram, nowUs } from '../lib/common.js';
 import {
   cpuUs,
   decodeStamp,
-  encodeMessage,
   eventLoopMonitor,
   MESSAGE_NAME,
   type NodeStats,
-  type PublishReport,
+  publishPaced,
   requireEnv,
   runNode,
-  sleep,
 } from '../lib/scaleout.js';
 
 interface ChatClient {
@@ -194,33 +192,15 @@ await runNode(`hubwire node ${NODE}`, async () => {
   const port = await hubwire.listen(0, '127.0.0.1');
 
   /** The server-side publisher: one awaited broadcast at a time, each due at start + i / rate. */
-  async function publish(firstSeq: number, count: number, rate: number): Promise<PublishReport> {
-    const awaits = new Histogram();
-    const startUs = nowUs();
-    let firstUs = 0;
-    let lastUs = 0;
-    let errors = 0;
-    for (let sent = 0; sent < count; ) {
-      const due = Math.floor(((nowUs() - startUs) * rate) / 1e6) + 1;
-      if (sent >= due) {
-        await sleep(1);
-        continue;
-      }
-      const ts = nowUs();
-      try {
-        await clients.all.broadcastMessage(MESSAGE_NAME, encodeMessage(firstSeq + sent, ts, MESSAGE_BYTES));
-      } catch (error) {
-        errors++;
-        onSendError(error);
-      }
-      const done = nowUs();
-      awaits.add(done - ts);
-      if (sent === 0) firstUs = ts;
-      lastUs = ts;
-      sent++;
-    }
-    return { sent: count, firstUs, lastUs, awaitBuckets: awaits.buckets, errors };
-  }
+  const publish = (firstSeq: number, count: number, rate: number) =>
+    publishPaced(
+      firstSeq,
+      count,
+      rate,
+      MESSAGE_BYTES,
+      (message) => clients.all.broadcastMessage(MESSAGE_NAME, message),
+      onSendError,
+    );
 
   return {
     port,

@@ -10,17 +10,14 @@ import type { AddressInfo } from 'node:net';
 import { createAdapter } from '@socket.io/postgres-adapter';
 import pg from 'pg';
 import { Server } from 'socket.io';
-import { Histogram, nowUs } from '../lib/common.js';
 import {
   cpuUs,
-  encodeMessage,
   eventLoopMonitor,
   MESSAGE_NAME,
   type NodeStats,
-  type PublishReport,
+  publishPaced,
   requireEnv,
   runNode,
-  sleep,
 } from '../lib/scaleout.js';
 
 const MESSAGE_BYTES = Number(process.env.BENCH_MESSAGE_BYTES ?? 100);
@@ -90,26 +87,11 @@ await runNode(`socket.io node ${process.env.BENCH_NODE}`, async () => {
   });
 
   /** The server-side publisher: `io.emit` at the offered rate (each due at start + i / rate), ~1 ms bursts. */
-  async function publish(firstSeq: number, count: number, rate: number): Promise<PublishReport> {
-    const calls = new Histogram();
-    const startUs = nowUs();
-    let firstUs = 0;
-    let lastUs = 0;
-    let sent = 0;
-    while (sent < count) {
-      const due = Math.min(count, Math.floor(((nowUs() - startUs) * rate) / 1e6) + 1);
-      while (sent < due) {
-        const ts = nowUs();
-        io.emit('broadcastMessage', MESSAGE_NAME, encodeMessage(firstSeq + sent, ts, MESSAGE_BYTES));
-        calls.add(nowUs() - ts);
-        if (sent === 0) firstUs = ts;
-        lastUs = ts;
-        sent++;
-      }
-      if (sent < count) await sleep(1);
-    }
-    return { sent, firstUs, lastUs, awaitBuckets: calls.buckets, errors: 0 };
-  }
+  const publish = (firstSeq: number, count: number, rate: number) =>
+    publishPaced(firstSeq, count, rate, MESSAGE_BYTES, (message) => {
+      io.emit('broadcastMessage', MESSAGE_NAME, message);
+      return undefined;
+    });
 
   return {
     port: (http.address() as AddressInfo).port,
