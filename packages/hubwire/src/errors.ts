@@ -12,7 +12,8 @@ export type HubwireErrorCode =
   | 'HW_ERR_CLIENT_RESULT_TIMEOUT'
   | 'HW_ERR_CLIENT_RESULT'
   | 'HW_ERR_INVALID_OPTION'
-  | 'HW_ERR_BACKPLANE_UNAVAILABLE';
+  | 'HW_ERR_BACKPLANE_UNAVAILABLE'
+  | 'HW_ERR_SLOW_CLIENT';
 
 /** Base class of Hubwire's own errors: `code` is stable and documented. */
 export class HubwireError extends Error {

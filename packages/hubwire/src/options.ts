@@ -38,6 +38,19 @@ export interface HubOptions {
   maxRequestBodySize?: number;
   /** Largest WebSocket frame (bytes). Default 1 MiB; a frame may hold several messages. */
   maxWebSocketFrameSize?: number;
+  /**
+   * Bytes waiting for one client (not yet taken by the operating system, or not yet polled) above which the writers
+   * that can wait do: a server-to-client stream pauses, a send to this connection alone resolves once the client
+   * caught up. Default 65536 (as ASP.NET Core's TransportMaxBufferSize).
+   */
+  transportMaxBufferSize?: number;
+  /**
+   * Bytes waiting for one client at most: a client past it (it stopped reading, or reads slower than it is sent
+   * to) is closed as slow, with HW_ERR_SLOW_CLIENT as the reason its onDisconnected gets, so that broadcasts and
+   * groups never wait for it nor pile up memory for it. With stateful reconnect, the bytes kept for replay count
+   * beyond statefulReconnectBufferSize. Default 1 MiB (Centrifugo's client_queue_max_size).
+   */
+  maxQueuedBytes?: number;
   /** Hub protocols clients may choose. Default: JSON and MessagePack. */
   protocols?: HubProtocol[];
   /**
@@ -113,6 +126,8 @@ export const DEFAULTS = {
   longPollTimeout: 90_000,
   maxRequestBodySize: 1024 * 1024,
   maxWebSocketFrameSize: 1024 * 1024,
+  transportMaxBufferSize: 64 * 1024,
+  maxQueuedBytes: 1024 * 1024,
   requireAuthenticatedUser: false,
   disconnectTimeout: 15_000,
   timerInterval: 1_000,

@@ -93,6 +93,8 @@ export class Hubwire {
         longPollTimeout: resolved.longPollTimeout,
         maxRequestBodySize: resolved.maxRequestBodySize,
         maxWebSocketFrameSize: resolved.maxWebSocketFrameSize,
+        transportMaxBufferSize: resolved.transportMaxBufferSize,
+        maxQueuedBytes: resolved.maxQueuedBytes,
         allowedOrigins: resolved.allowedOrigins,
         negotiateRedirect: options.negotiateRedirect,
       },
@@ -243,6 +245,8 @@ export class Hubwire {
       longPollTimeout: pick('longPollTimeout'),
       maxRequestBodySize: pick('maxRequestBodySize'),
       maxWebSocketFrameSize: pick('maxWebSocketFrameSize'),
+      transportMaxBufferSize: pick('transportMaxBufferSize'),
+      maxQueuedBytes: pick('maxQueuedBytes'),
       requireAuthenticatedUser: pick('requireAuthenticatedUser'),
       protocols: hubOptions.protocols ?? server.protocols ?? [jsonHubProtocol, messagePackHubProtocol],
       authorize: hubOptions.authorize,
@@ -261,6 +265,12 @@ export class Hubwire {
     }
     if (!(resolved.maximumParallelInvocationsPerClient >= 1)) {
       throw new TypeError(`Option 'maximumParallelInvocationsPerClient' must be at least 1.`);
+    }
+    for (const key of ['transportMaxBufferSize', 'maxQueuedBytes'] as const) {
+      if (!(resolved[key] > 0)) throw new TypeError(`Option '${key}' must be a positive number of bytes.`);
+    }
+    if (resolved.maxQueuedBytes < resolved.transportMaxBufferSize) {
+      throw new TypeError(`Option 'maxQueuedBytes' must be at least 'transportMaxBufferSize'.`);
     }
     return resolved;
   }

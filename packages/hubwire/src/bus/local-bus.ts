@@ -41,6 +41,14 @@ export class LocalBus implements MessageBus {
 
   async send(audience: Audience, target: string, args: unknown[]): Promise<void> {
     this.deliver(audience, new SerializedMessage(target, args));
+    const behind = this.whenWritable(audience);
+    if (behind) await behind;
+  }
+
+  /** For an audience of one connection of this node: its wait while the client is behind (else undefined). */
+  whenWritable(audience: Audience): Promise<void> | undefined {
+    if (!('connections' in audience) || audience.connections.length !== 1) return undefined;
+    return this.index.connections.get(audience.connections[0] as string)?.whenWritable?.();
   }
 
   /** Writes a message to every local connection of the audience. */

@@ -14,6 +14,11 @@ export interface BusConnection {
   /** Writes one message to this connection only. Never throws. */
   writeMessage(message: HubMessage): void;
   /**
+   * Optional: undefined while the client keeps up with what is written to it; else a promise that resolves once
+   * it caught up (or the connection ended). A send to this connection alone waits on it.
+   */
+  whenWritable?(): Promise<void> | undefined;
+  /**
    * Optional: told after this node's index changed the connection's membership (the classic SignalR 2 protocol
    * sends the client a new groups token then). Never throws.
    */
@@ -55,7 +60,8 @@ export interface MessageBus {
   onDisconnected(connection: BusConnection): Promise<void>;
   /**
    * Delivers one invocation to every connection of the audience, on every node. Each local recipient gets the
-   * message in the order sends were made from this node.
+   * message in the order sends were made from this node. A send to one connection of this node resolves once
+   * that client is not behind (see BusConnection.whenWritable); a broadcast never waits for a slow client.
    */
   send(audience: Audience, target: string, args: unknown[]): Promise<void>;
   /** Adds a connection (of any node) to a group. Resolves once the membership is in effect. */

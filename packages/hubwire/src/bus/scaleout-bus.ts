@@ -54,7 +54,10 @@ export class ScaleoutBus implements MessageBus {
   }
 
   send(audience: Audience, target: string, args: unknown[]): Promise<void> {
-    return this.engine.publish({ kind: 1, hub: this.hub, audience, target, args });
+    const published = this.engine.publish({ kind: 1, hub: this.hub, audience, target, args });
+    // A send to one connection of this node also waits while that client is behind.
+    if (!('connections' in audience) || audience.connections.length !== 1) return published;
+    return published.then(() => this.local.whenWritable(audience));
   }
 
   /**

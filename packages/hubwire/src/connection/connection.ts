@@ -1,5 +1,6 @@
 // One negotiated connection: its public id, its secret token, its transport, and its application.
 
+import { HubwireError } from '../errors.js';
 import type { ConnectionApplication, Transport, TransportKind } from '../transports/transport.js';
 import type { RequestInfo } from './request-info.js';
 
@@ -46,9 +47,47 @@ export class HttpConnection {
   /** Set by the hub layer: its messages may share a WebSocket frame. */
   coalesce = false;
 
+  /**
+   * Bytes waiting for the client (see Transport.bufferedBytes): above `pauseBytes`, writers that can wait do
+   * (`whenWritable`); above `maxBytes`, the connection is closed as a slow client. Set from the endpoint's options.
+   */
+  limits = { pauseBytes: Number.POSITIVE_INFINITY, maxBytes: Number.POSITIVE_INFINITY };
+
   /** Sends one payload through the current transport; dropped when there is none (stateful buffers keep it). */
   send(data: Buffer): void {
-    this.transport?.send(data, this.binary, this.coalesce);
+    const transport = this.transport;
+    if (!transport) return;
+    transport.send(data, this.binary, this.coalesce);
+    const buffered = transport.bufferedBytes;
+    if (buffered > this.limits.maxBytes)
+      this.closeSlow(buffered, this.limits.maxBytes, 'did not read what was sent to it');
+  }
+
+  /**
+   * Undefined while the client keeps up; else resolves once what waits for it is back under `pauseBytes`, or the
+   * connection ended: a writer that can wait (a server-to-client stream, a send to this connection alone) waits.
+   */
+  whenWritable(): Promise<void> | undefined {
+    const transport = this.transport;
+    if (!transport || transport.bufferedBytes <= this.limits.pauseBytes) return undefined;
+    return transport.drained(this.limits.pauseBytes);
+  }
+
+  /**
+   * Closes a connection whose client does not keep up (`what` it failed to do): what waits for it is dropped at
+   * once (the transport is aborted, not flushed), and the application hears the reason as the close error.
+   */
+  closeSlow(bytes: number, limit: number, what: string): void {
+    if (this.state === 'closed') return;
+    const transport = this.transport;
+    this.transport = undefined;
+    transport?.abort();
+    const error = new HubwireError(
+      'HW_ERR_SLOW_CLIENT',
+      `The client ${what}: ${bytes} bytes were waiting for it, more than the ${limit} allowed (maxQueuedBytes). The connection was closed.`,
+    );
+    // Not from inside the send that noticed it (a broadcast may be iterating its recipients).
+    queueMicrotask(() => this.dispose(error));
   }
 
   /** Application-initiated end: the transport flushes and closes, then the connection is disposed. */

@@ -15,6 +15,10 @@ export interface EndpointSettings {
   maxRequestBodySize: number;
   /** Largest accepted WebSocket frame (bytes). */
   maxWebSocketFrameSize: number;
+  /** Bytes waiting for a client above which writers that can wait do (HttpConnection.limits.pauseBytes). */
+  transportMaxBufferSize: number;
+  /** Bytes waiting for a client above which it is closed as slow (HttpConnection.limits.maxBytes). */
+  maxQueuedBytes: number;
   /** Cross-origin browsers allowed (CORS and the WebSocket Origin check); undefined = no CORS, no check. */
   allowedOrigins?: readonly string[] | ((origin: string) => boolean) | undefined;
   /** Answers negotiate with `{url, accessToken}` instead of a connection. */

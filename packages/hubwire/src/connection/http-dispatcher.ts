@@ -199,7 +199,7 @@ export class HttpDispatcher {
         return;
       }
       const wantsStateful = url.searchParams.get('useStatefulReconnect') === 'true';
-      const connection = this.manager.create(endpoint.path, version, requestInfo(request), user);
+      const connection = this.create(endpoint, version, requestInfo(request), user);
       connection.statefulReconnect = wantsStateful && endpoint.settings.allowStatefulReconnects && version >= 1;
       const body = buildNegotiateResponse(connection, endpoint.settings.transports);
       respond(response, 200, JSON.stringify(body), 'application/json');
@@ -249,7 +249,7 @@ export class HttpDispatcher {
         try {
           const body = await readBody(request, endpoint.settings.maxRequestBodySize);
           if (connection.state === 'closed') throw new HttpError(404, 'No Connection with that ID');
-          connection.lastSeen = Date.now();
+          // Not `lastSeen`: a long-polling client that sends but never polls is gone all the same.
           const wait = connection.application.onData(body);
           if (wait) await wait;
         } finally {
@@ -278,6 +278,20 @@ export class HttpDispatcher {
     const user = await this.authenticate(endpoint, request);
     if (this.options.userIdOf(user) !== this.options.userIdOf(connection.user))
       throw new HttpError(403, 'The connection belongs to another user.');
+  }
+
+  private create(
+    endpoint: Endpoint,
+    version: number,
+    negotiateRequest: ReturnType<typeof requestInfo> | undefined,
+    user: unknown,
+  ): HttpConnection {
+    const connection = this.manager.create(endpoint.path, version, negotiateRequest, user);
+    connection.limits = {
+      pauseBytes: endpoint.settings.transportMaxBufferSize,
+      maxBytes: endpoint.settings.maxQueuedBytes,
+    };
+    return connection;
   }
 
   private ensureApplication(endpoint: Endpoint, connection: HttpConnection): void {
@@ -316,7 +330,7 @@ export class HttpDispatcher {
     if (!token) {
       // skipNegotiation: the socket creates a version-0 connection of its own.
       const user = await this.authenticate(endpoint, request);
-      connection = this.manager.create(endpoint.path, 0, undefined, user);
+      connection = this.create(endpoint, 0, undefined, user);
     } else {
       connection = this.manager.get(token);
       if (!connection || connection.endpointPath !== endpoint.path)
@@ -339,7 +353,7 @@ export class HttpDispatcher {
       }
       const resuming = target.application !== undefined;
       target.connectRequest = requestInfo(request);
-      attachWebSocket(target, ws);
+      attachWebSocket(target, ws, socket);
       if (resuming) target.application?.onTransportResumed?.();
       else this.ensureApplication(endpoint, target);
     });

@@ -14,6 +14,7 @@ import {
   type StreamInvocationMessage,
 } from '../protocol/messages.js';
 import type { ConnectionApplication, TransportKind } from '../transports/transport.js';
+import { nextTurn, TurnBudget } from '../util/turn-budget.js';
 import { HubCallerClientsImpl } from './clients.js';
 import { runConnectedFilters, runDisconnectedFilters } from './filters.js';
 import type { HubCallerContext, HubInstanceState } from './hub.js';
@@ -28,6 +29,8 @@ type State = 'handshake' | 'connecting' | 'connected' | 'closed';
 
 /** Invocations that may wait for a free slot before the connection stops reading (backpressure). */
 const MAX_QUEUED_INVOCATIONS = 64;
+/** Messages one connection may have handled (dispatched, invocations started) per event-loop turn. */
+const MESSAGES_PER_TURN = 64;
 /**
  * Results that may wait for their call's messages to be stored while the next calls already run; past this, a
  * call keeps its slot until its result is written.
@@ -77,6 +80,7 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
   private draining: Promise<void> | undefined;
 
   private activeInvocations = 0;
+  private readonly budget = new TurnBudget(MESSAGES_PER_TURN);
   private queuedInvocations: (() => void)[] | undefined;
   private queueSpaceWaiter: (() => void) | undefined;
   /** Results waiting for their call's messages to be stored, and the last of them (results go out in order). */
@@ -137,6 +141,10 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
     this.writeBytes(message.bytesFor(this.protocol as HubProtocol), true);
   }
 
+  whenWritable(): Promise<void> | undefined {
+    return this.state === 'closed' ? undefined : this.connection.whenWritable();
+  }
+
   writeMessage(message: HubMessage): void {
     if (this.state === 'closed' || !this.protocol) return;
     let bytes: Buffer;
@@ -156,8 +164,13 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
   }
 
   private writeBytes(bytes: Buffer, trackable: boolean): void {
-    if (trackable && this.reconnect) {
-      if (!this.reconnect.add(bytes)) return; // waits for acks
+    const reconnect = this.reconnect;
+    if (trackable && reconnect && !reconnect.add(bytes)) {
+      // Waits for acks (or for the client to come back); past the connection's limit it is a slow client.
+      const held = reconnect.heldBytes;
+      const limit = this.endpoint.options.statefulReconnectBufferSize + this.connection.limits.maxBytes;
+      if (held > limit) this.connection.closeSlow(held, limit, 'did not acknowledge what was sent to it');
+      return;
     }
     this.wrote = true;
     this.connection.send(bytes);
@@ -185,6 +198,12 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
       return this.draining;
     }
     for (let i = 0; i < messages.length; i++) {
+      // Past this turn's budget the rest waits for the next turn (and the transport stops reading meanwhile).
+      if (!this.budget.take()) {
+        this.inbox = messages.slice(i);
+        this.draining = this.drain(nextTurn());
+        return this.draining;
+      }
       const wait = this.dispatch(messages[i] as HubMessage);
       if (wait) {
         this.inbox = messages.slice(i + 1);
@@ -198,6 +217,10 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
   private async drain(first: Promise<void>): Promise<void> {
     await first;
     while (this.inbox && this.inbox.length > 0 && this.state !== 'closed') {
+      if (!this.budget.take()) {
+        await nextTurn();
+        continue;
+      }
       const message = this.inbox.shift() as HubMessage;
       const wait = this.dispatch(message);
       if (wait) await wait;
@@ -365,7 +388,15 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
     const queue = this.queuedInvocations;
     if (!queue) return;
     const next = queue.shift();
-    if (next) next();
+    if (next && this.budget.take()) next();
+    else if (next) {
+      // This turn's budget is spent: the next call starts in the next turn, its slot held meanwhile.
+      this.activeInvocations++;
+      void nextTurn().then(() => {
+        this.activeInvocations--;
+        if (this.state !== 'closed') next();
+      });
+    }
     const waiter = this.queueSpaceWaiter;
     if (waiter && queue.length < MAX_QUEUED_INVOCATIONS) {
       this.queueSpaceWaiter = undefined;
@@ -494,6 +525,7 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
           outcome.value,
           controller.signal,
           (item) => this.writeMessage({ type: 2, invocationId, item }),
+          () => this.connection.whenWritable(),
           (failure) =>
             this.errorText(
               `An error occurred on the server while streaming results from '${message.target}'.`,

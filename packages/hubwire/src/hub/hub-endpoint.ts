@@ -53,6 +53,8 @@ export class HubEndpoint implements Endpoint {
       longPollTimeout: options.longPollTimeout,
       maxRequestBodySize: options.maxRequestBodySize,
       maxWebSocketFrameSize: options.maxWebSocketFrameSize,
+      transportMaxBufferSize: options.transportMaxBufferSize,
+      maxQueuedBytes: options.maxQueuedBytes,
       allowedOrigins: options.allowedOrigins,
       negotiateRedirect: options.negotiateRedirect,
     };

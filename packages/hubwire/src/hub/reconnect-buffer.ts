@@ -7,6 +7,8 @@ export class ReconnectBuffer {
   private entries: { sequenceId: number; bytes: Buffer }[] = [];
   private sentCount = 0;
   private sentBytes = 0;
+  /** Bytes of every entry kept: written and not acked, and not written yet. */
+  private heldTotal = 0;
   private lastSequenceId = 0;
 
   /** Highest incoming sequence id processed. */
@@ -19,9 +21,15 @@ export class ReconnectBuffer {
 
   constructor(private readonly limit: number) {}
 
+  /** Bytes kept for the client: written and not acknowledged, and waiting to be written. */
+  get heldBytes(): number {
+    return this.heldTotal;
+  }
+
   /** Numbers an outgoing message; returns true when it may be written now (within the buffer limit). */
   add(bytes: Buffer): boolean {
     this.entries.push({ sequenceId: ++this.lastSequenceId, bytes });
+    this.heldTotal += bytes.length;
     if (
       this.sentCount === this.entries.length - 1 &&
       (this.sentBytes + bytes.length <= this.limit || this.sentCount === 0)
@@ -43,6 +51,7 @@ export class ReconnectBuffer {
       const entry = this.entries.shift() as { bytes: Buffer };
       this.sentCount--;
       this.sentBytes -= entry.bytes.length;
+      this.heldTotal -= entry.bytes.length;
     }
     return this.release();
   }

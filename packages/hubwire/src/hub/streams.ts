@@ -74,14 +74,20 @@ export class ConnectionStreams {
   }
 }
 
+/** How long a stream may write items in one event-loop turn before it lets other work run (ms). */
+const STREAM_SLICE_MS = 2;
+
 /**
  * Sends each item of a server-to-client stream until it ends, fails or is cancelled. Resolves with undefined on
- * success, else the error text for the Completion.
+ * success, else the error text for the Completion. Between items it waits while the client is behind (`writable`
+ * returns a promise), and it yields to the event loop every few milliseconds: a generator that never awaits
+ * anything slow cannot hold the server for everyone else.
  */
 export async function pumpStream(
   source: AsyncIterable<unknown>,
   signal: AbortSignal,
   writeItem: (item: unknown) => void,
+  writable: () => Promise<void> | undefined,
   describeError: (error: unknown) => string,
 ): Promise<string | undefined> {
   const iterator = source[Symbol.asyncIterator]();
@@ -89,6 +95,7 @@ export async function pumpStream(
     if (signal.aborted) resolve('aborted');
     else signal.addEventListener('abort', () => resolve('aborted'), { once: true });
   });
+  let sliceStart = performance.now();
   try {
     for (;;) {
       const next = await Promise.race([iterator.next(), aborted]);
@@ -99,6 +106,14 @@ export async function pumpStream(
       }
       if (next.done) return undefined;
       writeItem(next.value);
+      const wait = writable();
+      if (wait) {
+        if ((await Promise.race([wait, aborted])) === 'aborted') continue;
+        sliceStart = performance.now();
+      } else if (performance.now() - sliceStart > STREAM_SLICE_MS) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        sliceStart = performance.now();
+      }
     }
   } catch (error) {
     return describeError(error);

@@ -3,11 +3,17 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HttpConnection } from '../connection/connection.js';
-import type { Transport } from './transport.js';
+import { DrainWaiters, type Transport } from './transport.js';
 
 export class LongPollingTransport implements Transport {
   readonly kind = 'LongPolling' as const;
   private buffered: Buffer[] = [];
+  private bufferedTotal = 0;
+  private aborted = false;
+  private readonly waiters = new DrainWaiters(
+    () => this.bufferedTotal,
+    () => this.aborted || this.closing,
+  );
   private pending: { response: ServerResponse; timer: NodeJS.Timeout } | undefined;
   private started = false;
   private closing = false;
@@ -19,14 +25,35 @@ export class LongPollingTransport implements Transport {
   ) {}
 
   send(data: Buffer, binary: boolean): void {
+    if (this.aborted) return;
     this.binary = binary;
     this.buffered.push(data);
+    this.bufferedTotal += data.length;
     if (this.pending) this.flush();
+  }
+
+  get bufferedBytes(): number {
+    return this.bufferedTotal;
+  }
+
+  drained(bytes: number): Promise<void> {
+    return this.waiters.wait(bytes);
   }
 
   close(): void {
     this.closing = true;
     if (this.pending && this.buffered.length === 0) this.finish(204);
+    this.waiters.check();
+  }
+
+  /** Drops what was buffered; a pending poll ends with 204 (the connection is over). */
+  abort(): void {
+    this.aborted = true;
+    this.closing = true;
+    this.buffered = [];
+    this.bufferedTotal = 0;
+    if (this.pending) this.finish(204);
+    this.waiters.check();
   }
 
   /** Handles one poll request. */
@@ -67,6 +94,7 @@ export class LongPollingTransport implements Transport {
   /** DELETE: the client is stopping. A pending poll ends with 204 and the connection is disposed. */
   stop(): void {
     this.buffered = [];
+    this.bufferedTotal = 0;
     if (this.pending) this.finish(204);
     this.connection.dispose();
   }
@@ -74,6 +102,8 @@ export class LongPollingTransport implements Transport {
   private take(): Buffer {
     const body = this.buffered.length === 1 ? (this.buffered[0] as Buffer) : Buffer.concat(this.buffered);
     this.buffered = [];
+    this.bufferedTotal = 0;
+    this.waiters.check();
     return body;
   }
 

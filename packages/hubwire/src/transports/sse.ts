@@ -2,11 +2,29 @@
 
 import type { ServerResponse } from 'node:http';
 import type { HttpConnection } from '../connection/connection.js';
-import type { Transport } from './transport.js';
+import { DrainWaiters, type Transport } from './transport.js';
 
 export class ServerSentEventsTransport implements Transport {
   readonly kind = 'ServerSentEvents' as const;
-  constructor(private readonly response: ServerResponse) {}
+  private readonly waiters: DrainWaiters;
+
+  constructor(private readonly response: ServerResponse) {
+    this.waiters = new DrainWaiters(
+      () => response.writableLength,
+      () => response.destroyed || response.writableEnded,
+    );
+    const check = () => this.waiters.check();
+    response.on('drain', check);
+    response.on('close', check);
+  }
+
+  get bufferedBytes(): number {
+    return this.response.writableLength;
+  }
+
+  drained(bytes: number): Promise<void> {
+    return this.waiters.wait(bytes);
+  }
 
   send(data: Buffer): void {
     if (this.response.writableEnded) return;
@@ -20,6 +38,10 @@ export class ServerSentEventsTransport implements Transport {
 
   close(): void {
     if (!this.response.writableEnded) this.response.end();
+  }
+
+  abort(): void {
+    this.response.destroy();
   }
 }
 

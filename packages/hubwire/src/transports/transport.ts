@@ -16,8 +16,59 @@ export interface Transport {
    * payloads written in the same event-loop turn share a frame (hub messages; never raw connections' frames).
    */
   send(data: Buffer, binary: boolean, coalesce?: boolean): void;
+  /**
+   * Bytes sent through this transport that the client has not taken yet: not handed to the operating system
+   * (WebSockets, Server-Sent Events), or not polled (long polling).
+   */
+  readonly bufferedBytes: number;
+  /** Resolves once `bufferedBytes` is at most `bytes`, or the transport ended. */
+  drained(bytes: number): Promise<void>;
   /** Ends the transport after what was sent has been flushed. */
   close(): void;
+  /** Ends the transport at once, dropping what was not sent (a client that does not read). */
+  abort(): void;
+}
+
+/**
+ * The writers waiting for a transport to drain (a stream waiting for its reader). The transport calls `check()` on
+ * the events that lower its buffer or end it; a slow timer looks too, while someone waits, in case none comes.
+ */
+export class DrainWaiters {
+  private waiters: { bytes: number; resolve(): void }[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly buffered: () => number,
+    private readonly ended: () => boolean,
+  ) {}
+
+  /** Resolves once the buffer holds at most `bytes`, or the transport ended. */
+  wait(bytes: number): Promise<void> {
+    if (this.ended() || this.buffered() <= bytes) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.waiters.push({ bytes, resolve });
+      if (!this.timer) {
+        this.timer = setInterval(() => this.check(), 100);
+        this.timer.unref();
+      }
+    });
+  }
+
+  check(): void {
+    if (this.waiters.length === 0) return;
+    const ended = this.ended();
+    const level = this.buffered();
+    const waiting = this.waiters;
+    this.waiters = [];
+    for (const waiter of waiting) {
+      if (ended || level <= waiter.bytes) waiter.resolve();
+      else this.waiters.push(waiter);
+    }
+    if (this.waiters.length === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
 }
 
 /**

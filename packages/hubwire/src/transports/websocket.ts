@@ -2,9 +2,10 @@
 // turn to one socket share a frame (the protocol allows several messages per frame): one system call instead of
 // one per message when a backplane row or a burst of sends reaches a connection.
 
+import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { HttpConnection } from '../connection/connection.js';
-import type { Transport } from './transport.js';
+import { DrainWaiters, type Transport } from './transport.js';
 
 const OPEN = 1;
 // Shared send options: no allocation per delivery.
@@ -29,8 +30,30 @@ export class WebSocketTransport implements Transport {
   private pendingFirst: Buffer | undefined;
   private pendingMore: Buffer[] | undefined;
   private pendingBinary = false;
+  /** Bytes coalesced and not yet written to the socket. */
+  private pendingBytes = 0;
+  private readonly waiters = new DrainWaiters(
+    () => this.bufferedBytes,
+    () => this.socket.readyState !== OPEN,
+  );
 
-  constructor(readonly socket: WebSocket) {}
+  constructor(
+    readonly socket: WebSocket,
+    /** The upgraded TCP socket under `socket`: its 'drain' says when buffered bytes went out. */
+    raw?: Duplex,
+  ) {
+    const check = () => this.waiters.check();
+    raw?.on('drain', check);
+    socket.on('close', check);
+  }
+
+  get bufferedBytes(): number {
+    return this.pendingBytes + this.socket.bufferedAmount;
+  }
+
+  drained(bytes: number): Promise<void> {
+    return this.waiters.wait(bytes);
+  }
 
   send(data: Buffer, binary: boolean, coalesce = false): void {
     if (this.socket.readyState !== OPEN) return;
@@ -39,6 +62,7 @@ export class WebSocketTransport implements Transport {
       this.socket.send(data, binary ? BINARY : TEXT);
       return;
     }
+    this.pendingBytes += data.length;
     if (this.pendingFirst === undefined) {
       this.pendingFirst = data;
       this.pendingBinary = binary;
@@ -50,6 +74,7 @@ export class WebSocketTransport implements Transport {
       return;
     }
     if (binary !== this.pendingBinary) {
+      this.pendingBytes -= data.length;
       this.flush();
       this.send(data, binary, coalesce);
       return;
@@ -65,6 +90,7 @@ export class WebSocketTransport implements Transport {
     const more = this.pendingMore;
     this.pendingFirst = undefined;
     this.pendingMore = undefined;
+    this.pendingBytes = 0;
     if (this.socket.readyState !== OPEN) return;
     this.socket.send(more ? Buffer.concat([first, ...more]) : first, this.pendingBinary ? BINARY : TEXT);
   }
@@ -74,14 +100,21 @@ export class WebSocketTransport implements Transport {
     // 1000: the official client reports any other code as an error.
     if (this.socket.readyState === OPEN) this.socket.close(1000);
   }
+
+  abort(): void {
+    this.pendingFirst = undefined;
+    this.pendingMore = undefined;
+    this.pendingBytes = 0;
+    this.socket.terminate();
+  }
 }
 
 /**
  * Puts a WebSocket in charge of a connection: received frames go to the application, and the socket's end
  * either ends the connection or, with stateful reconnect after an unclean drop, detaches it for a while.
  */
-export function attachWebSocket(connection: HttpConnection, socket: WebSocket): WebSocketTransport {
-  const transport = new WebSocketTransport(socket);
+export function attachWebSocket(connection: HttpConnection, socket: WebSocket, raw?: Duplex): WebSocketTransport {
+  const transport = new WebSocketTransport(socket, raw);
   const previous = connection.transport;
   connection.transport = transport;
   connection.transportKind = 'WebSockets';
