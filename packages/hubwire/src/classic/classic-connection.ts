@@ -384,8 +384,16 @@ export class ClassicConnection {
   }
 
   private writeStream(payload: Buffer | string): void {
-    this.stream?.write(payload);
+    const stream = this.stream;
+    if (!stream) return;
+    stream.write(payload);
     this.lastWrite = Date.now();
+    // A client that does not read its stream: drop the stream (not the connection). When it reads again it sees
+    // the stream end and reconnects with its cursor; else the disconnect timeout ends the connection.
+    if (stream.bufferedBytes > this.services.options.maxQueuedBytes) {
+      stream.abort();
+      this.detachStream(stream);
+    }
   }
 
   private wrote(seq: number): void {

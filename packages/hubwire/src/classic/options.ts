@@ -58,6 +58,13 @@ export interface ClassicHubsOptions {
   longPollDelay?: number;
   /** Messages kept per connection for replay after a reconnect or a lost poll. Default 1000. */
   messageBufferSize?: number;
+  /**
+   * Bytes written to a connection's stream (WebSockets, Server-Sent Events, forever frame) and not taken by its
+   * client at most: past it the stream is dropped as slow, and the connection waits for the client to reconnect
+   * with its cursor (replaying what the message buffer still holds) or to reach the disconnect timeout. Default
+   * 1 MiB.
+   */
+  maxQueuedBytes?: number;
   /** Largest WebSocket message or `/send` body accepted (bytes). Default 65536, as SignalR 2's WebSocket limit. */
   maxIncomingMessageSize?: number;
 }
@@ -75,6 +82,7 @@ export interface ResolvedClassicOptions {
   transportConnectTimeout: number;
   longPollDelay: number;
   messageBufferSize: number;
+  maxQueuedBytes: number;
   maxIncomingMessageSize: number;
 }
 
@@ -110,6 +118,7 @@ export function resolveClassicOptions(
     transportConnectTimeout: options.transportConnectTimeout ?? 5_000,
     longPollDelay: options.longPollDelay ?? 0,
     messageBufferSize: options.messageBufferSize ?? 1000,
+    maxQueuedBytes: options.maxQueuedBytes ?? 1024 * 1024,
     maxIncomingMessageSize: options.maxIncomingMessageSize ?? 64 * 1024,
   };
   for (const name of ['disconnectTimeout', 'connectionTimeout', 'transportConnectTimeout'] as const) {
@@ -121,6 +130,7 @@ export function resolveClassicOptions(
     throw new TypeError(`Option 'keepAlive' must be at most a third of 'disconnectTimeout'.`);
   }
   if (!(resolved.messageBufferSize >= 1)) throw new TypeError(`Option 'messageBufferSize' must be at least 1.`);
+  if (!(resolved.maxQueuedBytes > 0)) throw new TypeError(`Option 'maxQueuedBytes' must be a positive number of bytes.`);
   if (!(resolved.longPollDelay >= 0)) throw new TypeError(`Option 'longPollDelay' must not be negative.`);
   return resolved;
 }

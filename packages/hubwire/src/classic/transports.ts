@@ -9,7 +9,11 @@ import type { ClassicTransport } from './options.js';
 export interface StreamTransport {
   readonly kind: ClassicTransport;
   write(payload: Buffer | string): void;
+  /** Bytes written and not yet handed to the operating system (the client is not reading them). */
+  readonly bufferedBytes: number;
   close(): void;
+  /** Ends the stream at once, dropping what was not sent (a client that does not read). */
+  abort(): void;
 }
 
 const OPEN = 1;
@@ -23,17 +27,39 @@ export class WebSocketStream implements StreamTransport {
     if (this.socket.readyState === OPEN) this.socket.send(payload, TEXT);
   }
 
+  get bufferedBytes(): number {
+    return this.socket.bufferedAmount;
+  }
+
   close(): void {
     if (this.socket.readyState === OPEN) this.socket.close(1000);
+  }
+
+  abort(): void {
+    this.socket.terminate();
+  }
+}
+
+/** What the HTTP streams (Server-Sent Events, forever frame) share: their response's buffer and abort. */
+abstract class ResponseStream {
+  constructor(protected readonly response: ServerResponse) {}
+
+  get bufferedBytes(): number {
+    return this.response.writableLength;
+  }
+
+  abort(): void {
+    this.response.destroy();
   }
 }
 
 const STREAM_HEADERS = { 'Cache-Control': 'no-cache, no-store', 'X-Accel-Buffering': 'no', Connection: 'keep-alive' };
 
 /** Server-Sent Events: `data: <json>` per message; the client ignores the leading `initialized`. */
-export class EventStream implements StreamTransport {
+export class EventStream extends ResponseStream implements StreamTransport {
   readonly kind = 'serverSentEvents' as const;
-  constructor(private readonly response: ServerResponse) {
+  constructor(response: ServerResponse) {
+    super(response);
     response.writeHead(200, { 'Content-Type': 'text/event-stream', ...STREAM_HEADERS });
     response.socket?.setNoDelay(true);
     response.write('data: initialized\n\n');
@@ -59,12 +85,10 @@ function scriptSafe(json: string): string {
  * foreverFrame (old IE): an HTML page that never ends, loaded in a hidden iframe. Its prologue binds to the parent
  * page's connection `frameId`; each message is a script that hands the JSON to the parent's transport.
  */
-export class ForeverFrameStream implements StreamTransport {
+export class ForeverFrameStream extends ResponseStream implements StreamTransport {
   readonly kind = 'foreverFrame' as const;
-  constructor(
-    private readonly response: ServerResponse,
-    frameId: number,
-  ) {
+  constructor(response: ServerResponse, frameId: number) {
+    super(response);
     response.writeHead(200, { 'Content-Type': 'text/html; charset=UTF-8', ...STREAM_HEADERS });
     response.socket?.setNoDelay(true);
     response.write(
