@@ -78,6 +78,29 @@ export class ConnectionStreams {
 const STREAM_SLICE_MS = 2;
 
 /**
+ * Settles like `promise`, or with 'aborted' once `signal` aborts. The abort listener lives only as long as this
+ * one wait: racing every item against one long-lived abort promise would keep a reaction per item until the
+ * stream ends.
+ */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | 'aborted'> {
+  if (signal.aborted) return Promise.resolve('aborted');
+  return new Promise((resolve, reject) => {
+    const onAbort = () => resolve('aborted');
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+/**
  * Sends each item of a server-to-client stream until it ends, fails or is cancelled. Resolves with undefined on
  * success, else the error text for the Completion. Between items it waits while the client is behind (`writable`
  * returns a promise), and it yields to the event loop every few milliseconds: a generator that never awaits
@@ -91,14 +114,10 @@ export async function pumpStream(
   describeError: (error: unknown) => string,
 ): Promise<string | undefined> {
   const iterator = source[Symbol.asyncIterator]();
-  const aborted = new Promise<'aborted'>((resolve) => {
-    if (signal.aborted) resolve('aborted');
-    else signal.addEventListener('abort', () => resolve('aborted'), { once: true });
-  });
   let sliceStart = performance.now();
   try {
     for (;;) {
-      const next = await Promise.race([iterator.next(), aborted]);
+      const next = await untilAborted(iterator.next(), signal);
       if (next === 'aborted') {
         // Do not wait: a generator blocked on its own await finishes its `finally` later.
         iterator.return?.()?.catch(() => undefined);
@@ -108,7 +127,7 @@ export async function pumpStream(
       writeItem(next.value);
       const wait = writable();
       if (wait) {
-        if ((await Promise.race([wait, aborted])) === 'aborted') continue;
+        await untilAborted(wait, signal);
         sliceStart = performance.now();
       } else if (performance.now() - sliceStart > STREAM_SLICE_MS) {
         await new Promise<void>((resolve) => setImmediate(resolve));
