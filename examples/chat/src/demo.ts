@@ -9,13 +9,34 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 
 const root = new URL('../../..', import.meta.url).pathname;
-const { values } = parseArgs({
-  options: {
-    backplane: { type: 'string' },
-    ports: { type: 'string', default: '5000,5001' },
-    host: { type: 'string', default: '127.0.0.1' },
-  },
-});
+const USAGE = `Usage: npm start -- [--backplane <url>] [--ports <a>,<b>] [--host <host>]
+
+  --backplane  the backplane both nodes share: sqlite:<file> (default, a file under data/), postgres://… or mysql://…
+  --ports      the two nodes' ports (default 5000,5001)
+  --host       address to listen on (default 127.0.0.1)
+  --help       this text`;
+
+function parseCommandLine() {
+  try {
+    return parseArgs({
+      options: {
+        backplane: { type: 'string' },
+        ports: { type: 'string', default: '5000,5001' },
+        host: { type: 'string', default: '127.0.0.1' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }).values;
+  } catch (error) {
+    console.error(`${(error as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
+const values = parseCommandLine();
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 
 const ports = (values.ports ?? '').split(',').map(Number);
 if (ports.length !== 2 || ports.some((p) => !Number.isInteger(p) || p <= 0 || p > 65535)) {

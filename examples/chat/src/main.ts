@@ -3,14 +3,36 @@
 import { parseArgs } from 'node:util';
 import { startChatServer } from './server.js';
 
-const { values } = parseArgs({
-  options: {
-    port: { type: 'string', default: '5000' },
-    host: { type: 'string', default: '127.0.0.1' },
-    name: { type: 'string' },
-    backplane: { type: 'string' },
-  },
-});
+const USAGE = `Usage: npm run chat -- [--port <port>] [--host <host>] [--name <node name>] [--backplane <url>]
+
+  --port       port to listen on (default 5000; 0 picks a free one)
+  --host       address to listen on (default 127.0.0.1)
+  --name       how the page names this node (default "node on port <port>")
+  --backplane  a backplane shared with other nodes: postgres://…, mysql://… or sqlite:<file> (default: none)
+  --help       this text`;
+
+function parseCommandLine() {
+  try {
+    return parseArgs({
+      options: {
+        port: { type: 'string', default: '5000' },
+        host: { type: 'string', default: '127.0.0.1' },
+        name: { type: 'string' },
+        backplane: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }).values;
+  } catch (error) {
+    console.error(`${(error as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
+const values = parseCommandLine();
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 
 const port = Number(values.port);
 if (!Number.isInteger(port) || port < 0 || port > 65535) {

@@ -7,12 +7,23 @@ import { loadBackplanePackage } from './backplane/from-url.js';
 
 const USAGE = 'Usage: hubwire install-schema <postgres://… | sqlite:file> [--schema hubwire] [--table-count 1]';
 
-async function main(argv: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({
+function parseCommandLine(argv: string[]) {
+  return parseArgs({
     args: argv,
     allowPositionals: true,
     options: { schema: { type: 'string' }, 'table-count': { type: 'string' }, help: { type: 'boolean' } },
   });
+}
+
+async function main(argv: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parseCommandLine>;
+  try {
+    parsed = parseCommandLine(argv);
+  } catch (error) {
+    console.error(`hubwire: ${(error as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const { positionals, values } = parsed;
   const [command, url] = positionals;
   if (values.help || command !== 'install-schema' || !url) {
     console.error(USAGE);
