@@ -116,7 +116,8 @@ async function startSurfaceServer(): Promise<Server> {
   });
   hubwire.mapHub('/slash/', SlashHub);
   hubwire.mapHub('/short-result', ShortResultHub, { clientResultTimeout: 300 });
-  hubwire.mapHub('/cors-any', CorsAnyHub, { allowedOrigins: ['*'] });
+  // Any origin with credentials must be asked for explicitly, with a predicate ('*' is refused).
+  hubwire.mapHub('/cors-any', CorsAnyHub, { allowedOrigins: () => true });
   hubwire.mapHub('/cors-fn', CorsPredicateHub, { allowedOrigins: (origin) => origin.endsWith('.trusted.example') });
   hubwire.mapHub('/admin', AdminHub, { authorize: { roles: ['admin'] } });
   hubwire.mapHub('/predicate', PredicateHub, { authorize: (user) => (user as { id?: string })?.id === 'bob' });
@@ -967,14 +968,36 @@ describe('per-endpoint options: allowed origins (CORS with credentials, WebSocke
     assert.equal(refused.status, 403);
   });
 
-  test("'*' allows any origin (echoed, never '*' with credentials); a predicate decides per origin", T, async () => {
-    const any = await negotiate(`${server.base}/cors-any`, { Origin: 'http://anything.example' });
-    assert.equal(any.status, 200);
-    assert.equal(any.headers.get('access-control-allow-origin'), 'http://anything.example');
-    assert.equal(any.headers.get('access-control-allow-credentials'), 'true');
-    assert.equal((await negotiate(`${server.base}/cors-fn`, { Origin: 'https://app.trusted.example' })).status, 200);
-    assert.equal((await negotiate(`${server.base}/cors-fn`, { Origin: 'https://trusted.example.evil' })).status, 403);
+  test("'*' is refused at start-up (credentials for every site); origins must be origins", () => {
+    const probe = new Hubwire();
+    assert.throws(
+      () => probe.mapHub('/star', CorsAnyHub, { allowedOrigins: ['*'] }),
+      /cannot contain '\*'.*credentials/,
+    );
+    assert.throws(() => new Hubwire({ allowedOrigins: ['*'] }).mapHub('/star', CorsAnyHub), /cannot contain '\*'/);
+    assert.throws(
+      () => probe.mapHub('/slash-origin', CorsAnyHub, { allowedOrigins: ['https://app.example/'] }),
+      /not an origin/,
+    );
+    probe.mapHub('/plain', CorsAnyHub);
+    assert.throws(
+      () => probe.mapClassicHubs('/signalr-star', { plain: '/plain' }, { allowedOrigins: ['*'] }),
+      /cannot contain '\*'/,
+    );
   });
+
+  test(
+    'a predicate true for every origin allows any (echoed, never * with credentials), or decides per origin',
+    T,
+    async () => {
+      const any = await negotiate(`${server.base}/cors-any`, { Origin: 'http://anything.example' });
+      assert.equal(any.status, 200);
+      assert.equal(any.headers.get('access-control-allow-origin'), 'http://anything.example');
+      assert.equal(any.headers.get('access-control-allow-credentials'), 'true');
+      assert.equal((await negotiate(`${server.base}/cors-fn`, { Origin: 'https://app.trusted.example' })).status, 200);
+      assert.equal((await negotiate(`${server.base}/cors-fn`, { Origin: 'https://trusted.example.evil' })).status, 403);
+    },
+  );
 
   test('a WebSocket upgrade from a refused Origin → 403; from an allowed one → open', T, async () => {
     const refused = await tryUpgrade(`${server.base}/cors`, { origin: evil });

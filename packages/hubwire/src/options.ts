@@ -60,9 +60,11 @@ export interface HubOptions {
   authorize?: AuthorizationPolicy;
   /**
    * Browser origins allowed to reach this hub from another origin: CORS (with credentials) for negotiate, SSE,
-   * long polling and sends, and the Origin check of WebSocket upgrades. An array of origins (`'*'` for any) or
-   * a predicate. Default: no CORS headers and no Origin check (same-origin pages only, as ASP.NET Core without
-   * CORS).
+   * long polling and sends, and the Origin check of WebSocket upgrades. An array of origins
+   * (`'https://app.example.com'`) or a predicate. `'*'` is refused at start-up: with credentials it would let every
+   * web site act as your users (as ASP.NET Core refuses AllowAnyOrigin with AllowCredentials); a predicate returning
+   * true says so explicitly. Default: no CORS headers and no Origin check (same-origin pages only, as ASP.NET Core
+   * without CORS).
    */
   allowedOrigins?: readonly string[] | ((origin: string) => boolean);
   /**

@@ -15,6 +15,7 @@ import {
   type PersistentConnectionHandler,
   PersistentEndpoint,
 } from './classic/persistent.js';
+import { validateAllowedOrigins } from './connection/cors.js';
 import { HttpDispatcher, rejectUpgrade } from './connection/http-dispatcher.js';
 import { type ConnectionHandler, RawEndpoint } from './connection/raw-endpoint.js';
 import type { GroupManager, HubClients } from './hub/clients.js';
@@ -266,6 +267,7 @@ export class Hubwire {
     if (!(resolved.maximumParallelInvocationsPerClient >= 1)) {
       throw new TypeError(`Option 'maximumParallelInvocationsPerClient' must be at least 1.`);
     }
+    validateAllowedOrigins(resolved.allowedOrigins);
     for (const key of ['transportMaxBufferSize', 'maxQueuedBytes'] as const) {
       if (!(resolved[key] > 0)) throw new TypeError(`Option '${key}' must be a positive number of bytes.`);
     }

@@ -130,9 +130,11 @@ export class ClassicServer implements ConnectionServices {
 
   /** The route of a path under the base path: undefined when the path is not ours, null when unknown there. */
   private route(pathname: string): Route | null | undefined {
-    if (!pathname.startsWith(`${this.basePath}/`)) return undefined;
-    const rest = pathname.slice(this.basePath.length + 1).replace(/\/$/, '');
-    return ROUTES[rest] ?? null;
+    // Case-insensitive, as ASP.NET routes are (`/SignalR/negotiate` is `/signalr/negotiate`).
+    const path = pathname.toLowerCase();
+    if (!path.startsWith(`${this.basePath.toLowerCase()}/`)) return undefined;
+    const rest = path.slice(this.basePath.length + 1).replace(/\/$/, '');
+    return Object.hasOwn(ROUTES, rest) ? (ROUTES[rest] as Route) : null;
   }
 
   handleRequest(request: IncomingMessage, response: ServerResponse): boolean {

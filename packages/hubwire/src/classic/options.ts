@@ -2,6 +2,7 @@
 // IConfigurationManager unless noted). Times are milliseconds here; negotiate reports them in seconds.
 
 import { randomBytes } from 'node:crypto';
+import { validateAllowedOrigins } from '../connection/cors.js';
 import type { HubContext } from '../server.js';
 
 export type ClassicTransport = 'webSockets' | 'serverSentEvents' | 'foreverFrame' | 'longPolling';
@@ -35,7 +36,8 @@ export interface ClassicHubsOptions {
   classicKey?: Buffer | string;
   /**
    * Cross-origin pages allowed (CORS with credentials for HTTP requests, and the Origin check of WebSocket
-   * upgrades): a list (`'*'` for any) or a predicate. Default: the server's `allowedOrigins` (none: no CORS
+   * upgrades): a list of origins (`'*'` is refused, see HubOptions.allowedOrigins) or a predicate. Default: the
+   * server's `allowedOrigins` (none: no CORS
    * headers and no check, so only same-origin pages can use the endpoint).
    */
   allowedOrigins?: readonly string[] | ((origin: string) => boolean);
@@ -129,6 +131,7 @@ export function resolveClassicOptions(
     // SignalR 2's rule: clients reconnect after two missed keep-alives, which must fit in the disconnect timeout.
     throw new TypeError(`Option 'keepAlive' must be at most a third of 'disconnectTimeout'.`);
   }
+  validateAllowedOrigins(resolved.allowedOrigins);
   if (!(resolved.messageBufferSize >= 1)) throw new TypeError(`Option 'messageBufferSize' must be at least 1.`);
   if (!(resolved.maxQueuedBytes > 0))
     throw new TypeError(`Option 'maxQueuedBytes' must be a positive number of bytes.`);

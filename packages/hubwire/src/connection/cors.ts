@@ -9,6 +9,29 @@ const ALLOWED_HEADERS = 'Authorization, Content-Type, X-Requested-With, X-Signal
 
 export type OriginVerdict = 'same-origin' | 'allowed' | 'refused' | 'unchecked';
 
+/**
+ * Checks an `allowedOrigins` option. CORS here is always with credentials (the official client sends cookies and
+ * the Authorization header), so `'*'` is refused, as ASP.NET Core refuses AllowAnyOrigin with AllowCredentials: it
+ * would let every web site make requests as the user. List the origins, or pass a predicate (which may return true
+ * for every origin, if that is really meant). Entries must be origins (`https://app.example.com`, no path).
+ */
+export function validateAllowedOrigins(value: unknown, option = 'allowedOrigins'): void {
+  if (value === undefined || typeof value === 'function') return;
+  if (!Array.isArray(value)) throw new TypeError(`Option '${option}' must be an array of origins or a predicate.`);
+  for (const entry of value) {
+    if (entry === '*') {
+      throw new TypeError(
+        `Option '${option}' cannot contain '*': cross-origin requests here carry credentials (cookies, the Authorization header), and allowing every origin with credentials lets any web site act as your users. List the origins, or pass a predicate such as (origin) => origin.endsWith('.example.com').`,
+      );
+    }
+    if (typeof entry !== 'string' || !/^[a-z][a-z0-9+.-]*:\/\/[^/?#\s]+$/i.test(entry)) {
+      throw new TypeError(
+        `Option '${option}' has '${String(entry)}', which is not an origin (scheme://host[:port], no path or trailing slash).`,
+      );
+    }
+  }
+}
+
 /** Whether a request's Origin may use the endpoint. */
 export function checkOrigin(
   settings: Pick<EndpointSettings, 'allowedOrigins'>,
@@ -19,7 +42,7 @@ export function checkOrigin(
   if (allowed === undefined || origin === undefined) return 'unchecked';
   const host = request.headers.host;
   if (host && (origin === `http://${host}` || origin === `https://${host}`)) return 'same-origin';
-  const ok = typeof allowed === 'function' ? allowed(origin) : allowed.includes('*') || allowed.includes(origin);
+  const ok = typeof allowed === 'function' ? allowed(origin) : allowed.includes(origin);
   return ok ? 'allowed' : 'refused';
 }
 

@@ -120,8 +120,9 @@ export class HttpDispatcher {
   }
 
   addEndpoint(endpoint: Endpoint): void {
-    const path = endpoint.path;
-    if (this.endpoints.has(path)) throw new Error(`An endpoint is already mapped at '${path}'.`);
+    // Keys in lower case: paths match case-insensitively, as ASP.NET Core's routes do.
+    const path = endpoint.path.toLowerCase();
+    if (this.endpoints.has(path)) throw new Error(`An endpoint is already mapped at '${endpoint.path}'.`);
     this.endpoints.set(path, endpoint);
     this.webSocketServers.set(
       endpoint,
@@ -136,7 +137,8 @@ export class HttpDispatcher {
 
   /** Finds the endpoint a URL path belongs to, and whether it is the negotiate route. */
   private route(pathname: string): { endpoint: Endpoint; negotiate: boolean } | undefined {
-    const path = pathname.length > 1 && pathname.endsWith('/') ? pathname.slice(0, -1) : pathname;
+    const lower = pathname.toLowerCase();
+    const path = lower.length > 1 && lower.endsWith('/') ? lower.slice(0, -1) : lower;
     const direct = this.endpoints.get(path);
     if (direct) return { endpoint: direct, negotiate: false };
     if (path.endsWith('/negotiate')) {

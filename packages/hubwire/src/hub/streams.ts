@@ -1,6 +1,7 @@
 // A connection's streams: client-to-server uploads by stream id, server-to-client streams by invocation id, and
 // the loop that sends a stream's items.
 
+import { HubError } from '../errors.js';
 import { UploadStream } from './upload-stream.js';
 
 export class ConnectionStreams {
@@ -34,7 +35,8 @@ export class ConnectionStreams {
     const upload = this.uploads?.get(streamId);
     if (!upload) return false;
     this.uploads?.delete(streamId);
-    upload.complete(error !== undefined ? new Error(error) : undefined);
+    // As ASP.NET Core: a HubException, so a method that lets it through tells the caller what the client said.
+    upload.complete(error !== undefined ? new HubError(error) : undefined);
     return true;
   }
 

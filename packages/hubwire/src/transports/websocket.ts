@@ -126,6 +126,11 @@ export function attachWebSocket(connection: HttpConnection, socket: WebSocket, r
   socket.on('error', () => {
     // 'close' follows; nothing else to do.
   });
+  // A client that closes without a status code (the browser's close(), the official client's stop()) is answered
+  // by ws with a close frame without one too, which the client reads as 1005 and the official client reports as an
+  // error. Answer 1000 instead, as ASP.NET Core does: ws calls close() without a code in exactly that case.
+  const close = socket.close.bind(socket);
+  socket.close = (code?: number, reason?: string | Buffer) => close(code ?? 1000, reason);
   socket.on('message', (data: Buffer) => {
     if (connection.transport !== transport) return;
     const wait = connection.application?.onData(data);
