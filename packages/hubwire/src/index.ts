@@ -44,6 +44,7 @@ export type {
 } from './classic/persistent.js';
 export { getAccessToken, type RequestInfo } from './connection/request-info.js';
 export { ClientResultError, HubError, HubwireError, type HubwireErrorCode } from './errors.js';
+export type { ArgumentSchema } from './hub/argument-schema.js';
 export type {
   ClientMethods,
   ClientProxy,

@@ -76,15 +76,26 @@ export interface HubOptions {
   ) => { url: string; accessToken?: string } | undefined | Promise<{ url: string; accessToken?: string } | undefined>;
   /** Require an authenticated user (what `authenticate` returned is not undefined/null). Default false. */
   requireAuthenticatedUser?: boolean;
-  /** Per-method options, e.g. `{ deleteAll: { authorize: (user) => isAdmin(user) } }`. */
+  /**
+   * Per-method options: who may call it (`authorize`) and argument schemas (`parameters`, Standard Schemas such as
+   * zod's), e.g. `{ deleteAll: { authorize: { roles: ['admin'] } }, joinGroup: { parameters: [z.string().max(64)] } }`.
+   */
   methods?: Record<string, HubMethodOptions>;
+  /**
+   * The methods clients may call, by name. Without it every method of the hub (its class and parent classes up to
+   * Hub, or the object's functions) is callable, except `_`-prefixed ones and the lifetime methods: TypeScript's
+   * `private` does not exist at run time, so a `private` method is callable too (an ES `#private` method is not).
+   * With it, only these are, and mapHub throws for a name that is not a method.
+   */
+  callable?: readonly string[];
   /** Filters around invocations and lifetime events, outermost first (after the server-wide ones). */
   filters?: HubFilter[];
   /** The message bus (a backplane). Default: an in-memory bus for this process. */
   bus?: MessageBus;
 }
 
-export interface HubwireOptions extends Omit<HubOptions, 'methods' | 'bus' | 'authorize' | 'negotiateRedirect'> {
+export interface HubwireOptions
+  extends Omit<HubOptions, 'methods' | 'callable' | 'bus' | 'authorize' | 'negotiateRedirect'> {
   /**
    * Authentication hook: returns the user for a request (negotiate and every transport request), or
    * undefined for anonymous. Throwing answers 401. `getAccessToken(request)` reads the bearer token from the
@@ -109,7 +120,7 @@ export interface HubwireOptions extends Omit<HubOptions, 'methods' | 'bus' | 'au
   onError?: (error: unknown, where: string) => void;
 }
 
-type OptionalHubOptions = 'authorize' | 'methods' | 'allowedOrigins' | 'negotiateRedirect';
+type OptionalHubOptions = 'authorize' | 'methods' | 'callable' | 'allowedOrigins' | 'negotiateRedirect';
 export type ResolvedHubOptions = Required<Omit<HubOptions, OptionalHubOptions | 'bus' | 'filters'>> &
   Pick<HubOptions, OptionalHubOptions> & { filters: HubFilter[] };
 

@@ -252,6 +252,7 @@ export class Hubwire {
       protocols: hubOptions.protocols ?? server.protocols ?? [jsonHubProtocol, messagePackHubProtocol],
       authorize: hubOptions.authorize,
       methods: hubOptions.methods,
+      callable: hubOptions.callable,
       allowedOrigins: hubOptions.allowedOrigins ?? server.allowedOrigins,
       negotiateRedirect: hubOptions.negotiateRedirect,
       filters: [...(server.filters ?? []), ...(hubOptions.filters ?? [])],

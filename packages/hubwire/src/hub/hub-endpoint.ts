@@ -33,7 +33,7 @@ export class HubEndpoint implements Endpoint {
     /** Where errors that no client can be told about go (e.g. a throwing onDisconnected). */
     readonly reportError: (error: unknown, where: string) => void,
   ) {
-    this.registry = new HubRegistry(definition, options.methods);
+    this.registry = new HubRegistry(definition, options.methods, options.callable);
     this.authorize = toAuthorizeUser(options.authorize);
     const hooks = (typeof definition === 'function' ? definition.prototype : definition) as Record<string, unknown>;
     // A class hub is also built at connect (as ASP.NET Core does), so a constructor that throws closes the

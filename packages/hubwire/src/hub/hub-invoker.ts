@@ -3,6 +3,7 @@
 
 import type { MessageBus } from '../bus/message-bus.js';
 import { HubError, HubwireError } from '../errors.js';
+import { validateArguments } from './argument-schema.js';
 import { runInvokeFilters } from './filters.js';
 import type { HubCallerContext } from './hub.js';
 import type { HubEndpoint } from './hub-endpoint.js';
@@ -44,6 +45,11 @@ export async function callHubMethod(
     const resolved = await resolveMethod(endpoint, context, target, args.length);
     if ('refused' in resolved) return resolved;
     const method = resolved.method;
+    if (method.parameters) {
+      const checked = await validateArguments(target, method.parameters, args);
+      if ('refused' in checked) return checked;
+      args = checked.args;
+    }
     const hub = createHub();
     const value = await runInvokeFilters(
       endpoint.options.filters,

@@ -1,5 +1,6 @@
 // Finds a hub's callable methods (case-insensitively, as ASP.NET does) and how many arguments each takes.
 
+import { type ArgumentSchema, isArgumentSchema } from './argument-schema.js';
 import { Hub, type HubCallerContext } from './hub.js';
 
 export type AuthorizeUser = (user: unknown, context: HubCallerContext | undefined) => boolean | Promise<boolean>;
@@ -31,6 +32,8 @@ export interface HubMethod {
   /** Declared parameters; Infinity with a rest parameter. */
   readonly maxArgs: number;
   readonly authorize: AuthorizeUser | undefined;
+  /** Schemas of the arguments, in order (HubMethodOptions.parameters). */
+  readonly parameters: readonly ArgumentSchema[] | undefined;
 }
 
 /** A hub class (subclass of Hub) or a plain object of methods. */
@@ -80,12 +83,27 @@ export function countParameters(fn: (...args: unknown[]) => unknown): number {
 export interface HubMethodOptions {
   /** Who may call this method; refused invocations fail with an authorization error. */
   authorize?: AuthorizationPolicy;
+  /**
+   * Schemas of the method's arguments, in order, as Standard Schemas (zod, valibot, arktype, ...): an invocation
+   * whose arguments do not pass fails with the schema's message and the method never runs; what a schema returns
+   * (a parsed or transformed value) is what the method gets.
+   */
+  parameters?: readonly ArgumentSchema[];
 }
 
 export class HubRegistry {
   private readonly methods = new Map<string, HubMethod>();
 
-  constructor(definition: HubDefinition, methodOptions: Record<string, HubMethodOptions> = {}) {
+  /**
+   * `callable`: when given, the only methods clients may call (names as declared); every other method of the
+   * definition stays server-side. Without it, every method whose name does not start with `_` is callable.
+   */
+  constructor(
+    definition: HubDefinition,
+    methodOptions: Record<string, HubMethodOptions> = {},
+    callable?: readonly string[],
+  ) {
+    const allowed = callable && new Set(callable.map((name) => name.toLowerCase()));
     const optionsByName = new Map<string, HubMethodOptions>();
     for (const [name, options] of Object.entries(methodOptions)) optionsByName.set(name.toLowerCase(), options);
     const sources: object[] = [];
@@ -100,6 +118,7 @@ export class HubRegistry {
     for (const source of sources) {
       for (const name of Object.getOwnPropertyNames(source)) {
         if (LIFETIME_METHODS.has(name) || name.startsWith('_')) continue;
+        if (allowed && !allowed.has(name.toLowerCase())) continue;
         const descriptor = Object.getOwnPropertyDescriptor(source, name);
         if (!descriptor || typeof descriptor.value !== 'function') continue;
         const key = name.toLowerCase();
@@ -112,12 +131,25 @@ export class HubRegistry {
           minArgs: fn.length,
           maxArgs: Math.max(declared, fn.length),
           authorize: toAuthorizeUser(optionsByName.get(key)?.authorize),
+          parameters: optionsByName.get(key)?.parameters,
         });
       }
     }
-    for (const name of Object.keys(methodOptions)) {
+    for (const name of callable ?? []) {
       if (!this.methods.has(name.toLowerCase())) {
-        throw new Error(`Method options were given for '${name}', which is not a method of the hub.`);
+        throw new Error(`'callable' names '${name}', which is not a method of the hub (nor a lifetime or _ method).`);
+      }
+    }
+    for (const [name, options] of Object.entries(methodOptions)) {
+      if (!this.methods.has(name.toLowerCase())) {
+        throw new Error(
+          `Method options were given for '${name}', which is not a method of the hub (or not in callable).`,
+        );
+      }
+      const parameters = options.parameters;
+      if (parameters === undefined) continue;
+      if (!Array.isArray(parameters) || !parameters.every(isArgumentSchema)) {
+        throw new TypeError(`'parameters' of '${name}' must be an array of Standard Schemas (zod, valibot, ...).`);
       }
     }
   }
