@@ -215,6 +215,23 @@ describe('classic connections without sticky sessions (two nodes, one backplane)
     assert.ok(client.groupsToken, 'the client received a groups token');
   });
 
+  test("a long poll that reaches a node before the client's /start does: /start there still runs onConnected", async () => {
+    // jQuery's long polling polls right after /connect, beside /start: the poll may land first, on another node.
+    const client = new Poller(await negotiate(a.base, 'pam'), 'pam');
+    const id = client.negotiated.ConnectionId;
+    await client.connect(a);
+    const held = client.poll(b, 1000);
+    await sleep(100); // the poll is held on node B
+    const started = await http(client.url(b, 'start'));
+    assert.equal(started.status, 200, started.body);
+    assert.ok([...a.observations.connected, ...b.observations.connected].includes(id), 'onConnected ran on some node');
+    await held;
+    await http(client.url(b, 'abort'), { form: {} });
+    await eventually('the disconnect', () =>
+      [...a.observations.disconnected, ...b.observations.disconnected].some((d) => d.id === id),
+    );
+  });
+
   test('the node a client left does not report it disconnected; the last one does, once', async () => {
     const client = new Poller(await negotiate(b.base, 'bob'), 'bob');
     const id = client.negotiated.ConnectionId;

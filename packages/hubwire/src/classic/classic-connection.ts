@@ -122,6 +122,16 @@ export class ClassicConnection {
     this.started ??= Promise.resolve();
   }
 
+  /**
+   * A state built for a poll or a reconnect: the client has most likely started already (on some node), so this
+   * node reports its disconnect. Unlike markStarted it does not stop a /start that lands here from running
+   * onConnected: a long-polling client's first poll may reach this node before its /start does.
+   */
+  assumeStarted(): void {
+    this.assumedStarted = true;
+  }
+  private assumedStarted = false;
+
   // --- Hubs -------------------------------------------------------------------------------------------------
   /** Registers the connection on the buses of `hubs` (and leaves those no longer listed). */
   async subscribe(hubs: readonly ClassicHub[]): Promise<void> {
@@ -585,7 +595,7 @@ export class ClassicConnection {
     stream?.close();
     this.endPoll();
     this.aborter.abort();
-    const started = this.started !== undefined && !this.connectFailed;
+    const started = (this.started !== undefined || this.assumedStarted) && !this.connectFailed;
     for (const binding of this.bindings.values()) void binding.disconnect(started, error);
     void this.persistent?.disconnect(started, stopCalled);
   }

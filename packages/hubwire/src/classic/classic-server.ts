@@ -278,8 +278,9 @@ export class ClassicServer implements ConnectionServices {
       requestInfo(request),
       this,
     );
-    // A client reconnecting or polling has started (maybe on another node): its disconnect is reported here.
-    if (route !== 'connect') created.markStarted();
+    // A client reconnecting or polling has most likely started (maybe on another node): its disconnect is
+    // reported here. Only assumed: its /start may still come (a long poll runs beside it) and must run onConnected.
+    if (route !== 'connect') created.assumeStarted();
     this.connections.set(checked.connectionId, created);
     created.ready = created
       .register(checked.hubs, this.persistent, groupsToken, from)
