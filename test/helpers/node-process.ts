@@ -27,10 +27,14 @@ export interface NodeProcess extends FixtureProcess {
 const root = new URL('../..', import.meta.url).pathname;
 
 /** Spawns `test/fixtures/<fixture>` through tsx, with `hubwire` resolved to its sources. */
-export function spawnFixture(fixture: string, args: string[], options: { stdin?: boolean } = {}): FixtureProcess {
+export function spawnFixture(
+  fixture: string,
+  args: string[],
+  options: { stdin?: boolean; nodeArgs?: string[] } = {},
+): FixtureProcess {
   const child = spawn(
     process.execPath,
-    ['--conditions=hubwire-source', '--import', 'tsx', `test/fixtures/${fixture}`, ...args],
+    [...(options.nodeArgs ?? []), '--conditions=hubwire-source', '--import', 'tsx', `test/fixtures/${fixture}`, ...args],
     { cwd: root, stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] },
   );
   // Never outlive the test process.
@@ -107,7 +111,7 @@ export async function startFixture(
   fixture: string,
   args: string[],
   timeoutMs = 20_000,
-  options: { stdin?: boolean } = {},
+  options: { stdin?: boolean; nodeArgs?: string[] } = {},
 ): Promise<FixtureProcess & { port: number; nodeId: string }> {
   const started = spawnFixture(fixture, args, options);
   try {
