@@ -19,6 +19,7 @@ import { protocolVersion } from '../../packages/hubwire/src/classic/routes.ts';
 import { TokenProtector } from '../../packages/hubwire/src/classic/tokens.ts';
 import { parseNegotiateVersion } from '../../packages/hubwire/src/connection/negotiate.ts';
 import { getAccessToken, requestInfo } from '../../packages/hubwire/src/connection/request-info.ts';
+import { type ArgumentSchema, validateArguments } from '../../packages/hubwire/src/hub/argument-schema.ts';
 import { countParameters, HubRegistry } from '../../packages/hubwire/src/hub/hub-registry.ts';
 import { stringifyAsAspNetCore } from '../../packages/hubwire/src/protocol/json-protocol.ts';
 import {
@@ -321,7 +322,7 @@ describe('fuzz: classic request parsing', () => {
         const nested = objects ? nestedObjects(n) : nestedArrays(n);
         checkInvocation(`{"I":"1","H":"testHub","M":"echo","A":[],"S":{"a":${nested}}}`);
       }),
-      runs(40),
+      { ...runs(40), examples: [[6000, false]] },
     );
   });
 
@@ -570,6 +571,50 @@ describe('fuzz: hub method arguments', () => {
         const counted = total('countParameters', () => countParameters(fn));
         assert.ok(counted >= fn.length);
       }),
+      runs(300),
+    );
+  });
+
+  /**
+   * A Standard Schema as zod or valibot would be: every leaf must be a number; the first other leaf is reported
+   * with its path (object keys and array indexes from the client's value, as keys or `{ key }` segments).
+   */
+  function numbersOnly(async: boolean, segments: boolean): ArgumentSchema {
+    const firstBad = (value: unknown, path: unknown[]): unknown[] | undefined => {
+      if (typeof value === 'number') return undefined;
+      if (typeof value !== 'object' || value === null) return path;
+      for (const [key, inner] of Object.entries(value)) {
+        const found = firstBad(inner, [...path, segments ? { key } : key]);
+        if (found) return found;
+      }
+      return undefined;
+    };
+    const validate = (value: unknown) => {
+      const path = firstBad(value, []);
+      return path ? { issues: [{ message: 'Expected a number', path }] } : { value };
+    };
+    return {
+      '~standard': { version: 1, vendor: 'fuzz', validate: async ? async (v: unknown) => validate(v) : validate },
+    };
+  }
+
+  test('argument schemas: any arguments are passed on or refused with a text naming the argument', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.oneof(jsonValue(3), fc.anything({ maxDepth: 2, withNullPrototype: true })), { maxLength: 4 }),
+        fc.boolean(),
+        fc.boolean(),
+        async (args, async, segments) => {
+          const schemas = [numbersOnly(async, segments), numbersOnly(!async, !segments)];
+          const outcome = await validateArguments('method', schemas, args);
+          if ('refused' in outcome) {
+            assertClearText(outcome.refused);
+            assert.match(outcome.refused, /^Failed to invoke 'method': argument [12] is not valid/);
+          } else {
+            assert.deepEqual(outcome.args.slice(0, args.length), args);
+          }
+        },
+      ),
       runs(300),
     );
   });

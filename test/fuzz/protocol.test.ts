@@ -10,7 +10,7 @@ import { type HubMessage as ClientHubMessage, NullLogger } from '@microsoft/sign
 import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
-import type { HubwireError } from '../../packages/hubwire/src/errors.ts';
+import { HubwireError } from '../../packages/hubwire/src/errors.ts';
 import { parseHandshake } from '../../packages/hubwire/src/protocol/handshake.ts';
 import type { HubProtocol } from '../../packages/hubwire/src/protocol/hub-protocol.ts';
 import { jsonHubProtocol } from '../../packages/hubwire/src/protocol/json-protocol.ts';
@@ -32,6 +32,7 @@ import {
   RS_BYTE,
   runs,
   splitAt,
+  type TextCheck,
   validMessage,
 } from './support.ts';
 
@@ -43,7 +44,13 @@ const packr = new Packr({ useRecords: false, variableMapSize: true });
 const officialMsgpack = new MessagePackHubProtocol();
 
 /** Feeds `chunks` to a fresh decoder; every message it yields must be well formed. A throw must be clean. */
-function decodeAll(protocol: HubProtocol, chunks: readonly Buffer[], limit = LIMIT, strictText = true) {
+function decodeAll(
+  protocol: HubProtocol,
+  chunks: readonly Buffer[],
+  limit = LIMIT,
+  // msgpackr's own error texts are checked by the todo 'what msgpackr throws reaches clients as a clear error'.
+  text: TextCheck = protocol === messagePackHubProtocol ? 'ours' : 'strict',
+) {
   const decoder = protocol.createDecoder(limit);
   const messages: HubMessage[] = [];
   const outcome = cleanly(
@@ -52,7 +59,7 @@ function decodeAll(protocol: HubProtocol, chunks: readonly Buffer[], limit = LIM
       for (const chunk of chunks) for (const message of decoder.push(chunk)) messages.push(message);
     },
     DECODE_ERRORS,
-    strictText,
+    text,
   );
   for (const message of messages) assertWellFormed(message);
   return { messages, error: 'error' in outcome ? outcome.error : undefined };
@@ -312,14 +319,34 @@ describe('fuzz: MessagePack hub protocol decoder', () => {
           .map((name) => packr.pack([name, 'message'])),
       ),
     )
-    .map(([type, data]) => ({ type, ext: Buffer.concat([Uint8Array.of(0xc7, data.length, type & 0xff), data]) }));
+    .map(([type, data]) => extensionOf(type, data));
+
+  /** An ext 8 value of `type` around `data`. */
+  function extensionOf(type: number, data: Uint8Array) {
+    return { type, ext: Buffer.concat([Uint8Array.of(0xc7, data.length, type & 0xff), data]) };
+  }
+  /** msgpackr's own extensions as msgpackr writes them (RegExp, Error, Set, typed arrays, cycles): tried first below. */
+  const richPackr = new Packr({ moreTypes: true, structuredClone: true, useRecords: false });
+  const cyclic: unknown[] = [1];
+  cyclic.push(cyclic);
+  const msgpackrExtensions: [{ type: number; ext: Buffer }][] = [
+    /a+/g,
+    new TypeError('made by the client'),
+    new Set([1, 2]),
+    new Float32Array([1.5]),
+    cyclic,
+  ].map((value) => {
+    const ext = richPackr.pack(value);
+    return [{ type: ext[1] as number, ext }];
+  });
+  msgpackrExtensions.push([extensionOf(0, Uint8Array.of())], [extensionOf(0x42, Uint8Array.of())]);
 
   test('extension types (timestamps, msgpackr extensions) with arbitrary payloads: a HubwireError at worst', () => {
     fc.assert(
       fc.property(extension, ({ ext }) => {
         // The message of what msgpackr throws is passed on as is (see the todo below): only the error type is checked.
-        decodeAll(messagePackHubProtocol, [framed(invocationOf(ext))], LIMIT, false);
-        decodeAll(messagePackHubProtocol, [framed(ext)], LIMIT, false);
+        decodeAll(messagePackHubProtocol, [framed(invocationOf(ext))], LIMIT, 'loose');
+        decodeAll(messagePackHubProtocol, [framed(ext)], LIMIT, 'loose');
       }),
       runs(300),
     );
@@ -336,14 +363,37 @@ describe('fuzz: MessagePack hub protocol decoder', () => {
       fc.property(
         extension.filter(({ type }) => type !== -1),
         ({ ext }) => {
-          const { messages, error } = decodeAll(messagePackHubProtocol, [framed(invocationOf(ext))]);
+          const { messages, error } = decodeAll(messagePackHubProtocol, [framed(invocationOf(ext))], LIMIT, 'strict');
           assert.ok(
             error,
             `an unknown extension was decoded as ${String((messages[0] as { arguments?: unknown[] })?.arguments?.[0])}`,
           );
         },
       ),
-      runs(100),
+      { ...runs(100), examples: msgpackrExtensions },
+    );
+  });
+
+  test("what msgpackr throws reaches the client as a clear error, not a TypeError's text", {
+    todo:
+      "msgpack-protocol.ts passes msgpackr's error text on ('Invalid MessagePack message: ' + message): for " +
+      'some bytes it is a TypeError from inside msgpackr, e.g. [0x04, 0xc7, 0, 0, 0] closes the connection with ' +
+      '"Data read, but end of buffer not reached (JSON view not available TypeError: Cannot read properties of ' +
+      "undefined (reading 'slice'))\", an ext 0x70 with \"Cannot read properties of null (reading 'get')\"",
+  }, () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (body) => {
+        decodeAll(messagePackHubProtocol, [framed(body)], LIMIT, 'strict');
+      }),
+      {
+        ...runs(300),
+        examples: [
+          [Uint8Array.of(0xc7, 0, 0, 0)],
+          [Uint8Array.of(0xd4, 0x42, 0)],
+          [Uint8Array.of(0xd6, 0x70, 0, 0, 0, 1)],
+          [richPackr.pack(new Map([['self', 1]]))],
+        ],
+      },
     );
   });
 
@@ -404,9 +454,29 @@ describe('fuzz: MessagePack hub protocol decoder', () => {
     );
   });
 
+  /** Messages without a `__proto__` key anywhere: msgpackr renames such a key (see the todo below). */
+  const msgpackMessage = validMessage.filter((m) => !JSON.stringify(m).includes('"__proto__"'));
+
+  test('round trip: a map key named __proto__ survives', {
+    todo:
+      "msgpack-protocol.ts's Unpackr (mapsAsObjects, msgpackr's guard against prototype pollution) renames a " +
+      "'__proto__' map key to '__proto_': the same argument sent as JSON keeps its key",
+  }, () => {
+    fc.assert(
+      fc.property(jsonValue(2), (value) => {
+        // JSON.parse makes `__proto__` an own key, as a JSON client's argument has it.
+        const item: unknown = JSON.parse(`{"__proto__":${JSON.stringify(value)}}`);
+        const message: HubMessage = { type: 2, invocationId: '1', item };
+        const { messages } = decodeAll(messagePackHubProtocol, [messagePackHubProtocol.encode(message)], 0);
+        assert.deepEqual(messages.map(normalize), [normalize(message)]);
+      }),
+      runs(50),
+    );
+  });
+
   test('round trip: encode then decode gives the message back (and the official client reads it)', () => {
     fc.assert(
-      fc.property(validMessage, (message) => {
+      fc.property(msgpackMessage, (message) => {
         const encoded = messagePackHubProtocol.encode(message);
         const { messages, error } = decodeAll(messagePackHubProtocol, [encoded], 0);
         assert.equal(error, undefined, `decoding what we encoded failed: ${error?.message}`);
@@ -442,7 +512,7 @@ describe('fuzz: MessagePack hub protocol decoder', () => {
 
   test('a stream of messages split at arbitrary byte boundaries decodes to the same messages', () => {
     fc.assert(
-      fc.property(fc.array(validMessage, { minLength: 1, maxLength: 8 }), chunkPoints, (messages, points) => {
+      fc.property(fc.array(msgpackMessage, { minLength: 1, maxLength: 8 }), chunkPoints, (messages, points) => {
         const bytes = Buffer.concat(messages.map((m) => messagePackHubProtocol.encode(m)));
         const chunked = decodeAll(messagePackHubProtocol, splitAt(bytes, points), 0);
         assert.equal(chunked.error, undefined);
@@ -454,7 +524,7 @@ describe('fuzz: MessagePack hub protocol decoder', () => {
 
   test('garbage does not disturb the next decode (the MessagePack reader is shared)', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ minLength: 1, maxLength: 128 }), validMessage, (garbage, message) => {
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 128 }), msgpackMessage, (garbage, message) => {
         decodeAll(messagePackHubProtocol, [framed(garbage)], 0);
         const { messages, error } = decodeAll(messagePackHubProtocol, [messagePackHubProtocol.encode(message)], 0);
         assert.equal(error, undefined);
@@ -597,6 +667,24 @@ describe('fuzz: message validation', () => {
         if ('value' in outcome && outcome.value) assertWellFormed(outcome.value);
       }),
       runs(200),
+    );
+  });
+
+  test('an empty invocation id (types 2 to 5) or target (types 1 and 4) is refused, as ASP.NET Core refuses it', {
+    todo:
+      "validate.ts requireString accepts '': the server answers such a call with a Completion whose invocationId " +
+      "is '', which the official JSON client refuses ('Invalid payload for Completion message'); ASP.NET Core's " +
+      "JsonHubProtocol throws \"Missing required property 'invocationId'\" (and 'target') instead",
+  }, () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 5 }), fc.constantFrom('invocationId', 'target'), (type, field) => {
+        if (field === 'invocationId' && type === 1) return; // optional on an Invocation ('' means none there)
+        if (field === 'target' && type !== 1 && type !== 4) return;
+        const message: Record<string, unknown> = { type, invocationId: '1', target: 't', arguments: [], item: 1 };
+        message[field] = '';
+        assert.throws(() => validateMessage(message), HubwireError);
+      }),
+      runs(50),
     );
   });
 
