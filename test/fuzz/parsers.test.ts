@@ -314,9 +314,7 @@ describe('fuzz: classic request parsing', () => {
     );
   });
 
-  test('hub invocations with deeply nested caller state (S)', {
-    todo: "requests.ts parseInvocation: JSON.stringify(o.S) throws a RangeError (Maximum call stack size exceeded) on state nested ~4,200 deep (~8 KB of '['), which /send answers with a 500",
-  }, () => {
+  test('hub invocations with deeply nested caller state (S)', () => {
     fc.assert(
       fc.property(depth, fc.boolean(), (n, objects) => {
         const nested = objects ? nestedObjects(n) : nestedArrays(n);
@@ -549,9 +547,7 @@ describe('fuzz: hub method arguments', () => {
     }
   }
 
-  test('countParameters counts the declared parameters of any signature', {
-    todo: "hub-registry.ts countParameters strips `//…` and `/*…*/` before parsing, even inside strings and regexes: a default like 'http://x' or /[(,]/ hides the parameters after it, so calls passing them are refused",
-  }, () => {
+  test('countParameters counts the declared parameters of any signature', () => {
     fc.assert(
       fc.property(parameterList, ([params, rest, comma, style]) => {
         const fn = compile(params, rest, comma, style);

@@ -58,7 +58,7 @@ const BUG_TEXT =
  * `ours`, strict unless the text is a third-party library's error passed on (after `thirdPartyPrefix`).
  */
 export type TextCheck = 'strict' | 'loose' | 'ours';
-/** The prefix under which the MessagePack decoder passes on what msgpackr threw (see the todo in protocol.test.ts). */
+/** The prefix under which the MessagePack decoder passes on what msgpackr threw (its data errors only). */
 export const MSGPACKR_PREFIX = 'Invalid MessagePack message: ';
 
 /** The parser failed as designed: a HubwireError with one of `codes` and a message that says something. */
@@ -175,7 +175,8 @@ export const anyString = (maxLength = 24) =>
 export const jsonValue = (maxDepth = 3) =>
   fc.jsonValue({ maxDepth, stringUnit: 'grapheme' }).map((v) => JSON.parse(JSON.stringify(v)) as unknown);
 
-const id = fc.string({ unit: 'grapheme', maxLength: 12 });
+/** Ids and names of valid messages are not empty (an empty invocation id or target is refused, as ASP.NET Core does). */
+const id = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 12 });
 const headers = fc.option(
   fc.dictionary(id, fc.string({ unit: 'grapheme', maxLength: 12 }), { maxKeys: 3, noNullPrototype: true }),
   { nil: undefined },

@@ -125,7 +125,14 @@ export function parseInvocation(text: string): ClassicInvocation | { error: stri
   let state: Record<string, unknown> | undefined;
   if (o.S !== undefined && o.S !== null) {
     if (typeof o.S !== 'object' || Array.isArray(o.S)) return fail('Protocol error: the state (S) must be an object.');
-    if (JSON.stringify(o.S).length > MAX_STATE_CHARS) {
+    let stateText: string;
+    try {
+      stateText = JSON.stringify(o.S);
+    } catch {
+      // Nested too deeply for the stack (the body may be well under its size limit).
+      return fail('Protocol error: the state (S) is nested too deeply.');
+    }
+    if (stateText.length > MAX_STATE_CHARS) {
       return fail(`The state of the hub proxy exceeds ${MAX_STATE_CHARS} characters.`);
     }
     state = o.S as Record<string, unknown>;

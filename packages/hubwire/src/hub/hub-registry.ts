@@ -44,7 +44,7 @@ const LIFETIME_METHODS = new Set(['constructor', 'onConnected', 'onReconnected',
 
 /** Counts the declared parameters of a function from its source (defaults and rest included). */
 export function countParameters(fn: (...args: unknown[]) => unknown): number {
-  const source = Function.prototype.toString.call(fn).replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*/g, ' ');
+  const source = Function.prototype.toString.call(fn);
   const open = source.indexOf('(');
   const arrow = source.indexOf('=>');
   // `x => ...`: one parameter without brackets (the first bracket belongs to the body).
@@ -54,14 +54,36 @@ export function countParameters(fn: (...args: unknown[]) => unknown): number {
   let count = 0;
   let sawToken = false;
   let quote: string | undefined;
+  let previous = '';
   for (let i = open; i < source.length; i++) {
     const ch = source[i] as string;
+    if (!quote && i > open && !/\s/.test(source[i - 1] as string)) previous = source[i - 1] as string;
     if (quote) {
       if (ch === '\\') i++;
       else if (ch === quote) quote = undefined;
       continue;
     }
-    if (ch === '"' || ch === "'" || ch === '`') {
+    // Comments (outside strings): `url = 'http://x'` is a string, not a comment.
+    if (ch === '/' && source[i + 1] === '/') {
+      const end = source.indexOf('\n', i);
+      if (end === -1) break;
+      i = end;
+    } else if (ch === '/' && source[i + 1] === '*') {
+      const end = source.indexOf('*/', i + 2);
+      if (end === -1) break;
+      i = end + 1;
+    } else if (ch === '/' && /[=(,:[!&|?{};]/.test(previous)) {
+      // A regular expression literal (a default value): skip it, brackets and all.
+      let inClass = false;
+      for (i++; i < source.length; i++) {
+        const c = source[i] as string;
+        if (c === '\\') i++;
+        else if (c === '[') inClass = true;
+        else if (c === ']') inClass = false;
+        else if (c === '/' && !inClass) break;
+      }
+      sawToken = true;
+    } else if (ch === '"' || ch === "'" || ch === '`') {
       quote = ch;
       sawToken = true;
     } else if (ch === '(' || ch === '[' || ch === '{') {

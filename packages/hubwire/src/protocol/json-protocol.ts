@@ -29,16 +29,23 @@ function toWireObject(message: HubMessage): Record<string, unknown> {
       if (message.streamIds?.length) o.streamIds = message.streamIds;
       return o;
     }
-    case 2:
-      return { type: 2, invocationId: message.invocationId, item: message.item ?? null };
+    case 2: {
+      const o: Record<string, unknown> = { type: 2, invocationId: message.invocationId, item: message.item ?? null };
+      if (message.headers) o.headers = message.headers;
+      return o;
+    }
     case 3: {
       const o: Record<string, unknown> = { type: 3, invocationId: message.invocationId };
+      if (message.headers) o.headers = message.headers;
       if (message.error !== undefined) o.error = message.error;
       else if (message.hasResult) o.result = message.result ?? null;
       return o;
     }
-    case 5:
-      return { type: 5, invocationId: message.invocationId };
+    case 5: {
+      const o: Record<string, unknown> = { type: 5, invocationId: message.invocationId };
+      if (message.headers) o.headers = message.headers;
+      return o;
+    }
     case 6:
       return { type: 6 };
     case 7: {

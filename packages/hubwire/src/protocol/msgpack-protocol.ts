@@ -14,6 +14,37 @@ const packr = new Packr({ useRecords: false, encodeUndefinedAsNil: true, variabl
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
 
 const EMPTY_HEADERS = {};
+/** The marks of an error from inside the decoder rather than one about the data. */
+const INTERNAL = /TypeError|RangeError|ReferenceError|Cannot read|is not a function|is not defined|undefined|null/;
+
+/**
+ * What plain MessagePack cannot carry but msgpackr decodes from its own extensions (undefined, Error, RegExp, Set,
+ * typed arrays, shared and cyclic references, ...): a description of the first one in `value`, or undefined when
+ * there is none. Hub methods get nil, booleans, numbers, strings, bin, timestamps, arrays and maps only.
+ */
+function foreignValue(value: unknown): string | undefined {
+  const pending: unknown[] = [value];
+  const seen = new Set<object>();
+  while (pending.length > 0) {
+    const item = pending.pop();
+    if (item === null || typeof item === 'boolean' || typeof item === 'number' || typeof item === 'string') continue;
+    if (item === undefined) return 'an extension value (undefined) is not allowed';
+    if (typeof item !== 'object') return `a ${typeof item} is not allowed`;
+    if (item instanceof Date || item instanceof Uint8Array) continue;
+    if (seen.has(item)) return 'shared or cyclic references are not allowed';
+    seen.add(item);
+    if (Array.isArray(item)) {
+      for (const element of item) pending.push(element);
+      continue;
+    }
+    const prototype = Object.getPrototypeOf(item);
+    if (prototype !== Object.prototype && prototype !== null) {
+      return `an extension type (${(item as object).constructor?.name ?? 'object'}) is not allowed`;
+    }
+    for (const key of Object.keys(item)) pending.push((item as Record<string, unknown>)[key]);
+  }
+  return undefined;
+}
 
 function toWireArray(message: HubMessage): unknown[] {
   switch (message.type) {
@@ -163,8 +194,18 @@ class MessagePackDecoder implements MessageDecoder {
       try {
         decoded = unpackr.unpack(data.subarray(offset + prefix, offset + prefix + length));
       } catch (error) {
-        throw invalid(`Invalid MessagePack message: ${(error as Error).message}`);
+        // msgpackr's own errors say what is wrong; one from inside it (a TypeError, even wrapped in its own text)
+        // says nothing useful to a client and shows our internals.
+        const reason =
+          error instanceof Error &&
+          !(error instanceof TypeError || error instanceof RangeError) &&
+          !INTERNAL.test(error.message)
+            ? error.message
+            : 'the data could not be decoded';
+        throw invalid(`Invalid MessagePack message: ${reason}.`);
       }
+      const extension = foreignValue(decoded);
+      if (extension) throw invalid(`Invalid MessagePack message: ${extension}.`);
       const message = fromWireArray(decoded);
       if (message) messages.push(message);
       offset += prefix + length;

@@ -12,6 +12,18 @@ function requireString(value: unknown, field: string): string {
   return value;
 }
 
+/** An id or a name: a string that is not empty (an empty one would be sent back as an id no client accepts). */
+function requireName(value: unknown, field: string): string {
+  const text = requireString(value, field);
+  if (text === '') throw invalid(`Missing required property '${field}'.`);
+  return text;
+}
+
+function optionalName(value: unknown, field: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  return requireName(value, field);
+}
+
 function optionalString(value: unknown, field: string): string | undefined {
   if (value === undefined || value === null) return undefined;
   return requireString(value, field);
@@ -25,7 +37,7 @@ function requireArray(value: unknown, field: string): unknown[] {
 function optionalStreamIds(value: unknown): string[] | undefined {
   if (value === undefined || value === null) return undefined;
   const ids = requireArray(value, 'streamIds');
-  for (const id of ids) requireString(id, 'streamIds');
+  for (const id of ids) requireName(id, 'streamIds');
   return ids.length === 0 ? undefined : (ids as string[]);
 }
 
@@ -57,26 +69,26 @@ export function validateMessage(raw: unknown): HubMessage | undefined {
   switch (type) {
     case 1:
     case 4: {
-      const target = requireString(m.target, 'target');
+      const target = requireName(m.target, 'target');
       const args = requireArray(m.arguments, 'arguments');
       const streamIds = optionalStreamIds(m.streamIds);
       const headers = optionalHeaders(m.headers);
       if (type === 1) {
-        const invocationId = optionalString(m.invocationId, 'invocationId');
+        const invocationId = optionalName(m.invocationId, 'invocationId');
         return { type: 1, headers, invocationId, target, arguments: args, streamIds };
       }
-      const invocationId = requireString(m.invocationId, 'invocationId');
+      const invocationId = requireName(m.invocationId, 'invocationId');
       return { type: 4, headers, invocationId, target, arguments: args, streamIds };
     }
     case 2:
       return {
         type: 2,
         headers: optionalHeaders(m.headers),
-        invocationId: requireString(m.invocationId, 'invocationId'),
+        invocationId: requireName(m.invocationId, 'invocationId'),
         item: m.item,
       };
     case 3: {
-      const invocationId = requireString(m.invocationId, 'invocationId');
+      const invocationId = requireName(m.invocationId, 'invocationId');
       const error = optionalString(m.error, 'error');
       const hasResult = 'result' in m;
       if (error !== undefined && hasResult)
@@ -87,7 +99,7 @@ export function validateMessage(raw: unknown): HubMessage | undefined {
       return {
         type: 5,
         headers: optionalHeaders(m.headers),
-        invocationId: requireString(m.invocationId, 'invocationId'),
+        invocationId: requireName(m.invocationId, 'invocationId'),
       };
     case 6:
       return { type: 6 };
