@@ -34,7 +34,14 @@ export function spawnFixture(
 ): FixtureProcess {
   const child = spawn(
     process.execPath,
-    [...(options.nodeArgs ?? []), '--conditions=hubwire-source', '--import', 'tsx', `test/fixtures/${fixture}`, ...args],
+    [
+      ...(options.nodeArgs ?? []),
+      '--conditions=hubwire-source',
+      '--import',
+      'tsx',
+      `test/fixtures/${fixture}`,
+      ...args,
+    ],
     { cwd: root, stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] },
   );
   // Never outlive the test process.
