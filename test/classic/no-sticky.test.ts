@@ -32,13 +32,6 @@ interface Node {
   toGroup(group: string, text: string): Promise<void>;
 }
 
-/** The stream a node writes to (the engine picks it from its node id). */
-function homeStream(engine: ScaleoutEngine, streams: number): number {
-  let hash = 0;
-  for (const ch of engine.nodeId) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
-  return hash % streams;
-}
-
 async function startNode(
   database: MemoryDatabase,
   home?: number,
@@ -52,7 +45,7 @@ async function startNode(
       onError: () => {},
       ...engineOptions,
     });
-  } while (home !== undefined && homeStream(backplane, database.streams.length) !== home);
+  } while (home !== undefined && backplane.homeStream !== home);
   const hubwire = new Hubwire({
     backplane,
     authenticate: userFromQuery,

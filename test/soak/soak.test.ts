@@ -74,6 +74,12 @@ async function connect(onMessage?: (message: Record<string, unknown>) => void) {
   });
   socket.send(`{"protocol":"json","version":1}${RS}`);
   await ready;
+  // Keep-alive, as the official client does (every 15 s): without it the server drops the connection once its
+  // clientTimeout (30 s) passes with nothing received.
+  const keepAlive = setInterval(() => {
+    if (socket.readyState === WebSocket.OPEN) socket.send(`{"type":6}${RS}`);
+  }, 15_000);
+  socket.once('close', () => clearInterval(keepAlive));
   let next = 0;
   const invoke = (target: string, args: unknown[]) =>
     new Promise<Record<string, unknown>>((resolve, reject) => {
@@ -99,17 +105,21 @@ describe('soak', { timeout: SOAK_MS + 120_000 }, () => {
 
     // The well-behaved readers.
     const received: number[][] = Array.from({ length: READERS }, () => []);
+    const readerClosed: string[] = [];
+    const deadline = Date.now() + SOAK_MS;
     const readers = await Promise.all(
       received.map(async (list) => {
         const reader = await connect((message) => {
           if (message.target === 'm') list.push((message.arguments as number[])[0] as number);
         });
         await reader.invoke('joinGroup', [GROUP]);
+        reader.socket.once('close', (code, reason) => {
+          if (Date.now() < deadline) readerClosed.push(`reader closed with ${code} ${String(reason)}`);
+        });
         return reader;
       }),
     );
     const publisher = await connect();
-    const deadline = Date.now() + SOAK_MS;
     let published = 0;
     const publishing = (async () => {
       const started = Date.now();
@@ -168,6 +178,7 @@ describe('soak', { timeout: SOAK_MS + 120_000 }, () => {
     // The last messages arrive.
     const arrived = () => received.every((list) => list.length >= published);
     for (let i = 0; i < 100 && !arrived(); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(readerClosed, [], 'no well-behaved reader was closed while the soak ran');
     for (const [index, list] of received.entries()) {
       assert.equal(list.length, published, `reader ${index} got every message (${list.length} of ${published})`);
       assert.ok(

@@ -25,9 +25,7 @@ function engine(database: MemoryDatabase, options: ConstructorParameters<typeof 
 function engineOnStream(database: MemoryDatabase, home: number) {
   for (;;) {
     const candidate = engine(database);
-    let hash = 0;
-    for (const ch of candidate.instance.nodeId) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
-    if (hash % database.streams.length === home) return candidate;
+    if (candidate.instance.homeStream === home) return candidate;
   }
 }
 

@@ -82,7 +82,8 @@ export class ScaleoutEngine {
   /** Rows delivered so far: positions() changes only when this does. */
   private rowsDelivered = 0;
   private readonly streams: StreamRuntime[];
-  private readonly home: number;
+  /** The stream this node writes to (a hash of its node id): its messages keep their order everywhere. */
+  readonly homeStream: number;
   /** This node's messages on their way to its home stream. */
   private readonly outbox: Outbox;
   private batchSeq = 0;
@@ -145,7 +146,7 @@ export class ScaleoutEngine {
     // Each node writes to one stream, so its messages keep their order everywhere.
     let hash = 0;
     for (const ch of this.nodeId) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
-    this.home = hash % store.streamCount;
+    this.homeStream = hash % store.streamCount;
   }
 
   get epoch(): string | undefined {
@@ -272,7 +273,7 @@ export class ScaleoutEngine {
   private async writeNext(): Promise<void> {
     const outbox = this.outbox;
     if (outbox.inflight || !outbox.hasQueued || this.closed) return;
-    const s = this.streams[this.home] as StreamRuntime;
+    const s = this.streams[this.homeStream] as StreamRuntime;
     const batch = outbox.take(this.options.batchSize);
     const batchSeq = ++this.batchSeq;
     const payload = encodeBatch(
