@@ -5,7 +5,9 @@
 import { parseArgs } from 'node:util';
 import { loadBackplanePackage } from './backplane/from-url.js';
 
-const USAGE = 'Usage: hubwire install-schema <postgres://… | sqlite:file> [--schema hubwire] [--table-count 1]';
+/** One line, newline included: written as it is, so the shell prompt that follows starts on a line of its own. */
+const USAGE =
+  'Usage: hubwire install-schema <postgres://… | mysql://… | sqlite:file> [--schema hubwire] [--table-count 1]\n';
 
 function parseCommandLine(argv: string[]) {
   return parseArgs({
@@ -20,14 +22,18 @@ async function main(argv: string[]): Promise<number> {
   try {
     parsed = parseCommandLine(argv);
   } catch (error) {
-    console.error(`hubwire: ${(error as Error).message}\n${USAGE}`);
+    process.stderr.write(`hubwire: ${(error as Error).message}\n${USAGE}`);
     return 2;
   }
   const { positionals, values } = parsed;
   const [command, url] = positionals;
-  if (values.help || command !== 'install-schema' || !url) {
-    console.error(USAGE);
-    return values.help ? 0 : 2;
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (command !== 'install-schema' || !url) {
+    process.stderr.write(USAGE);
+    return 2;
   }
   const tableCount = values['table-count'] === undefined ? undefined : Number(values['table-count']);
   if (tableCount !== undefined && !(Number.isInteger(tableCount) && tableCount >= 1)) {
@@ -40,10 +46,16 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
+// Exits once what was written has been flushed (process.exit() right after a write to a pipe can cut it short
+// on some platforms); the database packages close their connections before installSchema resolves.
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exitAfterFlush(code),
   (error: unknown) => {
-    console.error(`hubwire: ${error instanceof Error ? error.message : String(error)}`);
-    process.exit(1);
+    process.stderr.write(`hubwire: ${error instanceof Error ? error.message : String(error)}\n`);
+    exitAfterFlush(1);
   },
 );
+
+function exitAfterFlush(code: number): void {
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
