@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type * as signalR from '@microsoft/signalr';
 import pg from 'pg';
-import { decodeBatch } from '../../packages/hubwire/src/bus/envelope.js';
+import { decodeBatch } from '../../packages/hubwire/src/backplane/envelope.js';
 import { collect, delay, startClient } from '../helpers/clients.js';
 import { type FixtureProcess, type NodeProcess, startFixture, startNodeProcess } from '../helpers/node-process.js';
 

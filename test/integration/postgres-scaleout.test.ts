@@ -10,7 +10,7 @@ import { SCHEMA_VERSION } from '@hubwire/postgres';
 import type * as signalR from '@microsoft/signalr';
 import { backplaneFromUrl, Hubwire } from 'hubwire';
 import pg from 'pg';
-import { decodeBatch } from '../../packages/hubwire/src/bus/envelope.js';
+import { decodeBatch } from '../../packages/hubwire/src/backplane/envelope.js';
 import { collect, delay, startClient } from '../helpers/clients.js';
 import { type NodeProcess, startNodeProcess } from '../helpers/node-process.js';
 import { TestHub } from '../helpers/test-hub.js';

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type Envelope, MemoryDatabase, MemoryStore, ScaleoutEngine, type StreamState } from 'hubwire';
-import { decodeBatch } from '../../packages/hubwire/src/bus/envelope.js';
+import { decodeBatch } from '../../packages/hubwire/src/backplane/envelope.js';
 
 function engine(database: MemoryDatabase, options: ConstructorParameters<typeof ScaleoutEngine>[1] = {}) {
   const errors: string[] = [];

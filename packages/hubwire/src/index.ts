@@ -1,5 +1,6 @@
 // Hubwire's public API.
 
+export { ScaleoutBus } from './backplane/backplane-bus.js';
 export type { AppendResult, BackplaneStore, StoredKey, StoredRow } from './backplane/backplane-store.js';
 export { type BackplanePackage, backplaneFromUrl, type StoreUrlOptions } from './backplane/from-url.js';
 export {
@@ -28,7 +29,6 @@ export { MAX_TABLE_COUNT, parseStoredId, validateTableCount } from './backplane/
 export type { Envelope } from './bus/envelope.js';
 export { LocalBus } from './bus/local-bus.js';
 export type { Audience, BusConnection, InvokeOptions, MessageBus } from './bus/message-bus.js';
-export { ScaleoutBus } from './bus/scaleout-bus.js';
 export { classicProgress, classicState } from './classic/classic-hub.js';
 export type {
   ClassicHubMap,
@@ -56,12 +56,12 @@ export type {
 export type { HubFilter, HubInvocationContext, HubLifetimeContext } from './hub/filters.js';
 export { defineHub, Hub, type HubCallerContext, type HubInstanceState, type HubObject } from './hub/hub.js';
 export type { AuthorizationPolicy, AuthorizeUser, HubDefinition, HubMethodOptions } from './hub/hub-registry.js';
-export { SerializedMessage } from './hub/serialized-message.js';
 export { DEFAULTS, type HubOptions, type HubwireOptions } from './options.js';
 export type { HubProtocol, MessageDecoder, TransferFormat } from './protocol/hub-protocol.js';
 export { jsonHubProtocol } from './protocol/json-protocol.js';
 export type * from './protocol/messages.js';
 export { MessageType } from './protocol/messages.js';
 export { messagePackHubProtocol } from './protocol/msgpack-protocol.js';
+export { SerializedMessage } from './protocol/serialized-message.js';
 export { type HubContext, Hubwire } from './server.js';
 export type { TransportKind } from './transports/transport.js';

@@ -3,10 +3,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { ScaleoutBus } from './backplane/backplane-bus.js';
 import type { ScaleoutEngine } from './backplane/scaleout-engine.js';
 import { LocalBus } from './bus/local-bus.js';
 import type { MessageBus } from './bus/message-bus.js';
-import { ScaleoutBus } from './bus/scaleout-bus.js';
 import type { ClassicServer } from './classic/classic-server.js';
 import { createClassicServer, createPersistentServer } from './classic/mount.js';
 import type { ClassicHubMap, ClassicHubsOptions } from './classic/options.js';

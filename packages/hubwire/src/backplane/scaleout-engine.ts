@@ -3,10 +3,11 @@
 // buffers sends through outages up to maxQueueLength, and trims old rows. One engine serves every hub of a server.
 
 import { randomUUID } from 'node:crypto';
-import { type DecodedBatch, decodeBatch, type Envelope, encodeBatch } from '../bus/envelope.js';
+import type { Envelope } from '../bus/envelope.js';
 import { HubwireError } from '../errors.js';
 import { sleep, withTimeout } from '../util/timing.js';
 import type { BackplaneStore, StoredRow } from './backplane-store.js';
+import { type DecodedBatch, decodeBatch, encodeBatch } from './envelope.js';
 import { Outbox } from './outbox.js';
 import { type CachedRow, mergeByStamp, RecentRows, type ReplayRow } from './replay.js';
 import { type ResolvedOptions, resolveOptions, type ScaleoutOptions } from './scaleout-options.js';

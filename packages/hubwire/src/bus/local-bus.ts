@@ -2,8 +2,8 @@
 // result bookkeeping.
 
 import { ClientResultError, HubwireError } from '../errors.js';
-import { SerializedMessage } from '../hub/serialized-message.js';
-import type { CompletionMessage } from '../protocol/messages.js';
+import { type CompletionMessage, MessageType } from '../protocol/messages.js';
+import { SerializedMessage } from '../protocol/serialized-message.js';
 import { ConnectionIndex } from './connection-index.js';
 import type { Audience, BusConnection, InvokeOptions, MessageBus } from './message-bus.js';
 import { PendingInvocations } from './pending-invocations.js';
@@ -110,7 +110,7 @@ export class LocalBus implements MessageBus {
     // Prefixed so it can never be mistaken for a client-chosen upload stream id.
     const invocationId = `r${++this.nextInvocationId}`;
     return this.pendingResults.start(invocationId, connectionId, target, options, () =>
-      connection.writeMessage({ type: 1, invocationId, target, arguments: args }),
+      connection.writeMessage({ type: MessageType.Invocation, invocationId, target, arguments: args }),
     );
   }
 

@@ -2,8 +2,8 @@
 // (ASP.NET Core's HubLifetimeManager). The in-memory LocalBus serves one node; the SQL backplanes implement the
 // same interface for many, so hub code never changes when one is added.
 
-import type { SerializedMessage } from '../hub/serialized-message.js';
 import type { CompletionMessage, HubMessage } from '../protocol/messages.js';
+import type { SerializedMessage } from '../protocol/serialized-message.js';
 
 /** What the bus needs of a live connection on this node. */
 export interface BusConnection {

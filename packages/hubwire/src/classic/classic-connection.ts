@@ -4,9 +4,9 @@
 
 import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
+import { ScaleoutBus } from '../backplane/backplane-bus.js';
 import type { ScaleoutEngine } from '../backplane/scaleout-engine.js';
 import type { BusConnection, MessageBus } from '../bus/message-bus.js';
-import { ScaleoutBus } from '../bus/scaleout-bus.js';
 import type { RequestInfo } from '../connection/request-info.js';
 import { withTimeout } from '../util/timing.js';
 import { type ClassicHub, ClassicHubBinding, type ClassicInvocation } from './classic-hub.js';

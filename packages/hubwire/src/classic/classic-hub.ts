@@ -10,9 +10,9 @@ import { runConnectedFilters, runDisconnectedFilters } from '../hub/filters.js';
 import type { HubCallerContext, HubInstanceState } from '../hub/hub.js';
 import type { HubEndpoint } from '../hub/hub-endpoint.js';
 import { callHubMethod, clientErrorText, NOT_STORED, sentDuring } from '../hub/hub-invoker.js';
-import type { SerializedMessage } from '../hub/serialized-message.js';
 import type { HubProtocol } from '../protocol/hub-protocol.js';
-import type { HubMessage } from '../protocol/messages.js';
+import { type HubMessage, MessageType } from '../protocol/messages.js';
+import type { SerializedMessage } from '../protocol/serialized-message.js';
 import type { TransportKind } from '../transports/transport.js';
 import { sleep } from '../util/timing.js';
 import { classicHubProtocol, encodeHubResult, PROGRESS_TARGET } from './envelope.js';
@@ -137,11 +137,11 @@ export class ClassicHubBinding implements BusConnection, HubCallerContext {
   }
 
   writeMessage(message: HubMessage): void {
-    if (message.type !== 1) return;
+    if (message.type !== MessageType.Invocation) return;
     if (message.invocationId !== undefined) {
       // Client results: classic clients have no way to answer, so the hub's invoke() fails at once.
       this.hub.endpoint.bus.setConnectionResult(this.connectionId, {
-        type: 3,
+        type: MessageType.Completion,
         invocationId: message.invocationId,
         error: 'Classic SignalR clients cannot return results.',
       });

@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { ScaleoutEngine } from '../backplane/scaleout-engine.js';
-import type { Envelope } from '../bus/envelope.js';
+import { type Envelope, EnvelopeKind } from '../bus/envelope.js';
 import { answerByOrigin, checkOrigin } from '../connection/cors.js';
 import { rejectUpgrade } from '../connection/http-dispatcher.js';
 import { requestInfo } from '../connection/request-info.js';
@@ -294,7 +294,7 @@ export class ClassicServer implements ConnectionServices {
 
   // --- Between nodes ------------------------------------------------------------------------------------------
   private publishNotice(notice: Notice): void {
-    this.engine?.publish({ kind: 5, hub: this.noticeKey, data: notice }).catch((error: unknown) => {
+    this.engine?.publish({ kind: EnvelopeKind.Notice, hub: this.noticeKey, data: notice }).catch((error: unknown) => {
       if (this.closed) return; // shutting down: nothing left to tell
       this.reportError(error, `telling other nodes about classic connection '${notice.id}'`);
     });
@@ -329,7 +329,7 @@ export class ClassicServer implements ConnectionServices {
   }
 
   private receiveNotice(envelope: Envelope): void {
-    if (envelope.kind !== 5) return;
+    if (envelope.kind !== EnvelopeKind.Notice) return;
     const notice = envelope.data as Notice;
     if (typeof notice !== 'object' || notice === null || typeof notice.id !== 'string') return;
     const connection = this.connections.get(notice.id);

@@ -4,7 +4,7 @@
 
 import type { HubProtocol } from '../protocol/hub-protocol.js';
 import { stringifyAsAspNetCore } from '../protocol/json-protocol.js';
-import type { HubMessage } from '../protocol/messages.js';
+import { type HubMessage, MessageType } from '../protocol/messages.js';
 
 /** `{}`: keeps the client's keep-alive timer happy; carries nothing. */
 export const KEEP_ALIVE = Buffer.from('{}');
@@ -100,7 +100,8 @@ export function classicHubProtocol(hubName: string): HubProtocol {
       throw new Error('Classic hub messages are not decoded through a HubProtocol.');
     },
     encode(message: HubMessage): Buffer {
-      if (message.type !== 1) throw new Error(`Classic clients receive only invocations (not type ${message.type}).`);
+      if (message.type !== MessageType.Invocation)
+        throw new Error(`Classic clients receive only invocations (not type ${message.type}).`);
       if (message.target === PROGRESS_TARGET) {
         const id = String(message.arguments[0]);
         const data = stringifyAsAspNetCore(message.arguments[1] === undefined ? null : message.arguments[1]);

@@ -6,10 +6,10 @@
 import type { IncomingMessage } from 'node:http';
 import type { MessageBus } from '../bus/message-bus.js';
 import type { RequestInfo } from '../connection/request-info.js';
-import type { SerializedMessage } from '../hub/serialized-message.js';
 import type { HubProtocol } from '../protocol/hub-protocol.js';
 import { stringifyAsAspNetCore } from '../protocol/json-protocol.js';
-import type { HubMessage } from '../protocol/messages.js';
+import { type HubMessage, MessageType } from '../protocol/messages.js';
+import type { SerializedMessage } from '../protocol/serialized-message.js';
 import type { ClassicTransport } from './options.js';
 
 /** One persistent connection, as the handler's hooks see it. */
@@ -73,7 +73,8 @@ const rawProtocol: HubProtocol = {
     throw new Error('Persistent connection messages are not decoded through a HubProtocol.');
   },
   encode(message: HubMessage): Buffer {
-    if (message.type !== 1) throw new Error(`Persistent connections receive only sends (not type ${message.type}).`);
+    if (message.type !== MessageType.Invocation)
+      throw new Error(`Persistent connections receive only sends (not type ${message.type}).`);
     const value = message.arguments[0];
     return Buffer.from(stringifyAsAspNetCore(value === undefined ? null : value));
   },
@@ -175,7 +176,7 @@ export class PersistentBinding implements PersistentConnection {
   }
 
   writeMessage(message: HubMessage): void {
-    if (message.type !== 1 || message.invocationId !== undefined) return;
+    if (message.type !== MessageType.Invocation || message.invocationId !== undefined) return;
     try {
       this.owner.enqueue(rawProtocol.encode(message));
     } catch (error) {

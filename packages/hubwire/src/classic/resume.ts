@@ -6,9 +6,9 @@
 // what it missed in stream order, none twice.
 
 import type { EnvelopeObserver, ScaleoutEngine } from '../backplane/scaleout-engine.js';
-import type { Envelope } from '../bus/envelope.js';
+import { type Envelope, EnvelopeKind } from '../bus/envelope.js';
 import type { Audience, BusConnection, MessageBus } from '../bus/message-bus.js';
-import { SerializedMessage } from '../hub/serialized-message.js';
+import { SerializedMessage } from '../protocol/serialized-message.js';
 import { sleep } from '../util/timing.js';
 
 /** A short, URL-safe tag of the backplane installation: a position from another installation is never used. */
@@ -80,11 +80,11 @@ export async function resumeFrom(
     const list = byKey.get(envelope.hub);
     if (!list) return;
     for (const target of list) {
-      if (envelope.kind === 1) {
+      if (envelope.kind === EnvelopeKind.Send) {
         if (addressed(envelope.audience, connectionId, userId, target.groups)) {
           target.connection.writeSerialized(new SerializedMessage(envelope.target, envelope.args));
         }
-      } else if (envelope.kind === 2 && envelope.connectionId === connectionId) {
+      } else if (envelope.kind === EnvelopeKind.Group && envelope.connectionId === connectionId) {
         if (envelope.add) target.groups.add(envelope.group);
         else target.groups.delete(envelope.group);
       }

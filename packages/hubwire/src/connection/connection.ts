@@ -1,19 +1,18 @@
 // One negotiated connection: its public id, its secret token, its transport, and its application.
 
 import { HubwireError } from '../errors.js';
-import type { ConnectionApplication, Transport, TransportKind } from '../transports/transport.js';
+import type {
+  ConnectionApplication,
+  ConnectionState,
+  Transport,
+  TransportHost,
+  TransportKind,
+} from '../transports/transport.js';
 import type { RequestInfo } from './request-info.js';
 
-export type ConnectionState =
-  /** Negotiated, no transport yet. */
-  | 'new'
-  /** A transport is attached (or, for long polling, the connection is being polled). */
-  | 'active'
-  /** Stateful reconnect: the WebSocket was lost uncleanly; waiting for the client to come back. */
-  | 'detached'
-  | 'closed';
+export type { ConnectionState } from '../transports/transport.js';
 
-export class HttpConnection {
+export class HttpConnection implements TransportHost {
   state: ConnectionState = 'new';
   transportKind: TransportKind | undefined;
   transport: Transport | undefined;

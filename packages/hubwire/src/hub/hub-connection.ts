@@ -11,8 +11,10 @@ import {
   type HubMessage,
   type InvocationMessage,
   isTrackable,
+  MessageType,
   type StreamInvocationMessage,
 } from '../protocol/messages.js';
+import type { SerializedMessage } from '../protocol/serialized-message.js';
 import type { ConnectionApplication, TransportKind } from '../transports/transport.js';
 import { nextTurn, TurnBudget } from '../util/turn-budget.js';
 import { HubCallerClientsImpl } from './clients.js';
@@ -21,7 +23,6 @@ import type { HubCallerContext, HubInstanceState } from './hub.js';
 import type { HubEndpoint } from './hub-endpoint.js';
 import { callHubMethod, clientErrorText, NOT_STORED, sentDuring } from './hub-invoker.js';
 import { ReconnectBuffer } from './reconnect-buffer.js';
-import type { SerializedMessage } from './serialized-message.js';
 import { ConnectionStreams, pumpStream } from './streams.js';
 import type { UploadStream } from './upload-stream.js';
 
@@ -41,7 +42,7 @@ const pingCache = new WeakMap<HubProtocol, Buffer>();
 function pingBytes(protocol: HubProtocol): Buffer {
   let bytes = pingCache.get(protocol);
   if (!bytes) {
-    bytes = protocol.encode({ type: 6 });
+    bytes = protocol.encode({ type: MessageType.Ping });
     pingCache.set(protocol, bytes);
   }
   return bytes;
@@ -152,9 +153,9 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
       bytes = this.protocol.encode(message);
     } catch (error) {
       // A value the protocol cannot encode: report it to the caller of an invocation, never crash.
-      if (message.type === 3 || message.type === 2) {
+      if (message.type === MessageType.Completion || message.type === MessageType.StreamItem) {
         bytes = this.protocol.encode({
-          type: 3,
+          type: MessageType.Completion,
           invocationId: message.invocationId,
           error: `The server could not serialize the result: ${(error as Error).message}`,
         });
@@ -312,7 +313,7 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
     if (this.state === 'closed') return undefined;
     const reconnect = this.reconnect;
     if (reconnect) {
-      if (message.type === 9) {
+      if (message.type === MessageType.Sequence) {
         if (!reconnect.onSequence(message.sequenceId))
           this.close("Sequence ID greater than amount of messages we've received.", false);
         return undefined;
@@ -321,27 +322,27 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
       if (isTrackable(message) && !reconnect.shouldProcess()) return undefined;
     }
     switch (message.type) {
-      case 1:
-      case 4:
+      case MessageType.Invocation:
+      case MessageType.StreamInvocation:
         return this.onInvocation(message);
-      case 2:
+      case MessageType.StreamItem:
         return this.streamsOfConnection?.pushItem(message.invocationId, message.item);
-      case 3:
+      case MessageType.Completion:
         return this.onCompletion(message);
-      case 5:
+      case MessageType.CancelInvocation:
         this.streamsOfConnection?.cancelDownload(message.invocationId);
         return undefined;
-      case 6:
+      case MessageType.Ping:
         return undefined;
-      case 7:
+      case MessageType.Close:
         // The client is stopping: end without a Close message of our own.
         this.state = 'closed';
         this.connection.close();
         return undefined;
-      case 8:
+      case MessageType.Ack:
         if (reconnect) for (const bytes of reconnect.ack(message.sequenceId)) this.connection.send(bytes);
         return undefined;
-      case 9:
+      case MessageType.Sequence:
         return undefined;
     }
   }
@@ -362,7 +363,7 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
       }
       uploads = opened;
     }
-    if (message.type === 4) {
+    if (message.type === MessageType.StreamInvocation) {
       void this.runStream(message, uploads);
       return undefined;
     }
@@ -487,19 +488,24 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
   private writeResult(message: InvocationMessage, outcome: { value: unknown } | { error: string }): void {
     if (message.invocationId === undefined) return;
     if ('error' in outcome) {
-      this.writeMessage({ type: 3, invocationId: message.invocationId, error: outcome.error });
+      this.writeMessage({ type: MessageType.Completion, invocationId: message.invocationId, error: outcome.error });
       return;
     }
     if (isAsyncIterable(outcome.value)) {
       this.writeMessage({
-        type: 3,
+        type: MessageType.Completion,
         invocationId: message.invocationId,
         error: `The client attempted to invoke the streaming '${message.target}' method with a non-streaming invocation.`,
       });
       return;
     }
     const value = outcome.value;
-    this.writeMessage({ type: 3, invocationId: message.invocationId, result: value, hasResult: value !== undefined });
+    this.writeMessage({
+      type: MessageType.Completion,
+      invocationId: message.invocationId,
+      result: value,
+      hasResult: value !== undefined,
+    });
   }
 
   private async runStream(message: StreamInvocationMessage, uploads: UploadStream[]): Promise<void> {
@@ -507,7 +513,11 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
     const streams = this.streams;
     const controller = streams.beginDownload(invocationId);
     if (!controller) {
-      this.writeMessage({ type: 3, invocationId, error: `Invocation ID '${invocationId}' is already in use.` });
+      this.writeMessage({
+        type: MessageType.Completion,
+        invocationId,
+        error: `Invocation ID '${invocationId}' is already in use.`,
+      });
       return;
     }
     const onConnectionAbort = () => controller.abort();
@@ -524,7 +534,7 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
         error = await pumpStream(
           outcome.value,
           controller.signal,
-          (item) => this.writeMessage({ type: 2, invocationId, item }),
+          (item) => this.writeMessage({ type: MessageType.StreamItem, invocationId, item }),
           () => this.connection.whenWritable(),
           (failure) =>
             this.errorText(
@@ -542,7 +552,11 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
     // As for invocations: the completion waits for what the stream's method sent to be stored.
     const sent = sentDuring(this.endpoint.bus, mark);
     if (sent && !(await sent) && error === undefined) error = NOT_STORED;
-    this.writeMessage(error === undefined ? { type: 3, invocationId } : { type: 3, invocationId, error });
+    this.writeMessage(
+      error === undefined
+        ? { type: MessageType.Completion, invocationId }
+        : { type: MessageType.Completion, invocationId, error },
+    );
   }
 
   /** HubError messages always reach the client; other errors only with detailed errors on. */
@@ -554,7 +568,7 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
   /** Ends the connection, telling the client why (a Close message) when the handshake is done. */
   close(error: string | undefined, allowReconnect: boolean): void {
     if (this.state === 'closed') return;
-    if (this.state !== 'handshake') this.writeMessage({ type: 7, error, allowReconnect });
+    if (this.state !== 'handshake') this.writeMessage({ type: MessageType.Close, error, allowReconnect });
     this.state = 'closed';
     this.closeError = error === undefined ? undefined : new Error(error);
     this.connection.close();
@@ -579,7 +593,7 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
       this.wrote = false;
     }
     const ack = this.reconnect?.takeAck();
-    if (ack !== undefined) this.writeMessage({ type: 8, sequenceId: ack });
+    if (ack !== undefined) this.writeMessage({ type: MessageType.Ack, sequenceId: ack });
     if (now - this.lastWritten >= options.keepAliveInterval) {
       this.writeBytes(pingBytes(this.protocol as HubProtocol), false);
       this.lastWritten = now;
@@ -602,7 +616,7 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
     this.lastReceived = Date.now();
     reconnect.waitingForSequence = true;
     const { sequenceId, messages } = reconnect.replay();
-    this.writeMessage({ type: 9, sequenceId });
+    this.writeMessage({ type: MessageType.Sequence, sequenceId });
     for (const bytes of messages) this.connection.send(bytes);
     this.wrote = true;
   }

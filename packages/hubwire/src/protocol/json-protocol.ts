@@ -2,7 +2,7 @@
 
 import { HubwireError } from '../errors.js';
 import type { HubProtocol, MessageDecoder } from './hub-protocol.js';
-import type { HubMessage } from './messages.js';
+import { type HubMessage, MessageType } from './messages.js';
 import { validateMessage } from './validate.js';
 
 export const RECORD_SEPARATOR = 0x1e;
@@ -11,16 +11,20 @@ const SEPARATOR_STRING = String.fromCharCode(RECORD_SEPARATOR);
 /** Serialises a message to the JSON object the protocol expects (only the fields that apply). */
 function toWireObject(message: HubMessage): Record<string, unknown> {
   switch (message.type) {
-    case 1: {
-      const o: Record<string, unknown> = { type: 1, target: message.target, arguments: message.arguments };
+    case MessageType.Invocation: {
+      const o: Record<string, unknown> = {
+        type: MessageType.Invocation,
+        target: message.target,
+        arguments: message.arguments,
+      };
       if (message.invocationId !== undefined) o.invocationId = message.invocationId;
       if (message.headers) o.headers = message.headers;
       if (message.streamIds?.length) o.streamIds = message.streamIds;
       return o;
     }
-    case 4: {
+    case MessageType.StreamInvocation: {
       const o: Record<string, unknown> = {
-        type: 4,
+        type: MessageType.StreamInvocation,
         invocationId: message.invocationId,
         target: message.target,
         arguments: message.arguments,
@@ -29,33 +33,37 @@ function toWireObject(message: HubMessage): Record<string, unknown> {
       if (message.streamIds?.length) o.streamIds = message.streamIds;
       return o;
     }
-    case 2: {
-      const o: Record<string, unknown> = { type: 2, invocationId: message.invocationId, item: message.item ?? null };
+    case MessageType.StreamItem: {
+      const o: Record<string, unknown> = {
+        type: MessageType.StreamItem,
+        invocationId: message.invocationId,
+        item: message.item ?? null,
+      };
       if (message.headers) o.headers = message.headers;
       return o;
     }
-    case 3: {
-      const o: Record<string, unknown> = { type: 3, invocationId: message.invocationId };
+    case MessageType.Completion: {
+      const o: Record<string, unknown> = { type: MessageType.Completion, invocationId: message.invocationId };
       if (message.headers) o.headers = message.headers;
       if (message.error !== undefined) o.error = message.error;
       else if (message.hasResult) o.result = message.result ?? null;
       return o;
     }
-    case 5: {
-      const o: Record<string, unknown> = { type: 5, invocationId: message.invocationId };
+    case MessageType.CancelInvocation: {
+      const o: Record<string, unknown> = { type: MessageType.CancelInvocation, invocationId: message.invocationId };
       if (message.headers) o.headers = message.headers;
       return o;
     }
-    case 6:
-      return { type: 6 };
-    case 7: {
-      const o: Record<string, unknown> = { type: 7 };
+    case MessageType.Ping:
+      return { type: MessageType.Ping };
+    case MessageType.Close: {
+      const o: Record<string, unknown> = { type: MessageType.Close };
       if (message.error !== undefined) o.error = message.error;
       if (message.allowReconnect) o.allowReconnect = true;
       return o;
     }
-    case 8:
-    case 9:
+    case MessageType.Ack:
+    case MessageType.Sequence:
       return { type: message.type, sequenceId: message.sequenceId };
   }
 }

@@ -5,7 +5,7 @@ import { Packr, Unpackr } from 'msgpackr';
 import { HubwireError } from '../errors.js';
 import type { HubProtocol, MessageDecoder } from './hub-protocol.js';
 import { tooLarge } from './json-protocol.js';
-import type { HubMessage } from './messages.js';
+import { type HubMessage, MessageType } from './messages.js';
 import { validateMessage } from './validate.js';
 
 // Plain MessagePack as other SignalR clients expect it: maps (not msgpackr "records"), bin for bytes,
@@ -48,7 +48,7 @@ function foreignValue(value: unknown): string | undefined {
 
 function toWireArray(message: HubMessage): unknown[] {
   switch (message.type) {
-    case 1:
+    case MessageType.Invocation:
       return message.streamIds?.length
         ? [
             1,
@@ -59,15 +59,15 @@ function toWireArray(message: HubMessage): unknown[] {
             message.streamIds,
           ]
         : [1, message.headers ?? EMPTY_HEADERS, message.invocationId ?? null, message.target, message.arguments];
-    case 2:
+    case MessageType.StreamItem:
       return [2, message.headers ?? EMPTY_HEADERS, message.invocationId, message.item ?? null];
-    case 3:
+    case MessageType.Completion:
       if (message.error !== undefined)
         return [3, message.headers ?? EMPTY_HEADERS, message.invocationId, 1, message.error];
       if (message.hasResult)
         return [3, message.headers ?? EMPTY_HEADERS, message.invocationId, 3, message.result ?? null];
       return [3, message.headers ?? EMPTY_HEADERS, message.invocationId, 2];
-    case 4:
+    case MessageType.StreamInvocation:
       return message.streamIds?.length
         ? [
             4,
@@ -78,14 +78,14 @@ function toWireArray(message: HubMessage): unknown[] {
             message.streamIds,
           ]
         : [4, message.headers ?? EMPTY_HEADERS, message.invocationId, message.target, message.arguments];
-    case 5:
+    case MessageType.CancelInvocation:
       return [5, message.headers ?? EMPTY_HEADERS, message.invocationId];
-    case 6:
+    case MessageType.Ping:
       return [6];
-    case 7:
+    case MessageType.Close:
       return [7, message.error ?? null, message.allowReconnect === true];
-    case 8:
-    case 9:
+    case MessageType.Ack:
+    case MessageType.Sequence:
       return [message.type, message.sequenceId];
   }
 }
@@ -102,8 +102,8 @@ function fromWireArray(value: unknown): HubMessage | undefined {
     if (value.length < n) throw invalid(`Invalid payload for message type ${type}: expected at least ${n} elements.`);
   };
   switch (type) {
-    case 1:
-    case 4:
+    case MessageType.Invocation:
+    case MessageType.StreamInvocation:
       need(5);
       return validateMessage({
         type,
@@ -113,10 +113,10 @@ function fromWireArray(value: unknown): HubMessage | undefined {
         arguments: value[4],
         streamIds: value[5],
       });
-    case 2:
+    case MessageType.StreamItem:
       need(4);
       return validateMessage({ type, headers: value[1], invocationId: value[2], item: value[3] });
-    case 3: {
+    case MessageType.Completion: {
       need(4);
       const kind = value[3];
       const base = { type, headers: value[1], invocationId: value[2] };
@@ -131,16 +131,16 @@ function fromWireArray(value: unknown): HubMessage | undefined {
       }
       throw invalid(`Invalid completion result kind: ${String(kind)}.`);
     }
-    case 5:
+    case MessageType.CancelInvocation:
       need(3);
       return validateMessage({ type, headers: value[1], invocationId: value[2] });
-    case 6:
-      return { type: 6 };
-    case 7:
+    case MessageType.Ping:
+      return { type: MessageType.Ping };
+    case MessageType.Close:
       need(2);
       return validateMessage({ type, error: value[1], allowReconnect: value[2] });
-    case 8:
-    case 9:
+    case MessageType.Ack:
+    case MessageType.Sequence:
       need(2);
       return validateMessage({ type, sequenceId: value[1] });
     default:

@@ -1,7 +1,7 @@
 // Checks that a decoded value is a well-formed hub message. Shared by the JSON and MessagePack protocols.
 
 import { HubwireError } from '../errors.js';
-import type { Headers, HubMessage } from './messages.js';
+import { type Headers, type HubMessage, MessageType } from './messages.js';
 
 function invalid(message: string): HubwireError {
   return new HubwireError('HW_ERR_INVALID_MESSAGE', message);
@@ -67,51 +67,62 @@ export function validateMessage(raw: unknown): HubMessage | undefined {
   const type = m.type;
   if (typeof type !== 'number' || !Number.isInteger(type)) throw invalid(`Missing required property 'type'.`);
   switch (type) {
-    case 1:
-    case 4: {
+    case MessageType.Invocation:
+    case MessageType.StreamInvocation: {
       const target = requireName(m.target, 'target');
       const args = requireArray(m.arguments, 'arguments');
       const streamIds = optionalStreamIds(m.streamIds);
       const headers = optionalHeaders(m.headers);
-      if (type === 1) {
+      if (type === MessageType.Invocation) {
         const invocationId = optionalName(m.invocationId, 'invocationId');
-        return { type: 1, headers, invocationId, target, arguments: args, streamIds };
+        return { type: MessageType.Invocation, headers, invocationId, target, arguments: args, streamIds };
       }
       const invocationId = requireName(m.invocationId, 'invocationId');
-      return { type: 4, headers, invocationId, target, arguments: args, streamIds };
+      return { type: MessageType.StreamInvocation, headers, invocationId, target, arguments: args, streamIds };
     }
-    case 2:
+    case MessageType.StreamItem:
       return {
-        type: 2,
+        type: MessageType.StreamItem,
         headers: optionalHeaders(m.headers),
         invocationId: requireName(m.invocationId, 'invocationId'),
         item: m.item,
       };
-    case 3: {
+    case MessageType.Completion: {
       const invocationId = requireName(m.invocationId, 'invocationId');
       const error = optionalString(m.error, 'error');
       const hasResult = 'result' in m;
       if (error !== undefined && hasResult)
         throw invalid(`The 'error' and 'result' properties are mutually exclusive.`);
-      return { type: 3, headers: optionalHeaders(m.headers), invocationId, error, result: m.result, hasResult };
-    }
-    case 5:
       return {
-        type: 5,
+        type: MessageType.Completion,
+        headers: optionalHeaders(m.headers),
+        invocationId,
+        error,
+        result: m.result,
+        hasResult,
+      };
+    }
+    case MessageType.CancelInvocation:
+      return {
+        type: MessageType.CancelInvocation,
         headers: optionalHeaders(m.headers),
         invocationId: requireName(m.invocationId, 'invocationId'),
       };
-    case 6:
-      return { type: 6 };
-    case 7: {
+    case MessageType.Ping:
+      return { type: MessageType.Ping };
+    case MessageType.Close: {
       const allowReconnect = m.allowReconnect;
       if (allowReconnect !== undefined && allowReconnect !== null && typeof allowReconnect !== 'boolean') {
         throw invalid(`Expected 'allowReconnect' to be of type boolean.`);
       }
-      return { type: 7, error: optionalString(m.error, 'error'), allowReconnect: allowReconnect === true };
+      return {
+        type: MessageType.Close,
+        error: optionalString(m.error, 'error'),
+        allowReconnect: allowReconnect === true,
+      };
     }
-    case 8:
-    case 9:
+    case MessageType.Ack:
+    case MessageType.Sequence:
       return { type, sequenceId: requireSequenceId(m.sequenceId) };
     default:
       return undefined;

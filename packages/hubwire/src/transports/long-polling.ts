@@ -2,8 +2,7 @@
 // 200 with data, 200 empty after the poll timeout, 204 once the connection is over.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { HttpConnection } from '../connection/connection.js';
-import { DrainWaiters, type Transport } from './transport.js';
+import { DrainWaiters, type Transport, type TransportHost } from './transport.js';
 
 export class LongPollingTransport implements Transport {
   readonly kind = 'LongPolling' as const;
@@ -20,7 +19,7 @@ export class LongPollingTransport implements Transport {
   private binary = false;
 
   constructor(
-    private readonly connection: HttpConnection,
+    private readonly connection: TransportHost,
     private readonly pollTimeout: number,
   ) {}
 
@@ -141,7 +140,7 @@ export class LongPollingTransport implements Transport {
   }
 }
 
-export function startLongPolling(connection: HttpConnection, pollTimeout: number): LongPollingTransport {
+export function startLongPolling(connection: TransportHost, pollTimeout: number): LongPollingTransport {
   const transport = new LongPollingTransport(connection, pollTimeout);
   connection.transport = transport;
   connection.transportKind = 'LongPolling';

@@ -1,8 +1,7 @@
 // Server-Sent Events: server-to-client only (text); the client sends with POST. Each payload is one event.
 
 import type { ServerResponse } from 'node:http';
-import type { HttpConnection } from '../connection/connection.js';
-import { DrainWaiters, type Transport } from './transport.js';
+import { DrainWaiters, type Transport, type TransportHost } from './transport.js';
 
 export class ServerSentEventsTransport implements Transport {
   readonly kind = 'ServerSentEvents' as const;
@@ -45,7 +44,7 @@ export class ServerSentEventsTransport implements Transport {
   }
 }
 
-export function startServerSentEvents(connection: HttpConnection, response: ServerResponse): ServerSentEventsTransport {
+export function startServerSentEvents(connection: TransportHost, response: ServerResponse): ServerSentEventsTransport {
   response.writeHead(200, {
     'Content-Type': 'text/event-stream',
     'Cache-Control': 'no-cache',

@@ -71,6 +71,34 @@ export class DrainWaiters {
   }
 }
 
+/** Where a connection stands: negotiated, carried by a transport, waiting for its client to come back, or over. */
+export type ConnectionState =
+  /** Negotiated, no transport yet. */
+  | 'new'
+  /** A transport is attached (or, for long polling, the connection is being polled). */
+  | 'active'
+  /** Stateful reconnect: the WebSocket was lost uncleanly; waiting for the client to come back (long polling: between polls). */
+  | 'detached'
+  | 'closed';
+
+/**
+ * The connection a transport carries, as the transport sees it (connection/HttpConnection implements it): the
+ * transport installs itself, keeps the state and the last sign of life current, hands received bytes to the
+ * application and ends the connection when its client is gone.
+ */
+export interface TransportHost {
+  state: ConnectionState;
+  transport: Transport | undefined;
+  transportKind: TransportKind | undefined;
+  /** Last time (ms) the connection showed life at the HTTP level. */
+  lastSeen: number;
+  /** Whether negotiate granted stateful reconnect: an unclean WebSocket close detaches instead of ending. */
+  readonly statefulReconnect: boolean;
+  readonly application: ConnectionApplication | undefined;
+  /** Ends the connection for good (once). */
+  dispose(error?: Error): void;
+}
+
 /**
  * The application side of a connection (a hub connection, or a raw connection handler).
  * The transports push received bytes into it and tell it when the connection ends.

@@ -4,8 +4,7 @@
 
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-import type { HttpConnection } from '../connection/connection.js';
-import { DrainWaiters, type Transport } from './transport.js';
+import { DrainWaiters, type Transport, type TransportHost } from './transport.js';
 
 const OPEN = 1;
 // Shared send options: no allocation per delivery.
@@ -113,7 +112,7 @@ export class WebSocketTransport implements Transport {
  * Puts a WebSocket in charge of a connection: received frames go to the application, and the socket's end
  * either ends the connection or, with stateful reconnect after an unclean drop, detaches it for a while.
  */
-export function attachWebSocket(connection: HttpConnection, socket: WebSocket, raw?: Duplex): WebSocketTransport {
+export function attachWebSocket(connection: TransportHost, socket: WebSocket, raw?: Duplex): WebSocketTransport {
   const transport = new WebSocketTransport(socket, raw);
   const previous = connection.transport;
   connection.transport = transport;

@@ -1,8 +1,8 @@
 // An invocation sent to many connections: encoded at most once per hub protocol, at the first connection that
 // needs that protocol.
 
-import type { HubProtocol } from '../protocol/hub-protocol.js';
-import type { InvocationMessage } from '../protocol/messages.js';
+import type { HubProtocol } from './hub-protocol.js';
+import { type InvocationMessage, MessageType } from './messages.js';
 
 export class SerializedMessage {
   readonly message: InvocationMessage;
@@ -11,7 +11,7 @@ export class SerializedMessage {
   private others: Map<HubProtocol, Buffer> | undefined;
 
   constructor(target: string, args: unknown[]) {
-    this.message = { type: 1, target, arguments: args };
+    this.message = { type: MessageType.Invocation, target, arguments: args };
   }
 
   bytesFor(protocol: HubProtocol): Buffer {

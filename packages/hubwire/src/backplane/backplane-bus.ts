@@ -2,14 +2,14 @@
 // published and delivered on every node when read back in stream order (this node's own too, so every receiver
 // sees one order); local work (index, delivery, client results) is the LocalBus's.
 
-import type { ScaleoutEngine } from '../backplane/scaleout-engine.js';
+import { type Envelope, EnvelopeKind } from '../bus/envelope.js';
+import { LocalBus } from '../bus/local-bus.js';
+import type { Audience, BusConnection, InvokeOptions, MessageBus } from '../bus/message-bus.js';
+import { PendingInvocations } from '../bus/pending-invocations.js';
 import { ClientResultError, HubwireError } from '../errors.js';
-import { SerializedMessage } from '../hub/serialized-message.js';
-import type { CompletionMessage } from '../protocol/messages.js';
-import type { Envelope } from './envelope.js';
-import { LocalBus } from './local-bus.js';
-import type { Audience, BusConnection, InvokeOptions, MessageBus } from './message-bus.js';
-import { PendingInvocations } from './pending-invocations.js';
+import { type CompletionMessage, MessageType } from '../protocol/messages.js';
+import { SerializedMessage } from '../protocol/serialized-message.js';
+import type { ScaleoutEngine } from './scaleout-engine.js';
 
 export class ScaleoutBus implements MessageBus {
   private readonly local: LocalBus;
@@ -54,7 +54,7 @@ export class ScaleoutBus implements MessageBus {
   }
 
   send(audience: Audience, target: string, args: unknown[]): Promise<void> {
-    const published = this.engine.publish({ kind: 1, hub: this.hub, audience, target, args });
+    const published = this.engine.publish({ kind: EnvelopeKind.Send, hub: this.hub, audience, target, args });
     // A send to one connection of this node also waits while that client is behind.
     if (!('connections' in audience) || audience.connections.length !== 1) return published;
     return published.then(() => this.local.whenWritable(audience));
@@ -71,7 +71,7 @@ export class ScaleoutBus implements MessageBus {
       await this.engine.sync();
       return this.local.addToGroup(connectionId, group);
     }
-    return this.engine.publish({ kind: 2, hub: this.hub, connectionId, group, add: true });
+    return this.engine.publish({ kind: EnvelopeKind.Group, hub: this.hub, connectionId, group, add: true });
   }
 
   async removeFromGroup(connectionId: string, group: string): Promise<void> {
@@ -80,7 +80,7 @@ export class ScaleoutBus implements MessageBus {
       await this.engine.sync();
       return this.local.removeFromGroup(connectionId, group);
     }
-    return this.engine.publish({ kind: 2, hub: this.hub, connectionId, group, add: false });
+    return this.engine.publish({ kind: EnvelopeKind.Group, hub: this.hub, connectionId, group, add: false });
   }
 
   invokeConnection(
@@ -101,7 +101,15 @@ export class ScaleoutBus implements MessageBus {
       options,
       () => {
         this.engine
-          .publish({ kind: 3, hub: this.hub, connectionId, invocationId, target, args, replyNode: this.engine.nodeId })
+          .publish({
+            kind: EnvelopeKind.Invoke,
+            hub: this.hub,
+            connectionId,
+            invocationId,
+            target,
+            args,
+            replyNode: this.engine.nodeId,
+          })
           .catch((error: Error) => this.remoteInvocations.reject(invocationId, error));
       },
       ' (or no node has that connection)',
@@ -126,22 +134,24 @@ export class ScaleoutBus implements MessageBus {
   }
 
   private publishReply(replyNode: string, invocationId: string, error: string | undefined, result: unknown): void {
-    this.engine.publish({ kind: 4, hub: this.hub, replyNode, invocationId, error, result }).catch(() => {
-      // The asking node times out; nothing else can be done without the database.
-    });
+    this.engine
+      .publish({ kind: EnvelopeKind.Reply, hub: this.hub, replyNode, invocationId, error, result })
+      .catch(() => {
+        // The asking node times out; nothing else can be done without the database.
+      });
   }
 
   /** An envelope read from the backplane (in stream order). */
   private receive(envelope: Envelope): void {
     switch (envelope.kind) {
-      case 1:
+      case EnvelopeKind.Send:
         this.local.deliver(envelope.audience, new SerializedMessage(envelope.target, envelope.args));
         return;
-      case 2:
+      case EnvelopeKind.Group:
         if (envelope.add) void this.local.addToGroup(envelope.connectionId, envelope.group);
         else void this.local.removeFromGroup(envelope.connectionId, envelope.group);
         return;
-      case 3: {
+      case EnvelopeKind.Invoke: {
         const connection = this.local.index.connections.get(envelope.connectionId);
         if (!connection) return; // another node's connection, or gone (the asker times out)
         this.forwarded.set(envelope.invocationId, {
@@ -149,14 +159,14 @@ export class ScaleoutBus implements MessageBus {
           replyNode: envelope.replyNode,
         });
         connection.writeMessage({
-          type: 1,
+          type: MessageType.Invocation,
           invocationId: envelope.invocationId,
           target: envelope.target,
           arguments: envelope.args,
         });
         return;
       }
-      case 4: {
+      case EnvelopeKind.Reply: {
         if (envelope.replyNode !== this.engine.nodeId) return;
         if (envelope.error !== undefined) {
           this.remoteInvocations.reject(envelope.invocationId, new ClientResultError(envelope.error));

@@ -1,0 +1,148 @@
+// The backplane's row codec: what nodes tell each other (bus/envelope.ts), as binary rows. A row holds a batch of envelopes from one
+// node: [FORMAT, publisherNodeId, [envelope, ...], stamp?]. The stamp (with several streams) is the publisher's
+// delivered position per stream when it wrote the row: the rows it had seen before (a replay merges streams in
+// that order). Each envelope is an array whose first element is its kind;
+// readers ignore envelope kinds and trailing elements they do not know, so the format can grow.
+
+import { Packr, Unpackr } from 'msgpackr';
+import { type Envelope, EnvelopeKind } from '../bus/envelope.js';
+import type { Audience } from '../bus/message-bus.js';
+
+const FORMAT = 1;
+
+const AUDIENCE_ALL = 0;
+const AUDIENCE_CONNECTIONS = 1;
+const AUDIENCE_GROUPS = 2;
+const AUDIENCE_USERS = 3;
+
+const packr = new Packr({ useRecords: false, encodeUndefinedAsNil: true, variableMapSize: true });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+
+function audienceToWire(audience: Audience): [number, readonly string[] | null, readonly string[] | null] {
+  const except = audience.except && audience.except.length > 0 ? audience.except : null;
+  if ('all' in audience) return [AUDIENCE_ALL, null, except];
+  if ('connections' in audience) return [AUDIENCE_CONNECTIONS, audience.connections, except];
+  if ('groups' in audience) return [AUDIENCE_GROUPS, audience.groups, except];
+  return [AUDIENCE_USERS, audience.users, except];
+}
+
+function audienceFromWire(kind: unknown, targets: unknown, except: unknown): Audience {
+  const list = (value: unknown) => (Array.isArray(value) ? (value as string[]) : []);
+  const base = except ? { except: list(except) } : {};
+  switch (kind) {
+    case AUDIENCE_ALL:
+      return { ...base, all: true };
+    case AUDIENCE_CONNECTIONS:
+      return { ...base, connections: list(targets) };
+    case AUDIENCE_GROUPS:
+      return { ...base, groups: list(targets) };
+    case AUDIENCE_USERS:
+      return { ...base, users: list(targets) };
+    default:
+      throw new Error(`Unknown audience kind ${String(kind)}.`);
+  }
+}
+
+function toWire(envelope: Envelope): unknown[] {
+  switch (envelope.kind) {
+    case EnvelopeKind.Send:
+      return [EnvelopeKind.Send, envelope.hub, ...audienceToWire(envelope.audience), envelope.target, envelope.args];
+    case EnvelopeKind.Group:
+      return [EnvelopeKind.Group, envelope.hub, envelope.connectionId, envelope.group, envelope.add];
+    case EnvelopeKind.Invoke:
+      return [
+        3,
+        envelope.hub,
+        envelope.connectionId,
+        envelope.invocationId,
+        envelope.target,
+        envelope.args,
+        envelope.replyNode,
+      ];
+    case EnvelopeKind.Reply:
+      return [
+        EnvelopeKind.Reply,
+        envelope.hub,
+        envelope.replyNode,
+        envelope.invocationId,
+        envelope.error ?? null,
+        envelope.result,
+      ];
+    case EnvelopeKind.Notice:
+      return [EnvelopeKind.Notice, envelope.hub, envelope.data];
+  }
+}
+
+function fromWire(item: unknown): Envelope | undefined {
+  if (!Array.isArray(item)) throw new Error('An envelope must be an array.');
+  const [kind, hub] = item as [unknown, unknown];
+  if (typeof hub !== 'string') throw new Error('An envelope must name its hub.');
+  switch (kind) {
+    case EnvelopeKind.Send:
+      return {
+        kind: EnvelopeKind.Send,
+        hub,
+        audience: audienceFromWire(item[2], item[3], item[4]),
+        target: String(item[5]),
+        args: Array.isArray(item[6]) ? item[6] : [],
+      };
+    case EnvelopeKind.Group:
+      return {
+        kind: EnvelopeKind.Group,
+        hub,
+        connectionId: String(item[2]),
+        group: String(item[3]),
+        add: item[4] === true,
+      };
+    case EnvelopeKind.Invoke:
+      return {
+        kind: EnvelopeKind.Invoke,
+        hub,
+        connectionId: String(item[2]),
+        invocationId: String(item[3]),
+        target: String(item[4]),
+        args: Array.isArray(item[5]) ? item[5] : [],
+        replyNode: String(item[6]),
+      };
+    case EnvelopeKind.Reply:
+      return {
+        kind: EnvelopeKind.Reply,
+        hub,
+        replyNode: String(item[2]),
+        invocationId: String(item[3]),
+        error: typeof item[4] === 'string' ? item[4] : undefined,
+        result: item[5],
+      };
+    case EnvelopeKind.Notice:
+      return { kind: EnvelopeKind.Notice, hub, data: item[2] };
+    default:
+      return undefined; // a kind from a newer version: ignored
+  }
+}
+
+export function encodeBatch(publisher: string, envelopes: readonly Envelope[], stamp?: readonly number[]): Buffer {
+  const batch: unknown[] = [FORMAT, publisher, envelopes.map(toWire)];
+  if (stamp) batch.push(stamp);
+  return packr.pack(batch);
+}
+
+export interface DecodedBatch {
+  publisher: string;
+  envelopes: Envelope[];
+  /** The publisher's delivered position per stream when it wrote the row (absent with one stream). */
+  stamp?: number[];
+}
+
+/** Throws on a row this version cannot read. */
+export function decodeBatch(payload: Buffer): DecodedBatch {
+  const value = unpackr.unpack(payload) as unknown;
+  if (!Array.isArray(value) || value[0] !== FORMAT) throw new Error('Unknown backplane row format.');
+  const items = Array.isArray(value[2]) ? (value[2] as unknown[]) : [];
+  const envelopes: Envelope[] = [];
+  for (const item of items) {
+    const envelope = fromWire(item);
+    if (envelope) envelopes.push(envelope);
+  }
+  const stamp = Array.isArray(value[3]) && value[3].every((id) => Number.isSafeInteger(id)) ? value[3] : undefined;
+  return { publisher: String(value[1]), envelopes, stamp: stamp as number[] | undefined };
+}
