@@ -51,17 +51,19 @@ export type {
   GroupManager,
   HubCallerClients,
   HubClients,
+  HubContext,
   SingleClientProxy,
 } from './hub/clients.js';
 export type { HubFilter, HubInvocationContext, HubLifetimeContext } from './hub/filters.js';
 export { defineHub, Hub, type HubCallerContext, type HubInstanceState, type HubObject } from './hub/hub.js';
+export type { HubOptions } from './hub/hub-options.js';
 export type { AuthorizationPolicy, AuthorizeUser, HubDefinition, HubMethodOptions } from './hub/hub-registry.js';
-export { DEFAULTS, type HubOptions, type HubwireOptions } from './options.js';
+export { DEFAULTS, type HubwireOptions } from './options.js';
 export type { HubProtocol, MessageDecoder, TransferFormat } from './protocol/hub-protocol.js';
 export { jsonHubProtocol } from './protocol/json-protocol.js';
 export type * from './protocol/messages.js';
 export { MessageType } from './protocol/messages.js';
 export { messagePackHubProtocol } from './protocol/msgpack-protocol.js';
 export { SerializedMessage } from './protocol/serialized-message.js';
-export { type HubContext, Hubwire } from './server.js';
+export { Hubwire } from './server.js';
 export type { TransportKind } from './transports/transport.js';

@@ -18,16 +18,11 @@ import {
 import { validateAllowedOrigins } from './connection/cors.js';
 import { HttpDispatcher, rejectUpgrade } from './connection/http-dispatcher.js';
 import { type ConnectionHandler, RawEndpoint } from './connection/raw-endpoint.js';
-import type { GroupManager, HubClients } from './hub/clients.js';
+import type { HubContext } from './hub/clients.js';
 import { HubEndpoint } from './hub/hub-endpoint.js';
+import type { HubOptions, ResolvedHubOptions } from './hub/hub-options.js';
 import { type HubDefinition, toAuthorizeUser } from './hub/hub-registry.js';
-import {
-  DEFAULTS,
-  defaultUserIdProvider,
-  type HubOptions,
-  type HubwireOptions,
-  type ResolvedHubOptions,
-} from './options.js';
+import { DEFAULTS, defaultUserIdProvider, type HubwireOptions } from './options.js';
 import { jsonHubProtocol } from './protocol/json-protocol.js';
 import { messagePackHubProtocol } from './protocol/msgpack-protocol.js';
 
@@ -43,13 +38,6 @@ export type ConnectionEndpointOptions = Pick<
   | 'maxWebSocketFrameSize'
   | 'negotiateRedirect'
 >;
-
-/** Reaches a hub from outside hub code: an HTTP route, a timer, a service. */
-export interface HubContext {
-  readonly path: string;
-  readonly clients: HubClients;
-  readonly groups: GroupManager;
-}
 
 export class Hubwire {
   private readonly dispatcher: HttpDispatcher;

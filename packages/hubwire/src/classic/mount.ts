@@ -1,8 +1,8 @@
 // Builds a classic SignalR 2 endpoint for Hubwire.mapClassicHubs: classic hub names resolved to modern hubs that
 // are already mapped (sharing their HubEndpoint, bus and groups), options resolved, path checked.
 
+import type { HubContext } from '../hub/clients.js';
 import type { HubEndpoint } from '../hub/hub-endpoint.js';
-import type { HubContext } from '../server.js';
 import { ClassicHub } from './classic-hub.js';
 import { ClassicServer, type ClassicServerDeps } from './classic-server.js';
 import { type ClassicHubMap, type ClassicHubsOptions, resolveClassicOptions } from './options.js';

@@ -3,7 +3,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { validateAllowedOrigins } from '../connection/cors.js';
-import type { HubContext } from '../server.js';
+import type { HubContext } from '../hub/clients.js';
 
 export type ClassicTransport = 'webSockets' | 'serverSentEvents' | 'foreverFrame' | 'longPolling';
 

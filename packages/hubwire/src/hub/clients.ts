@@ -137,3 +137,10 @@ export function createGroupManager(bus: MessageBus): GroupManager {
     remove: (connectionId, groupName) => bus.removeFromGroup(connectionId, groupName),
   };
 }
+
+/** Reaches a hub from outside hub code: an HTTP route, a timer, a service. */
+export interface HubContext {
+  readonly path: string;
+  readonly clients: HubClients;
+  readonly groups: GroupManager;
+}

@@ -4,11 +4,11 @@ import type { IncomingMessage } from 'node:http';
 import type { MessageBus } from '../bus/message-bus.js';
 import type { HttpConnection } from '../connection/connection.js';
 import type { Endpoint, EndpointSettings } from '../connection/endpoint.js';
-import type { ResolvedHubOptions } from '../options.js';
 import type { HubProtocol } from '../protocol/hub-protocol.js';
 import { createGroupManager, type GroupManager, type HubClients, HubClientsImpl } from './clients.js';
 import { constructHub, type HubInstanceState } from './hub.js';
 import { HubConnection } from './hub-connection.js';
+import type { ResolvedHubOptions } from './hub-options.js';
 import { type AuthorizeUser, type HubDefinition, HubRegistry, toAuthorizeUser } from './hub-registry.js';
 
 export class HubEndpoint implements Endpoint {
