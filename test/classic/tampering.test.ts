@@ -1,4 +1,4 @@
-// Bad input on the classic endpoint: each gets its documented status and a clear error (classic/README.md),
+// Bad input on the classic endpoint: each gets its documented status and a clear error (docs/classic.md),
 // never a crash, and a well-behaved client on the same server keeps working throughout.
 
 import assert from 'node:assert/strict';

@@ -3,7 +3,7 @@
 // query strings, connection tokens (valid, tampered, groups tokens, garbage), connectionData, `messageId` cursors,
 // groups tokens, form bodies and raw bodies; WebSocket upgrades with arbitrary queries and garbage frames.
 // Properties:
-// - every request is answered within a bound with a status classic/README.md documents, never a 5xx;
+// - every request is answered within a bound with a status docs/classic.md documents, never a 5xx;
 // - an answer with a JSON body is JSON a client can read;
 // - a classic WebSocket fed garbage frames keeps answering well-formed invocations (or closes cleanly);
 // - afterwards a classic client and the official Core client still work, and nothing reached the process-level
@@ -29,7 +29,7 @@ import { anyString, depth, jsonValue, nestedArrays, nestedObjects, runs } from '
 
 const TEST = { timeout: 60_000 };
 const FORM = { 'Content-Type': 'application/x-www-form-urlencoded' };
-/** What classic/README.md documents ("Status codes and errors"), without the backplane's 503. */
+/** What docs/classic.md documents ("Status codes and errors"), without the backplane's 503. */
 const DOCUMENTED = new Set([200, 400, 401, 403, 404, 413]);
 
 let server: FuzzServer;

@@ -1,4 +1,4 @@
-// Every error Hubwire raises on purpose, with a stable code (HW_ERR_*). Documented in docs/errors.md.
+// Every error Hubwire raises on purpose, with a stable code (HW_ERR_*). Documented in docs/errors.md (repository root).
 
 export type HubwireErrorCode =
   | 'HW_ERR_INVALID_MESSAGE'
