@@ -10,6 +10,8 @@ import { Packr, Unpackr } from 'msgpackr';
 import { decodeBatch, encodeBatch } from '../../packages/hubwire/src/backplane/envelope.ts';
 import { type Envelope, EnvelopeKind } from '../../packages/hubwire/src/bus/envelope.ts';
 
+type SendEnvelope = Extract<Envelope, { kind: 1 }>;
+
 /** Writes rows by hand, as another version (or a broken writer) would. */
 const packr = new Packr({ useRecords: false, variableMapSize: true });
 const raw = (value: unknown) => packr.pack(value);
@@ -61,7 +63,7 @@ describe('envelope codec: round trips', () => {
   });
 
   test('every audience, with and without except', () => {
-    const audiences = [
+    const audiences: SendEnvelope['audience'][] = [
       { all: true },
       { all: true, except: ['c1', 'c2'] },
       { connections: ['c1'] },
@@ -73,10 +75,11 @@ describe('envelope codec: round trips', () => {
       { connections: [] },
       { groups: [] },
       { users: [] },
-    ] as const;
+    ];
     for (const audience of audiences) {
-      const [decoded] = roundTrip([{ ...SEND, kind: 1, audience } as Envelope]).envelopes;
-      assert.deepEqual((decoded as Extract<Envelope, { kind: 1 }>).audience, audience);
+      const envelope: SendEnvelope = { ...(SEND as SendEnvelope), audience };
+      const decoded = roundTrip([envelope]).envelopes[0] as SendEnvelope;
+      assert.deepEqual(decoded.audience, audience);
     }
   });
 
