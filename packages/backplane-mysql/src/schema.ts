@@ -2,7 +2,7 @@
 // install() itself.
 
 import { createHash, randomUUID } from 'node:crypto';
-import { MAX_TABLE_COUNT, validateTableCount } from 'hubwire';
+import { type Lease, MAX_TABLE_COUNT, validateSchemaName, validateTableCount, withLock } from 'hubwire/backplane';
 import type mysql from 'mysql2/promise';
 
 export { MAX_TABLE_COUNT, validateTableCount };
@@ -11,18 +11,13 @@ export { MAX_TABLE_COUNT, validateTableCount };
 export const SCHEMA_VERSION = 2;
 // 41 characters at most so that the longest table name, `<prefix>_messages_63`, stays within MySQL's 64-character
 // identifier limit (a longer name is an error, not a truncation, but better refused before anything is created).
-const PREFIX = /^[A-Za-z_][A-Za-z0-9_]{0,40}$/;
+const MAX_PREFIX = 41;
 /** MySQL 5.7+ refuses user-level lock names longer than this. */
 const MAX_LOCK_NAME = 64;
 
 /** Throws a TypeError unless `prefix` is a safe, unambiguous table-name prefix. */
 export function validatePrefix(prefix: unknown): string {
-  if (typeof prefix !== 'string' || !PREFIX.test(prefix)) {
-    throw new TypeError(
-      `Invalid MySQL table prefix ${JSON.stringify(prefix)}: use 1-41 letters, digits or underscores, not starting with a digit.`,
-    );
-  }
-  return prefix;
+  return validateSchemaName(prefix, 'MySQL table prefix', MAX_PREFIX);
 }
 
 /** Quotes an identifier. Names are validated first; doubling backticks is defence in depth, not the safety net. */
@@ -160,27 +155,55 @@ export async function currentDatabase(connection: Queryable): Promise<string> {
   return database;
 }
 
+/** How {@link withUserLock} waits for a lock another session holds. */
+export type LockWait =
+  | 'none'
+  | {
+      /** How long to wait, in seconds, before failing. */
+      readonly seconds: number;
+      /** The lock's name in the error, e.g. `keys`. */
+      readonly name: string;
+      /** What the holder is doing, for the error, e.g. `add a key`. */
+      readonly waitingFor: string;
+    };
+
 /**
- * Takes the user-level lock `lock` (`GET_LOCK`), waiting up to `timeoutS` for the node that holds it to `waitingFor`;
- * throws when it is not taken. The caller releases it (`RELEASE_LOCK`).
+ * Runs `work` holding the user-level lock `lock` (`GET_LOCK`), then releases it (`RELEASE_LOCK`). With `wait:
+ * 'none'` a lock held by another session is not waited for: `work` does not run and the call resolves undefined.
+ * Otherwise it waits up to `wait.seconds` and throws when the lock is not taken. A lock left on a pooled connection
+ * would stop every node: if the release fails, `lease` is discarded (ending the session frees the lock), or,
+ * without a lease, the release's error rejects (the caller must discard the connection).
  */
-export async function takeLock(
+export function withUserLock<T>(
   connection: Queryable,
   lock: string,
-  timeoutS: number,
-  name: string,
-  waitingFor: string,
-): Promise<void> {
-  const [locked] = await connection.execute<mysql.RowDataPacket[]>('SELECT GET_LOCK(?, ?) AS held', [lock, timeoutS]);
-  // GET_LOCK: 1 taken, 0 timed out, NULL an error (e.g. killed). Read as a number whatever the driver settings.
-  const held = locked[0]?.held == null ? null : Number(locked[0].held);
-  if (held !== 1) {
-    throw new Error(
-      held === 0
-        ? `Timed out after ${timeoutS} s waiting for another node to ${waitingFor} (lock '${lock}').`
-        : `Could not take the ${name} lock '${lock}'.`,
-    );
-  }
+  options: { wait: LockWait; lease?: Lease },
+  work: () => Promise<T>,
+): Promise<T | undefined> {
+  const { wait, lease } = options;
+  return withLock(
+    {
+      take: async () => {
+        const seconds = wait === 'none' ? 0 : wait.seconds;
+        const [locked] = await connection.execute<mysql.RowDataPacket[]>('SELECT GET_LOCK(?, ?) AS held', [
+          lock,
+          seconds,
+        ]);
+        // GET_LOCK: 1 taken, 0 timed out, NULL an error (e.g. killed). Read as a number whatever the driver settings.
+        const held = locked[0]?.held == null ? null : Number(locked[0].held);
+        if (held === 1) return true;
+        if (wait === 'none') return false;
+        throw new Error(
+          held === 0
+            ? `Timed out after ${seconds} s waiting for another node to ${wait.waitingFor} (lock '${lock}').`
+            : `Could not take the ${wait.name} lock '${lock}'.`,
+        );
+      },
+      release: () => connection.execute('SELECT RELEASE_LOCK(?)', [lock]),
+      ...(lease ? { onReleaseFailed: () => lease.discard() } : {}),
+    },
+    work,
+  );
 }
 
 /**
@@ -195,8 +218,9 @@ export async function installOn(connection: Queryable, names: TableNames, tableC
   validateTableCount(tableCount);
   const database = await currentDatabase(connection);
   const lock = names.lockName(database, 'install');
-  await takeLock(connection, lock, INSTALL_LOCK_TIMEOUT_S, 'install', `finish installing ${names.prefix}_*`);
-  try {
+  const wait = { seconds: INSTALL_LOCK_TIMEOUT_S, name: 'install', waitingFor: `finish installing ${names.prefix}_*` };
+  // A failed release throws out of here: the caller discards the connection, and the server drops the lock.
+  const result = await withUserLock(connection, lock, { wait }, async (): Promise<InstallResult> => {
     const found = await readState(connection, names);
     let version = found.version;
     let epoch = found.epoch;
@@ -213,7 +237,7 @@ export async function installOn(connection: Queryable, names: TableNames, tableC
         // Under the lock nobody else inserts; ON DUPLICATE KEY keeps an epoch that somehow exists anyway.
         await connection.execute(
           `INSERT INTO ${names.versionTable} (id, version, epoch, installed_at) VALUES (1, ?, ?, UTC_TIMESTAMP(3))
-           ON DUPLICATE KEY UPDATE id = id`,
+             ON DUPLICATE KEY UPDATE id = id`,
           [1, randomUUID()],
         );
         const [rows] = await connection.execute<mysql.RowDataPacket[]>(
@@ -238,8 +262,8 @@ export async function installOn(connection: Queryable, names: TableNames, tableC
       if (!hasRow) {
         await connection.execute(
           `INSERT INTO ${names.streamsTable} (stream, last_id)
-           SELECT ?, COALESCE(MAX(id), 0) FROM ${names.messagesTable(stream)}
-           ON DUPLICATE KEY UPDATE stream = stream`,
+             SELECT ?, COALESCE(MAX(id), 0) FROM ${names.messagesTable(stream)}
+             ON DUPLICATE KEY UPDATE stream = stream`,
           [stream],
         );
       }
@@ -247,10 +271,8 @@ export async function installOn(connection: Queryable, names: TableNames, tableC
     }
     if (createdStreams.length > 0 || version !== found.version) await checkEngines(connection, names);
     return { epoch: epoch!, previousVersion: found.version, createdStreams, database };
-  } finally {
-    // A failed release throws out of here: the caller discards the connection, and the server drops the lock.
-    await connection.execute('SELECT RELEASE_LOCK(?)', [lock]);
-  }
+  });
+  return result!;
 }
 
 interface FoundState {

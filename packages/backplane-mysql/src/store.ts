@@ -1,17 +1,31 @@
 // MysqlStore: the BackplaneStore on MySQL and MariaDB: its options, the pool, and the SQL of append, read, top, trim.
 
-import type { AppendResult, BackplaneStore, StoredKey, StoredRow } from 'hubwire';
-import { parseStoredId, validateKeyPurpose, validateKeyTime, validateStoredKey } from 'hubwire';
-import mysql from 'mysql2/promise';
 import {
-  currentDatabase,
-  installOn,
-  PUBLISHER_KEY,
-  SCHEMA_VERSION,
-  TableNames,
-  takeLock,
+  type AppendResult,
+  asError,
+  type BackplaneStore,
+  type ConnectionLender,
+  checkAppend,
+  checkReadAfter,
+  checkStream,
+  checkTrim,
+  DEFAULT_SCHEMA,
+  errorReporter,
+  inTransaction,
+  type Lease,
+  parseKeyTime,
+  parseStoredId,
+  type StoredKey,
+  type StoredRow,
+  validateKeyPurpose,
+  validateKeyTime,
+  validatePoolSize,
+  validateStoredKey,
   validateTableCount,
-} from './schema.js';
+  withConnection,
+} from 'hubwire/backplane';
+import mysql from 'mysql2/promise';
+import { currentDatabase, installOn, PUBLISHER_KEY, SCHEMA_VERSION, TableNames, withUserLock } from './schema.js';
 
 /** Options of {@link MysqlStore}. One of `connectionString` and `pool` is required. */
 export interface MysqlStoreOptions {
@@ -71,6 +85,7 @@ export class MysqlStore implements BackplaneStore {
   readonly #sink: ErrorSink;
   readonly #onPoolError: (error: Error) => void;
   readonly #onConnectionError: (error: Error) => void;
+  readonly #lender: ConnectionLender<mysql.PoolConnection>;
   /** Core connections that already carry our 'error' listener. */
   readonly #watched = new WeakSet<object>();
   /** Per stream, built once: the SQL never changes and holds only validated names. */
@@ -92,20 +107,10 @@ export class MysqlStore implements BackplaneStore {
     if (pool === undefined && (typeof connectionString !== 'string' || connectionString === '')) {
       throw new TypeError('MysqlStore needs a connectionString or a pool.');
     }
-    this.names = new TableNames(options.prefix ?? 'hubwire');
+    this.names = new TableNames(options.prefix ?? DEFAULT_SCHEMA);
     this.streamCount = validateTableCount(options.tableCount ?? 1);
-    const poolSize = options.poolSize ?? 4;
-    if (!Number.isInteger(poolSize) || poolSize < 1) {
-      throw new RangeError(`poolSize must be a positive integer, got ${String(poolSize)}.`);
-    }
-    const onError = options.onError;
-    this.#onError = (error) => {
-      try {
-        onError?.(error);
-      } catch {
-        // A throwing logger must not take the store down with it.
-      }
-    };
+    const poolSize = validatePoolSize(options.poolSize ?? 4);
+    this.#onError = errorReporter(options.onError);
     const sink: ErrorSink = { report: this.#onError };
     this.#sink = sink;
     // Not a method of the store: it stays attached to the connections of a pool passed in, even after close().
@@ -129,6 +134,12 @@ export class MysqlStore implements BackplaneStore {
       });
     // mysql2 pools do not emit 'error' today, but an unhandled 'error' event would kill the process if one did.
     (this.#pool as unknown as NodeJS.EventEmitter).on('error', this.#onPoolError);
+    // Borrowed connections: a server-side error (a lock wait timeout) keeps one; a broken one is destroyed.
+    this.#lender = {
+      acquire: () => this.#acquire(),
+      release: (connection, discard) => (discard ? connection.destroy() : connection.release()),
+      survives: (error) => !isBroken(error),
+    };
 
     const names = this.names;
     // The UPDATE takes the stream row's lock and holds it to COMMIT; a concurrent append waits, then reads the
@@ -163,64 +174,54 @@ export class MysqlStore implements BackplaneStore {
   }
 
   /** Creates or migrates the tables and this store's stream tables; see {@link installSchema}. */
-  async install(): Promise<{ epoch: string }> {
-    const connection = await this.#acquire();
-    let broken = false;
-    try {
-      const result = await installOn(connection, this.names, this.streamCount);
-      this.#database = result.database;
-      return { epoch: result.epoch };
-    } catch (error) {
-      // The install lock may still be held (its release failed): only ending the session frees it for sure.
-      broken = true;
-      throw error;
-    } finally {
-      this.#giveBack(connection, broken);
-    }
+  install(): Promise<{ epoch: string }> {
+    return this.#withConnection(async (connection, lease) => {
+      try {
+        const result = await installOn(connection, this.names, this.streamCount);
+        this.#database = result.database;
+        return { epoch: result.epoch };
+      } catch (error) {
+        // The install lock may still be held (its release failed): only ending the session frees it for sure.
+        lease.discard();
+        throw error;
+      }
+    });
   }
 
   async append(stream: number, publisher: string, batchSeq: number, payload: Buffer): Promise<AppendResult> {
-    this.#checkStream(stream);
-    if (typeof publisher !== 'string' || publisher === '') throw new TypeError('publisher must be a non-empty string');
+    checkStream(stream, this.streamCount);
+    checkAppend(publisher, batchSeq, payload);
     if (Buffer.byteLength(publisher) > MAX_PUBLISHER_BYTES) {
       throw new RangeError(`publisher must be at most ${MAX_PUBLISHER_BYTES} bytes of UTF-8`);
     }
-    if (!Number.isSafeInteger(batchSeq)) throw new TypeError(`batchSeq must be a safe integer, got ${batchSeq}`);
-    if (!Buffer.isBuffer(payload)) throw new TypeError('payload must be a Buffer');
-    const connection = await this.#acquire();
-    let broken = false;
-    try {
-      await connection.query('START TRANSACTION');
-      const [next] = await connection.execute<mysql.ResultSetHeader>(this.#nextIdSql, [stream]);
-      if (next.affectedRows !== 1) throw this.#notInstalled(stream);
-      const id = parseStoredId(String(next.insertId));
+    return this.#withConnection(async (connection, lease) => {
       try {
-        await connection.execute(this.#insertSql[stream]!, [id, publisher, batchSeq, payload]);
+        return await inTransaction(
+          connection,
+          async () => {
+            const [next] = await connection.execute<mysql.ResultSetHeader>(this.#nextIdSql, [stream]);
+            if (next.affectedRows !== 1) throw this.#notInstalled(stream);
+            const id = parseStoredId(String(next.insertId));
+            await connection.execute(this.#insertSql[stream]!, [id, publisher, batchSeq, payload]);
+            return { id };
+          },
+          { begin: 'START TRANSACTION', lease },
+        );
       } catch (error) {
         // The unique key (publisher, batch_seq) tells that an earlier attempt of this very batch committed. The
-        // ROLLBACK undoes the last_id increment too, so there is no gap; a connection that cannot roll back is
-        // dropped, which rolls back just the same.
-        if (!isDuplicateBatch(error)) throw error;
-        broken = !(await rollback(connection));
-        return { id: undefined };
+        // ROLLBACK undid the last_id increment too, so there is no gap; a connection that could not roll back is
+        // dropped, which rolls back just the same. A COMMIT that failed with the connection leaves the outcome
+        // unknown: the caller retries with the same (publisher, batchSeq), which stores at most one row.
+        if (isDuplicateBatch(error)) return { id: undefined };
+        throw error;
       }
-      await connection.query('COMMIT');
-      return { id };
-    } catch (error) {
-      // A COMMIT that failed with the connection leaves the outcome unknown: the caller retries with the same
-      // (publisher, batchSeq), which stores at most one row.
-      broken = isBroken(error) || !(await rollback(connection));
-      throw error;
-    } finally {
-      this.#giveBack(connection, broken);
-    }
+    });
   }
 
   async readAfter(stream: number, afterId: number, limit: number): Promise<StoredRow[]> {
-    this.#checkStream(stream);
-    if (!Number.isSafeInteger(afterId) || afterId < 0) throw new RangeError(`afterId must be ≥ 0, got ${afterId}`);
-    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`limit must be ≥ 1, got ${limit}`);
-    const result = await this.#run((connection) =>
+    checkStream(stream, this.streamCount);
+    checkReadAfter(afterId, limit);
+    const result = await this.#withConnection((connection) =>
       connection.execute<mysql.RowDataPacket[]>(this.#readSql[stream]!, [afterId, limit]),
     );
     const found = result[0];
@@ -233,21 +234,20 @@ export class MysqlStore implements BackplaneStore {
   }
 
   async top(stream: number): Promise<number> {
-    this.#checkStream(stream);
-    const [rows] = await this.#run((connection) => connection.execute<mysql.RowDataPacket[]>(this.#topSql, [stream]));
+    checkStream(stream, this.streamCount);
+    const [rows] = await this.#withConnection((connection) =>
+      connection.execute<mysql.RowDataPacket[]>(this.#topSql, [stream]),
+    );
     const row = rows[0];
     if (!row) throw this.#notInstalled(stream);
     return parseStoredId(row.id);
   }
 
   async trim(stream: number, keepRows: number, maxAgeMs: number): Promise<number> {
-    this.#checkStream(stream);
-    if (!Number.isSafeInteger(keepRows) || keepRows < 0) throw new RangeError(`keepRows must be ≥ 0, got ${keepRows}`);
-    if (!Number.isFinite(maxAgeMs) || maxAgeMs < 0) throw new RangeError(`maxAgeMs must be ≥ 0, got ${maxAgeMs}`);
+    checkStream(stream, this.streamCount);
+    checkTrim(keepRows, maxAgeMs);
     const ageUs = Math.min(Math.round(maxAgeMs * 1000), MAX_AGE_US);
-    const connection = await this.#acquire();
-    let broken = false;
-    try {
+    return this.#withConnection(async (connection, lease) => {
       const [info] = await connection.execute<mysql.RowDataPacket[]>(this.#trimInfoSql[stream]!, [stream]);
       if (!info[0]) throw this.#notInstalled(stream);
       // Bounds from committed state: rows beyond the newest `keepRows` of the top. Trimming never lowers the top.
@@ -255,12 +255,10 @@ export class MysqlStore implements BackplaneStore {
       if (info[0].low === null || bound < parseStoredId(info[0].low)) return 0;
       this.#database ??= await currentDatabase(connection);
       const lock = this.names.trimLock(this.#database, stream);
-      // Not taken at once: another node is trimming this stream right now; it will do the rest.
-      const [locked] = await connection.execute<mysql.RowDataPacket[]>('SELECT GET_LOCK(?, 0) AS held', [lock]);
-      if (locked[0]?.held == null || Number(locked[0].held) !== 1) return 0;
-      try {
+      // Not taken at once (wait 'none'): another node is trimming this stream right now; it will do the rest.
+      const deleted = await withUserLock(connection, lock, { wait: 'none', lease }, async () => {
         let deleted = 0;
-        for (let after = parseStoredId(info[0].low) - 1; after < bound; ) {
+        for (let after = parseStoredId(info[0]!.low) - 1; after < bound; ) {
           const upTo = Math.min(bound, after + TRIM_BLOCK);
           const [gone] = await connection.execute<mysql.ResultSetHeader>(this.#trimSql[stream]!, [after, upTo, ageUs]);
           deleted += gone.affectedRows;
@@ -273,26 +271,14 @@ export class MysqlStore implements BackplaneStore {
           after = upTo;
         }
         return deleted;
-      } finally {
-        // A lock left on a pooled connection would stop every node from trimming this stream: if the release
-        // fails, the connection is dropped, which frees the lock.
-        try {
-          await connection.execute('SELECT RELEASE_LOCK(?)', [lock]);
-        } catch {
-          broken = true;
-        }
-      }
-    } catch (error) {
-      broken ||= isBroken(error);
-      throw error;
-    } finally {
-      this.#giveBack(connection, broken);
-    }
+      });
+      return deleted ?? 0;
+    });
   }
 
   async readKeys(purpose: string): Promise<StoredKey[]> {
     validateKeyPurpose(purpose);
-    const [rows] = await this.#run((connection) =>
+    const [rows] = await this.#withConnection((connection) =>
       connection.execute<mysql.RowDataPacket[]>(this.#keysSql.read, [purpose]),
     );
     return rows.map((row) => ({
@@ -311,13 +297,11 @@ export class MysqlStore implements BackplaneStore {
     validateKeyPurpose(purpose);
     validateStoredKey(key);
     validateKeyTime('unlessNewerThan', unlessNewerThan);
-    const connection = await this.#acquire();
-    let broken = false;
-    try {
+    return this.#withConnection(async (connection, lease) => {
       this.#database ??= await currentDatabase(connection);
       const lock = this.names.lockName(this.#database, 'keys');
-      await takeLock(connection, lock, KEYS_LOCK_TIMEOUT_S, 'keys', 'add a key');
-      try {
+      const wait = { seconds: KEYS_LOCK_TIMEOUT_S, name: 'keys', waitingFor: 'add a key' };
+      const added = await withUserLock(connection, lock, { wait, lease }, async () => {
         const [newer] = await connection.execute<mysql.RowDataPacket[]>(this.#keysSql.newer, [
           purpose,
           unlessNewerThan,
@@ -325,27 +309,15 @@ export class MysqlStore implements BackplaneStore {
         if (newer.length > 0) return false;
         await connection.execute(this.#keysSql.insert, [purpose, key.id, key.secret, key.createdAt]);
         return true;
-      } finally {
-        // A lock left on a pooled connection would stop every node from adding keys: if the release fails, the
-        // connection is dropped, which frees the lock.
-        try {
-          await connection.execute('SELECT RELEASE_LOCK(?)', [lock]);
-        } catch {
-          broken = true;
-        }
-      }
-    } catch (error) {
-      broken ||= isBroken(error);
-      throw error;
-    } finally {
-      this.#giveBack(connection, broken);
-    }
+      });
+      return added === true;
+    });
   }
 
   async deleteKeys(purpose: string, createdBefore: number): Promise<number> {
     validateKeyPurpose(purpose);
     validateKeyTime('createdBefore', createdBefore);
-    const [result] = await this.#run((connection) =>
+    const [result] = await this.#withConnection((connection) =>
       connection.execute<mysql.ResultSetHeader>(this.#keysSql.delete, [purpose, createdBefore]),
     );
     return result.affectedRows;
@@ -408,31 +380,11 @@ export class MysqlStore implements BackplaneStore {
   }
 
   /**
-   * One call on a pooled connection. Unlike `pool.execute`, the connection is our own choice to keep: a server-side
-   * error (a lock wait timeout) keeps it; a broken one is discarded.
+   * Work on a pooled connection (see `withConnection`). Unlike `pool.execute`, the connection is our own choice to
+   * keep: a server-side error (a lock wait timeout) keeps it; a broken one, or one the work discarded, is destroyed.
    */
-  async #run<T>(work: (connection: mysql.PoolConnection) => Promise<T>): Promise<T> {
-    const connection = await this.#acquire();
-    let broken = false;
-    try {
-      return await work(connection);
-    } catch (error) {
-      broken = isBroken(error);
-      throw error;
-    } finally {
-      this.#giveBack(connection, broken);
-    }
-  }
-
-  #giveBack(connection: mysql.PoolConnection, broken: boolean): void {
-    if (broken) connection.destroy();
-    else connection.release();
-  }
-
-  #checkStream(stream: number): void {
-    if (!Number.isInteger(stream) || stream < 0 || stream >= this.streamCount) {
-      throw new RangeError(`stream must be an integer from 0 to ${this.streamCount - 1}, got ${stream}`);
-    }
+  #withConnection<T>(work: (connection: mysql.PoolConnection, lease: Lease) => Promise<T>): Promise<T> {
+    return withConnection(this.#lender, work);
   }
 
   #notInstalled(stream: number): Error {
@@ -450,7 +402,7 @@ export async function installSchema(
   connectionString: string,
   options: { schema?: string; tableCount?: number } = {},
 ): Promise<{ epoch: string; version: number }> {
-  const names = new TableNames(options.schema ?? 'hubwire');
+  const names = new TableNames(options.schema ?? DEFAULT_SCHEMA);
   const tableCount = validateTableCount(options.tableCount ?? 1);
   const store = new MysqlStore({ connectionString, prefix: names.prefix, tableCount, poolSize: 1 });
   try {
@@ -464,13 +416,6 @@ export async function installSchema(
 /** A store from a `mysql://` or `mariadb://` URL, for `backplaneFromUrl` (hubwire); other options take defaults. */
 export function createStore(url: string, options: { schema?: string; tableCount?: number } = {}): MysqlStore {
   return new MysqlStore({ connectionString: url, prefix: options.schema, tableCount: options.tableCount });
-}
-
-/** A key's created_at (BIGINT, read as text) as a JS number; addKey only stores safe integers. */
-function parseKeyTime(text: unknown): number {
-  const value = Number(text);
-  if (!Number.isSafeInteger(value)) throw new RangeError(`Key time ${String(text)} is not a safe integer.`);
-  return value;
 }
 
 /** ER_DUP_ENTRY on the (publisher, batch_seq) key, not on the primary key (which would be a real fault). */
@@ -498,18 +443,4 @@ function isBroken(error: unknown): boolean {
 /** A stream's id row is missing: install() was not run (or not with this tableCount). */
 class NotInstalledError extends Error {
   override readonly name = 'NotInstalledError';
-}
-
-/** Rolls back; false when that failed (the connection is then to be discarded, which rolls back too). */
-async function rollback(connection: mysql.PoolConnection): Promise<boolean> {
-  try {
-    await connection.query('ROLLBACK');
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
 }

@@ -7,7 +7,7 @@
 // delivered, with that id's own content.
 
 import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { StoredKey } from 'hubwire';
+import type { StoredKey } from 'hubwire/backplane';
 
 /** The purpose of the push key in the keys table: one key per installation, made by the first node. */
 export const PUSH_KEY_PURPOSE = 'hubwire.push';

@@ -1,25 +1,26 @@
 // The tables the PostgreSQL store owns: names and quoting, the numbered migrations, and install() itself.
 
 import { createHash, randomUUID } from 'node:crypto';
-import { MAX_TABLE_COUNT, validateTableCount } from 'hubwire';
+import {
+  inTransaction,
+  type Lease,
+  MAX_TABLE_COUNT,
+  validateSchemaName as validateName,
+  validateTableCount,
+} from 'hubwire/backplane';
 import type pg from 'pg';
 
 export { MAX_TABLE_COUNT, validateTableCount };
 
 /** The schema version this code writes and reads. Each version above 1 has a step in `migrations`. */
 export const SCHEMA_VERSION = 2;
-// 50 characters at most so that `hubwire_<schema>` (the NOTIFY channel) stays within PostgreSQL's 63-byte
+// 51 characters at most so that `hubwire_<schema>` (the NOTIFY channel) stays within PostgreSQL's 63-byte
 // identifier limit: a longer name would be silently truncated and two schemas could share a channel.
-const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,50}$/;
+const MAX_SCHEMA_NAME = 51;
 
 /** Throws a TypeError unless `schema` is a safe, unambiguous schema name. */
 export function validateSchemaName(schema: unknown): string {
-  if (typeof schema !== 'string' || !SCHEMA_NAME.test(schema)) {
-    throw new TypeError(
-      `Invalid PostgreSQL schema name ${JSON.stringify(schema)}: use 1-51 letters, digits or underscores, not starting with a digit.`,
-    );
-  }
-  return schema;
+  return validateName(schema, 'PostgreSQL schema name', MAX_SCHEMA_NAME);
 }
 
 /** Quotes an identifier. Names are validated first; doubling quotes is defence in depth, not the safety net. */
@@ -68,6 +69,32 @@ export class SchemaNames {
  */
 export const LOCK_INSTALL = -1;
 export const LOCK_KEYS = -2;
+
+/**
+ * Runs `work` in one transaction that first takes the schema's transaction-scoped advisory lock `lockKey`, waiting
+ * at most `lockTimeout` (e.g. `'10s'`): callers of every node queue on it, and each statement of `work` starts
+ * after the previous holder committed (READ COMMITTED takes a snapshot per statement). The lock goes with the
+ * transaction, so it cannot outlive a dropped connection and works through PgBouncer in transaction mode.
+ */
+export function lockedTransaction<T>(
+  client: pg.ClientBase,
+  names: SchemaNames,
+  lockKey: number,
+  lockTimeout: string,
+  lease: Lease | undefined,
+  work: () => Promise<T>,
+): Promise<T> {
+  return inTransaction(
+    client,
+    async () => {
+      // Bounded: a node never waits forever behind a stuck holder.
+      await client.query(`SET LOCAL lock_timeout = '${lockTimeout}'`);
+      await client.query('SELECT pg_advisory_xact_lock($1, $2)', [names.lockNamespace, lockKey]);
+      return work();
+    },
+    lease ? { lease } : {},
+  );
+}
 
 /**
  * The numbered migrations. Step N brings a schema at version N-1 to version N; step 1 creates the base tables
@@ -145,12 +172,7 @@ export interface InstallResult {
  */
 export async function installOn(client: pg.ClientBase, names: SchemaNames, tableCount: number): Promise<InstallResult> {
   validateTableCount(tableCount);
-  await client.query('BEGIN');
-  try {
-    // Bounded: a node never waits forever behind a stuck installer.
-    await client.query(`SET LOCAL lock_timeout = '60s'`);
-    await client.query('SELECT pg_advisory_xact_lock($1, $2)', [names.lockNamespace, LOCK_INSTALL]);
-
+  return lockedTransaction(client, names, LOCK_INSTALL, '60s', undefined, async () => {
     const found = await readState(client, names);
     let version = found.version;
     let epoch = found.epoch;
@@ -191,13 +213,8 @@ export async function installOn(client: pg.ClientBase, names: SchemaNames, table
       );
       createdStreams.push(stream);
     }
-    await client.query('COMMIT');
     return { epoch: epoch!, previousVersion: found.version, createdStreams };
-  } catch (error) {
-    // The lock goes with the transaction. A failed ROLLBACK means the connection is gone, which ends it too.
-    await client.query('ROLLBACK').catch(() => {});
-    throw error;
-  }
+  });
 }
 
 interface FoundState {

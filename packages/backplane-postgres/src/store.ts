@@ -1,19 +1,33 @@
 // PostgresStore: the BackplaneStore on PostgreSQL: its options, the pool, and the SQL of append, read, top, trim.
 
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { AppendResult, BackplaneStore, StoredKey, StoredRow } from 'hubwire';
-import { parseStoredId, validateKeyPurpose, validateKeyTime, validateStoredKey } from 'hubwire';
+import {
+  type AppendResult,
+  asError,
+  type BackplaneStore,
+  type ConnectionLender,
+  checkAppend,
+  checkReadAfter,
+  checkStream,
+  checkTrim,
+  DEFAULT_SCHEMA,
+  errorReporter,
+  type Lease,
+  parseKeyTime,
+  parseStoredId,
+  type StoredKey,
+  type StoredRow,
+  validateKeyPurpose,
+  validateKeyTime,
+  validatePoolSize,
+  validateStoredKey,
+  validateTableCount,
+  withConnection,
+} from 'hubwire/backplane';
 import pg from 'pg';
 import { ListenConnection } from './listen.js';
 import { DEFAULT_PUSH_ROW_BYTES, MAX_PUSH_ROW_BYTES, PUSH_KEY_PURPOSE, PushKey, parseNotification } from './push.js';
-import {
-  installOn,
-  LOCK_KEYS,
-  publisherConstraint,
-  SCHEMA_VERSION,
-  SchemaNames,
-  validateTableCount,
-} from './schema.js';
+import { installOn, LOCK_KEYS, lockedTransaction, publisherConstraint, SCHEMA_VERSION, SchemaNames } from './schema.js';
 import { buildStatements, type Statement, type Statements, TRIM_BLOCK } from './statements.js';
 
 /** Options of {@link PostgresStore}. One of `connectionString` and `pool` is required. */
@@ -87,6 +101,7 @@ export class PostgresStore implements BackplaneStore {
   readonly #onError: (error: Error) => void;
   readonly #onPoolError: (error: Error) => void;
   readonly #listeners = new Set<ListenConnection>();
+  readonly #lender: ConnectionLender<pg.PoolClient>;
   /** Built once: the SQL never changes and holds only validated names. */
   readonly #sql: Statements;
   #closing: Promise<void> | undefined;
@@ -97,7 +112,7 @@ export class PostgresStore implements BackplaneStore {
     if (pool === undefined && (typeof connectionString !== 'string' || connectionString === '')) {
       throw new TypeError('PostgresStore needs a connectionString or a pool.');
     }
-    this.names = new SchemaNames(options.schema ?? 'hubwire');
+    this.names = new SchemaNames(options.schema ?? DEFAULT_SCHEMA);
     this.streamCount = validateTableCount(options.tableCount ?? 1);
     this.#notify = options.notify ?? true;
     const pushRowBytes = options.pushRowBytes ?? DEFAULT_PUSH_ROW_BYTES;
@@ -106,18 +121,8 @@ export class PostgresStore implements BackplaneStore {
     }
     this.#pushRowBytes = this.#notify ? pushRowBytes : 0;
     const prepared = options.preparedStatements ?? true;
-    const poolSize = options.poolSize ?? 4;
-    if (!Number.isInteger(poolSize) || poolSize < 1) {
-      throw new RangeError(`poolSize must be a positive integer, got ${String(poolSize)}.`);
-    }
-    const onError = options.onError;
-    this.#onError = (error) => {
-      try {
-        onError?.(error);
-      } catch {
-        // A throwing logger must not take the store down with it.
-      }
-    };
+    const poolSize = validatePoolSize(options.poolSize ?? 4);
+    this.#onError = errorReporter(options.onError);
 
     this.#ownsPool = pool === undefined;
     this.#pool =
@@ -134,6 +139,18 @@ export class PostgresStore implements BackplaneStore {
     // And a permanent listener on every pooled connection: a FATAL (e.g. 57P01 during a restart) can arrive while a
     // connection is between pg-pool's own listener and ours; one unhandled 'error' event would end the process.
     this.#pool.on('connect', (client) => client.on('error', this.#onPoolError));
+    // Borrowed connections: a server-side error (a duplicate, a timeout) keeps one; a broken one is discarded.
+    // The watch covers errors emitted while a client is out of the pool, where pg-pool does not listen.
+    const borrowFrom = this.#pool;
+    this.#lender = {
+      acquire: () => borrowFrom.connect(),
+      release: (client, discard) => client.release(discard),
+      survives: (error) => error instanceof pg.DatabaseError,
+      watch: (client, onError) => {
+        client.on('error', onError);
+        return () => client.off('error', onError);
+      },
+    };
     this.#listenConfig =
       listenConnectionString !== undefined || connectionString !== undefined
         ? { connectionString: listenConnectionString ?? connectionString }
@@ -155,30 +172,22 @@ export class PostgresStore implements BackplaneStore {
     return installed;
   }
 
-  async #installSchema(): Promise<{ epoch: string }> {
-    const client = await this.#pool.connect();
-    let fault: Error | undefined;
-    const onClientError = (error: Error) => {
-      fault = error;
-    };
-    client.on('error', onClientError);
-    try {
-      const { epoch } = await installOn(client, this.names, this.streamCount);
-      return { epoch };
-    } catch (error) {
-      // The connection may be mid-transaction or broken: never hand it back to the pool for reuse.
-      fault ??= error instanceof Error ? error : new Error(String(error));
-      throw error;
-    } finally {
-      client.off('error', onClientError);
-      client.release(fault ?? false);
-    }
+  #installSchema(): Promise<{ epoch: string }> {
+    return this.#withClient(async (client, lease) => {
+      try {
+        const { epoch } = await installOn(client, this.names, this.streamCount);
+        return { epoch };
+      } catch (error) {
+        // The connection may be mid-transaction or broken: never hand it back to the pool for reuse.
+        lease.discard();
+        throw error;
+      }
+    });
   }
 
   async append(stream: number, publisher: string, batchSeq: number, payload: Buffer): Promise<AppendResult> {
-    this.#checkStream(stream);
-    if (typeof publisher !== 'string' || publisher === '') throw new TypeError('publisher must be a non-empty string');
-    if (!Number.isSafeInteger(batchSeq)) throw new TypeError(`batchSeq must be a safe integer, got ${batchSeq}`);
+    checkStream(stream, this.streamCount);
+    checkAppend(publisher, batchSeq, payload);
     const values: unknown[] = [stream, publisher, batchSeq, payload];
     let sql = this.#sql.append[stream]!;
     if (this.#notify && Date.now() < this.#quietUntil) sql = this.#sql.appendQuiet[stream]!;
@@ -219,9 +228,8 @@ export class PostgresStore implements BackplaneStore {
   }
 
   async readAfter(stream: number, afterId: number, limit: number): Promise<StoredRow[]> {
-    this.#checkStream(stream);
-    if (!Number.isSafeInteger(afterId) || afterId < 0) throw new RangeError(`afterId must be ≥ 0, got ${afterId}`);
-    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`limit must be ≥ 1, got ${limit}`);
+    checkStream(stream, this.streamCount);
+    checkReadAfter(afterId, limit);
     const result = await this.#query<{ id: string; payload: Buffer }>(this.#sql.read[stream]!, [afterId, limit]);
     const rows: StoredRow[] = new Array(result.rows.length);
     for (let index = 0; index < rows.length; index++) {
@@ -232,7 +240,7 @@ export class PostgresStore implements BackplaneStore {
   }
 
   async top(stream: number): Promise<number> {
-    this.#checkStream(stream);
+    checkStream(stream, this.streamCount);
     const result = await this.#query<{ id: string }>(this.#sql.top, [stream]);
     const row = result.rows[0];
     if (!row) throw this.#notInstalled(stream);
@@ -240,9 +248,8 @@ export class PostgresStore implements BackplaneStore {
   }
 
   async trim(stream: number, keepRows: number, maxAgeMs: number): Promise<number> {
-    this.#checkStream(stream);
-    if (!Number.isSafeInteger(keepRows) || keepRows < 0) throw new RangeError(`keepRows must be ≥ 0, got ${keepRows}`);
-    if (!Number.isFinite(maxAgeMs) || maxAgeMs < 0) throw new RangeError(`maxAgeMs must be ≥ 0, got ${maxAgeMs}`);
+    checkStream(stream, this.streamCount);
+    checkTrim(keepRows, maxAgeMs);
     let deleted = 0;
     let after = 0;
     for (;;) {
@@ -316,34 +323,14 @@ export class PostgresStore implements BackplaneStore {
     validateKeyPurpose(purpose);
     validateStoredKey(key);
     validateKeyTime('unlessNewerThan', unlessNewerThan);
-    const client = await this.#pool.connect();
-    let fault: Error | undefined;
-    const onClientError = (error: Error) => {
-      fault = error;
-    };
-    client.on('error', onClientError);
-    try {
-      await client.query('BEGIN');
-      try {
-        await client.query(`SET LOCAL lock_timeout = '${KEYS_LOCK_TIMEOUT}'`);
-        await client.query('SELECT pg_advisory_xact_lock($1, $2)', [this.names.lockNamespace, LOCK_KEYS]);
+    return this.#withClient((client, lease) =>
+      lockedTransaction(client, this.names, LOCK_KEYS, KEYS_LOCK_TIMEOUT, lease, async () => {
         const newer = await client.query(this.#sql.keys.newer, [purpose, unlessNewerThan]);
         const add = newer.rows.length === 0;
         if (add) await client.query(this.#sql.keys.insert, [purpose, key.id, key.secret, key.createdAt]);
-        await client.query('COMMIT');
         return add;
-      } catch (error) {
-        // The lock goes with the transaction; a failed ROLLBACK means the connection is gone, which ends it too.
-        await client.query('ROLLBACK').catch(() => {});
-        throw error;
-      }
-    } catch (error) {
-      if (!(error instanceof pg.DatabaseError)) fault ??= asError(error);
-      throw error;
-    } finally {
-      client.off('error', onClientError);
-      client.release(fault ?? false);
-    }
+      }),
+    );
   }
 
   async deleteKeys(purpose: string, createdBefore: number): Promise<number> {
@@ -365,32 +352,19 @@ export class PostgresStore implements BackplaneStore {
     return this.#closing;
   }
 
-  /**
-   * One query on a pooled connection. Unlike `pool.query`, a server-side error (a duplicate, a timeout) keeps the
-   * connection; only a broken one is discarded. The listener covers errors emitted while the client is out of
-   * the pool, where pg-pool does not listen.
-   */
-  async #query<Row extends pg.QueryResultRow>(
+  /** Work on a pooled connection, given back afterwards unless it broke (see `withConnection`). */
+  #withClient<T>(work: (client: pg.PoolClient, lease: Lease) => Promise<T>): Promise<T> {
+    return withConnection(this.#lender, work);
+  }
+
+  /** One query on a pooled connection (unlike `pool.query`, a server-side error keeps the connection). */
+  #query<Row extends pg.QueryResultRow>(
     statement: Statement | string,
     values: unknown[],
   ): Promise<pg.QueryResult<Row>> {
-    const client = await this.#pool.connect();
-    let fault: Error | undefined;
-    const onClientError = (error: Error) => {
-      fault = error;
-    };
-    client.on('error', onClientError);
-    try {
-      return await client.query<Row>(
-        typeof statement === 'string' ? { text: statement, values } : { ...statement, values },
-      );
-    } catch (error) {
-      if (!(error instanceof pg.DatabaseError)) fault ??= asError(error);
-      throw error;
-    } finally {
-      client.off('error', onClientError);
-      client.release(fault ?? false);
-    }
+    return this.#withClient((client) =>
+      client.query<Row>(typeof statement === 'string' ? { text: statement, values } : { ...statement, values }),
+    );
   }
 
   #lastForgeryReport = 0;
@@ -418,12 +392,6 @@ export class PostgresStore implements BackplaneStore {
     return new PushKey(key);
   }
 
-  #checkStream(stream: number): void {
-    if (!Number.isInteger(stream) || stream < 0 || stream >= this.streamCount) {
-      throw new RangeError(`stream must be an integer from 0 to ${this.streamCount - 1}, got ${stream}`);
-    }
-  }
-
   #notInstalled(stream: number): Error {
     return new Error(`Stream ${stream} is not installed in schema ${this.names.quoted}: call install() first.`);
   }
@@ -437,7 +405,7 @@ export async function installSchema(
   connectionString: string,
   options: { schema?: string; tableCount?: number } = {},
 ): Promise<{ epoch: string; version: number }> {
-  const names = new SchemaNames(options.schema ?? 'hubwire');
+  const names = new SchemaNames(options.schema ?? DEFAULT_SCHEMA);
   const tableCount = validateTableCount(options.tableCount ?? 1);
   const client = new pg.Client({
     connectionString,
@@ -465,15 +433,4 @@ const NOTIFY_QUIET_MS = 10_000;
 
 function isNotifyQueueFull(error: pg.DatabaseError): boolean {
   return error.code === '54000' && /notif/i.test(error.message);
-}
-
-/** A key's created_at (bigint, read as text) as a JS number; addKey only stores safe integers. */
-function parseKeyTime(text: string): number {
-  const value = Number(text);
-  if (!Number.isSafeInteger(value)) throw new RangeError(`Key time ${text} is not a safe integer.`);
-  return value;
-}
-
-function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
 }

@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 
-import { MAX_TABLE_COUNT, validateTableCount } from 'hubwire';
+import { MAX_TABLE_COUNT, validateSchemaName, validateTableCount } from 'hubwire/backplane';
 
 export { MAX_TABLE_COUNT, validateTableCount };
 
@@ -11,16 +11,11 @@ export { MAX_TABLE_COUNT, validateTableCount };
 export const SCHEMA_VERSION = 2;
 // The same rule as PostgreSQL schema names, so one `--schema` value is valid for every backplane. SQLite has no
 // schemas inside a file: the prefix starts every table name instead (`hubwire_streams`).
-const PREFIX = /^[A-Za-z_][A-Za-z0-9_]{0,50}$/;
+const MAX_PREFIX = 51;
 
 /** Throws a TypeError unless `prefix` is a safe table prefix. */
 export function validatePrefix(prefix: unknown): string {
-  if (typeof prefix !== 'string' || !PREFIX.test(prefix)) {
-    throw new TypeError(
-      `Invalid SQLite table prefix ${JSON.stringify(prefix)}: use 1-51 letters, digits or underscores, not starting with a digit.`,
-    );
-  }
-  return prefix;
+  return validateSchemaName(prefix, 'SQLite table prefix', MAX_PREFIX);
 }
 
 /**

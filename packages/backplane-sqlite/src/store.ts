@@ -5,9 +5,25 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import type { AppendResult, BackplaneStore, StoredKey, StoredRow } from 'hubwire';
-import { validateKeyPurpose, validateKeyTime, validateStoredKey } from 'hubwire';
-import { installOn, isBusy, SCHEMA_VERSION, TableNames, validateTableCount } from './schema.js';
+import {
+  type AppendResult,
+  asError,
+  type BackplaneStore,
+  checkAppend,
+  checkReadAfter,
+  checkStream,
+  checkTrim,
+  DEFAULT_SCHEMA,
+  errorReporter,
+  parseStoredId,
+  type StoredKey,
+  type StoredRow,
+  validateKeyPurpose,
+  validateKeyTime,
+  validateStoredKey,
+  validateTableCount,
+} from 'hubwire/backplane';
+import { installOn, isBusy, SCHEMA_VERSION, TableNames } from './schema.js';
 import { WalWatcher } from './wakeup.js';
 
 /** Options of {@link SqliteStore}. */
@@ -80,21 +96,14 @@ export class SqliteStore implements BackplaneStore {
     if (tablePrefix !== undefined && schema !== undefined && tablePrefix !== schema) {
       throw new TypeError(`SqliteStore: tablePrefix '${tablePrefix}' and schema '${schema}' differ; give one.`);
     }
-    this.names = new TableNames(tablePrefix ?? schema ?? 'hubwire');
+    this.names = new TableNames(tablePrefix ?? schema ?? DEFAULT_SCHEMA);
     this.streamCount = validateTableCount(options.tableCount ?? 1);
     this.#wakeups = options.wakeups ?? true;
     this.#busyTimeout = options.busyTimeout ?? 50;
     if (!Number.isInteger(this.#busyTimeout) || this.#busyTimeout < 0) {
       throw new RangeError(`busyTimeout must be a non-negative integer (ms), got ${String(options.busyTimeout)}.`);
     }
-    const onError = options.onError;
-    this.#onError = (error) => {
-      try {
-        onError?.(error);
-      } catch {
-        // A throwing logger must not take the store down with it.
-      }
-    };
+    this.#onError = errorReporter(options.onError);
   }
 
   /** Creates or migrates the tables (safe when many processes start at once); resolves with the epoch. */
@@ -108,10 +117,8 @@ export class SqliteStore implements BackplaneStore {
   }
 
   async append(stream: number, publisher: string, batchSeq: number, payload: Buffer): Promise<AppendResult> {
-    this.#checkStream(stream);
-    if (typeof publisher !== 'string' || publisher === '') throw new TypeError('publisher must be a non-empty string');
-    if (!Number.isSafeInteger(batchSeq)) throw new TypeError(`batchSeq must be a safe integer, got ${batchSeq}`);
-    if (!Buffer.isBuffer(payload)) throw new TypeError('payload must be a Buffer');
+    checkStream(stream, this.streamCount);
+    checkAppend(publisher, batchSeq, payload);
     const statements = this.#streamStatements(await this.#connection(), stream);
     const id = statements.append(publisher, batchSeq, payload);
     if (id !== undefined) for (const watcher of this.#watchers) watcher.noteOwnAppend(stream, id);
@@ -119,24 +126,22 @@ export class SqliteStore implements BackplaneStore {
   }
 
   async readAfter(stream: number, afterId: number, limit: number): Promise<StoredRow[]> {
-    this.#checkStream(stream);
-    if (!Number.isSafeInteger(afterId) || afterId < 0) throw new RangeError(`afterId must be ≥ 0, got ${afterId}`);
-    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`limit must be ≥ 1, got ${limit}`);
+    checkStream(stream, this.streamCount);
+    checkReadAfter(afterId, limit);
     const statements = this.#streamStatements(await this.#connection(), stream);
     return statements.readAfter.all(afterId, limit);
   }
 
   async top(stream: number): Promise<number> {
-    this.#checkStream(stream);
+    checkStream(stream, this.streamCount);
     const top = this.#top(await this.#connection(), stream);
     if (top === undefined) throw this.#notInstalled(stream);
     return top;
   }
 
   async trim(stream: number, keepRows: number, maxAgeMs: number): Promise<number> {
-    this.#checkStream(stream);
-    if (!Number.isSafeInteger(keepRows) || keepRows < 0) throw new RangeError(`keepRows must be ≥ 0, got ${keepRows}`);
-    if (!Number.isFinite(maxAgeMs) || maxAgeMs < 0) throw new RangeError(`maxAgeMs must be ≥ 0, got ${maxAgeMs}`);
+    checkStream(stream, this.streamCount);
+    checkTrim(keepRows, maxAgeMs);
     const db = await this.#connection();
     const statements = this.#streamStatements(db, stream);
     const top = this.#top(db, stream);
@@ -301,7 +306,7 @@ export class SqliteStore implements BackplaneStore {
         if (exists.get(publisher, batchSeq) !== undefined) return undefined;
         const id = bump.get(stream);
         if (id === undefined) throw this.#notInstalled(stream);
-        checkId(id);
+        parseStoredId(id);
         insert.run(id, publisher, batchSeq, Date.now(), payload);
         return id;
       });
@@ -373,7 +378,7 @@ export class SqliteStore implements BackplaneStore {
       throw error;
     }
     const top = this.#topStatement.get(stream);
-    if (top !== undefined) checkId(top);
+    if (top !== undefined) parseStoredId(top);
     return top;
   }
 
@@ -385,12 +390,6 @@ export class SqliteStore implements BackplaneStore {
     const tops = new Array<number>(this.streamCount).fill(0);
     for (const row of this.#topsStatement.all(this.streamCount)) tops[row.stream] = row.last_id;
     return tops;
-  }
-
-  #checkStream(stream: number): void {
-    if (!Number.isInteger(stream) || stream < 0 || stream >= this.streamCount) {
-      throw new RangeError(`stream must be an integer from 0 to ${this.streamCount - 1}, got ${stream}`);
-    }
   }
 
   #notInstalled(stream: number, cause?: unknown): Error {
@@ -451,17 +450,6 @@ async function retryBusy<T>(call: () => T): Promise<T> {
       await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20));
     }
   }
-}
-
-/** Ids past 2^53 cannot be JS numbers, and rounding one would skip rows. */
-function checkId(id: number): void {
-  if (!Number.isSafeInteger(id)) {
-    throw new RangeError(`Row id ${id} exceeds Number.MAX_SAFE_INTEGER (2^53 - 1); it cannot be represented.`);
-  }
-}
-
-function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
 }
 
 /** For `hubwire install-schema sqlite:<file>`: creates or migrates the tables, then closes the file. */
