@@ -10,7 +10,8 @@ import { SignJWT } from 'jose';
 import WebSocket from 'ws';
 import { AUDIENCE, ISSUER, type JwtServer, startJwtServer } from '../../examples/jwt/src/server.js';
 import { buildClient, collect, MATRIX, startClient } from '../helpers/clients.js';
-import { negotiate, withTimeout } from '../helpers/http.js';
+import { negotiate } from '../helpers/http.js';
+import { withTimeout } from '../helpers/wait.js';
 
 const T = { timeout: 20_000 };
 const RS = '\x1e';

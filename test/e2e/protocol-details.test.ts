@@ -6,8 +6,9 @@ import { after, before, describe, test } from 'node:test';
 import * as signalR from '@microsoft/signalr';
 import WebSocket from 'ws';
 import { startClient } from '../helpers/clients.js';
-import { negotiate, withTimeout } from '../helpers/http.js';
+import { negotiate } from '../helpers/http.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { withTimeout } from '../helpers/wait.js';
 
 let server: TestServer;
 before(async () => {

@@ -10,7 +10,7 @@ import type * as signalR from '@microsoft/signalr';
 import { Hub, Hubwire } from 'hubwire';
 import WebSocket from 'ws';
 import { collect, delay, startClient } from '../helpers/clients.js';
-import { waitUntil, withTimeout } from '../helpers/http.js';
+import { waitFor, withTimeout } from '../helpers/wait.js';
 
 const RS = '\x1e';
 const MAX_QUEUED = 256 * 1024;
@@ -81,7 +81,7 @@ class RawHubSocket {
     });
     const client = new RawHubSocket(socket);
     socket.send(`{"protocol":"json","version":${options.stateful ? 2 : 1}}${RS}`);
-    await waitUntil(() => client.frames.length > 0, 5000, 'the handshake answer');
+    await waitFor(() => client.frames.length > 0, 5000, 'the handshake answer');
     assert.equal(client.frames.shift(), '{}');
     return client;
   }
@@ -159,7 +159,7 @@ describe('slow, greedy and hostile clients', () => {
     slow.pause();
     const sender = await officialClient();
     const sent = await flood(sender, 'ws-slow', () => events.disconnected.has(slowId));
-    await waitUntil(() => events.disconnected.has(slowId), 5000, 'the slow client closed');
+    await waitFor(() => events.disconnected.has(slowId), 5000, 'the slow client closed');
     const error = events.disconnected.get(slowId) as Error & { code?: string };
     assert.equal(error?.code, 'HW_ERR_SLOW_CLIENT');
     assert.match(error.message, /did not read what was sent to it: \d+ bytes were waiting/);
@@ -193,14 +193,14 @@ describe('slow, greedy and hostile clients', () => {
     });
     const post = (body: string) => fetch(target, { method: 'POST', body });
     await post(`{"protocol":"json","version":1}${RS}`);
-    await waitUntil(() => text.includes('data: {}'), 5000, 'the handshake answer');
+    await waitFor(() => text.includes('data: {}'), 5000, 'the handshake answer');
     await post(`{"type":1,"invocationId":"j","target":"joinGroup","arguments":["sse-slow"]}${RS}`);
-    await waitUntil(() => text.includes('"invocationId":"j"'), 5000, 'the join');
+    await waitFor(() => text.includes('"invocationId":"j"'), 5000, 'the join');
     stream.pause();
     const sender = await officialClient();
     const id = negotiated.connectionId;
     await flood(sender, 'sse-slow', () => events.disconnected.has(id));
-    await waitUntil(() => events.disconnected.has(id), 5000, 'the slow SSE client closed');
+    await waitFor(() => events.disconnected.has(id), 5000, 'the slow SSE client closed');
     assert.equal((events.disconnected.get(id) as Error & { code?: string })?.code, 'HW_ERR_SLOW_CLIENT');
     stream.resume();
     await withTimeout(streamEnded, 5000, 'the event stream ended');
@@ -231,7 +231,7 @@ describe('slow, greedy and hostile clients', () => {
     await greedy.invoke('joinGroup', ['never-acks']);
     const sender = await officialClient();
     await flood(sender, 'never-acks', () => events.disconnected.has(id));
-    await waitUntil(() => events.disconnected.has(id), 5000, 'the client closed');
+    await waitFor(() => events.disconnected.has(id), 5000, 'the client closed');
     const error = events.disconnected.get(id) as Error & { code?: string };
     assert.equal(error?.code, 'HW_ERR_SLOW_CLIENT');
     assert.match(error.message, /did not acknowledge/);
@@ -242,7 +242,7 @@ describe('slow, greedy and hostile clients', () => {
     const id = (await reader.invoke('getId', [])).result as string;
     events.produced = 0;
     reader.socket.send(`{"type":4,"invocationId":"s","target":"countTo","arguments":[5000000]}${RS}`);
-    await waitUntil(() => reader.frames.length > 100, 5000, 'the first items');
+    await waitFor(() => reader.frames.length > 100, 5000, 'the first items');
     reader.pause();
     // The kernel's socket buffers take a few megabytes first; then the generator must stop being pulled.
     let first = -1;
@@ -256,7 +256,7 @@ describe('slow, greedy and hostile clients', () => {
     assert.ok(second < 1_000_000, `it was not run ahead (${second} items produced)`);
     assert.equal(events.disconnected.has(id), false, 'a stream waits: the connection is not closed');
     reader.resume();
-    await waitUntil(() => events.produced > second + 10_000, 10_000, 'the stream going on');
+    await waitFor(() => events.produced > second + 10_000, 10_000, 'the stream going on');
     reader.socket.send(`{"type":5,"invocationId":"s"}${RS}`);
   });
 
@@ -265,11 +265,11 @@ describe('slow, greedy and hostile clients', () => {
     const other = await officialClient();
     events.produced = 0;
     streamer.socket.send(`{"type":4,"invocationId":"long","target":"countTo","arguments":[300000]}${RS}`);
-    await waitUntil(() => events.produced > 1000, 10_000, 'the stream flowing');
+    await waitFor(() => events.produced > 1000, 10_000, 'the stream flowing');
     await other.invoke('echo', 'between');
     const producedAtEcho = events.produced;
     assert.ok(producedAtEcho < 300_000, `answered while the stream runs (${producedAtEcho} of 300000 produced)`);
-    await waitUntil(
+    await waitFor(
       () => streamer.frames.some((frame) => frame.startsWith('{"type":3,"invocationId":"long"')),
       30_000,
       'the stream completing',
@@ -310,6 +310,6 @@ describe('slow, greedy and hostile clients', () => {
     assert.equal(events.disconnected.has(id), false, 'not closed: the sender waited');
     client.resume();
     await withTimeout(loop, 20_000, 'the loop finishing once the client reads');
-    await waitUntil(() => client.frames.length >= 20_000, 10_000, 'every message');
+    await waitFor(() => client.frames.length >= 20_000, 10_000, 'every message');
   });
 });

@@ -6,6 +6,7 @@ import * as signalR from '@microsoft/signalr';
 import type { HttpConnection as HttpConnectionClass } from '@microsoft/signalr/dist/esm/HttpConnection.js';
 import WebSocket from 'ws';
 import type { TransportName } from './clients.js';
+import { withTimeout } from './wait.js';
 
 const require = createRequire(import.meta.url);
 /** The official client's raw connection: not exported from the package root, so deep-imported (CommonJS build). */
@@ -13,24 +14,6 @@ export const HttpConnection = (
   require('@microsoft/signalr/dist/cjs/HttpConnection.js') as { HttpConnection: typeof HttpConnectionClass }
 ).HttpConnection;
 export type HttpConnection = HttpConnectionClass;
-
-/** Rejects with `what` if `promise` has not settled within `ms`. */
-export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Polls `condition` every 10 ms until it holds; fails after `ms`. */
-export async function waitUntil(condition: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 /** POSTs `<hubUrl>/negotiate?negotiateVersion=1` (before the query of `hubUrl`), with a 5 s timeout. */
 export function negotiate(hubUrl: string, headers: Record<string, string> = {}): Promise<Response> {
@@ -44,9 +27,12 @@ export type UpgradeOutcome = { open: true } | { open: false; status: number; bod
 
 /**
  * Tries a WebSocket upgrade (ws library, as a browser or a .NET client would): `open` when the server accepts it,
- * else the status and body of the refusal. Closes the socket either way.
+ * else the status and body of the refusal. Closes the socket either way. Fails after `timeout` ms (default 5000).
  */
-export function tryUpgrade(url: string, options: { origin?: string; headers?: Record<string, string> } = {}) {
+export function tryUpgrade(
+  url: string,
+  options: { origin?: string; headers?: Record<string, string>; timeout?: number } = {},
+) {
   return withTimeout(
     new Promise<UpgradeOutcome>((resolve, reject) => {
       const socket = new WebSocket(url.replace(/^http/, 'ws'), {
@@ -72,7 +58,7 @@ export function tryUpgrade(url: string, options: { origin?: string; headers?: Re
         reject(error);
       });
     }),
-    5000,
+    options.timeout ?? 5000,
     `WebSocket upgrade to ${url}`,
   );
 }

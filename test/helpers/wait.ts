@@ -1,0 +1,26 @@
+// Waiting in tests: for a promise (bounded by a timeout) or for a condition (polled until it holds). Every wait is
+// bounded and says what it waited for when it gives up, so a hang fails one test with a clear message.
+
+/** How often `waitFor` polls its condition. */
+const POLL_MS = 10;
+
+/** Rejects with `Timed out after <ms> ms: <what>` if `promise` has not settled within `ms`. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Resolves once `condition` holds (it may be async), polling every 10 ms; rejects with
+ * `Timed out after <ms> ms waiting for <what>` if it still does not hold after `ms`.
+ */
+export async function waitFor(condition: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
