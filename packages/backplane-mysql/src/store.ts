@@ -4,19 +4,25 @@ import {
   type AppendResult,
   asError,
   type BackplaneStore,
+  CONNECT_TIMEOUT_MS,
   type ConnectionLender,
   checkAppend,
   checkReadAfter,
   checkStream,
   checkTrim,
+  DEFAULT_POOL_SIZE,
   DEFAULT_SCHEMA,
   errorReporter,
   inTransaction,
   type Lease,
+  optionWithAlias,
+  type PooledStoreOptions,
   parseKeyTime,
   parseStoredId,
   type StoredKey,
   type StoredRow,
+  type StoreUrlOptions,
+  TRIM_BLOCK_ROWS,
   validateKeyPurpose,
   validateKeyTime,
   validatePoolSize,
@@ -27,8 +33,12 @@ import {
 import mysql from 'mysql2/promise';
 import { currentDatabase, installOn, PUBLISHER_KEY, SCHEMA_VERSION, TableNames, withUserLock } from './schema.js';
 
-/** Options of {@link MysqlStore}. One of `connectionString` and `pool` is required. */
-export interface MysqlStoreOptions {
+/**
+ * Options of {@link MysqlStore}. One of `connectionString` and `pool` is required. The options every store has
+ * (`schema`, `tableCount`, `wakeups`, `poolSize`, `onError`) mean the same in each (see `StoreOptions` of
+ * `hubwire/backplane`).
+ */
+export interface MysqlStoreOptions extends PooledStoreOptions<mysql.Pool> {
   /** Where the store connects, e.g. `mysql://user:pass@host:3306/app` (or `mariadb://…`). It must name a database. */
   readonly connectionString?: string;
   /**
@@ -37,13 +47,23 @@ export interface MysqlStoreOptions {
    */
   readonly pool?: mysql.Pool;
   /**
-   * The prefix of every table name, in the connection's database: `<prefix>_schema_version`, `<prefix>_streams`,
-   * `<prefix>_messages_<n>`. Default `hubwire`. Letters, digits and `_`, at most 41, not starting with a digit.
-   * (The `schema` of `createStore`/`installSchema` and of `hubwire install-schema`.)
+   * The prefix of every table name, in the connection's database (MySQL's schemas are databases, which the
+   * connection chooses): `<schema>_schema_version`, `<schema>_streams`, `<schema>_messages_<n>`. Default
+   * `hubwire`. Letters, digits and `_`, at most 41, not starting with a digit.
+   */
+  readonly schema?: string;
+  /**
+   * The old name of `schema`.
+   * @deprecated Use `schema`, the name every store uses (a DeprecationWarning says so once).
    */
   readonly prefix?: string;
   /** Number of streams, one table each, 1..64. More tables let more appends commit in parallel. Default 1. */
   readonly tableCount?: number;
+  /**
+   * MySQL has no LISTEN/NOTIFY, so this store has no push wake-ups: `false` (the default) is the only value, and
+   * the backplane polls (see the README). `true` is refused.
+   */
+  readonly wakeups?: false;
   /** Size of the pool the store creates from `connectionString` (ignored with `pool`). Default 4. */
   readonly poolSize?: number;
   /**
@@ -54,9 +74,7 @@ export interface MysqlStoreOptions {
 }
 
 /** How many rows one trim statement deletes: small enough to keep each transaction short. */
-const TRIM_BLOCK = 1000;
-/** How long a new connection may take, and how long a call may wait for a free pool connection. */
-const CONNECT_TIMEOUT_MS = 10_000;
+const TRIM_BLOCK = TRIM_BLOCK_ROWS;
 /** maxAgeMs beyond this (about 100 years) trims by row count alone: the DATETIME arithmetic would overflow. */
 const MAX_AGE_US = 100 * 365 * 86_400 * 1_000_000;
 /** How long addKey waits for another node's addKey (its user-level lock), in seconds. */
@@ -107,9 +125,12 @@ export class MysqlStore implements BackplaneStore {
     if (pool === undefined && (typeof connectionString !== 'string' || connectionString === '')) {
       throw new TypeError('MysqlStore needs a connectionString or a pool.');
     }
-    this.names = new TableNames(options.prefix ?? DEFAULT_SCHEMA);
+    this.names = new TableNames(optionWithAlias(options, 'schema', 'prefix', 'MysqlStore') ?? DEFAULT_SCHEMA);
     this.streamCount = validateTableCount(options.tableCount ?? 1);
-    const poolSize = validatePoolSize(options.poolSize ?? 4);
+    if (options.wakeups !== undefined && options.wakeups !== false) {
+      throw new TypeError('MysqlStore has no push wake-ups (MySQL has no LISTEN/NOTIFY): leave wakeups out or false.');
+    }
+    const poolSize = validatePoolSize(options.poolSize ?? DEFAULT_POOL_SIZE);
     this.#onError = errorReporter(options.onError);
     const sink: ErrorSink = { report: this.#onError };
     this.#sink = sink;
@@ -400,11 +421,11 @@ export class MysqlStore implements BackplaneStore {
  */
 export async function installSchema(
   connectionString: string,
-  options: { schema?: string; tableCount?: number } = {},
+  options: StoreUrlOptions = {},
 ): Promise<{ epoch: string; version: number }> {
   const names = new TableNames(options.schema ?? DEFAULT_SCHEMA);
   const tableCount = validateTableCount(options.tableCount ?? 1);
-  const store = new MysqlStore({ connectionString, prefix: names.prefix, tableCount, poolSize: 1 });
+  const store = new MysqlStore({ connectionString, schema: names.prefix, tableCount, poolSize: 1 });
   try {
     const { epoch } = await store.install();
     return { epoch, version: SCHEMA_VERSION };
@@ -414,8 +435,8 @@ export async function installSchema(
 }
 
 /** A store from a `mysql://` or `mariadb://` URL, for `backplaneFromUrl` (hubwire); other options take defaults. */
-export function createStore(url: string, options: { schema?: string; tableCount?: number } = {}): MysqlStore {
-  return new MysqlStore({ connectionString: url, prefix: options.schema, tableCount: options.tableCount });
+export function createStore(url: string, options: StoreUrlOptions = {}): MysqlStore {
+  return new MysqlStore({ connectionString: url, schema: options.schema, tableCount: options.tableCount });
 }
 
 /** ER_DUP_ENTRY on the (publisher, batch_seq) key, not on the primary key (which would be a real fault). */

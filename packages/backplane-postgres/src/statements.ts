@@ -3,11 +3,12 @@
 // and planned once per connection) unless preparedStatements is off.
 
 import { createHash } from 'node:crypto';
+import { TRIM_BLOCK_ROWS } from 'hubwire/backplane';
 import { notifyExpression } from './push.js';
 import type { SchemaNames } from './schema.js';
 
 /** How many rows one trim statement deletes: small enough to keep each transaction short. */
-export const TRIM_BLOCK = 1000;
+export const TRIM_BLOCK = TRIM_BLOCK_ROWS;
 
 /** A statement of the store: its text, and a name when it is prepared. */
 export interface Statement {

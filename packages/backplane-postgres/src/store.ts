@@ -5,18 +5,23 @@ import {
   type AppendResult,
   asError,
   type BackplaneStore,
+  CONNECT_TIMEOUT_MS,
   type ConnectionLender,
   checkAppend,
   checkReadAfter,
   checkStream,
   checkTrim,
+  DEFAULT_POOL_SIZE,
   DEFAULT_SCHEMA,
   errorReporter,
   type Lease,
+  optionWithAlias,
+  type PooledStoreOptions,
   parseKeyTime,
   parseStoredId,
   type StoredKey,
   type StoredRow,
+  type StoreUrlOptions,
   validateKeyPurpose,
   validateKeyTime,
   validatePoolSize,
@@ -30,8 +35,12 @@ import { DEFAULT_PUSH_ROW_BYTES, MAX_PUSH_ROW_BYTES, PUSH_KEY_PURPOSE, PushKey, 
 import { installOn, LOCK_KEYS, lockedTransaction, publisherConstraint, SCHEMA_VERSION, SchemaNames } from './schema.js';
 import { buildStatements, type Statement, type Statements, TRIM_BLOCK } from './statements.js';
 
-/** Options of {@link PostgresStore}. One of `connectionString` and `pool` is required. */
-export interface PostgresStoreOptions {
+/**
+ * Options of {@link PostgresStore}. One of `connectionString` and `pool` is required. The options every store has
+ * (`schema`, `tableCount`, `wakeups`, `poolSize`, `onError`) mean the same in each (see `StoreOptions` of
+ * `hubwire/backplane`).
+ */
+export interface PostgresStoreOptions extends PooledStoreOptions<pg.Pool> {
   /** Where the store connects, e.g. `postgres://user:pass@host:5432/db`. */
   readonly connectionString?: string;
   /**
@@ -50,6 +59,11 @@ export interface PostgresStoreOptions {
   /** Number of streams, one table each, 1..64. More tables let more appends commit in parallel. Default 1. */
   readonly tableCount?: number;
   /** Wake other nodes with LISTEN/NOTIFY. With `false` the store never NOTIFYs nor LISTENs. Default `true`. */
+  readonly wakeups?: boolean;
+  /**
+   * The old name of `wakeups`.
+   * @deprecated Use `wakeups`, the name every store uses (a DeprecationWarning says so once).
+   */
   readonly notify?: boolean;
   /**
    * Rows up to this many bytes travel in their NOTIFY, encrypted and authenticated with a key kept in the schema's
@@ -72,8 +86,6 @@ export interface PostgresStoreOptions {
   readonly onError?: (error: Error) => void;
 }
 
-/** How long a new connection may take, and how long a query may wait for a free pool connection. */
-const CONNECT_TIMEOUT_MS = 10_000;
 /** How long addKey waits for another node's addKey (its advisory lock) before it fails. */
 const KEYS_LOCK_TIMEOUT = '10s';
 
@@ -114,14 +126,14 @@ export class PostgresStore implements BackplaneStore {
     }
     this.names = new SchemaNames(options.schema ?? DEFAULT_SCHEMA);
     this.streamCount = validateTableCount(options.tableCount ?? 1);
-    this.#notify = options.notify ?? true;
+    this.#notify = optionWithAlias(options, 'wakeups', 'notify', 'PostgresStore') ?? true;
     const pushRowBytes = options.pushRowBytes ?? DEFAULT_PUSH_ROW_BYTES;
     if (!Number.isInteger(pushRowBytes) || pushRowBytes < 0 || pushRowBytes > MAX_PUSH_ROW_BYTES) {
       throw new RangeError(`pushRowBytes must be an integer from 0 to ${MAX_PUSH_ROW_BYTES}, got ${pushRowBytes}.`);
     }
     this.#pushRowBytes = this.#notify ? pushRowBytes : 0;
     const prepared = options.preparedStatements ?? true;
-    const poolSize = validatePoolSize(options.poolSize ?? 4);
+    const poolSize = validatePoolSize(options.poolSize ?? DEFAULT_POOL_SIZE);
     this.#onError = errorReporter(options.onError);
 
     this.#ownsPool = pool === undefined;
@@ -403,7 +415,7 @@ export class PostgresStore implements BackplaneStore {
  */
 export async function installSchema(
   connectionString: string,
-  options: { schema?: string; tableCount?: number } = {},
+  options: StoreUrlOptions = {},
 ): Promise<{ epoch: string; version: number }> {
   const names = new SchemaNames(options.schema ?? DEFAULT_SCHEMA);
   const tableCount = validateTableCount(options.tableCount ?? 1);
@@ -424,7 +436,7 @@ export async function installSchema(
 }
 
 /** A store from a `postgres://` URL, for `backplaneFromUrl` (hubwire); other options take their defaults. */
-export function createStore(url: string, options: { schema?: string; tableCount?: number } = {}): PostgresStore {
+export function createStore(url: string, options: StoreUrlOptions = {}): PostgresStore {
   return new PostgresStore({ connectionString: url, schema: options.schema, tableCount: options.tableCount });
 }
 

@@ -15,9 +15,13 @@ import {
   checkTrim,
   DEFAULT_SCHEMA,
   errorReporter,
+  optionWithAlias,
   parseStoredId,
   type StoredKey,
   type StoredRow,
+  type StoreOptions,
+  type StoreUrlOptions,
+  TRIM_BLOCK_ROWS,
   validateKeyPurpose,
   validateKeyTime,
   validateStoredKey,
@@ -26,14 +30,23 @@ import {
 import { installOn, isBusy, SCHEMA_VERSION, TableNames } from './schema.js';
 import { WalWatcher } from './wakeup.js';
 
-/** Options of {@link SqliteStore}. */
-export interface SqliteStoreOptions {
+/**
+ * Options of {@link SqliteStore}. The options every store has (`schema`, `tableCount`, `wakeups`, `onError`) mean
+ * the same in each (see `StoreOptions` of `hubwire/backplane`).
+ */
+export interface SqliteStoreOptions extends StoreOptions {
   /** The database file, e.g. `./data/hub.db`. Relative paths resolve against the working directory at creation. */
   readonly path: string;
-  /** Starts every table name (`<prefix>_streams`, ...). Default `hubwire`. Letters, digits and `_`, at most 51. */
-  readonly tablePrefix?: string;
-  /** Another name for `tablePrefix`, so the options of every backplane look alike. */
+  /**
+   * Starts every table name (`<schema>_streams`, ...): SQLite has no schemas inside a file, so the prefix plays
+   * that part. Default `hubwire`. Letters, digits and `_`, at most 51.
+   */
   readonly schema?: string;
+  /**
+   * The old name of `schema`.
+   * @deprecated Use `schema`, the name every store uses (a DeprecationWarning says so once).
+   */
+  readonly tablePrefix?: string;
   /** Number of streams, one table each, 1..64. Default 1. */
   readonly tableCount?: number;
   /** Wake this process when another one appends (a watch on the WAL). With `false`, only polling. Default `true`. */
@@ -49,7 +62,7 @@ export interface SqliteStoreOptions {
 }
 
 /** How many rows one trim statement deletes: each block is one short write transaction. */
-const TRIM_BLOCK = 1000;
+const TRIM_BLOCK = TRIM_BLOCK_ROWS;
 /** install() and opening retry SQLITE_BUSY this many times, sleeping in between, before giving up. */
 const BUSY_ATTEMPTS = 20;
 
@@ -92,11 +105,7 @@ export class SqliteStore implements BackplaneStore {
   constructor(options: SqliteStoreOptions) {
     if (options === null || typeof options !== 'object') throw new TypeError('SqliteStore needs options.');
     this.path = resolveDatabasePath(options.path);
-    const { tablePrefix, schema } = options;
-    if (tablePrefix !== undefined && schema !== undefined && tablePrefix !== schema) {
-      throw new TypeError(`SqliteStore: tablePrefix '${tablePrefix}' and schema '${schema}' differ; give one.`);
-    }
-    this.names = new TableNames(tablePrefix ?? schema ?? DEFAULT_SCHEMA);
+    this.names = new TableNames(optionWithAlias(options, 'schema', 'tablePrefix', 'SqliteStore') ?? DEFAULT_SCHEMA);
     this.streamCount = validateTableCount(options.tableCount ?? 1);
     this.#wakeups = options.wakeups ?? true;
     this.#busyTimeout = options.busyTimeout ?? 50;
@@ -455,7 +464,7 @@ async function retryBusy<T>(call: () => T): Promise<T> {
 /** For `hubwire install-schema sqlite:<file>`: creates or migrates the tables, then closes the file. */
 export async function installSchema(
   url: string,
-  options: { schema?: string; tableCount?: number } = {},
+  options: StoreUrlOptions = {},
 ): Promise<{ epoch: string; version: number }> {
   const store = createStore(url, options);
   try {
@@ -467,6 +476,6 @@ export async function installSchema(
 }
 
 /** The store of a `sqlite:` URL or path, for `backplaneFromUrl`. */
-export function createStore(url: string, options: { schema?: string; tableCount?: number } = {}): SqliteStore {
+export function createStore(url: string, options: StoreUrlOptions = {}): SqliteStore {
   return new SqliteStore({ path: pathFromUrl(url), schema: options.schema, tableCount: options.tableCount });
 }

@@ -104,6 +104,49 @@ export function checkTrim(keepRows: unknown, maxAgeMs: unknown): void {
 
 // Options.
 
+/**
+ * The options every bundled store takes, with one name and one meaning in each (a store's own docs say what they
+ * are in its database). A store that cannot honour one narrows its type (e.g. `wakeups?: false`).
+ */
+export interface StoreOptions {
+  /**
+   * Where the store's tables live: the PostgreSQL schema, or the prefix of every table name where the database
+   * has no schemas to spare (SQLite, MySQL). Default `hubwire`. Letters, digits and `_`, not starting with a digit
+   * (at most 51; 41 with MySQL). The `--schema` of `hubwire install-schema` and the `schema` of `backplaneFromUrl`.
+   */
+  readonly schema?: string;
+  /** Number of streams, one table each, 1..64. Default 1. */
+  readonly tableCount?: number;
+  /**
+   * Push wake-ups: other nodes are told of a commit at once (LISTEN/NOTIFY, a watch on a file) instead of finding
+   * it by polling. Default `true` where the store has them; with `false`, `subscribe` resolves undefined and the
+   * backplane polls.
+   */
+  readonly wakeups?: boolean;
+  /**
+   * Errors the store handles itself, reported for logging only (a lost connection and its recovery). Default:
+   * ignored. Errors of calls are rejections instead.
+   */
+  readonly onError?: (error: Error) => void;
+}
+
+/** The options of a store on a database server, reached through a connection pool. */
+export interface PooledStoreOptions<Pool> extends StoreOptions {
+  /** Where the store connects. One of `connectionString` and `pool` is required. */
+  readonly connectionString?: string;
+  /** An existing pool to run queries on instead (then `close()` leaves it open: it is yours). */
+  readonly pool?: Pool;
+  /** Size of the pool the store creates from `connectionString` (ignored with `pool`). Default 4. */
+  readonly poolSize?: number;
+}
+
+/** The default of {@link PooledStoreOptions.poolSize}. */
+export const DEFAULT_POOL_SIZE = 4;
+/** How long a new connection may take, and how long a call may wait for a free connection of the pool. */
+export const CONNECT_TIMEOUT_MS = 10_000;
+/** How many rows one trim statement deletes: each block is one short write transaction. */
+export const TRIM_BLOCK_ROWS = 1000;
+
 const warned = new Set<string>();
 
 /**
