@@ -1,5 +1,6 @@
 // The scaleout bench's results: what a step records, the sustained rates and the targets, and the printed tables.
 
+import { fixed, int, median, percent, renderTable } from '../report.js';
 import type { Anatomy } from './anatomy.js';
 import type { PgbenchResult } from './postgres.js';
 import {
@@ -147,49 +148,14 @@ export const TARGET_RATES: Partial<Record<ShapeName, number>> = {
 
 // --- Formatting --------------------------------------------------------------------------------------------------
 
+// Numbers and tables: ../report.ts, shared by the benches.
+
 export function rateText(rate: number): string {
   return rate >= 1000 ? `${rate / 1000}k` : String(rate);
 }
 
-export function int(n: number | undefined): string {
-  return n === undefined || !Number.isFinite(n) ? '-' : Math.round(n).toLocaleString('en-US');
-}
-
-export function fixed(n: number | undefined, digits: number): string {
-  return n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(digits);
-}
-
-export function percent(n: number | undefined): string {
-  return n === undefined || !Number.isFinite(n) ? '-' : `${Math.round(n * 100)}%`;
-}
-
 function pair(a: number | undefined, b: number | undefined, digits = 2): string {
   return `${fixed(a, digits)} / ${fixed(b, digits)}`;
-}
-
-export function median(values: number[]): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-}
-
-/** A plain-text table: the first `left` columns left-aligned, the others right-aligned, the last one free. */
-export function renderTable(header: string[], rows: string[][], left = 2, indent = ''): string {
-  const widths = header.map((h, i) =>
-    i === header.length - 1 ? 0 : Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)),
-  );
-  const line = (cells: string[]) =>
-    indent +
-    cells
-      .map((c, i) =>
-        i === cells.length - 1 ? c : i < left ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number),
-      )
-      .join('  ')
-      .trimEnd();
-  return [line(header), line(widths.map((w, i) => '-'.repeat(w || (header[i] ?? '').length))), ...rows.map(line)].join(
-    '\n',
-  );
 }
 
 function systemText(r: StepResult): string {

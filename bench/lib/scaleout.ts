@@ -161,7 +161,7 @@ export type FromNode =
   | { type: 'published'; id: number; report: PublishReport }
   | { type: 'fatal'; message: string };
 
-// --- IPC: parent <-> client process (bench/scaleout-client.ts) ---------------------------------------------------
+// --- IPC: parent <-> client process (bench/clients/scaleout-client.ts) -----------------------------------------------
 
 export type ToClient =
   /** Have exactly `count` sockets open (opens more or closes the newest). */

@@ -1,15 +1,15 @@
 // A client process of the scaleout bench: either the senders (sockets on node A, calling the chat hub's method at a
 // set rate, or one socket invoking it in a closed loop) or the receivers (N sockets on node B, timing and counting
-// every message). Raw `ws` sockets speak each protocol by hand, as in client.ts: the SignalR JSON handshake + pings
+// every message). Raw `ws` sockets speak each protocol by hand, as in ../client.ts: the SignalR JSON handshake + pings
 // for Hubwire (a paced call is `connection.send('send', name, message)`: a non-blocking invocation, no invocation
 // id; the closed loop is `connection.invoke(...)`: with an id, waiting for its completion), engine.io v4 /
 // Socket.IO v5 packets + pongs for Socket.IO (`socket.emit('send', name, message)`). One message per WebSocket
 // frame for both, as their official clients send. The hub's `clients.all` (Socket.IO's `io.emit`) reaches the
 // senders too: they read every frame (so that no buffer fills) and drop it. Every receiver does the same work per
 // message whichever system it measures (find each message in the frame, read its stamp, record latency and seq).
-// Usage: scaleout-client.ts <hubwire|socketio> <senders|receivers> <ws://url>; driven over IPC.
+// Usage: clients/scaleout-client.ts <hubwire|socketio> <senders|receivers> <ws://url>; driven over IPC.
 
-import { Histogram, nowUs } from './lib/common.js';
+import { Histogram, nowUs } from '../lib/common.js';
 import {
   cpuUs,
   decodeStamp,
@@ -24,8 +24,8 @@ import {
   type SystemName,
   type ToClient,
   toParent,
-} from './lib/scaleout.js';
-import { WebSocket } from './lib/ws.js';
+} from '../lib/scaleout.js';
+import { WebSocket } from '../lib/ws.js';
 
 const RECORD_SEPARATOR = '\x1e';
 const SIGNALR_HANDSHAKE = `{"protocol":"json","version":1}${RECORD_SEPARATOR}`;
@@ -364,7 +364,10 @@ function reply(message: FromClient): void {
 
 exitWithParent();
 if (!['hubwire', 'socketio'].includes(kind) || !['senders', 'receivers'].includes(role) || !url?.startsWith('ws://')) {
-  reply({ type: 'fatal', message: `usage: scaleout-client.ts <hubwire|socketio> <senders|receivers> <ws://url>` });
+  reply({
+    type: 'fatal',
+    message: `usage: clients/scaleout-client.ts <hubwire|socketio> <senders|receivers> <ws://url>`,
+  });
   process.exit(1);
 }
 if (kind === 'hubwire') {
