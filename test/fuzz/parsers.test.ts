@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import type { ScaleoutEngine } from '../../packages/hubwire/src/backplane/scaleout-engine.ts';
+import type { Backplane } from '../../packages/hubwire/src/backplane/backplane.ts';
 import { ClassicConnection, type ConnectionServices } from '../../packages/hubwire/src/classic/classic-connection.ts';
 import { classicHubProtocol, encodeEnvelope, encodeHubResult } from '../../packages/hubwire/src/classic/envelope.ts';
 import { resolveClassicOptions } from '../../packages/hubwire/src/classic/options.ts';
@@ -424,12 +424,12 @@ describe('fuzz: classic envelopes and results (client text echoed back)', () => 
 
 describe('fuzz: classic cursors and backplane positions', () => {
   /** What parsePosition and formatPosition read of an engine. */
-  function engineStub(epoch: string, positions: number[]): ScaleoutEngine {
+  function engineStub(epoch: string, positions: number[]): Backplane {
     return {
       epoch,
       store: { streamCount: positions.length },
       positions: () => positions,
-    } as unknown as ScaleoutEngine;
+    } as unknown as Backplane;
   }
   const positions = fc.array(fc.nat({ max: Number.MAX_SAFE_INTEGER }), { minLength: 1, maxLength: 4 });
   const epoch = fc.oneof(fc.uuid(), fc.string({ minLength: 1, maxLength: 20 }));

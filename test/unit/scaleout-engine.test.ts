@@ -338,7 +338,8 @@ describe('scaleout engine', () => {
     const waiting = a.instance.waitFor([top + 1], 2000);
     await a.instance.publish(send('w'));
     assert.equal(await waiting, true);
-    const waiters = (a.instance as unknown as { streams: { waiters: unknown[] }[] }).streams[0]?.waiters;
+    const readers = (a.instance as unknown as { readers: { streams: { waiters: unknown[] }[] } }).readers;
+    const waiters = readers.streams[0]?.waiters;
     assert.deepEqual(waiters, []);
     await a.instance.close();
   });

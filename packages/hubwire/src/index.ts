@@ -1,6 +1,14 @@
 // Hubwire's public API.
 
-export { ScaleoutBus } from './backplane/backplane-bus.js';
+export {
+  type Acknowledge,
+  Backplane,
+  type BackplaneOptions,
+  type BackplaneStats,
+  type StreamState,
+  type StreamStatus,
+} from './backplane/backplane.js';
+export { BackplaneBus } from './backplane/backplane-bus.js';
 export type { AppendResult, BackplaneStore, StoredKey, StoredRow } from './backplane/backplane-store.js';
 export { type BackplanePackage, backplaneFromUrl, type StoreUrlOptions } from './backplane/from-url.js';
 export {
@@ -17,14 +25,6 @@ export {
   validateStoredKey,
 } from './backplane/key-ring.js';
 export { MemoryDatabase, MemoryStore } from './backplane/memory-store.js';
-export {
-  type Acknowledge,
-  ScaleoutEngine,
-  type ScaleoutOptions,
-  type ScaleoutStats,
-  type StreamState,
-  type StreamStatus,
-} from './backplane/scaleout-engine.js';
 export { MAX_TABLE_COUNT, parseStoredId, validateTableCount } from './backplane/store-support.js';
 export type { Envelope } from './bus/envelope.js';
 export { LocalBus } from './bus/local-bus.js';
@@ -67,3 +67,19 @@ export { messagePackHubProtocol } from './protocol/msgpack-protocol.js';
 export { SerializedMessage } from './protocol/serialized-message.js';
 export { Hubwire } from './server.js';
 export type { TransportKind } from './transports/transport.js';
+
+// The backplane's earlier names (before 0.x settled on one noun), kept so existing code goes on compiling.
+import { Backplane, type BackplaneOptions, type BackplaneStats } from './backplane/backplane.js';
+import { BackplaneBus } from './backplane/backplane-bus.js';
+/** @deprecated Renamed `Backplane`. */
+export const ScaleoutEngine = Backplane;
+/** @deprecated Renamed `Backplane`. */
+export type ScaleoutEngine = Backplane;
+/** @deprecated Renamed `BackplaneOptions`. */
+export type ScaleoutOptions = BackplaneOptions;
+/** @deprecated Renamed `BackplaneStats`. */
+export type ScaleoutStats = BackplaneStats;
+/** @deprecated Renamed `BackplaneBus`. */
+export const ScaleoutBus = BackplaneBus;
+/** @deprecated Renamed `BackplaneBus`. */
+export type ScaleoutBus = BackplaneBus;

@@ -2,7 +2,7 @@
 // options are in hub/hub-options.ts; each may also be set here, server-wide.
 
 import type { IncomingMessage } from 'node:http';
-import type { ScaleoutEngine } from './backplane/scaleout-engine.js';
+import type { Backplane } from './backplane/backplane.js';
 import type { HubOptions } from './hub/hub-options.js';
 import type { TransportKind } from './transports/transport.js';
 
@@ -27,7 +27,7 @@ export interface HubwireOptions
    * A scaleout backplane shared by every hub of this server (e.g. `postgresBackplane({ connectionString })`).
    * Default: none (one node, in memory). The server closes it on close().
    */
-  backplane?: ScaleoutEngine;
+  backplane?: Backplane;
   /** Errors no client can be told about (a throwing onDisconnected, ...). Default: console.error. */
   onError?: (error: unknown, where: string) => void;
 }

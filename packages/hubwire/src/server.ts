@@ -3,11 +3,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ScaleoutBus } from './backplane/backplane-bus.js';
-import type { ScaleoutEngine } from './backplane/scaleout-engine.js';
+import type { Backplane } from './backplane/backplane.js';
+import { BackplaneBus } from './backplane/backplane-bus.js';
 import { LocalBus } from './bus/local-bus.js';
 import type { MessageBus } from './bus/message-bus.js';
-import type { ClassicServer } from './classic/classic-server.js';
+import type { ClassicServer, ClassicServerDeps } from './classic/classic-server.js';
 import { createClassicServer, createPersistentServer } from './classic/mount.js';
 import type { ClassicHubMap, ClassicHubsOptions } from './classic/options.js';
 import {
@@ -17,6 +17,7 @@ import {
 } from './classic/persistent.js';
 import { validateAllowedOrigins } from './connection/cors.js';
 import { HttpDispatcher, rejectUpgrade } from './connection/http-dispatcher.js';
+import { normalizePath } from './connection/paths.js';
 import { type ConnectionHandler, RawEndpoint } from './connection/raw-endpoint.js';
 import type { HubContext } from './hub/clients.js';
 import { HubEndpoint } from './hub/hub-endpoint.js';
@@ -44,7 +45,7 @@ export class Hubwire {
   private readonly endpoints = new Map<string, HubEndpoint>();
   private server: Server | undefined;
   private closed = false;
-  private readonly backplane: ScaleoutEngine | undefined;
+  private readonly backplane: Backplane | undefined;
   private readonly classic: ClassicServer[] = [];
   /** Buses of persistent connection endpoints (closed with the server). */
   private readonly persistentBuses: MessageBus[] = [];
@@ -69,8 +70,7 @@ export class Hubwire {
    * requireAuthenticatedUser, allowedOrigins, longPollTimeout, size limits, negotiateRedirect) apply.
    */
   mapConnection(path: string, handler: ConnectionHandler, options: ConnectionEndpointOptions = {}): void {
-    if (!path.startsWith('/')) throw new TypeError(`The path must start with '/': '${path}'.`);
-    const normalized = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+    const normalized = normalizePath(path);
     const resolved = this.resolveOptions(options);
     const authorize = toAuthorizeUser(options.authorize);
     const requireUser = resolved.requireAuthenticatedUser;
@@ -99,14 +99,9 @@ export class Hubwire {
 
   /** Maps a hub (a Hub subclass or a plain object of methods) at `path`, e.g. `/chat`. */
   mapHub(path: string, hub: HubDefinition, hubOptions: HubOptions = {}): HubContext {
-    if (!path.startsWith('/')) throw new TypeError(`The hub path must start with '/': '${path}'.`);
-    const normalized = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+    const normalized = normalizePath(path, 'hub path');
     const resolved = this.resolveOptions(hubOptions);
-    const bus =
-      hubOptions.bus ??
-      (this.backplane
-        ? new ScaleoutBus(this.backplane, normalized, resolved.clientResultTimeout)
-        : new LocalBus({ clientResultTimeout: resolved.clientResultTimeout }));
+    const bus = hubOptions.bus ?? this.createBus(normalized, resolved.clientResultTimeout);
     const endpoint = new HubEndpoint(
       normalized,
       hub,
@@ -123,7 +118,7 @@ export class Hubwire {
   /**
    * Serves the classic ASP.NET SignalR 2 protocol (the jQuery client and its `/hubs` proxy) at `path`, for hubs
    * already mapped with mapHub: `mapClassicHubs('/signalr', { chatHub: '/chat' })`. Classic and modern clients
-   * share the hub, its bus and its groups. See classic/README.md.
+   * share the hub, its bus and its groups. See docs/classic.md.
    */
   mapClassicHubs(path: string, hubs: ClassicHubMap, options?: ClassicHubsOptions): void {
     const endpointOf = (hub: string | HubContext): HubEndpoint => {
@@ -133,13 +128,7 @@ export class Hubwire {
       }
       return context;
     };
-    const classic = createClassicServer(path, hubs, options, endpointOf, {
-      authenticate: this.options.authenticate,
-      userIdOf: this.options.userIdProvider ?? defaultUserIdProvider,
-      reportError: (error, where) => this.reportError(error, where),
-      backplane: this.backplane,
-      allowedOrigins: this.options.allowedOrigins,
-    });
+    const classic = createClassicServer(path, hubs, options, endpointOf, this.classicDeps());
     if (this.classic.some((c) => c.basePath === classic.basePath)) {
       throw new Error(`Classic hubs are already mapped at '${classic.basePath}'.`);
     }
@@ -151,7 +140,7 @@ export class Hubwire {
    * Serves a classic SignalR 2 PersistentConnection at `path` (`$.connection('/echo')` in the jQuery client): no
    * hub protocol; `handler`'s hooks hear connects, received data and disconnects. The returned context sends JSON
    * values to connections, users, groups or everyone, on every node (through the backplane when there is one).
-   * See classic/README.md.
+   * See docs/classic.md.
    */
   mapClassicConnection(
     path: string,
@@ -167,25 +156,35 @@ export class Hubwire {
         }
         const timeout = this.options.clientResultTimeout ?? DEFAULTS.clientResultTimeout;
         // Its own key on the backplane: a hub mapped at the same path keeps its messages apart.
-        const bus = this.backplane
-          ? new ScaleoutBus(this.backplane, `classic-connection:${basePath}`, timeout)
-          : new LocalBus({ clientResultTimeout: timeout });
+        const bus = this.createBus(`classic-connection:${basePath}`, timeout);
         this.persistentBuses.push(bus);
         endpoint = new PersistentEndpoint(basePath, handler, bus, (error, where) => this.reportError(error, where));
         return endpoint;
       },
       options,
-      {
-        authenticate: this.options.authenticate,
-        userIdOf: this.options.userIdProvider ?? defaultUserIdProvider,
-        reportError: (error, where) => this.reportError(error, where),
-        backplane: this.backplane,
-        allowedOrigins: this.options.allowedOrigins,
-      },
+      this.classicDeps(),
     );
     this.classic.push(classic);
     classic.listenToBackplane();
     return endpoint as PersistentEndpoint;
+  }
+
+  /** The bus of an endpoint: over the backplane (its envelopes carry `key`), or in memory without one. */
+  private createBus(key: string, clientResultTimeout: number): MessageBus {
+    return this.backplane
+      ? new BackplaneBus(this.backplane, key, clientResultTimeout)
+      : new LocalBus({ clientResultTimeout });
+  }
+
+  /** What a classic endpoint takes from this server. */
+  private classicDeps(): ClassicServerDeps {
+    return {
+      authenticate: this.options.authenticate,
+      userIdOf: this.options.userIdProvider ?? defaultUserIdProvider,
+      reportError: (error, where) => this.reportError(error, where),
+      backplane: this.backplane,
+      allowedOrigins: this.options.allowedOrigins,
+    };
   }
 
   /** Resolves once the backplane (if any) has installed its schema and reads its streams. */
@@ -196,11 +195,9 @@ export class Hubwire {
   /** The hub mapped at a path, or the one mapped for a hub definition. */
   hub(pathOrDefinition: string | HubDefinition): HubContext {
     if (typeof pathOrDefinition === 'string') {
-      const path =
-        pathOrDefinition.length > 1 && pathOrDefinition.endsWith('/')
-          ? pathOrDefinition.slice(0, -1)
-          : pathOrDefinition;
-      const endpoint = this.endpoints.get(path);
+      const endpoint = pathOrDefinition.startsWith('/')
+        ? this.endpoints.get(normalizePath(pathOrDefinition))
+        : undefined;
       if (endpoint) return endpoint;
     } else {
       const matches = [...this.endpoints.values()].filter((e) => e.definition === pathOrDefinition);

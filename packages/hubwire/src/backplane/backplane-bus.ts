@@ -9,9 +9,9 @@ import { PendingInvocations } from '../bus/pending-invocations.js';
 import { ClientResultError, HubwireError } from '../errors.js';
 import { type CompletionMessage, MessageType } from '../protocol/messages.js';
 import { SerializedMessage } from '../protocol/serialized-message.js';
-import type { ScaleoutEngine } from './scaleout-engine.js';
+import type { Backplane } from './backplane.js';
 
-export class ScaleoutBus implements MessageBus {
+export class BackplaneBus implements MessageBus {
   private readonly local: LocalBus;
   /** Client results this node asked of connections on other nodes, by invocation id. */
   private readonly remoteInvocations: PendingInvocations;
@@ -20,14 +20,14 @@ export class ScaleoutBus implements MessageBus {
   private nextInvocationId = 0;
 
   constructor(
-    private readonly engine: ScaleoutEngine,
+    private readonly engine: Backplane,
     /** This bus's name on the backplane (the `hub` of its envelopes). */
-    readonly hub: string,
+    readonly historyKey: string,
     clientResultTimeout: number,
   ) {
     this.local = new LocalBus({ clientResultTimeout });
     this.remoteInvocations = new PendingInvocations(clientResultTimeout);
-    engine.register(hub, (envelope) => this.receive(envelope));
+    engine.register(historyKey, (envelope) => this.receive(envelope));
   }
 
   async onConnected(connection: BusConnection): Promise<void> {
@@ -54,7 +54,7 @@ export class ScaleoutBus implements MessageBus {
   }
 
   send(audience: Audience, target: string, args: unknown[]): Promise<void> {
-    const published = this.engine.publish({ kind: EnvelopeKind.Send, hub: this.hub, audience, target, args });
+    const published = this.engine.publish({ kind: EnvelopeKind.Send, hub: this.historyKey, audience, target, args });
     // A send to one connection of this node also waits while that client is behind.
     if (!('connections' in audience) || audience.connections.length !== 1) return published;
     return published.then(() => this.local.whenWritable(audience));
@@ -71,7 +71,7 @@ export class ScaleoutBus implements MessageBus {
       await this.engine.sync();
       return this.local.addToGroup(connectionId, group);
     }
-    return this.engine.publish({ kind: EnvelopeKind.Group, hub: this.hub, connectionId, group, add: true });
+    return this.engine.publish({ kind: EnvelopeKind.Group, hub: this.historyKey, connectionId, group, add: true });
   }
 
   async removeFromGroup(connectionId: string, group: string): Promise<void> {
@@ -80,7 +80,7 @@ export class ScaleoutBus implements MessageBus {
       await this.engine.sync();
       return this.local.removeFromGroup(connectionId, group);
     }
-    return this.engine.publish({ kind: EnvelopeKind.Group, hub: this.hub, connectionId, group, add: false });
+    return this.engine.publish({ kind: EnvelopeKind.Group, hub: this.historyKey, connectionId, group, add: false });
   }
 
   invokeConnection(
@@ -103,7 +103,7 @@ export class ScaleoutBus implements MessageBus {
         this.engine
           .publish({
             kind: EnvelopeKind.Invoke,
-            hub: this.hub,
+            hub: this.historyKey,
             connectionId,
             invocationId,
             target,
@@ -135,7 +135,7 @@ export class ScaleoutBus implements MessageBus {
 
   private publishReply(replyNode: string, invocationId: string, error: string | undefined, result: unknown): void {
     this.engine
-      .publish({ kind: EnvelopeKind.Reply, hub: this.hub, replyNode, invocationId, error, result })
+      .publish({ kind: EnvelopeKind.Reply, hub: this.historyKey, replyNode, invocationId, error, result })
       .catch(() => {
         // The asking node times out; nothing else can be done without the database.
       });

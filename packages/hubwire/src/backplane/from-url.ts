@@ -2,9 +2,9 @@
 // The database packages are optional: each is loaded only when its scheme is used.
 
 import { HubwireError } from '../errors.js';
+import { Backplane } from './backplane.js';
+import type { BackplaneOptions } from './backplane-options.js';
 import type { BackplaneStore } from './backplane-store.js';
-import { ScaleoutEngine } from './scaleout-engine.js';
-import type { ScaleoutOptions } from './scaleout-options.js';
 
 /** What a backplane package exports for URL-based set-up. */
 export interface BackplanePackage {
@@ -45,9 +45,9 @@ export async function loadBackplanePackage(url: string): Promise<BackplanePackag
 /** A backplane for `new Hubwire({ backplane })` from a URL (postgres://… or sqlite:<file>). */
 export async function backplaneFromUrl(
   url: string,
-  options: StoreUrlOptions & ScaleoutOptions = {},
-): Promise<ScaleoutEngine> {
+  options: StoreUrlOptions & BackplaneOptions = {},
+): Promise<Backplane> {
   const backplanePackage = await loadBackplanePackage(url);
   const { schema, tableCount, ...engineOptions } = options;
-  return new ScaleoutEngine(backplanePackage.createStore(url, { schema, tableCount }), engineOptions);
+  return new Backplane(backplanePackage.createStore(url, { schema, tableCount }), engineOptions);
 }

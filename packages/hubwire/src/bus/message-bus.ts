@@ -49,6 +49,11 @@ export interface InvokeOptions {
 }
 
 export interface MessageBus {
+  /**
+   * Optional: the key this bus's envelopes carry in a backplane's stream history (StreamHistory), when it runs over
+   * one: a replay picks this bus's envelopes by it.
+   */
+  readonly historyKey?: string;
   /** Registers a connection of this node (after its handshake). */
   onConnected(connection: BusConnection): Promise<void>;
   /**

@@ -4,8 +4,7 @@
 
 import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
-import { ScaleoutBus } from '../backplane/backplane-bus.js';
-import type { ScaleoutEngine } from '../backplane/scaleout-engine.js';
+import type { StreamHistory } from '../backplane/stream-history.js';
 import type { BusConnection, MessageBus } from '../bus/message-bus.js';
 import type { RequestInfo } from '../connection/request-info.js';
 import { withTimeout } from '../util/timing.js';
@@ -31,7 +30,7 @@ export interface ConnectionServices {
   readonly options: ResolvedClassicOptions;
   readonly tokens: TokenProtector;
   /** The server's backplane: connections may move between nodes, and cursors carry backplane positions. */
-  readonly engine: ScaleoutEngine | undefined;
+  readonly engine: StreamHistory | undefined;
   /** The backplane position for a cursor (`<tag>.<ids>`), or undefined without a (started) backplane. */
   position(): string | undefined;
   /**
@@ -185,7 +184,7 @@ export class ClassicConnection {
     const target = async (bus: MessageBus, connection: BusConnection, hub: string | undefined, groups: string[]) => {
       targets.push({
         bus,
-        key: bus instanceof ScaleoutBus ? bus.hub : '',
+        key: bus.historyKey ?? '',
         connection,
         groups: new Set(await allowed(hub, groups)),
         before: new Set(groups),

@@ -4,7 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import type { ScaleoutEngine } from '../backplane/scaleout-engine.js';
+import type { StreamHistory } from '../backplane/stream-history.js';
 import { type Envelope, EnvelopeKind } from '../bus/envelope.js';
 import { answerByOrigin, checkOrigin } from '../connection/cors.js';
 import { rejectUpgrade } from '../connection/http-dispatcher.js';
@@ -28,7 +28,7 @@ export interface ClassicServerDeps {
   /** The server's allowedOrigins: the default of the endpoint's. */
   allowedOrigins?: readonly string[] | ((origin: string) => boolean) | undefined;
   /** The server's backplane, if any: connections then move freely between nodes (no sticky sessions). */
-  backplane?: ScaleoutEngine | undefined;
+  backplane?: StreamHistory | undefined;
 }
 
 /** What the nodes' instances of one classic endpoint tell each other through the backplane. */
@@ -76,7 +76,7 @@ export class ClassicServer implements ConnectionServices {
   private readonly ended = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
-  readonly engine: ScaleoutEngine | undefined;
+  readonly engine: StreamHistory | undefined;
   /** This endpoint's name on the backplane (for notices between nodes). */
   private readonly noticeKey: string;
   private readonly keySet: ClassicKeys;

@@ -2,7 +2,7 @@
 // keeps keys, the key set shared (and rotated) through its database; else a random key of this process.
 
 import { KeyRing, type KeySource, supportsKeys } from '../backplane/key-ring.js';
-import type { ScaleoutEngine } from '../backplane/scaleout-engine.js';
+import type { StreamHistory } from '../backplane/stream-history.js';
 import { sleep, withTimeout } from '../util/timing.js';
 import type { ResolvedClassicOptions } from './options.js';
 import { ClassicHttpError } from './requests.js';
@@ -24,7 +24,7 @@ export class ClassicKeys {
 
   constructor(
     private readonly options: ResolvedClassicOptions,
-    private readonly engine: ScaleoutEngine | undefined,
+    private readonly engine: StreamHistory | undefined,
     private readonly reportError: (error: unknown, where: string) => void,
     where: string,
   ) {
@@ -51,7 +51,7 @@ export class ClassicKeys {
   }
 
   /** Loads the ring once the backplane has started, retrying with back-off while the database is unreachable. */
-  private async load(engine: ScaleoutEngine, store: Parameters<typeof KeyRing.load>[0]): Promise<void> {
+  private async load(engine: StreamHistory, store: Parameters<typeof KeyRing.load>[0]): Promise<void> {
     let delay = 100;
     while (!this.closed) {
       try {

@@ -1,6 +1,7 @@
 // Builds a classic SignalR 2 endpoint for Hubwire.mapClassicHubs: classic hub names resolved to modern hubs that
 // are already mapped (sharing their HubEndpoint, bus and groups), options resolved, path checked.
 
+import { normalizePath } from '../connection/paths.js';
 import type { HubContext } from '../hub/clients.js';
 import type { HubEndpoint } from '../hub/hub-endpoint.js';
 import { ClassicHub } from './classic-hub.js';
@@ -9,8 +10,7 @@ import { type ClassicHubMap, type ClassicHubsOptions, resolveClassicOptions } fr
 import type { PersistentEndpoint } from './persistent.js';
 
 function basePathOf(path: string): string {
-  if (!path.startsWith('/')) throw new TypeError(`The classic path must start with '/': '${path}'.`);
-  const basePath = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+  const basePath = normalizePath(path, 'classic path');
   if (basePath === '/') throw new TypeError('The classic endpoint needs a path of its own, e.g. /signalr.');
   return basePath;
 }

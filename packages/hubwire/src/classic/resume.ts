@@ -5,20 +5,20 @@
 // connection (following its group changes), and only then registers it for live delivery, so the client gets
 // what it missed in stream order, none twice.
 
-import type { EnvelopeObserver, ScaleoutEngine } from '../backplane/scaleout-engine.js';
+import type { EnvelopeObserver, StreamHistory } from '../backplane/stream-history.js';
 import { type Envelope, EnvelopeKind } from '../bus/envelope.js';
 import type { Audience, BusConnection, MessageBus } from '../bus/message-bus.js';
 import { SerializedMessage } from '../protocol/serialized-message.js';
 import { sleep } from '../util/timing.js';
 
 /** A short, URL-safe tag of the backplane installation: a position from another installation is never used. */
-export function positionTag(engine: ScaleoutEngine): string | undefined {
+export function positionTag(engine: StreamHistory): string | undefined {
   const epoch = engine.epoch;
   return epoch === undefined ? undefined : epoch.replace(/[^A-Za-z0-9]/g, '').slice(0, 8);
 }
 
 /** `<tag>.<id of stream 0>.<id of stream 1>…` (ids in base 36), or undefined before the engine reads. */
-export function formatPosition(engine: ScaleoutEngine): string | undefined {
+export function formatPosition(engine: StreamHistory): string | undefined {
   const positions = engine.positions();
   const tag = positionTag(engine);
   if (!positions || !tag) return undefined;
@@ -26,7 +26,7 @@ export function formatPosition(engine: ScaleoutEngine): string | undefined {
 }
 
 /** The backplane position in a cursor `…<state cursor>.<tag>.<ids>`, when it is this installation's. */
-export function parsePosition(cursor: string | null | undefined, engine: ScaleoutEngine): number[] | undefined {
+export function parsePosition(cursor: string | null | undefined, engine: StreamHistory): number[] | undefined {
   if (!cursor) return undefined;
   const tag = positionTag(engine);
   const parts = cursor.split('.');
@@ -64,7 +64,7 @@ export interface ResumeResult {
  * between the two and none is delivered twice.
  */
 export async function resumeFrom(
-  engine: ScaleoutEngine,
+  engine: StreamHistory,
   connectionId: string,
   userId: string | undefined,
   targets: readonly ResumeTarget[],

@@ -1,4 +1,4 @@
-// A hub mapped at a path: its methods, options, protocols and bus. Creates a HubConnection per connection.
+// A hub mapped at a path: its methods, options, protocols and bus. Creates a HubConnectionContext per connection.
 
 import type { IncomingMessage } from 'node:http';
 import type { MessageBus } from '../bus/message-bus.js';
@@ -7,11 +7,12 @@ import type { Endpoint, EndpointSettings } from '../connection/endpoint.js';
 import type { HubProtocol } from '../protocol/hub-protocol.js';
 import { createGroupManager, type GroupManager, type HubClients, HubClientsImpl } from './clients.js';
 import { constructHub, type HubInstanceState } from './hub.js';
-import { HubConnection } from './hub-connection.js';
+import { HubConnectionContext } from './hub-connection-context.js';
 import type { ResolvedHubOptions } from './hub-options.js';
 import { type AuthorizeUser, type HubDefinition, HubRegistry, toAuthorizeUser } from './hub-registry.js';
+import type { HubServices } from './hub-services.js';
 
-export class HubEndpoint implements Endpoint {
+export class HubEndpoint implements Endpoint, HubServices {
   readonly settings: EndpointSettings;
   readonly registry: HubRegistry;
   readonly clients: HubClients;
@@ -21,8 +22,6 @@ export class HubEndpoint implements Endpoint {
   readonly runsOnConnected: boolean;
   readonly runsOnDisconnected: boolean;
   private readonly authorize: AuthorizeUser | undefined;
-  /** Live hub connections of this endpoint on this node. */
-  readonly connections = new Set<HubConnection>();
 
   constructor(
     readonly path: string,
@@ -66,8 +65,8 @@ export class HubEndpoint implements Endpoint {
     return true;
   }
 
-  createApplication(connection: HttpConnection): HubConnection {
-    return new HubConnection(this, connection);
+  createApplication(connection: HttpConnection): HubConnectionContext {
+    return new HubConnectionContext(this, connection);
   }
 
   /** A hub instance for one call: a class is constructed, a plain object gets a fresh `this` on top of it. */

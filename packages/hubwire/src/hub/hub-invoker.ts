@@ -1,20 +1,20 @@
 // Resolving and running one hub method call (lookup, argument count, per-method authorization, filters), shared
-// by the modern HubConnection and the classic SignalR 2 protocol so both give hub code the same semantics.
+// by the modern HubConnectionContext and the classic SignalR 2 protocol so both give hub code the same semantics.
 
 import type { MessageBus } from '../bus/message-bus.js';
 import { HubError, HubwireError } from '../errors.js';
 import { validateArguments } from './argument-schema.js';
 import { runInvokeFilters } from './filters.js';
 import type { HubCallerContext } from './hub.js';
-import type { HubEndpoint } from './hub-endpoint.js';
 import type { HubMethod } from './hub-registry.js';
+import type { HubServices } from './hub-services.js';
 
 /** What a call came to: a value, a refusal the client may read (unknown method, arity, authorization), or a throw. */
 export type CallOutcome = { value: unknown } | { refused: string } | { thrown: unknown };
 
 /** Finds the method and checks the argument count and authorization; returns an error text when refused. */
 export async function resolveMethod(
-  endpoint: HubEndpoint,
+  endpoint: HubServices,
   context: HubCallerContext,
   target: string,
   provided: number,
@@ -35,7 +35,7 @@ export async function resolveMethod(
 
 /** Runs a hub method through the endpoint's filters on a fresh hub instance (`createHub`). Never rejects. */
 export async function callHubMethod(
-  endpoint: HubEndpoint,
+  endpoint: HubServices,
   context: HubCallerContext,
   target: string,
   args: unknown[],

@@ -1,4 +1,5 @@
-// One hub connection: handshake, message dispatch, invocations and streams, keep-alive, stateful reconnect.
+// One hub connection: handshake, reading and writing messages, keep-alive, stateful reconnect, lifetime. What its
+// invocations and streams do is the dispatcher's (hub-dispatcher.ts).
 // The transport below it only moves bytes; the hub above it only sees HubCallerContext and clients/groups.
 
 import type { BusConnection } from '../bus/message-bus.js';
@@ -6,37 +7,22 @@ import type { HttpConnection } from '../connection/connection.js';
 import type { RequestInfo } from '../connection/request-info.js';
 import { HANDSHAKE_OK, handshakeError, parseHandshake } from '../protocol/handshake.js';
 import type { HubProtocol, MessageDecoder } from '../protocol/hub-protocol.js';
-import {
-  type CompletionMessage,
-  type HubMessage,
-  type InvocationMessage,
-  isTrackable,
-  MessageType,
-  type StreamInvocationMessage,
-} from '../protocol/messages.js';
+import { type HubMessage, isTrackable, MessageType } from '../protocol/messages.js';
 import type { SerializedMessage } from '../protocol/serialized-message.js';
 import type { ConnectionApplication, TransportKind } from '../transports/transport.js';
 import { nextTurn, TurnBudget } from '../util/turn-budget.js';
 import { HubCallerClientsImpl } from './clients.js';
 import { runConnectedFilters, runDisconnectedFilters } from './filters.js';
 import type { HubCallerContext, HubInstanceState } from './hub.js';
-import type { HubEndpoint } from './hub-endpoint.js';
-import { callHubMethod, clientErrorText, NOT_STORED, sentDuring } from './hub-invoker.js';
+import { HubDispatcher } from './hub-dispatcher.js';
+import { clientErrorText } from './hub-invoker.js';
+import type { HubServices } from './hub-services.js';
 import { ReconnectBuffer } from './reconnect-buffer.js';
-import { ConnectionStreams, pumpStream } from './streams.js';
-import type { UploadStream } from './upload-stream.js';
 
 type State = 'handshake' | 'connecting' | 'connected' | 'closed';
 
-/** Invocations that may wait for a free slot before the connection stops reading (backpressure). */
-const MAX_QUEUED_INVOCATIONS = 64;
 /** Messages one connection may have handled (dispatched, invocations started) per event-loop turn. */
 const MESSAGES_PER_TURN = 64;
-/**
- * Results that may wait for their call's messages to be stored while the next calls already run; past this, a
- * call keeps its slot until its result is written.
- */
-const MAX_HELD_RESULTS = 64;
 const pingCache = new WeakMap<HubProtocol, Buffer>();
 /** The encoded Ping of a protocol, made once. */
 function pingBytes(protocol: HubProtocol): Buffer {
@@ -48,15 +34,7 @@ function pingBytes(protocol: HubProtocol): Buffer {
   return bytes;
 }
 
-function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function'
-  );
-}
-
-export class HubConnection implements ConnectionApplication, BusConnection, HubCallerContext {
+export class HubConnectionContext implements ConnectionApplication, BusConnection, HubCallerContext {
   readonly connectionId: string;
   readonly userId: string | undefined;
   private itemsMap: Map<unknown, unknown> | undefined;
@@ -80,23 +58,17 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
   private inbox: HubMessage[] | undefined;
   private draining: Promise<void> | undefined;
 
-  private activeInvocations = 0;
   private readonly budget = new TurnBudget(MESSAGES_PER_TURN);
-  private queuedInvocations: (() => void)[] | undefined;
-  private queueSpaceWaiter: (() => void) | undefined;
-  /** Results waiting for their call's messages to be stored, and the last of them (results go out in order). */
-  private heldResults = 0;
-  private heldTail: Promise<void> | undefined;
-  /** Uploads and server-to-client streams (created on the first stream). */
-  private streamsOfConnection: ConnectionStreams | undefined;
+  /** What the connection's invocations, streams and results do. */
+  private readonly dispatcher: HubDispatcher;
 
   constructor(
-    private readonly endpoint: HubEndpoint,
+    private readonly endpoint: HubServices,
     private readonly connection: HttpConnection,
   ) {
     this.connectionId = connection.connectionId;
     this.userId = endpoint.userIdOf(connection.user);
-    endpoint.connections.add(this);
+    this.dispatcher = new HubDispatcher(endpoint, this, this.budget);
   }
 
   // --- HubCallerContext ---------------------------------------------------------------------------------
@@ -115,11 +87,9 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
   get negotiateRequest(): RequestInfo | undefined {
     return this.connection.negotiateRequest;
   }
-  private get streams(): ConnectionStreams {
-    if (!this.streamsOfConnection) {
-      this.streamsOfConnection = new ConnectionStreams(this.endpoint.options.streamBufferCapacity);
-    }
-    return this.streamsOfConnection;
+  /** The connection ended (or is ending). */
+  get closed(): boolean {
+    return this.state === 'closed';
   }
   get items(): Map<unknown, unknown> {
     if (!this.itemsMap) this.itemsMap = new Map();
@@ -324,14 +294,10 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
     switch (message.type) {
       case MessageType.Invocation:
       case MessageType.StreamInvocation:
-        return this.onInvocation(message);
       case MessageType.StreamItem:
-        return this.streamsOfConnection?.pushItem(message.invocationId, message.item);
       case MessageType.Completion:
-        return this.onCompletion(message);
       case MessageType.CancelInvocation:
-        this.streamsOfConnection?.cancelDownload(message.invocationId);
-        return undefined;
+        return this.dispatcher.dispatch(message);
       case MessageType.Ping:
         return undefined;
       case MessageType.Close:
@@ -347,66 +313,8 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
     }
   }
 
-  private onCompletion(message: CompletionMessage): undefined {
-    if (this.streamsOfConnection?.completeUpload(message.invocationId, message.error)) return undefined;
-    this.endpoint.bus.setConnectionResult(this.connectionId, message);
-    return undefined;
-  }
-
-  private onInvocation(message: InvocationMessage | StreamInvocationMessage): Promise<void> | undefined {
-    let uploads: UploadStream[] = [];
-    if (message.streamIds?.length) {
-      const opened = this.streams.openUploads(message.streamIds);
-      if (typeof opened === 'string') {
-        this.close(`Connection closed with an error. ${opened}`, false);
-        return undefined;
-      }
-      uploads = opened;
-    }
-    if (message.type === MessageType.StreamInvocation) {
-      void this.runStream(message, uploads);
-      return undefined;
-    }
-    const run = () => {
-      this.activeInvocations++;
-      void this.runInvocation(message, uploads);
-    };
-    if (this.activeInvocations < this.endpoint.options.maximumParallelInvocationsPerClient) {
-      run();
-      return undefined;
-    }
-    if (!this.queuedInvocations) this.queuedInvocations = [];
-    this.queuedInvocations.push(run);
-    if (this.queuedInvocations.length < MAX_QUEUED_INVOCATIONS) return undefined;
-    return new Promise((resolve) => {
-      this.queueSpaceWaiter = resolve;
-    });
-  }
-
-  private releaseInvocationSlot(): void {
-    this.activeInvocations--;
-    if (this.state === 'closed') return;
-    const queue = this.queuedInvocations;
-    if (!queue) return;
-    const next = queue.shift();
-    if (next && this.budget.take()) next();
-    else if (next) {
-      // This turn's budget is spent: the next call starts in the next turn, its slot held meanwhile.
-      this.activeInvocations++;
-      void nextTurn().then(() => {
-        this.activeInvocations--;
-        if (this.state !== 'closed') next();
-      });
-    }
-    const waiter = this.queueSpaceWaiter;
-    if (waiter && queue.length < MAX_QUEUED_INVOCATIONS) {
-      this.queueSpaceWaiter = undefined;
-      waiter();
-    }
-  }
-
   /** A hub instance for one call; `signal` defaults to the connection's (created only if the hub reads it). */
-  private createHub(signal?: AbortSignal): object {
+  createHub(signal?: AbortSignal): object {
     if (!this.callerClients) this.callerClients = new HubCallerClientsImpl(this.endpoint.bus, this.connectionId);
     const connection = this;
     const state: HubInstanceState<unknown> = {
@@ -420,147 +328,8 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
     return this.endpoint.createHubInstance(state);
   }
 
-  private async call(
-    message: InvocationMessage | StreamInvocationMessage,
-    uploads: UploadStream[],
-    signal: AbortSignal | undefined,
-  ): Promise<{ value: unknown } | { error: string }> {
-    const args = uploads.length > 0 ? [...message.arguments, ...uploads] : message.arguments;
-    const outcome = await callHubMethod(this.endpoint, this, message.target, args, () => this.createHub(signal));
-    if ('value' in outcome) return outcome;
-    if ('refused' in outcome) return { error: outcome.refused };
-    return {
-      error: this.errorText(`An unexpected error occurred invoking '${message.target}' on the server.`, outcome.thrown),
-    };
-  }
-
-  /** Runs a call in its slot; the slot is released as soon as the method returned (see holdResult). */
-  private async runInvocation(message: InvocationMessage, uploads: UploadStream[]): Promise<void> {
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      this.releaseInvocationSlot();
-    };
-    try {
-      const mark = this.endpoint.bus.accepted?.();
-      const outcome = await this.call(message, uploads, undefined);
-      this.streamsOfConnection?.releaseUploads(message.streamIds);
-      if (message.invocationId === undefined) return;
-      await this.holdResult(mark, release, (stored) =>
-        this.writeResult(message, stored ? outcome : { error: NOT_STORED }),
-      );
-    } finally {
-      release();
-    }
-  }
-
-  /**
-   * Writes a call's result (`write(stored)`) once everything the call sent is stored (on a backplane that
-   * acknowledges sends on acceptance) and the results held before it are written. The next call may run meanwhile
-   * (`release`), unless too many results are held already. `stored` is false when the call's messages could not be
-   * stored.
-   */
-  private async holdResult(
-    mark: number | undefined,
-    release: () => void,
-    write: (stored: boolean) => void,
-  ): Promise<void> {
-    const sent = sentDuring(this.endpoint.bus, mark);
-    const before = this.heldTail;
-    if (!sent && !before) return write(true);
-    if (this.heldResults < MAX_HELD_RESULTS) release();
-    this.heldResults++;
-    const tail = (async () => {
-      const stored = sent ? await sent : true;
-      if (before) await before;
-      write(stored);
-    })();
-    this.heldTail = tail;
-    try {
-      await tail;
-    } finally {
-      this.heldResults--;
-      if (this.heldTail === tail) this.heldTail = undefined;
-    }
-  }
-
-  private writeResult(message: InvocationMessage, outcome: { value: unknown } | { error: string }): void {
-    if (message.invocationId === undefined) return;
-    if ('error' in outcome) {
-      this.writeMessage({ type: MessageType.Completion, invocationId: message.invocationId, error: outcome.error });
-      return;
-    }
-    if (isAsyncIterable(outcome.value)) {
-      this.writeMessage({
-        type: MessageType.Completion,
-        invocationId: message.invocationId,
-        error: `The client attempted to invoke the streaming '${message.target}' method with a non-streaming invocation.`,
-      });
-      return;
-    }
-    const value = outcome.value;
-    this.writeMessage({
-      type: MessageType.Completion,
-      invocationId: message.invocationId,
-      result: value,
-      hasResult: value !== undefined,
-    });
-  }
-
-  private async runStream(message: StreamInvocationMessage, uploads: UploadStream[]): Promise<void> {
-    const invocationId = message.invocationId;
-    const streams = this.streams;
-    const controller = streams.beginDownload(invocationId);
-    if (!controller) {
-      this.writeMessage({
-        type: MessageType.Completion,
-        invocationId,
-        error: `Invocation ID '${invocationId}' is already in use.`,
-      });
-      return;
-    }
-    const onConnectionAbort = () => controller.abort();
-    const connectionAborted = this.connectionAborted;
-    connectionAborted.addEventListener('abort', onConnectionAbort, { once: true });
-    let error: string | undefined;
-    const mark = this.endpoint.bus.accepted?.();
-    try {
-      const outcome = await this.call(message, uploads, controller.signal);
-      if ('error' in outcome) error = outcome.error;
-      else if (!isAsyncIterable(outcome.value)) {
-        error = `The client attempted to invoke the non-streaming '${message.target}' method with a streaming invocation.`;
-      } else {
-        error = await pumpStream(
-          outcome.value,
-          controller.signal,
-          (item) => this.writeMessage({ type: MessageType.StreamItem, invocationId, item }),
-          () => this.connection.whenWritable(),
-          (failure) =>
-            this.errorText(
-              `An error occurred on the server while streaming results from '${message.target}'.`,
-              failure,
-            ),
-        );
-      }
-    } finally {
-      streams.endDownload(invocationId);
-      connectionAborted.removeEventListener('abort', onConnectionAbort);
-      streams.releaseUploads(message.streamIds);
-    }
-    if (this.state === 'closed') return;
-    // As for invocations: the completion waits for what the stream's method sent to be stored.
-    const sent = sentDuring(this.endpoint.bus, mark);
-    if (sent && !(await sent) && error === undefined) error = NOT_STORED;
-    this.writeMessage(
-      error === undefined
-        ? { type: MessageType.Completion, invocationId }
-        : { type: MessageType.Completion, invocationId, error },
-    );
-  }
-
   /** HubError messages always reach the client; other errors only with detailed errors on. */
-  private errorText(generic: string, error: unknown): string {
+  errorText(generic: string, error: unknown): string {
     return clientErrorText(generic, error, this.endpoint.options.enableDetailedErrors);
   }
 
@@ -627,11 +396,8 @@ export class HubConnection implements ConnectionApplication, BusConnection, HubC
       this.state === 'connecting' ||
       (this.state === 'closed' && this.protocol !== undefined);
     this.state = 'closed';
-    this.endpoint.connections.delete(this);
     this.abortController?.abort();
-    this.streamsOfConnection?.abandonAll();
-    this.queuedInvocations = undefined;
-    this.queueSpaceWaiter?.();
+    this.dispatcher.close();
     if (!wasConnected) return;
     if (!this.endpoint.runsOnDisconnected || this.connectFailed) {
       this.endpoint.bus.onDisconnected(this).catch((failure: unknown) => {

@@ -1,8 +1,8 @@
-// The options of a ScaleoutEngine: what each one means, its default, and the checks on what a user passes.
+// The options of a Backplane: what each one means, its default, and the checks on what a user passes.
 
 import type { Acknowledge } from './outbox.js';
 
-export interface ScaleoutOptions {
+export interface BackplaneOptions {
   /** Messages (sends, group changes, client results) waiting for the database, at most. Default 10000. */
   maxQueueLength?: number;
   /**
@@ -67,7 +67,7 @@ export interface ResolvedOptions {
 }
 
 /** Applies the defaults; throws a TypeError naming the option for anything out of range. */
-export function resolveOptions(options: ScaleoutOptions): ResolvedOptions {
+export function resolveOptions(options: BackplaneOptions): ResolvedOptions {
   const numbers = {
     maxQueueLength: options.maxQueueLength ?? 10_000,
     acceptWindow: options.acceptWindow ?? 1024,

@@ -1,0 +1,8 @@
+// Endpoint paths as users write them: they must start with '/', and a trailing '/' is dropped (`/chat/` is `/chat`).
+// Requests match them case-insensitively (http-dispatcher.ts), as ASP.NET Core's routing does.
+
+/** The canonical form of an endpoint path; throws a TypeError naming `what` for a path not starting with '/'. */
+export function normalizePath(path: string, what = 'path'): string {
+  if (!path.startsWith('/')) throw new TypeError(`The ${what} must start with '/': '${path}'.`);
+  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+}
