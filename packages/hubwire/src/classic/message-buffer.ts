@@ -2,7 +2,7 @@
 // client that reconnects or re-polls with its last cursor receives what it missed, in order, none twice.
 
 export class MessageBuffer {
-  private readonly items: (Buffer | undefined)[];
+  private items: (Buffer | undefined)[];
   /** Sequence number of the oldest kept message (when count > 0). */
   private first = 1;
   private count = 0;
@@ -55,8 +55,7 @@ export class MessageBuffer {
     const size = Math.min(this.capacity, this.items.length * 2);
     const copy: (Buffer | undefined)[] = new Array(size);
     for (let i = 0; i < this.count; i++) copy[i] = this.items[(this.start + i) % this.items.length];
-    this.items.length = 0;
-    this.items.push(...copy);
+    this.items = copy;
     this.start = 0;
   }
 }

@@ -132,7 +132,8 @@ export function resolveClassicOptions(
     throw new TypeError(`Option 'keepAlive' must be at most a third of 'disconnectTimeout'.`);
   }
   validateAllowedOrigins(resolved.allowedOrigins);
-  if (!(resolved.messageBufferSize >= 1)) throw new TypeError(`Option 'messageBufferSize' must be at least 1.`);
+  if (!(Number.isSafeInteger(resolved.messageBufferSize) && resolved.messageBufferSize >= 1))
+    throw new TypeError(`Option 'messageBufferSize' must be a whole number of at least 1.`);
   if (!(resolved.maxQueuedBytes > 0))
     throw new TypeError(`Option 'maxQueuedBytes' must be a positive number of bytes.`);
   if (!(resolved.longPollDelay >= 0)) throw new TypeError(`Option 'longPollDelay' must not be negative.`);
