@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { withTimeout } from '../helpers/wait.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 const chromiumPath = '/usr/bin/chromium';
@@ -47,19 +48,6 @@ process.on('exit', () => {
   if (server && server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL');
 });
 
-/** Rejects with a clear message when `promise` takes longer than `ms`. */
-async function withTimeout<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: timed out after ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
@@ -83,8 +71,6 @@ function startChatProcess(port: number): Promise<ChatProcess> {
   let output = '';
   const chat: ChatProcess = { child, url: '', output: () => output };
   return withTimeout(
-    `chat node on port ${port} to print its "listening" line`,
-    SERVER_START_MS,
     new Promise<ChatProcess>((resolve, reject) => {
       const onData = (chunk: Buffer) => {
         output += chunk.toString();
@@ -101,6 +87,8 @@ function startChatProcess(port: number): Promise<ChatProcess> {
         reject(new Error(`chat node exited before listening (code ${code}, signal ${signal}); output:\n${output}`));
       });
     }),
+    SERVER_START_MS,
+    `chat node on port ${port} to print its "listening" line`,
   ).catch((error: unknown) => {
     child.kill('SIGKILL');
     throw error;
@@ -248,7 +236,7 @@ function browserTest(name: string, body: () => Promise<void>): void {
       }
       throw error;
     } finally {
-      await Promise.allSettled([...contexts].map((context) => withTimeout('closing a page', STEP_MS, context.close())));
+      await Promise.allSettled([...contexts].map((context) => withTimeout(context.close(), STEP_MS, 'closing a page')));
       contexts.clear();
     }
     assert.deepEqual(errors, [], 'no script errors in the pages');
@@ -281,7 +269,7 @@ after(async () => {
   // Runs even when a test (or the before hook) failed.
   await Promise.allSettled([...contexts].map((context) => context.close()));
   contexts.clear();
-  if (browser) await withTimeout('closing the browser', STEP_MS, browser.close()).catch(() => {});
+  if (browser) await withTimeout(browser.close(), STEP_MS, 'closing the browser').catch(() => {});
   browser = undefined;
   if (server) await stopChatServer(server);
   server = undefined;
@@ -377,7 +365,7 @@ browserTest('pages on WebSockets, Server-Sent Events and Long Polling talk to ea
 
 test('the chat node shuts down cleanly on SIGTERM once the pages are closed', { timeout: TEST_MS }, async () => {
   assert.ok(browser && server, 'the browser and the chat node are started');
-  await withTimeout('closing the browser', STEP_MS, browser.close());
+  await withTimeout(browser.close(), STEP_MS, 'closing the browser');
   browser = undefined;
   const chat = server;
   server = undefined;

@@ -14,7 +14,8 @@ import {
   ScaleoutEngine,
 } from 'hubwire';
 import type { Browser } from 'playwright-core';
-import { eventually, HUBS, http, launchChromium, negotiate, routeUrl, serveTestPage, sleep } from './fixture.js';
+import { waitFor } from '../helpers/wait.js';
+import { HUBS, http, launchChromium, negotiate, routeUrl, serveTestPage, sleep } from './fixture.js';
 import { openSocket, openStream, wsUrl } from './wire.js';
 
 const PAGE = `<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"></head><body>
@@ -183,7 +184,7 @@ describe('classic OnReconnected and the rejoin-groups hook', () => {
       first.close();
       assert.deepEqual(server.seen.reconnected, []);
       const second = await openStream(sse('reconnect', { messageId: cursor }));
-      await eventually('onReconnected', () => server.seen.reconnected.length === 1);
+      await waitFor(() => server.seen.reconnected.length === 1, 5000, 'onReconnected');
       assert.deepEqual(server.seen.reconnected, [n.ConnectionId]);
       second.close();
     } finally {

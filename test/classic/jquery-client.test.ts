@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { collect, startClient } from '../helpers/clients.js';
-import { type ClassicServer, eventually, launchChromium, startClassicServer } from './fixture.js';
+import { waitFor } from '../helpers/wait.js';
+import { type ClassicServer, launchChromium, startClassicServer } from './fixture.js';
 
 declare global {
   interface Window {
@@ -71,7 +72,7 @@ describe('the jQuery client', { timeout: 120_000 }, () => {
         const used = await page.evaluate((t) => window.startClassic(t, { user: 'ann' }), transport);
         assert.equal(used, transport ?? 'webSockets', 'auto picks WebSockets in Chromium');
         const id = await page.evaluate(() => window.$.connection.hub.id as string);
-        await eventually('onConnected', () => server.observations.connected.includes(id));
+        await waitFor(() => server.observations.connected.includes(id), 5000, 'onConnected');
 
         // Results: any JSON value, void, the caller's identity as the hub sees it.
         assert.deepEqual(await call(page, 'echo', { a: [1, 'x', null], b: true }), {
@@ -139,7 +140,7 @@ describe('the jQuery client', { timeout: 120_000 }, () => {
 
         // stop(): the hub hears the disconnect (no error: the client stopped).
         await page.evaluate(() => window.$.connection.hub.stop());
-        await eventually('onDisconnected', () => server.observations.disconnected.some((d) => d.id === id));
+        await waitFor(() => server.observations.disconnected.some((d) => d.id === id), 5000, 'onDisconnected');
         assert.deepEqual(
           server.observations.disconnected.find((d) => d.id === id),
           { id, error: undefined },

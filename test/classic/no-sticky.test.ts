@@ -8,9 +8,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Hubwire, MemoryDatabase, MemoryStore, ScaleoutEngine } from 'hubwire';
+import { waitFor } from '../helpers/wait.js';
 import {
   createTestHub,
-  eventually,
   http,
   type Negotiated,
   negotiate,
@@ -220,8 +220,10 @@ describe('classic connections without sticky sessions (two nodes, one backplane)
     assert.ok([...a.observations.connected, ...b.observations.connected].includes(id), 'onConnected ran on some node');
     await held;
     await http(client.url(b, 'abort'), { form: {} });
-    await eventually('the disconnect', () =>
-      [...a.observations.disconnected, ...b.observations.disconnected].some((d) => d.id === id),
+    await waitFor(
+      () => [...a.observations.disconnected, ...b.observations.disconnected].some((d) => d.id === id),
+      5000,
+      'the disconnect',
     );
   });
 
@@ -244,7 +246,7 @@ describe('classic connections without sticky sessions (two nodes, one backplane)
       [...a.observations.disconnected, ...b.observations.disconnected].filter((entry) => entry.id === id);
     assert.deepEqual(reported(), [], 'no disconnect while the client polls');
     // Now the client goes away: exactly one node reports it, once.
-    await eventually('the disconnect', () => reported().length > 0, DISCONNECT_TIMEOUT * 4);
+    await waitFor(() => reported().length > 0, DISCONNECT_TIMEOUT * 4, 'the disconnect');
     await sleep(DISCONNECT_TIMEOUT * 1.5);
     assert.equal(reported().length, 1, JSON.stringify(reported()));
   });
@@ -369,7 +371,7 @@ describe('classic connections without sticky sessions (two nodes, one backplane)
     assert.ok(ending, 'the held poll was answered');
     const reported = () =>
       [...a.observations.disconnected, ...b.observations.disconnected].filter((entry) => entry.id === id);
-    await eventually('the disconnect', () => reported().length === 1, 3000);
+    await waitFor(() => reported().length === 1, 3000, 'the disconnect');
     const late = await http(client.url(b, 'poll'), { form: { messageId: client.cursor } });
     assert.match(late.body, /"E":"The connection has ended\."/);
     await sleep(200);
@@ -436,7 +438,7 @@ describe('classic moves with nodes writing to different streams', () => {
     }
     const reported = () =>
       [...x.observations.disconnected, ...y.observations.disconnected].filter((entry) => entry.id === id);
-    await eventually('the disconnect', () => reported().length > 0, DISCONNECT_TIMEOUT * 4);
+    await waitFor(() => reported().length > 0, DISCONNECT_TIMEOUT * 4, 'the disconnect');
     await sleep(DISCONNECT_TIMEOUT);
     assert.equal(reported().length, 1, JSON.stringify(reported()));
   });

@@ -6,7 +6,8 @@ import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import { Client } from 'node-signalr';
 import { collect, startClient } from '../helpers/clients.js';
-import { type ClassicServer, eventually, startClassicServer } from './fixture.js';
+import { waitFor } from '../helpers/wait.js';
+import { type ClassicServer, startClassicServer } from './fixture.js';
 
 let server: ClassicServer;
 
@@ -54,16 +55,16 @@ describe('node-signalr over WebSockets', { timeout: 30_000 }, () => {
       await hub.call('testHub', 'joinGroup', 'lobby');
       await modern.invoke('joinGroup', 'lobby');
       await modern.invoke('toGroup', 'lobby', 'hi from modern');
-      await eventually('the group message', () => groups.includes('lobby:hi from modern'));
+      await waitFor(() => groups.includes('lobby:hi from modern'), 5000, 'the group message');
       await hub.call('testHub', 'toGroup', 'lobby', 'hi from node-signalr');
       await modernGroup.waitFor(2);
       assert.deepEqual(modernGroup.items[1], ['lobby', 'hi from node-signalr']);
       await modern.invoke('toUser', 'carl', 'for carl');
-      await eventually('the user message', () => messages.includes('for carl'));
+      await waitFor(() => messages.includes('for carl'), 5000, 'the user message');
       assert.ok(server.observations.connected.includes(id), 'onConnected ran');
 
       client.end();
-      await eventually('onDisconnected', () => server.observations.disconnected.some((d) => d.id === id));
+      await waitFor(() => server.observations.disconnected.some((d) => d.id === id), 5000, 'onDisconnected');
     } finally {
       await modern.stop();
       client.end();
@@ -80,7 +81,7 @@ describe('node-signalr over WebSockets', { timeout: 30_000 }, () => {
       await once(client, 'connected');
       assert.equal(await client.connection.hub.call('testHub', 'getConnectionId'), id);
       await client.connection.hub.call('testHub', 'toCaller', 'still here');
-      await eventually('the message after reconnecting', () => messages.includes('still here'));
+      await waitFor(() => messages.includes('still here'), 5000, 'the message after reconnecting');
       // /start came twice; onConnected ran once.
       assert.equal(server.observations.connected.filter((c) => c === id).length, 1);
     } finally {

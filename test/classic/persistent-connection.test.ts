@@ -14,7 +14,8 @@ import {
   ScaleoutEngine,
 } from 'hubwire';
 import type { Browser, Page } from 'playwright-core';
-import { eventually, http, launchChromium, serveTestPage, sleep, userFromQuery } from './fixture.js';
+import { waitFor } from '../helpers/wait.js';
+import { http, launchChromium, serveTestPage, sleep, userFromQuery } from './fixture.js';
 import { openSocket, wsUrl } from './wire.js';
 
 const PAGE = `<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"></head><body>
@@ -144,7 +145,7 @@ describe('PersistentConnection with the jQuery client', { timeout: 120_000 }, ()
         const started = await page.evaluate((t) => window.startRaw(t, { user: 'ann' }), transport);
         assert.equal(started.transport, transport);
         const { id: otherId } = await other.evaluate(() => window.startRaw('webSockets', { user: 'bob' }));
-        await eventually('onConnected', () => node.observed.connected.includes(started.id));
+        await waitFor(() => node.observed.connected.includes(started.id), 5000, 'onConnected');
 
         // A string comes to onReceived as sent; objects as their JSON.
         await page.evaluate(() => window.sendRaw('hello'));
@@ -191,7 +192,7 @@ describe('PersistentConnection with the jQuery client', { timeout: 120_000 }, ()
         await waitForReceived(page, 'echo:still here');
 
         await page.evaluate(() => window.connection.stop());
-        await eventually('onDisconnected', () => node.observed.disconnected.some((d) => d.id === started.id));
+        await waitFor(() => node.observed.disconnected.some((d) => d.id === started.id), 5000, 'onDisconnected');
         assert.deepEqual(
           node.observed.disconnected.find((d) => d.id === started.id),
           { id: started.id, stopCalled: true },
@@ -254,14 +255,18 @@ describe('PersistentConnection at the byte level', () => {
       const before = socket.frames.length;
       for (const value of values) await node.echo.send(id, value);
       const seen: unknown[] = [];
-      await eventually('all values', () => {
-        seen.length = 0;
-        for (const frame of socket.frames.slice(before)) {
-          const parsed = JSON.parse(frame) as { M?: unknown[] };
-          if (parsed.M) seen.push(...parsed.M);
-        }
-        return seen.length >= values.length;
-      });
+      await waitFor(
+        () => {
+          seen.length = 0;
+          for (const frame of socket.frames.slice(before)) {
+            const parsed = JSON.parse(frame) as { M?: unknown[] };
+            if (parsed.M) seen.push(...parsed.M);
+          }
+          return seen.length >= values.length;
+        },
+        5000,
+        'all values',
+      );
       assert.deepEqual(seen, values);
 
       // Joining a group sends a groups token (G) with the next envelope.
@@ -274,7 +279,7 @@ describe('PersistentConnection at the byte level', () => {
       assert.equal((await http(`${node.base}/echo/hubs`)).status, 404);
 
       await http(url('abort', token, 'webSockets', { user: 'ann' }), { method: 'POST' });
-      await eventually('stopCalled', () => node.observed.disconnected.some((d) => d.id === id && d.stopCalled));
+      await waitFor(() => node.observed.disconnected.some((d) => d.id === id && d.stopCalled), 5000, 'stopCalled');
     } finally {
       await socket.close();
     }
@@ -334,14 +339,18 @@ describe('PersistentConnection across nodes (shared backplane)', () => {
         await a.echo.send(id, 'direct from A');
         await a.echo.groups.send('elsewhere', 'not for B');
         const seen: unknown[] = [];
-        await eventually('three messages on B', () => {
-          seen.length = 0;
-          for (const frame of socket.frames.slice(from)) {
-            const parsed = JSON.parse(frame) as { M?: unknown[] };
-            if (parsed.M) seen.push(...parsed.M);
-          }
-          return seen.length >= 3;
-        });
+        await waitFor(
+          () => {
+            seen.length = 0;
+            for (const frame of socket.frames.slice(from)) {
+              const parsed = JSON.parse(frame) as { M?: unknown[] };
+              if (parsed.M) seen.push(...parsed.M);
+            }
+            return seen.length >= 3;
+          },
+          5000,
+          'three messages on B',
+        );
         assert.deepEqual(seen, ['broadcast from A', 'group send from A', 'direct from A']);
         // A /send that lands on node A runs onReceived there (no sticky sessions for sends); the echo reaches B.
         const onA = `${a.base}/echo/send?${new URLSearchParams({ transport: 'webSockets', clientProtocol: '2.1', connectionToken: token })}`;

@@ -4,16 +4,8 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import {
-  type ClassicServer,
-  eventually,
-  HUBS,
-  http,
-  negotiate,
-  routeUrl,
-  sleep,
-  startClassicServer,
-} from './fixture.js';
+import { waitFor } from '../helpers/wait.js';
+import { type ClassicServer, HUBS, http, negotiate, routeUrl, sleep, startClassicServer } from './fixture.js';
 import { openSocket, openStream, wsUrl } from './wire.js';
 
 let server: ClassicServer;
@@ -120,11 +112,7 @@ describe('long polling', () => {
       assert.match(poll.body, /^ {2,}\{/, 'spaces before the envelope');
       assert.deepEqual(envelope(poll.body), { C: initial.C, M: [] });
       // Nobody polls any more: the disconnect timeout ends the connection.
-      await eventually(
-        'onDisconnected',
-        () => quick.observations.disconnected.some((d) => d.id === n.ConnectionId),
-        3000,
-      );
+      await waitFor(() => quick.observations.disconnected.some((d) => d.id === n.ConnectionId), 3000, 'onDisconnected');
       assert.match(quick.observations.disconnected[0]?.error ?? '', /disconnect timeout/);
     } finally {
       await quick.close();
@@ -217,11 +205,7 @@ describe('streams', () => {
       await http(routeUrl(quick.base, 'start', n, 'webSockets'));
       await socket.next((f) => Object.keys(f).length === 0, 0, 2000); // a keep-alive
       socket.socket.terminate();
-      await eventually(
-        'onDisconnected',
-        () => quick.observations.disconnected.some((d) => d.id === n.ConnectionId),
-        4000,
-      );
+      await waitFor(() => quick.observations.disconnected.some((d) => d.id === n.ConnectionId), 4000, 'onDisconnected');
     } finally {
       await quick.close();
     }

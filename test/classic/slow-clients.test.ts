@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { get, type IncomingMessage } from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import { type ClassicServer, eventually, http, negotiate, routeUrl, sleep, startClassicServer } from './fixture.js';
+import { waitFor } from '../helpers/wait.js';
+import { type ClassicServer, http, negotiate, routeUrl, sleep, startClassicServer } from './fixture.js';
 import { openSocket, wsUrl } from './wire.js';
 
 const MAX_QUEUED = 128 * 1024;
@@ -43,7 +44,7 @@ describe('classic clients that stop reading', () => {
     raw.pause();
     const sent = await flood(() => false, 30_000);
     raw.resume();
-    await eventually('the dropped stream seen by the client', () => code !== undefined, 10_000);
+    await waitFor(() => code !== undefined, 10_000, 'the dropped stream seen by the client');
     assert.notEqual(code, 1000, 'dropped, not closed cleanly');
     const received = socket.frames.filter((f) => f.includes('"message"')).length;
     assert.ok(received < sent, `the client did not get everything on the dropped stream (${received} of ${sent})`);
@@ -78,12 +79,12 @@ describe('classic clients that stop reading', () => {
     response.on('error', () => {
       ended = true;
     });
-    await eventually('the init message', () => text.includes('"S":1'));
+    await waitFor(() => text.includes('"S":1'), 5000, 'the init message');
     assert.equal((await http(routeUrl(server.base, 'start', n, 'serverSentEvents'))).status, 200);
     response.pause();
     await flood(() => false, 30_000);
     response.resume();
-    await eventually('the dropped event stream', () => ended, 10_000);
+    await waitFor(() => ended, 10_000, 'the dropped event stream');
     assert.equal(
       server.observations.disconnected.some((d) => d.id === n.ConnectionId),
       false,

@@ -10,6 +10,7 @@ import { afterEach, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { BackplaneStore, KeyStore, StoredKey } from 'hubwire';
 import { supportsKeys } from 'hubwire';
+import { waitFor } from '../helpers/wait.js';
 
 export interface StoreOptions {
   /** Number of streams; the store's default (1) when not given. */
@@ -57,15 +58,6 @@ export interface StoreFactory<N extends StoreNamespace = StoreNamespace> {
   downgradeToVersion1?(namespace: N): Promise<void>;
   /** Skips the whole suite (e.g. the database is unreachable). */
   skip?: string;
-}
-
-/** Resolves when `check()` is true; fails after `ms`. */
-async function waitFor(check: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await delay(10);
-  }
 }
 
 /** The store's key methods, which every store under test must have. */

@@ -11,6 +11,7 @@ import { createStore, installSchema, MysqlStore, type MysqlStoreOptions, SCHEMA_
 import mysql from 'mysql2/promise';
 import { runStoreConformance } from '../conformance/store-suite.js';
 import { checkLateCommit } from '../helpers/late-commit.js';
+import { waitFor } from '../helpers/wait.js';
 
 const url = process.env.HUBWIRE_TEST_MYSQL ?? 'mysql://root@127.0.0.1:3306/test';
 const database = decodeURIComponent(new URL(url).pathname.slice(1));
@@ -54,15 +55,6 @@ async function dropTables(prefix: string): Promise<void> {
   );
   const names = rows.map((row) => String(row.name)).filter((name) => name.startsWith(`${prefix}_`));
   if (names.length > 0) await admin.query(`DROP TABLE IF EXISTS ${names.map((name) => `\`${name}\``).join(', ')}`);
-}
-
-/** Resolves when `check()` is true; fails after `ms`. */
-async function waitFor(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await delay(10);
-  }
 }
 
 /** A connection for manual transactions, ended after the test. */

@@ -18,6 +18,7 @@ import { ScaleoutEngine } from 'hubwire';
 import pg from 'pg';
 import { runStoreConformance } from '../conformance/store-suite.js';
 import { checkLateCommit } from '../helpers/late-commit.js';
+import { waitFor } from '../helpers/wait.js';
 
 const url = process.env.HUBWIRE_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -54,15 +55,6 @@ function makeStore(options: Partial<PostgresStoreOptions> & { schema: string }):
   const store = new PostgresStore({ connectionString: url, ...options });
   stores.push(store);
   return store;
-}
-
-/** Resolves when `check()` is true; fails after `ms`. */
-async function waitFor(check: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await delay(10);
-  }
 }
 
 /** A connected client for manual transactions, ended after the test. */

@@ -21,6 +21,7 @@ import Database from 'better-sqlite3';
 import { type BackplanePackage, backplaneFromUrl } from 'hubwire';
 import { WalWatcher } from '../../packages/backplane-sqlite/src/wakeup.js';
 import { runStoreConformance } from '../conformance/store-suite.js';
+import { waitFor } from '../helpers/wait.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 const tempRoot = mkdtempSync(join(tmpdir(), 'hubwire-sqlite-'));
@@ -44,14 +45,6 @@ function rawHandle(path: string): Database.Database {
   const db = new Database(path, { timeout: 0 });
   handles.push(db);
   return db;
-}
-
-async function waitFor(check: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await delay(5);
-  }
 }
 
 interface Worker<T> {
