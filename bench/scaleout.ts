@@ -102,7 +102,7 @@ function writeResults(complete: boolean): string {
       shapes: CONFIG.shapes.map((s) => SHAPES[s]),
       hubwire:
         "the README's ChatHub: send(name, message) { return this.clients.all.broadcastMessage(name, message); } " +
-        '(sendForget: the same without returning the promise); ScaleoutEngine with default options on the ' +
+        '(sendForget: the same without returning the promise); Backplane with default options on the ' +
         "database's store; clients call it as non-blocking invocations (no invocation id), the closed loop with one",
       socketio:
         "socket.io 4 + @socket.io/postgres-adapter on a pg.Pool (default max 10); socket.on('send', (n, m) => " +

@@ -32,7 +32,7 @@ export interface ServerStats {
     waitMs: number;
     waitsTimedOut: number;
   };
-  /** ScaleoutEngine.stats(). */
+  /** Backplane.stats(). */
   engine: { rowsWritten: number; rowsRead: number; published: number; errors: number; gaps: number };
 }
 

@@ -80,7 +80,7 @@ export interface StepResult {
     toPublish: Quantiles;
     publishToCommit: Quantiles;
     toHubB: Quantiles;
-    /** Every number of `engine.stats()`: counters as the step's difference, gauges as at its end. */
+    /** Every number of `backplane.stats()`: counters as the step's difference, gauges as at its end. */
     engineA: Record<string, number>;
     engineB: Record<string, number>;
     /** From the engine's own fields, where this version has them. */

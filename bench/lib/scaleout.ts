@@ -137,7 +137,7 @@ export interface NodeStats {
   /** Hubwire only: since the previous stats call. */
   timings?: NodeTimings;
   /**
-   * Hubwire only: every number of `engine.stats()` (nested objects flattened as `a.b`), whatever fields the
+   * Hubwire only: every number of `backplane.stats()` (nested objects flattened as `a.b`), whatever fields the
    * engine has: counters are cumulative, `queueLength` is a gauge.
    */
   engine?: Record<string, number>;

@@ -4,7 +4,7 @@
 // Usage: servers/classic-move-node.ts <A|B>; driven over IPC.
 
 import { PostgresStore } from '@hubwire/postgres';
-import { Hub, Hubwire, ScaleoutEngine } from 'hubwire';
+import { Backplane, Hub, Hubwire } from 'hubwire';
 import { cpuUs, type ToServer, toParent } from '../lib/classic-move.js';
 import { nowUs } from '../lib/common.js';
 
@@ -61,7 +61,7 @@ async function server(node: string): Promise<void> {
       timings.appendMs += performance.now() - t;
     }
   };
-  const engine = new ScaleoutEngine(store);
+  const engine = new Backplane(store);
   const replay = engine.replay.bind(engine);
   engine.replay = async (...args) => {
     const t = performance.now();

@@ -1,4 +1,4 @@
-// One Hubwire node of the scaleout bench: the README's chat hub at /hub on a SQL backplane (ScaleoutEngine with
+// One Hubwire node of the scaleout bench: the README's chat hub at /hub on a SQL backplane (Backplane with
 // default options on the store of BENCH_BACKPLANE_URL: postgres://…, sqlite:<file> or mysql://…, in the schema /
 // table prefix BENCH_SCHEMA; what `backplaneFromUrl(url, { schema })` builds).
 //
@@ -13,7 +13,7 @@
 // message's stamp (`#seq:ts:` in the message) gives sender → publish, publish → delivered back here (the row
 // committed), and sender → handed to the hub from another node's row.
 
-import { type BackplanePackage, type BackplaneStore, Hub, type HubClients, Hubwire, ScaleoutEngine } from 'hubwire';
+import { Backplane, type BackplanePackage, type BackplaneStore, Hub, type HubClients, Hubwire } from 'hubwire';
 import { Histogram, nowUs } from '../lib/common.js';
 import {
   cpuUs,
@@ -126,7 +126,7 @@ function timeStore(store: BackplaneStore): void {
   };
 }
 
-function timeEngine(engine: ScaleoutEngine): void {
+function timeEngine(engine: Backplane): void {
   const publish = engine.publish.bind(engine);
   engine.publish = (envelope) => {
     const stamp = stampOf(envelope);
@@ -179,7 +179,7 @@ await runNode(`hubwire node ${NODE}`, async () => {
   // What backplaneFromUrl(url, { schema }) does, with the store in hand to time it.
   const store = backplanePackage.createStore(url, { schema: requireEnv('BENCH_SCHEMA') });
   timeStore(store);
-  const engine = new ScaleoutEngine(store);
+  const engine = new Backplane(store);
   timeEngine(engine);
   const eventLoop = eventLoopMonitor();
   const hubwire = new Hubwire({

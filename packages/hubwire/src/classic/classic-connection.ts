@@ -1,22 +1,16 @@
-// One classic SignalR 2 connection on this node: its hub bindings on the shared buses, its numbered message buffer
-// and cursor, its current transport (a stream, or held long polls), keep-alive and disconnect timeout, and the
-// order of its invocations.
+// One classic SignalR 2 connection on this node: its hub bindings on the shared buses, its registration (resuming
+// from a backplane position), the order of its invocations and its lifetime. What it sends the client, and over
+// which transport, is its delivery's (classic-delivery.ts).
 
-import { randomBytes } from 'node:crypto';
-import type { ServerResponse } from 'node:http';
 import type { StreamHistory } from '../backplane/stream-history.js';
 import type { BusConnection, MessageBus } from '../bus/message-bus.js';
 import type { RequestInfo } from '../connection/request-info.js';
-import { withTimeout } from '../util/timing.js';
+import { ClassicDelivery, type DeliveryHost } from './classic-delivery.js';
 import { type ClassicHub, ClassicHubBinding, type ClassicInvocation } from './classic-hub.js';
-import { encodeEnvelope, KEEP_ALIVE } from './envelope.js';
-import { PendingPoll } from './long-polling.js';
-import { MessageBuffer } from './message-buffer.js';
 import type { ClassicTransport, ResolvedClassicOptions } from './options.js';
 import { PersistentBinding, type PersistentEndpoint } from './persistent.js';
 import { type ResumeTarget, registerOnBus, resumeFrom } from './resume.js';
 import type { TokenProtector } from './tokens.js';
-import type { StreamTransport } from './transports.js';
 
 /** How long a node waits to catch up with a client whose cursor is ahead of it (a real one is ms ahead). */
 const CATCH_UP_MS = 5000;
@@ -43,27 +37,17 @@ export interface ConnectionServices {
   removed(connection: ClassicConnection, stopCalled: boolean): void;
 }
 
-export class ClassicConnection {
+export class ClassicConnection implements DeliveryHost {
   /** Subscribed hubs (those in `connectionData`), by lowercase name: registered on each hub's bus. */
   readonly bindings = new Map<string, ClassicHubBinding>();
   /** Hubs the client calls without subscribing: not on the bus (SignalR 2 sends them nothing either). */
   private unsubscribed: Map<string, ClassicHubBinding> | undefined;
   /** On a persistent connection endpoint: this connection's presence on its bus. */
   persistent: PersistentBinding | undefined;
-  private readonly buffer: MessageBuffer;
-  /** Prefix of this connection state's cursors: a cursor from an earlier state (or node) is not misread. */
-  private readonly epoch = randomBytes(3).toString('base64url');
-  transportKind: ClassicTransport;
-  private stream: StreamTransport | undefined;
-  /** What the current stream has been sent, as a sequence number. */
-  private sentSeq = 0;
-  private poll: PendingPoll | undefined;
-  private groupsDirty = false;
+  /** Its buffer, cursors and transport: what it sends the client, and how. */
+  readonly delivery: ClassicDelivery;
   /** Rejoining the groups of the client's own token: the client has that token already. */
   private restoring = false;
-  private flushScheduled = false;
-  private lastActive = Date.now();
-  private lastWrite = Date.now();
   private started: Promise<void> | undefined;
   private connectFailed = false;
   private invocations: Promise<unknown> = Promise.resolve();
@@ -72,13 +56,6 @@ export class ClassicConnection {
   /** Subscriptions and restored groups in effect: /start and invocations wait for it. */
   ready: Promise<void> = Promise.resolve();
   disposed = false;
-  /** Replaying what the client missed from the backplane: nothing is sent until it is done. */
-  private resuming = false;
-  /** Built from a backplane position (the buffer holds only what came after the client's cursor). */
-  private resumed = false;
-  /** The newest buffered message written to a transport (a stream, or a poll's answer). */
-  private written = 0;
-  private writtenWaiters: { seq: number; resolve(): void }[] = [];
   /** A state for one /send or /start on a node that does not hold the connection: nothing is written here. */
   detached = false;
   /** onConnected ran on this node (not only marked started): a node taking over must hear it. */
@@ -94,8 +71,7 @@ export class ClassicConnection {
     public request: RequestInfo | undefined,
     private readonly services: ConnectionServices,
   ) {
-    this.transportKind = transport;
-    this.buffer = new MessageBuffer(services.options.messageBufferSize);
+    this.delivery = new ClassicDelivery(transport, services.options, () => services.position(), this);
   }
 
   get items(): Map<unknown, unknown> {
@@ -111,10 +87,6 @@ export class ClassicConnection {
   /** Its group changes go through the backplane, so another node can pick the connection up. */
   get movable(): boolean {
     return this.services.engine !== undefined;
-  }
-  /** Whether a cursor was written by this connection state (its buffer can answer it). */
-  ownsCursor(cursor: string | null | undefined): boolean {
-    return cursor?.startsWith(`${this.epoch}-`) === true;
   }
   /** onConnected ran on another node (or before this node took the connection over): onDisconnected runs here. */
   markStarted(): void {
@@ -163,8 +135,8 @@ export class ClassicConnection {
     const engine = this.services.engine;
     const resume = engine !== undefined && from !== undefined;
     // Set before anything waits: a poll that arrives meanwhile must not be told it is up to date.
-    this.resuming = resume;
-    this.resumed = resume;
+    this.delivery.resuming = resume;
+    this.delivery.resumed = resume;
     const entries = this.services.tokens.readGroupsToken(groupsToken, this.connectionId);
     const rejoin = this.services.options.rejoinGroups;
     const allowed = async (hub: string | undefined, groups: string[]): Promise<string[]> => {
@@ -239,7 +211,7 @@ export class ClassicConnection {
           );
         }
       } finally {
-        this.resuming = false;
+        this.delivery.resuming = false;
       }
     } else {
       this.restoring = true;
@@ -250,9 +222,9 @@ export class ClassicConnection {
       }
     }
     // The client learns its membership when it differs from its token's.
-    if (targets.some((t) => !sameSet(t.before, t.groups))) this.groupsDirty = true;
-    if (this.poll && !this.ownsCursor(this.poll.echo)) this.poll.echo = this.cursor(this.poll.cursor);
-    this.scheduleFlush();
+    if (targets.some((t) => !sameSet(t.before, t.groups))) this.delivery.groupsDirty = true;
+    this.delivery.refreshPollEcho();
+    this.delivery.scheduleFlush();
   }
 
   /** A /reconnect: the hubs' onReconnected (and the persistent handler's), once subscriptions are in effect. */
@@ -272,15 +244,6 @@ export class ClassicConnection {
     for (const hub of hubs) {
       if (!this.bindings.has(hub.lowerName)) this.bindings.set(hub.lowerName, new ClassicHubBinding(hub, this));
     }
-  }
-
-  private groupsToken(): string {
-    const groups: string[] = [];
-    for (const binding of this.bindings.values()) {
-      for (const group of binding.groups) groups.push(`${binding.hub.name}.${group}`);
-    }
-    for (const group of this.persistent?.groups ?? []) groups.push(`${PERSISTENT_GROUP}${group}`);
-    return this.services.tokens.groupsToken(this.connectionId, groups);
   }
 
   /** Runs onConnected on every subscribed hub, once (a repeated /start only waits for it). */
@@ -326,245 +289,56 @@ export class ClassicConnection {
     return result;
   }
 
-  // --- Writing ----------------------------------------------------------------------------------------------
-  /**
-   * `<state>-<seq>`, and with a backplane `.<tag>.<ids>`: the position up to which the client then has everything
-   * addressed to it (every message of rows this node delivered is in the buffer by then; seq names the newest).
-   */
-  private cursor(seq: number): string {
-    const position = this.services.position();
-    return position === undefined
-      ? `${this.epoch}-${seq.toString(36)}`
-      : `${this.epoch}-${seq.toString(36)}.${position}`;
+  // --- Writing ---------------------------------------------------------------------------------------------
+  get transportKind(): ClassicTransport {
+    return this.delivery.transportKind;
   }
 
-  /** The sequence number a cursor names, or undefined when it comes from another connection state. */
-  parseCursor(cursor: string | null | undefined): number | undefined {
-    if (!cursor?.startsWith(`${this.epoch}-`)) return undefined;
-    const text = cursor.slice(this.epoch.length + 1).split('.')[0] ?? '';
-    if (!/^[0-9a-z]{1,11}$/.test(text)) return undefined;
-    const seq = Number.parseInt(text, 36);
-    return Number.isSafeInteger(seq) && seq >= 0 && seq <= this.buffer.last ? seq : undefined;
-  }
-
-  /** Where a client whose cursor this state cannot read starts: all of a resumed buffer, else from now. */
-  private defaultSeq(): number {
-    return this.resumed ? 0 : this.buffer.last;
-  }
-
+  /** Buffers a message for the client (numbered; sent with the next envelope). */
   enqueue(message: Buffer): void {
-    if (this.disposed) return;
-    this.buffer.push(message);
-    this.scheduleFlush();
+    this.delivery.enqueue(message);
   }
 
+  /** Its groups changed (not while rejoining the groups of the client's own token: the client has that token). */
   groupsChanged(): void {
     if (this.disposed || this.restoring) return;
-    this.groupsDirty = true;
-    this.scheduleFlush();
-  }
-
-  /** Sends in the next microtask, so a burst of messages travels in one envelope. */
-  private scheduleFlush(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    queueMicrotask(() => {
-      this.flushScheduled = false;
-      this.flush();
-    });
-  }
-
-  private flush(): void {
-    if (this.disposed || this.resuming) return;
-    if (this.stream) {
-      const messages = this.buffer.after(this.sentSeq);
-      if (messages.length === 0 && !this.groupsDirty) return;
-      this.writeStream(this.envelope(messages));
-      this.sentSeq = this.buffer.last;
-      this.wrote(this.buffer.last);
-    } else if (this.poll) this.answerPoll(false);
-  }
-
-  private envelope(messages: Buffer[], extra: { init?: boolean; shuttingDown?: boolean } = {}): Buffer {
-    const groupsToken = this.groupsDirty ? this.groupsToken() : undefined;
-    this.groupsDirty = false;
-    const longPollDelay = this.transportKind === 'longPolling' ? this.services.options.longPollDelay : 0;
-    return encodeEnvelope(this.cursor(this.buffer.last), messages, { ...extra, groupsToken, longPollDelay });
-  }
-
-  private writeStream(payload: Buffer | string): void {
-    const stream = this.stream;
-    if (!stream) return;
-    stream.write(payload);
-    this.lastWrite = Date.now();
-    // A client that does not read its stream: drop the stream (not the connection). When it reads again it sees
-    // the stream end and reconnects with its cursor; else the disconnect timeout ends the connection.
-    if (stream.bufferedBytes > this.services.options.maxQueuedBytes) {
-      stream.abort();
-      this.detachStream(stream);
-    }
-  }
-
-  private wrote(seq: number): void {
-    if (seq <= this.written) return;
-    this.written = seq;
-    if (this.writtenWaiters.length === 0) return;
-    const ready = this.writtenWaiters.filter((w) => w.seq <= seq);
-    this.writtenWaiters = this.writtenWaiters.filter((w) => w.seq > seq);
-    for (const waiter of ready) waiter.resolve();
+    this.delivery.groupsChanged();
   }
 
   /**
-   * Resolves once everything buffered so far has been written to the client (a stream, or the answer of a poll),
-   * or after `timeoutMs`: a hub result then cannot overtake the progress reports before it.
+   * Resolves once everything buffered so far has been written to the client, or after `timeoutMs` (see
+   * ClassicDelivery.whenWritten); on a node that does not hold the connection, the node that does confirms it.
    */
   whenWritten(timeoutMs: number): Promise<void> {
-    // On a node that does not hold the connection, the node that does confirms it (through the backplane).
     if (this.detached) return this.services.holderWritten(this.connectionId, timeoutMs);
-    const seq = this.buffer.last;
-    if (this.disposed || seq <= this.written) return Promise.resolve();
-    const written = new Promise<void>((resolve) => this.writtenWaiters.push({ seq, resolve }));
-    return withTimeout(written, timeoutMs, undefined);
+    return this.delivery.whenWritten(timeoutMs);
   }
 
-  /** Writes a hub result on the current WebSocket (other transports answer it as the /send response). */
-  writeResult(result: string): void {
-    if (this.stream?.kind === 'webSockets') this.writeStream(result);
-  }
-
-  // --- Transports -------------------------------------------------------------------------------------------
-  /**
-   * A stream takes over: on connect it sends the init message; on reconnect it replays what came after the
-   * client's cursor (from now, when the cursor is not this state's).
-   */
-  attachStream(stream: StreamTransport, reconnectCursor: string | null | undefined, init: boolean): void {
-    const previous = this.stream;
-    this.stream = stream;
-    this.transportKind = stream.kind;
-    previous?.close();
-    this.endPoll();
-    this.lastActive = Date.now();
-    if (init) {
-      this.writeStream(this.envelope([], { init: true }));
-      this.sentSeq = this.buffer.last;
-      return;
+  groupsToken(): string {
+    const groups: string[] = [];
+    for (const binding of this.bindings.values()) {
+      for (const group of binding.groups) groups.push(`${binding.hub.name}.${group}`);
     }
-    this.sentSeq = this.parseCursor(reconnectCursor) ?? this.defaultSeq();
-    this.flush();
+    for (const group of this.persistent?.groups ?? []) groups.push(`${PERSISTENT_GROUP}${group}`);
+    return this.services.tokens.groupsToken(this.connectionId, groups);
   }
 
-  /** The stream ended (the client left, or it was replaced): the disconnect timeout runs from now. */
-  detachStream(stream: StreamTransport): void {
-    if (this.stream !== stream) return;
-    this.stream = undefined;
-    this.lastActive = Date.now();
-  }
-
-  /** Long polling's /connect: the init message, answered at once. */
-  connectLongPolling(response: ServerResponse): void {
-    this.switchToLongPolling();
-    this.lastActive = Date.now();
-    respondJson(response, this.envelope([], { init: true }));
-  }
-
-  /** A /poll (or long polling's /reconnect): answered when there is something after `cursor`, or held. */
-  longPoll(response: ServerResponse, cursorText: string | null | undefined): void {
-    this.switchToLongPolling();
-    this.endPoll();
-    const parsed = this.parseCursor(cursorText);
-    const cursor = parsed ?? this.defaultSeq();
-    // The client has everything up to its cursor: nothing before it is replayed again.
-    this.buffer.ack(cursor);
-    // What a poll that ends with nothing new answers: the client's own cursor while this state cannot name it yet.
-    const echo = parsed !== undefined || this.resuming ? (cursorText ?? '') : this.cursor(cursor);
-    this.poll = new PendingPoll(response, cursor, echo, this.services.options.connectionTimeout, (poll) => {
-      if (this.poll === poll) this.answerPoll(true);
-    });
-    const poll = this.poll;
-    response.on('close', () => {
-      poll.abandon(); // stops its timer (a no-op once answered)
-      if (this.poll === poll) {
-        this.poll = undefined;
-        this.lastActive = Date.now();
-      }
-    });
-    this.answerPoll(false);
-  }
-
-  private switchToLongPolling(): void {
-    this.transportKind = 'longPolling';
-    const stream = this.stream;
-    this.stream = undefined;
-    stream?.close();
-  }
-
-  /** Answers the held poll if there is something to say (or `always`, on its timeout). */
-  private answerPoll(always: boolean, extra?: { shuttingDown?: boolean }): void {
-    const poll = this.poll;
-    if (!poll) return;
-    if (this.resuming) {
-      if (!always) return;
-      this.poll = undefined;
-      poll.finish(encodeEnvelope(poll.echo, [], extra));
-      return;
-    }
-    const messages = this.buffer.after(poll.cursor);
-    if (!always && messages.length === 0 && !this.groupsDirty) return;
-    this.poll = undefined;
-    this.lastActive = Date.now();
-    this.lastWrite = this.lastActive;
-    poll.finish(this.envelope(messages, extra));
-    this.wrote(this.buffer.last);
-  }
-
-  /** A newer request superseded the held poll: it ends with nothing new. */
-  private endPoll(): void {
-    const poll = this.poll;
-    if (!poll) return;
-    this.poll = undefined;
-    poll.finish(encodeEnvelope(poll.echo, []));
-  }
-
-  /** About once a second: keep-alives, and the disconnect timeout. */
-  tick(now: number): void {
-    if (this.disposed) return;
-    const keepAlive = this.services.options.keepAlive;
-    if (this.stream) {
-      if (keepAlive !== null && now - this.lastWrite >= keepAlive) this.writeStream(KEEP_ALIVE);
-      return;
-    }
-    if (this.poll) {
-      if (keepAlive !== null && now - this.lastWrite >= keepAlive) {
-        this.poll.keepAlive();
-        this.lastWrite = now;
-      }
-      return;
-    }
-    if (now - this.lastActive > this.services.options.disconnectTimeout) {
-      this.dispose(new Error('The client did not come back within the disconnect timeout.'), false);
-    }
+  timedOut(): void {
+    this.dispose(new Error('The client did not come back within the disconnect timeout.'), false);
   }
 
   // --- Lifetime ---------------------------------------------------------------------------------------------
   /** Hub code ended the connection: the client is told (`E`) and stops. */
   abort(): void {
     if (this.disposed) return;
-    const ending = encodeEnvelope(this.cursor(this.buffer.last), [], {
-      error: 'The connection was ended by the server.',
-    });
-    if (this.stream) this.writeStream(ending);
-    else if (this.poll) {
-      const poll = this.poll;
-      this.poll = undefined;
-      poll.finish(ending);
-    }
+    this.delivery.sendEnding();
     this.dispose(undefined, true);
   }
 
   /** The server is stopping: long polls hear `T:1`, streams close; then the hubs hear the disconnect. */
   shutdown(): void {
     if (this.disposed) return;
-    this.answerPoll(true, { shuttingDown: true });
+    this.delivery.answerPoll(true, { shuttingDown: true });
     this.dispose(undefined, false);
   }
 
@@ -576,10 +350,7 @@ export class ClassicConnection {
     if (this.disposed) return;
     this.disposed = true;
     this.services.removed(this, false);
-    const stream = this.stream;
-    this.stream = undefined;
-    stream?.close();
-    this.endPoll();
+    this.delivery.close();
     for (const binding of this.bindings.values()) void binding.disconnect(false, undefined);
     void this.persistent?.disconnect(false, false);
   }
@@ -589,10 +360,7 @@ export class ClassicConnection {
     if (this.disposed) return;
     this.disposed = true;
     this.services.removed(this, stopCalled);
-    const stream = this.stream;
-    this.stream = undefined;
-    stream?.close();
-    this.endPoll();
+    this.delivery.close();
     this.aborter.abort();
     const started = (this.started !== undefined || this.assumedStarted) && !this.connectFailed;
     for (const binding of this.bindings.values()) void binding.disconnect(started, error);
@@ -608,17 +376,4 @@ function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   if (a.size !== b.size) return false;
   for (const item of a) if (!b.has(item)) return false;
   return true;
-}
-
-export function respondJson(response: ServerResponse, body: Buffer | string, status = 200): void {
-  if (response.headersSent) {
-    if (!response.writableEnded) response.end();
-    return;
-  }
-  response.writeHead(status, {
-    'Content-Type': 'application/json; charset=UTF-8',
-    'Content-Length': Buffer.byteLength(body),
-    'Cache-Control': 'no-cache',
-  });
-  response.end(body);
 }

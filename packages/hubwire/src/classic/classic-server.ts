@@ -5,15 +5,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { StreamHistory } from '../backplane/stream-history.js';
-import { type Envelope, EnvelopeKind } from '../bus/envelope.js';
 import { answerByOrigin, checkOrigin } from '../connection/cors.js';
 import { rejectUpgrade } from '../connection/http-dispatcher.js';
 import { requestInfo } from '../connection/request-info.js';
-import { withTimeout } from '../util/timing.js';
 import type { ClassicConnection, ConnectionServices } from './classic-connection.js';
 import { ClassicConnection as Connection } from './classic-connection.js';
 import type { ClassicHub } from './classic-hub.js';
 import { ClassicKeys } from './keys.js';
+import { ClassicNotices } from './node-notices.js';
 import type { ClassicTransport, ResolvedClassicOptions } from './options.js';
 import type { PersistentEndpoint } from './persistent.js';
 import { ClassicHttpError, ERRORS, parseConnectionData, respondText } from './requests.js';
@@ -30,18 +29,6 @@ export interface ClassicServerDeps {
   /** The server's backplane, if any: connections then move freely between nodes (no sticky sessions). */
   backplane?: StreamHistory | undefined;
 }
-
-/** What the nodes' instances of one classic endpoint tell each other through the backplane. */
-type Notice =
-  /** `node` received a transport request of the connection at `at` (ms): older holders let it go. */
-  | { op: 'claim'; id: string; node: string; at: number }
-  /** onConnected ran (on a node that does not hold the connection): its holder reports the disconnect. */
-  | { op: 'started'; id: string }
-  /** The client stopped; `reported`: onDisconnected already ran on the node that received /abort. */
-  | { op: 'abort'; id: string; reported: boolean }
-  /** `node` asks the holder to say (`written`) once what it has for the connection reached the client. */
-  | { op: 'flush'; id: string; node: string; token: number }
-  | { op: 'written'; id: string; node: string; token: number };
 
 export type Route = 'negotiate' | 'connect' | 'reconnect' | 'start' | 'send' | 'poll' | 'abort' | 'ping' | 'hubs';
 
@@ -77,8 +64,8 @@ export class ClassicServer implements ConnectionServices {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   readonly engine: StreamHistory | undefined;
-  /** This endpoint's name on the backplane (for notices between nodes). */
-  private readonly noticeKey: string;
+  /** What this endpoint's instances on the nodes tell each other (connection moves). */
+  private readonly notices: ClassicNotices;
   private readonly keySet: ClassicKeys;
 
   constructor(
@@ -102,7 +89,11 @@ export class ClassicServer implements ConnectionServices {
       clientTracking: false,
       maxPayload: options.maxIncomingMessageSize,
     });
-    this.noticeKey = `classic:${basePath}`;
+    this.notices = new ClassicNotices(this.engine, `classic:${basePath}`, this.connections, {
+      closed: () => this.closed,
+      markEnded: (connectionId) => this.markEnded(connectionId),
+      reportError: (error, where) => this.reportError(error, where),
+    });
   }
 
   /** Waits (a bounded time) until tokens can be made and read, and cursors can carry backplane positions. */
@@ -112,7 +103,7 @@ export class ClassicServer implements ConnectionServices {
 
   /** Listens to the other nodes' instances of this endpoint (once it is mapped: its path is its identity). */
   listenToBackplane(): void {
-    this.engine?.register(this.noticeKey, (envelope) => this.receiveNotice(envelope));
+    this.notices.listen();
     // Moves replay recent rows from memory.
     this.engine?.retainRecentRows();
   }
@@ -258,7 +249,7 @@ export class ClassicServer implements ConnectionServices {
     const from = engine && route !== 'connect' ? parsePosition(cursor, engine) : undefined;
     const existing = this.connections.get(checked.connectionId);
     if (existing) {
-      if (from === undefined || existing.ownsCursor(cursor)) {
+      if (from === undefined || existing.delivery.ownsCursor(cursor)) {
         existing.request = requestInfo(request);
         existing.ready = existing.ready
           .then(() => existing.subscribe(checked.hubs))
@@ -286,88 +277,25 @@ export class ClassicServer implements ConnectionServices {
       .register(checked.hubs, this.persistent, groupsToken, from)
       .catch((error: unknown) => this.failed(created, error));
     created.claimedAt = Date.now();
-    if (engine) this.claim(created);
+    if (engine) this.notices.claim(created);
     if (route === 'reconnect') void created.reconnected();
     this.ensureTimer();
     return created;
   }
 
   // --- Between nodes ------------------------------------------------------------------------------------------
-  private publishNotice(notice: Notice): void {
-    this.engine?.publish({ kind: EnvelopeKind.Notice, hub: this.noticeKey, data: notice }).catch((error: unknown) => {
-      if (this.closed) return; // shutting down: nothing left to tell
-      this.reportError(error, `telling other nodes about classic connection '${notice.id}'`);
-    });
-  }
-
-  private claim(connection: ClassicConnection): void {
-    const node = this.engine?.nodeId;
-    if (node) this.publishNotice({ op: 'claim', id: connection.connectionId, node, at: connection.claimedAt });
-  }
-
   /** After this node ran onConnected for a connection it does not hold. */
   noticeStarted(connectionId: string): void {
-    this.publishNotice({ op: 'started', id: connectionId });
+    this.notices.started(connectionId);
   }
 
   /** After /abort on this node (`reported`: this node held the connection and ran onDisconnected). */
   noticeAbort(connectionId: string, reported: boolean): void {
-    this.publishNotice({ op: 'abort', id: connectionId, reported });
+    this.notices.abort(connectionId, reported);
   }
-
-  private flushToken = 0;
-  private readonly flushWaiters = new Map<number, () => void>();
 
   holderWritten(connectionId: string, timeoutMs: number): Promise<void> {
-    const node = this.engine?.nodeId;
-    if (!node || this.closed) return Promise.resolve();
-    const token = ++this.flushToken;
-    const written = new Promise<void>((resolve) => this.flushWaiters.set(token, resolve));
-    // After this node's sends in its stream order: the holder has them in its buffer when it reads this.
-    this.publishNotice({ op: 'flush', id: connectionId, node, token });
-    return withTimeout(written, timeoutMs, undefined).finally(() => this.flushWaiters.delete(token));
-  }
-
-  private receiveNotice(envelope: Envelope): void {
-    if (envelope.kind !== EnvelopeKind.Notice) return;
-    const notice = envelope.data as Notice;
-    if (typeof notice !== 'object' || notice === null || typeof notice.id !== 'string') return;
-    const connection = this.connections.get(notice.id);
-    switch (notice.op) {
-      case 'claim': {
-        const self = this.engine?.nodeId ?? '';
-        if (!connection || notice.node === self || typeof notice.at !== 'number') return;
-        // The newest transport request wins (ties: the larger node id); the loser lets go without a disconnect.
-        if (connection.claimedAt < notice.at || (connection.claimedAt === notice.at && notice.node > self)) {
-          // onConnected ran here: the node that takes over reports the disconnect.
-          if (connection.startedHere) this.noticeStarted(notice.id);
-          connection.retire();
-        } else {
-          // This node saw the client more recently: the other node must let go instead.
-          this.claim(connection);
-        }
-        return;
-      }
-      case 'started':
-        connection?.markStarted();
-        return;
-      case 'flush': {
-        if (!connection || typeof notice.token !== 'number' || typeof notice.node !== 'string') return;
-        const { node, token } = notice;
-        void connection.whenWritten(2000).then(() => this.publishNotice({ op: 'written', id: notice.id, node, token }));
-        return;
-      }
-      case 'written':
-        if (notice.node === this.engine?.nodeId) this.flushWaiters.get(notice.token)?.();
-        return;
-      case 'abort':
-        if (connection) {
-          if (notice.reported) connection.retire();
-          else connection.dispose(undefined, true);
-        }
-        this.markEnded(notice.id);
-        return;
-    }
+    return this.closed ? Promise.resolve() : this.notices.holderWritten(connectionId, timeoutMs);
   }
 
   /** The bus refused the connection (a backplane down past its queue): it ends, and the client reconnects later. */
@@ -417,7 +345,7 @@ export class ClassicServer implements ConnectionServices {
   private tick(now: number): void {
     for (const connection of [...this.connections.values()]) {
       try {
-        connection.tick(now);
+        connection.delivery.tick(now);
       } catch (error) {
         this.reportError(error, `classic connection '${connection.connectionId}'`);
       }

@@ -6,7 +6,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { clientErrorText } from '../hub/hub-invoker.js';
-import { type ClassicConnection, respondJson } from './classic-connection.js';
+import type { ClassicConnection } from './classic-connection.js';
+import { respondJson } from './classic-delivery.js';
 import type { CheckedRequest, ClassicServer, Route } from './classic-server.js';
 import { encodeEnvelope, encodeHubResult } from './envelope.js';
 import { generateHubsProxy } from './hubs-proxy.js';
@@ -138,8 +139,8 @@ async function openTransport(
       return;
     }
     const connection = server.open(checked, request, groupsToken, route, messageId);
-    if (route === 'connect') connection.connectLongPolling(response);
-    else connection.longPoll(response, messageId);
+    if (route === 'connect') connection.delivery.connectLongPolling(response);
+    else connection.delivery.longPoll(response, messageId);
     return;
   }
   request.resume();
@@ -152,8 +153,8 @@ async function openTransport(
   }
   const connection = server.open(checked, request, query.get('groupsToken'), route, query.get('messageId'));
   const stream = transport === 'foreverFrame' ? new ForeverFrameStream(response, frameId) : new EventStream(response);
-  response.on('close', () => connection.detachStream(stream));
-  connection.attachStream(stream, query.get('messageId'), route === 'connect');
+  response.on('close', () => connection.delivery.detachStream(stream));
+  connection.delivery.attachStream(stream, query.get('messageId'), route === 'connect');
 }
 
 async function start(
@@ -263,9 +264,9 @@ export async function routeUpgrade(
     ws.on('error', () => {
       // 'close' follows.
     });
-    ws.on('close', () => connection.detachStream(stream));
+    ws.on('close', () => connection.delivery.detachStream(stream));
     receiveFrames(server, connection, checked, request, ws);
-    connection.attachStream(stream, url.searchParams.get('messageId'), route === 'connect');
+    connection.delivery.attachStream(stream, url.searchParams.get('messageId'), route === 'connect');
   });
 }
 
@@ -290,7 +291,7 @@ function receiveFrames(
     )
       .then((result) => {
         // A frame without an id cannot be answered: there is nothing the client would match it to.
-        if (typeof result === 'string') connection.writeResult(result);
+        if (typeof result === 'string') connection.delivery.writeResult(result);
       })
       .catch((error: unknown) => server.reportError(error, 'classic WebSocket invocation'))
       .finally(() => {
