@@ -1,4 +1,4 @@
-// Shared by the classic protocol tests: a Hubwire server with a test hub mapped for modern clients at /test and for
+// Shared by the classic protocol tests: a Hubwire server with the test hub mapped for modern clients at /test and for
 // classic clients as `testHub` at /signalr, a page that loads the real jQuery client, raw HTTP helpers, and Chromium.
 
 import assert from 'node:assert/strict';
@@ -7,8 +7,9 @@ import { readFile } from 'node:fs/promises';
 import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { type ClassicHubsOptions, classicState, Hub, HubError, type HubOptions, Hubwire } from 'hubwire';
+import { type ClassicHubsOptions, type HubOptions, Hubwire } from 'hubwire';
 import { type Browser, chromium } from 'playwright-core';
+import { createTestHub, newObservations, type Observations } from '../helpers/test-hub.js';
 
 const require = createRequire(import.meta.url);
 /** The real jQuery and SignalR 2 jQuery client, from node_modules, at the paths the test pages load them from. */
@@ -34,98 +35,10 @@ export function serveTestPage(path: string, pages: Record<string, string>, respo
   return true;
 }
 
-export interface ClassicTestClient {
-  message(text: unknown): void;
-  groupMessage(group: string, text: unknown): void;
-}
-
-/** What the hub saw, per server. */
-export interface Observations {
-  connected: string[];
-  disconnected: { id: string; error: string | undefined }[];
-}
-
 /** The test servers' authentication: the user is whoever `?user=` names (jQuery sends `hub.qs` on every request). */
 export function userFromQuery(request: IncomingMessage): { id: string } | undefined {
   const user = new URL(request.url ?? '/', 'http://localhost').searchParams.get('user');
   return user ? { id: user } : undefined;
-}
-
-/** A hub with every feature the classic tests check. */
-export function createTestHub(observations: Observations) {
-  return class ClassicTestHub extends Hub<ClassicTestClient> {
-    override onConnected(): void {
-      if (this.context.userIdentifier === 'refused') throw new HubError('not today');
-      observations.connected.push(this.context.connectionId);
-    }
-    override onDisconnected(error: Error | undefined): void {
-      observations.disconnected.push({ id: this.context.connectionId, error: error?.message });
-    }
-    echo(value: unknown): unknown {
-      return value;
-    }
-    add(a: number, b: number): number {
-      return a + b;
-    }
-    noReturn(): void {}
-    getConnectionId(): string {
-      return this.context.connectionId;
-    }
-    getUserId(): string | undefined {
-      return this.context.userIdentifier;
-    }
-    getTransport(): string {
-      return this.context.transport;
-    }
-    throwHubError(message: string): never {
-      throw Object.assign(new HubError(message), { data: { code: 42 } });
-    }
-    throwPlain(): never {
-      throw new Error('secret internal detail');
-    }
-    broadcast(text: unknown): Promise<void> {
-      return this.clients.all.message(text);
-    }
-    toCaller(text: unknown): Promise<void> {
-      return this.clients.caller.message(text);
-    }
-    toOthers(text: unknown): Promise<void> {
-      return this.clients.others.message(text);
-    }
-    toUser(userId: string, text: unknown): Promise<void> {
-      return this.clients.user(userId).message(text);
-    }
-    joinGroup(group: string): Promise<void> {
-      return this.groups.add(this.context.connectionId, group);
-    }
-    leaveGroup(group: string): Promise<void> {
-      return this.groups.remove(this.context.connectionId, group);
-    }
-    toGroup(group: string, text: unknown): Promise<void> {
-      return this.clients.group(group).groupMessage(group, text);
-    }
-    /** Client state round trip: counts calls in the caller's `state.counter`. */
-    increment(): number {
-      const state = classicState(this.context);
-      if (!state) throw new HubError('not a classic caller');
-      state.counter = Number(state.counter ?? 0) + 1;
-      return state.counter as number;
-    }
-    abortMe(): void {
-      this.context.abort();
-    }
-    async *countTo(n: number): AsyncGenerator<number> {
-      for (let i = 1; i <= n; i++) yield i;
-    }
-    /** Client results: classic clients cannot answer, and the hub hears so at once (shown as a HubError). */
-    async askClient(connectionId: string): Promise<unknown> {
-      try {
-        return await this.clients.client(connectionId).invoke('question');
-      } catch (error) {
-        throw new HubError((error as Error).message);
-      }
-    }
-  };
 }
 
 export interface ClassicServer {
@@ -171,7 +84,7 @@ export async function startClassicServer(
   classicOptions: ClassicHubsOptions = {},
   hubOptions: HubOptions = {},
 ): Promise<ClassicServer> {
-  const observations: Observations = { connected: [], disconnected: [] };
+  const observations = newObservations();
   const hubwire = new Hubwire({
     authenticate: userFromQuery,
     onError: () => {},

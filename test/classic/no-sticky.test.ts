@@ -8,17 +8,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Hubwire, MemoryDatabase, MemoryStore, ScaleoutEngine } from 'hubwire';
+import { createTestHub, newObservations, type Observations } from '../helpers/test-hub.js';
 import { waitFor } from '../helpers/wait.js';
-import {
-  createTestHub,
-  http,
-  type Negotiated,
-  negotiate,
-  type Observations,
-  routeUrl,
-  sleep,
-  userFromQuery,
-} from './fixture.js';
+import { http, type Negotiated, negotiate, routeUrl, sleep, userFromQuery } from './fixture.js';
 import { openStream } from './wire.js';
 
 const DISCONNECT_TIMEOUT = 1500;
@@ -37,7 +29,7 @@ async function startNode(
   home?: number,
   engineOptions: ConstructorParameters<typeof ScaleoutEngine>[1] = {},
 ): Promise<Node> {
-  const observations: Observations = { connected: [], disconnected: [] };
+  const observations = newObservations();
   let backplane: ScaleoutEngine;
   do {
     backplane = new ScaleoutEngine(new MemoryStore(database), {

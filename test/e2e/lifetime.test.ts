@@ -7,7 +7,7 @@ import * as signalR from '@microsoft/signalr';
 import { buildClient, collect, delay, startClient } from '../helpers/clients.js';
 import { startTestServer } from '../helpers/server.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
-import { observations } from '../helpers/test-hub.js';
+import { waitFor } from '../helpers/wait.js';
 
 describe('keep-alive and timeouts', () => {
   test('the server closes a client that stays silent past clientTimeoutInterval', async () => {
@@ -129,8 +129,9 @@ describe('stateful reconnect', () => {
       const id = await client.invoke<string>('getConnectionId');
       await proxy.close(); // the client can never reconnect
       proxy.dropAll();
-      for (let i = 0; i < 100 && !observations.disconnected.includes(id); i++) await delay(20);
-      assert.ok(observations.disconnected.includes(id), 'onDisconnected ran');
+      const disconnected = () => server.observations.disconnected.some((d) => d.id === id);
+      await waitFor(disconnected, 2000, 'onDisconnected');
+      assert.ok(disconnected(), 'onDisconnected ran');
       await client.stop();
     } finally {
       await server.close();
@@ -151,8 +152,9 @@ describe('automatic reconnect', () => {
       assert.ok(newId);
       assert.notEqual(newId, firstId);
       assert.equal(await client.invoke('getConnectionId'), newId);
-      for (let i = 0; i < 100 && !observations.disconnected.includes(firstId); i++) await delay(20);
-      assert.ok(observations.disconnected.includes(firstId), 'the old connection was disconnected on the server');
+      const disconnected = () => server.observations.disconnected.some((d) => d.id === firstId);
+      await waitFor(disconnected, 2000, 'onDisconnected of the old connection');
+      assert.ok(disconnected(), 'the old connection was disconnected on the server');
       await client.stop();
     } finally {
       await proxy.close();
@@ -226,8 +228,9 @@ describe('connection setup', () => {
       const client = await startClient(server.url, { transport: 'LongPolling' });
       const id = await client.invoke<string>('getConnectionId');
       await client.stop();
-      for (let i = 0; i < 100 && !observations.disconnected.includes(id); i++) await delay(10);
-      assert.ok(observations.disconnected.includes(id));
+      const disconnected = () => server.observations.disconnected.some((d) => d.id === id);
+      await waitFor(disconnected, 1000, 'onDisconnected');
+      assert.ok(disconnected());
     } finally {
       await server.close();
     }

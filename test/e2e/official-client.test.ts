@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import * as signalR from '@microsoft/signalr';
 import { collect, delay, MATRIX, readStream, startClient } from '../helpers/clients.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { observations } from '../helpers/test-hub.js';
+import { waitFor } from '../helpers/wait.js';
 
 let server: TestServer;
 before(async () => {
@@ -117,7 +117,7 @@ for (const { transport, protocol } of MATRIX) {
       const client = await connect();
       assert.deepEqual(await readStream(client.stream('countTo', 5)), [1, 2, 3, 4, 5]);
       await assert.rejects(readStream(client.stream('failingStream')), /stream broke/);
-      const before = observations.cancelledStreams;
+      const before = server.observations.cancelledStreams;
       const received: number[] = [];
       const subscription = client.stream<number>('forever').subscribe({
         next: (i) => {
@@ -126,10 +126,10 @@ for (const { transport, protocol } of MATRIX) {
         complete: () => {},
         error: () => {},
       });
-      while (received.length < 3) await delay(10);
+      await waitFor(() => received.length >= 3, 5000, 'three stream items');
       subscription.dispose();
-      for (let i = 0; i < 100 && observations.cancelledStreams === before; i++) await delay(10);
-      assert.equal(observations.cancelledStreams, before + 1, 'the server stopped the cancelled stream');
+      await waitFor(() => server.observations.cancelledStreams !== before, 1000, 'the cancelled stream to stop');
+      assert.equal(server.observations.cancelledStreams, before + 1, 'the server stopped the cancelled stream');
       // The connection is still healthy.
       assert.equal(await client.invoke('add', 1, 1), 2);
     });

@@ -1,12 +1,14 @@
-// Starts a Hubwire server with the test hub on a free port.
+// Starts a Hubwire server with the test hub at /test on a free port.
 
 import { getAccessToken, type HubOptions, Hubwire, type HubwireOptions } from 'hubwire';
-import { TestHub } from './test-hub.js';
+import { createTestHub, newObservations, type Observations } from './test-hub.js';
 
 export interface TestServer {
   hubwire: Hubwire;
   port: number;
   url: string;
+  /** What this server's test hub saw. */
+  observations: Observations;
   close(): Promise<void>;
 }
 
@@ -21,7 +23,8 @@ export async function startTestServer(options: HubwireOptions = {}, hubOptions: 
     onError: () => {},
     ...options,
   });
-  hubwire.mapHub('/test', TestHub, hubOptions);
+  const observations = newObservations();
+  hubwire.mapHub('/test', createTestHub(observations), hubOptions);
   const port = await hubwire.listen(0);
-  return { hubwire, port, url: `http://127.0.0.1:${port}/test`, close: () => hubwire.close() };
+  return { hubwire, port, url: `http://127.0.0.1:${port}/test`, observations, close: () => hubwire.close() };
 }

@@ -7,13 +7,13 @@ import * as signalR from '@microsoft/signalr';
 import { Hubwire } from 'hubwire';
 import { MATRIX } from '../../helpers/clients.js';
 import { negotiate, tryUpgrade } from '../../helpers/http.js';
-import { SurfaceHub } from '../../helpers/surface-hubs.js';
 import { clientPool, type SurfaceServer, startFailure, startSurfaceServer, T } from '../../helpers/surface-server.js';
+import { TestHub } from '../../helpers/test-hub.js';
 
-class CorsHub extends SurfaceHub {}
-class CorsAdminHub extends SurfaceHub {}
-class CorsAnyHub extends SurfaceHub {}
-class CorsPredicateHub extends SurfaceHub {}
+class CorsHub extends TestHub {}
+class CorsAdminHub extends TestHub {}
+class CorsAnyHub extends TestHub {}
+class CorsPredicateHub extends TestHub {}
 
 let server: SurfaceServer;
 before(async () => {

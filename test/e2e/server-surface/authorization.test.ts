@@ -5,13 +5,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { MATRIX, readStream } from '../../helpers/clients.js';
 import { negotiate, tryUpgrade } from '../../helpers/http.js';
-import { SurfaceHub } from '../../helpers/surface-hubs.js';
 import { clientPool, type SurfaceServer, startFailure, startSurfaceServer, T } from '../../helpers/surface-server.js';
+import { TestHub } from '../../helpers/test-hub.js';
 
-class AdminHub extends SurfaceHub {}
-class PredicateHub extends SurfaceHub {}
-class MembersHub extends SurfaceHub {}
-class MethodPolicyHub extends SurfaceHub {}
+class AdminHub extends TestHub {}
+class PredicateHub extends TestHub {}
+class MembersHub extends TestHub {}
+class MethodPolicyHub extends TestHub {}
 
 let server: SurfaceServer;
 before(async () => {

@@ -8,8 +8,8 @@ import type * as signalR from '@microsoft/signalr';
 import express from 'express';
 import { Hubwire, HubwireError, MemoryDatabase, MemoryStore, ScaleoutEngine } from 'hubwire';
 import { buildClient, collect, delay, MATRIX, startClient } from '../../helpers/clients.js';
-import { SurfaceHub } from '../../helpers/surface-hubs.js';
 import { T } from '../../helpers/surface-server.js';
+import { TestHub } from '../../helpers/test-hub.js';
 import { withTimeout } from '../../helpers/wait.js';
 
 function notifyApp(hubwire: Hubwire) {
@@ -19,7 +19,7 @@ function notifyApp(hubwire: Hubwire) {
     const timeout = Number(request.query.timeout ?? 2000);
     try {
       const value = await hubwire
-        .hub(SurfaceHub)
+        .hub(TestHub)
         .clients.client(request.params.id)
         .invokeWithOptions('getValue', [request.query.q ?? null], { timeout });
       response.json({ value });
@@ -53,7 +53,7 @@ describe('an Express route GET /notify/:id asks one connection for a value (clie
   const open: signalR.HubConnection[] = [];
   before(async () => {
     hubwire = new Hubwire({ onError: () => {} });
-    hubwire.mapHub('/chat', SurfaceHub);
+    hubwire.mapHub('/chat', TestHub);
     app = await listenExpress(notifyApp(hubwire), hubwire);
   });
   after(async () => {
@@ -81,7 +81,7 @@ describe('an Express route GET /notify/:id asks one connection for a value (clie
     T,
     async () => {
       const hubwire = new Hubwire({ onError: () => {} });
-      hubwire.mapHub('/chat', SurfaceHub);
+      hubwire.mapHub('/chat', TestHub);
       const parsed = express();
       parsed.use(express.text({ type: '*/*' }));
       parsed.use(hubwire.middleware());
@@ -143,8 +143,8 @@ describe('hub context and client results through a backplane (two nodes, memory 
       });
     nodeA = make();
     nodeB = make();
-    nodeA.mapHub('/chat', SurfaceHub);
-    nodeB.mapHub('/chat', SurfaceHub);
+    nodeA.mapHub('/chat', TestHub);
+    nodeB.mapHub('/chat', TestHub);
     await Promise.all([nodeA.ready(), nodeB.ready()]);
     app = await listenExpress(notifyApp(nodeA), nodeA);
     baseB = `http://127.0.0.1:${await nodeB.listen(0)}`;
@@ -165,7 +165,7 @@ describe('hub context and client results through a backplane (two nodes, memory 
       const response = await fetch(`${app.base}/notify/${id}?q=hi`, { signal: AbortSignal.timeout(8000) });
       assert.equal(response.status, 200);
       assert.deepEqual(await response.json(), { value: 'hi from node B' });
-      const hub = nodeA.hub(SurfaceHub);
+      const hub = nodeA.hub(TestHub);
       const group = `bp-${transport}-${protocol}`;
       await hub.groups.add(id, group);
       await hub.clients.group(group).send('message', 'group via A');

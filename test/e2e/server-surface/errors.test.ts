@@ -5,23 +5,23 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Hubwire } from 'hubwire';
 import { delay, MATRIX } from '../../helpers/clients.js';
+import { clientPool, closeErrorOf, type SurfaceServer, startSurfaceServer, T } from '../../helpers/surface-server.js';
 import {
   HubErrorConstructorHub,
   HubErrorOnConnectedHub,
-  SurfaceHub,
+  TestHub,
   ThrowingConstructorConnectedHub,
   ThrowingConstructorHub,
   ThrowingOnConnectedHub,
-} from '../../helpers/surface-hubs.js';
-import { clientPool, closeErrorOf, type SurfaceServer, startSurfaceServer, T } from '../../helpers/surface-server.js';
+} from '../../helpers/test-hub.js';
 import { waitFor } from '../../helpers/wait.js';
 
-class DetailedHub extends SurfaceHub {}
+class DetailedHub extends TestHub {}
 
 let server: SurfaceServer;
 before(async () => {
   server = await startSurfaceServer((hubwire) => {
-    hubwire.mapHub('/surface', SurfaceHub);
+    hubwire.mapHub('/surface', TestHub);
     hubwire.mapHub('/detailed', DetailedHub, { enableDetailedErrors: true });
     hubwire.mapHub('/broken-ctor', ThrowingConstructorHub);
     hubwire.mapHub('/broken-ctor-detailed', ThrowingConstructorHub, { enableDetailedErrors: true });
@@ -60,7 +60,7 @@ describe('an error in hub code reaches onError; the client sees only what it may
 
   test('a connection whose onConnected threw never gets onDisconnected (as in ASP.NET Core)', T, async () => {
     const calls: string[] = [];
-    class Refusing extends SurfaceHub {
+    class Refusing extends TestHub {
       override onConnected(): void {
         calls.push('onConnected');
         throw new Error('refused');

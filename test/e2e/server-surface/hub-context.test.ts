@@ -6,18 +6,18 @@ import { after, before, describe, test } from 'node:test';
 import type * as signalR from '@microsoft/signalr';
 import { Hubwire, type HubwireError, type HubwireErrorCode } from 'hubwire';
 import { collect, delay, MATRIX, startClient } from '../../helpers/clients.js';
-import { SurfaceHub } from '../../helpers/surface-hubs.js';
 import { clientPool, type SurfaceServer, startSurfaceServer, T } from '../../helpers/surface-server.js';
+import { TestHub } from '../../helpers/test-hub.js';
 
 // `hubwire.hub(Class)` finds the endpoint of a class, so each path gets its own class.
-class AdminHub extends SurfaceHub {}
-class SlashHub extends SurfaceHub {}
-class ShortResultHub extends SurfaceHub {}
+class AdminHub extends TestHub {}
+class SlashHub extends TestHub {}
+class ShortResultHub extends TestHub {}
 
 let server: SurfaceServer;
 before(async () => {
   server = await startSurfaceServer((hubwire) => {
-    hubwire.mapHub('/surface', SurfaceHub);
+    hubwire.mapHub('/surface', TestHub);
     hubwire.mapHub('/admin', AdminHub, { authorize: { roles: ['admin'] } });
     hubwire.mapHub('/slash/', SlashHub);
     hubwire.mapHub('/short-result', ShortResultHub, { clientResultTimeout: 300 });
@@ -32,7 +32,7 @@ describe('hubwire.hub(path | class): the context of a hub, outside the hub', () 
 
   test('hub() finds a hub by path and by class, and refuses an unknown one', T, () => {
     assert.equal(server.hubwire.hub('/surface').path, '/surface');
-    assert.equal(server.hubwire.hub(SurfaceHub).path, '/surface');
+    assert.equal(server.hubwire.hub(TestHub).path, '/surface');
     assert.equal(server.hubwire.hub(AdminHub).path, '/admin');
     assert.throws(() => server.hubwire.hub('/nope'), /No hub is mapped for '\/nope'/);
   });
@@ -64,7 +64,7 @@ describe('hubwire.hub(path | class): the context of a hub, outside the hub', () 
     'hub(Class) for a class mapped at two paths reaches both (as IHubContext<T>) or refuses to guess',
     T,
     async () => {
-      class TwiceHub extends SurfaceHub {}
+      class TwiceHub extends TestHub {}
       const hubwire = new Hubwire({ onError: () => {} });
       hubwire.mapHub('/one', TwiceHub);
       hubwire.mapHub('/two', TwiceHub);
@@ -91,7 +91,7 @@ describe('hubwire.hub(path | class): the context of a hub, outside the hub', () 
 
   for (const { transport, protocol } of MATRIX) {
     test(`${transport} + ${protocol}: sends, groups, users and client results from outside`, T, async () => {
-      const hub = server.hubwire.hub(SurfaceHub);
+      const hub = server.hubwire.hub(TestHub);
       const a = await connect('/surface', { transport, protocol, token: `outside-${transport}-${protocol}` });
       const b = await connect('/surface', { transport, protocol });
       const aId = await a.invoke<string>('getConnectionId');

@@ -5,11 +5,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { collect, MATRIX } from '../../helpers/clients.js';
 import { negotiate } from '../../helpers/http.js';
-import { SurfaceHub } from '../../helpers/surface-hubs.js';
 import { clientPool, type SurfaceServer, startSurfaceServer, T } from '../../helpers/surface-server.js';
+import { TestHub } from '../../helpers/test-hub.js';
 
-class RedirectHub extends SurfaceHub {}
-class RedirectTargetHub extends SurfaceHub {}
+class RedirectHub extends TestHub {}
+class RedirectTargetHub extends TestHub {}
 
 let server: SurfaceServer;
 before(async () => {

@@ -5,13 +5,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { collect, MATRIX, readStream } from '../../helpers/clients.js';
 import { rawJsonInvoke } from '../../helpers/http.js';
-import { FIXED_DATE, SurfaceHub } from '../../helpers/surface-hubs.js';
 import { clientPool, type SurfaceServer, startSurfaceServer, T } from '../../helpers/surface-server.js';
+import { FIXED_DATE, TestHub } from '../../helpers/test-hub.js';
 
 let server: SurfaceServer;
 before(async () => {
   server = await startSurfaceServer((hubwire) => {
-    hubwire.mapHub('/surface', SurfaceHub);
+    hubwire.mapHub('/surface', TestHub);
   });
 });
 after(async () => {
@@ -146,7 +146,7 @@ describe('payloads keep their types on the wire, as ASP.NET Core sends bytes and
       const jsonIn = collect<unknown[]>(json, 'payload');
       const msgpackIn = collect<unknown[]>(msgpack, 'payload');
       const ids = [await json.invoke<string>('getConnectionId'), await msgpack.invoke<string>('getConnectionId')];
-      await server.hubwire.hub(SurfaceHub).clients.clients(ids).send('payload', Buffer.from('bytes'), FIXED_DATE);
+      await server.hubwire.hub(TestHub).clients.clients(ids).send('payload', Buffer.from('bytes'), FIXED_DATE);
       assert.deepEqual((await jsonIn.waitFor(1))[0], ['Ynl0ZXM=', '2024-02-29T12:34:56.789Z']);
       const [bytes, date] = (await msgpackIn.waitFor(1))[0] as [Uint8Array, Date];
       assert.equal(Buffer.from(bytes).toString(), 'bytes');

@@ -5,13 +5,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import * as signalR from '@microsoft/signalr';
 import { MATRIX } from '../../helpers/clients.js';
-import { SurfaceHub } from '../../helpers/surface-hubs.js';
 import { clientPool, type SurfaceServer, startSurfaceServer, T } from '../../helpers/surface-server.js';
+import { TestHub } from '../../helpers/test-hub.js';
 
 let server: SurfaceServer;
 before(async () => {
   server = await startSurfaceServer((hubwire) => {
-    hubwire.mapHub('/surface', SurfaceHub);
+    hubwire.mapHub('/surface', TestHub);
   });
 });
 after(async () => {

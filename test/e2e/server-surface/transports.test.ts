@@ -6,20 +6,20 @@ import { after, before, describe, test } from 'node:test';
 import * as signalR from '@microsoft/signalr';
 import { buildClient, delay, MATRIX } from '../../helpers/clients.js';
 import { negotiate, tryUpgrade } from '../../helpers/http.js';
-import { SurfaceHub } from '../../helpers/surface-hubs.js';
 import { clientPool, type SurfaceServer, startFailure, startSurfaceServer, T } from '../../helpers/surface-server.js';
+import { TestHub } from '../../helpers/test-hub.js';
 import { withTimeout } from '../../helpers/wait.js';
 
-class NoWebSocketsHub extends SurfaceHub {}
-class LongPollingOnlyHub extends SurfaceHub {}
-class WebSocketsOnlyHub extends SurfaceHub {}
-class KeepAliveHub extends SurfaceHub {}
-class ClientTimeoutHub extends SurfaceHub {}
+class NoWebSocketsHub extends TestHub {}
+class LongPollingOnlyHub extends TestHub {}
+class WebSocketsOnlyHub extends TestHub {}
+class KeepAliveHub extends TestHub {}
+class ClientTimeoutHub extends TestHub {}
 
 let server: SurfaceServer;
 before(async () => {
   server = await startSurfaceServer((hubwire) => {
-    hubwire.mapHub('/surface', SurfaceHub);
+    hubwire.mapHub('/surface', TestHub);
     hubwire.mapHub('/no-ws', NoWebSocketsHub, { transports: ['ServerSentEvents', 'LongPolling'] });
     hubwire.mapHub('/lp-only', LongPollingOnlyHub, { transports: ['LongPolling'], longPollTimeout: 300 });
     hubwire.mapHub('/ws-only', WebSocketsOnlyHub, { transports: ['WebSockets'] });
