@@ -10,7 +10,7 @@ import type { IncomingMessage } from 'node:http';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { Backplane } from '../../packages/hubwire/src/backplane/backplane.ts';
-import { ClassicConnection, type ConnectionServices } from '../../packages/hubwire/src/classic/classic-connection.ts';
+import { ClassicDelivery } from '../../packages/hubwire/src/classic/classic-delivery.ts';
 import { classicHubProtocol, encodeEnvelope, encodeHubResult } from '../../packages/hubwire/src/classic/envelope.ts';
 import { resolveClassicOptions } from '../../packages/hubwire/src/classic/options.ts';
 import { ClassicHttpError, parseConnectionData, parseInvocation } from '../../packages/hubwire/src/classic/requests.ts';
@@ -470,14 +470,11 @@ describe('fuzz: classic cursors and backplane positions', () => {
   });
 
   test("a connection's cursor: its own cursors name their sequence number; anything else nothing or a kept one", () => {
-    const services = {
-      options: resolveClassicOptions({ messageBufferSize: 50 }),
-      engine: undefined,
-      position: () => undefined,
-    } as unknown as ConnectionServices;
+    const options = resolveClassicOptions({ messageBufferSize: 50 });
+    const host = { disposed: false, groupsToken: () => '', timedOut: () => {} };
     fc.assert(
       fc.property(fc.integer({ min: 0, max: 60 }), fc.nat(), queryText, (count, seq, junk) => {
-        const connection = new ClassicConnection('c', undefined, undefined, 'longPolling', undefined, services);
+        const connection = new ClassicDelivery('longPolling', options, () => undefined, host);
         const inner = connection as unknown as { epoch: string; buffer: { push(b: Buffer): number; last: number } };
         for (let i = 0; i < count; i++) inner.buffer.push(Buffer.from('{}'));
         const own = seq % (count + 1);
