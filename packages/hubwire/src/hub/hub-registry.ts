@@ -1,7 +1,7 @@
 // Finds a hub's callable methods (case-insensitively, as ASP.NET does) and how many arguments each takes.
 
 import { type ArgumentSchema, isArgumentSchema } from './argument-schema.js';
-import { Hub, type HubCallerContext } from './hub.js';
+import { HUB_BASE, Hub, type HubCallerContext } from './hub.js';
 
 export type AuthorizeUser = (user: unknown, context: HubCallerContext | undefined) => boolean | Promise<boolean>;
 
@@ -130,7 +130,12 @@ export class HubRegistry {
     for (const [name, options] of Object.entries(methodOptions)) optionsByName.set(name.toLowerCase(), options);
     const sources: object[] = [];
     if (typeof definition === 'function') {
-      for (let proto = definition.prototype; proto && proto !== Hub.prototype && proto !== Object.prototype; ) {
+      // Up to Hub (of whichever copy of Hubwire the class extends: see HUB_BASE), or Object for a plain class.
+      const isHubBase = (proto: object) => Object.hasOwn(proto.constructor ?? {}, HUB_BASE);
+      for (
+        let proto = definition.prototype;
+        proto && proto !== Hub.prototype && proto !== Object.prototype && !isHubBase(proto);
+      ) {
         sources.push(proto);
         proto = Object.getPrototypeOf(proto);
       }

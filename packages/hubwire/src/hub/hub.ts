@@ -34,15 +34,21 @@ export interface HubInstanceState<TClient = ClientMethods> {
   signal: AbortSignal;
 }
 
-let pendingState: HubInstanceState<unknown> | undefined;
+// The state of the hub being constructed, where every copy of Hubwire in the process finds it (an app may load two:
+// its ESM and CommonJS builds), so a hub extending one copy's Hub is created by the other's server.
+const PENDING_STATE = Symbol.for('hubwire.pendingHubState');
+/** Marks Hub (of any copy): the hub registry stops looking for callable methods there. */
+export const HUB_BASE = Symbol.for('hubwire.Hub');
+const pending = globalThis as { [PENDING_STATE]?: HubInstanceState<unknown> | undefined };
 
 /** Creates a hub instance with its state in place before the subclass constructor runs. */
 export function constructHub<T>(HubClass: new () => T, state: HubInstanceState<unknown>): T {
-  pendingState = state;
+  const previous = pending[PENDING_STATE];
+  pending[PENDING_STATE] = state;
   try {
     return new HubClass();
   } finally {
-    pendingState = undefined;
+    pending[PENDING_STATE] = previous;
   }
 }
 
@@ -55,9 +61,10 @@ export function constructHub<T>(HubClass: new () => T, state: HubInstanceState<u
  */
 export abstract class Hub<TClient = ClientMethods> implements HubInstanceState<TClient> {
   readonly #state: HubInstanceState<unknown>;
+  static readonly [HUB_BASE] = true;
 
   constructor() {
-    const state = pendingState;
+    const state = pending[PENDING_STATE];
     if (!state) throw new Error('Hubs are created by the server; do not construct them yourself.');
     this.#state = state;
   }
