@@ -29,7 +29,8 @@ const DISCONNECT_TIMEOUT_MS = 5_000;
 const PAYLOAD_START = '{"seq":';
 
 const kind = process.argv[2] as ServerName;
-const url = process.argv[3];
+const url = process.argv[3] ?? '';
+if (!url) throw new Error('usage: client.ts <server kind> <url>');
 
 interface Round {
   firstSeq: number;

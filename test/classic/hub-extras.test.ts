@@ -5,13 +5,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
+  Backplane,
   type ClassicHubsOptions,
   classicProgress,
   Hub,
   Hubwire,
   MemoryDatabase,
   MemoryStore,
-  ScaleoutEngine,
 } from 'hubwire';
 import type { Browser } from 'playwright-core';
 import { waitFor } from '../helpers/wait.js';
@@ -64,7 +64,7 @@ function hubClass(seen: Seen) {
   };
 }
 
-async function startServer(options: ClassicHubsOptions = {}, backplane?: ScaleoutEngine) {
+async function startServer(options: ClassicHubsOptions = {}, backplane?: Backplane) {
   const seen: Seen = { reconnected: [] };
   const hubwire = new Hubwire({ backplane, onError: () => {} });
   hubwire.mapHub('/test', hubClass(seen));
@@ -146,7 +146,7 @@ describe('classic progress reports', () => {
 describe('classic progress across nodes', () => {
   test('reports reach a long-polling client before the result of a /send made on the other node', async () => {
     const database = new MemoryDatabase(1);
-    const engine = () => new ScaleoutEngine(new SlowReads(database), { onError: () => {} });
+    const engine = () => new Backplane(new SlowReads(database), { onError: () => {} });
     const a = await startServer({}, engine());
     const b = await startServer({}, engine());
     try {

@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Hubwire, MemoryDatabase, MemoryStore, ScaleoutEngine } from 'hubwire';
+import { Backplane, Hubwire, MemoryDatabase, MemoryStore } from 'hubwire';
 import { createTestHub, newObservations, type Observations } from '../helpers/test-hub.js';
 import { waitFor } from '../helpers/wait.js';
 import { http, type Negotiated, negotiate, routeUrl, sleep, userFromQuery } from './fixture.js';
@@ -27,12 +27,12 @@ interface Node {
 async function startNode(
   database: MemoryDatabase,
   home?: number,
-  engineOptions: ConstructorParameters<typeof ScaleoutEngine>[1] = {},
+  engineOptions: ConstructorParameters<typeof Backplane>[1] = {},
 ): Promise<Node> {
   const observations = newObservations();
-  let backplane: ScaleoutEngine;
+  let backplane: Backplane;
   do {
-    backplane = new ScaleoutEngine(new MemoryStore(database), {
+    backplane = new Backplane(new MemoryStore(database), {
       pollInterval: { min: 2, max: 10 },
       onError: () => {},
       ...engineOptions,

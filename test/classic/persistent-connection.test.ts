@@ -6,12 +6,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
+  Backplane,
   Hubwire,
   MemoryDatabase,
   MemoryStore,
   type PersistentConnection,
   type PersistentConnectionContext,
-  ScaleoutEngine,
 } from 'hubwire';
 import type { Browser, Page } from 'playwright-core';
 import { waitFor } from '../helpers/wait.js';
@@ -46,7 +46,7 @@ interface Observed {
  * The echo connection: plain text comes back to the sender; `{"op":…}` commands broadcast, join and leave groups,
  * send to groups and users.
  */
-async function startNode(backplane?: ScaleoutEngine) {
+async function startNode(backplane?: Backplane) {
   const observed: Observed = { connected: [], received: [], disconnected: [] };
   const hubwire = new Hubwire({
     backplane,
@@ -316,7 +316,7 @@ describe('PersistentConnection across nodes (shared backplane)', () => {
   test('a broadcast, a group send and a send to a connection from node A reach a connection on node B', async () => {
     const database = new MemoryDatabase(2);
     const engine = () =>
-      new ScaleoutEngine(new MemoryStore(database), { pollInterval: { min: 5, max: 20 }, onError: () => {} });
+      new Backplane(new MemoryStore(database), { pollInterval: { min: 5, max: 20 }, onError: () => {} });
     const a = await startNode(engine());
     const b = await startNode(engine());
     await a.hubwire.ready();

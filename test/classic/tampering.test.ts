@@ -153,7 +153,7 @@ describe('the classic endpoint refuses bad input', () => {
   });
 
   test('connectionData: unknown hub, malformed, duplicates → 400', async () => {
-    for (const [data, reason] of [
+    for (const [data, reason] of <[string, string][]>[
       ['[{"name":"nosuchhub"}]', "'nosuchhub' Hub could not be resolved."],
       ['[{"name":', 'Protocol error: connectionData is not valid JSON.'],
       ['{"name":"testhub"}', 'Protocol error: connectionData must be an array.'],

@@ -5,14 +5,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type * as signalR from '@microsoft/signalr';
-import { getAccessToken, Hubwire, type ScaleoutEngine } from 'hubwire';
+import { type Backplane, getAccessToken, Hubwire } from 'hubwire';
 import { collect, delay, startClient } from '../helpers/clients.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
 import { TestHub } from '../helpers/test-hub.js';
 
 export interface BackplaneFactory {
   /** A new engine on the shared test database (each call is another node). */
-  createBackplane(): ScaleoutEngine | Promise<ScaleoutEngine>;
+  createBackplane(): Backplane | Promise<Backplane>;
   /** Called once after the suite. */
   cleanup?(): Promise<void>;
 }
@@ -20,7 +20,7 @@ export interface BackplaneFactory {
 interface Node {
   hubwire: Hubwire;
   url: string;
-  backplane: ScaleoutEngine;
+  backplane: Backplane;
 }
 
 export function runBackplaneConformance(name: string, factory: BackplaneFactory): void {

@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import { MysqlStore } from '@hubwire/mysql';
-import { ScaleoutEngine } from 'hubwire';
+import { Backplane } from 'hubwire';
 import mysql from 'mysql2/promise';
 import { runBackplaneConformance } from './backplane-suite.js';
 
@@ -29,7 +29,7 @@ if (skip) {
 } else {
   runBackplaneConformance('mysql', {
     createBackplane: () =>
-      new ScaleoutEngine(new MysqlStore({ connectionString: DATABASE_URL, prefix }), {
+      new Backplane(new MysqlStore({ connectionString: DATABASE_URL, schema: prefix }), {
         onError: () => {},
       }),
     async cleanup() {

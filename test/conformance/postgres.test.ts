@@ -2,7 +2,7 @@
 // for every node).
 
 import { PostgresStore } from '@hubwire/postgres';
-import { ScaleoutEngine } from 'hubwire';
+import { Backplane } from 'hubwire';
 import pg from 'pg';
 import { runBackplaneConformance } from './backplane-suite.js';
 
@@ -11,7 +11,7 @@ const schema = `hw_conf_${process.pid}_${Date.now().toString(36)}`;
 
 runBackplaneConformance('postgres', {
   createBackplane: () =>
-    new ScaleoutEngine(new PostgresStore({ connectionString: DATABASE_URL, schema }), {
+    new Backplane(new PostgresStore({ connectionString: DATABASE_URL, schema }), {
       onError: () => {},
     }),
   async cleanup() {

@@ -5,13 +5,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteStore } from '@hubwire/sqlite';
-import { ScaleoutEngine } from 'hubwire';
+import { Backplane } from 'hubwire';
 import { runBackplaneConformance } from './backplane-suite.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hubwire-sqlite-conformance-'));
 const path = join(dir, 'hub.db');
 
 runBackplaneConformance('sqlite', {
-  createBackplane: () => new ScaleoutEngine(new SqliteStore({ path }), { onError: () => {} }),
+  createBackplane: () => new Backplane(new SqliteStore({ path }), { onError: () => {} }),
   cleanup: async () => rmSync(dir, { recursive: true, force: true }),
 });

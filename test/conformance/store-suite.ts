@@ -17,7 +17,7 @@ export interface StoreOptions {
   tableCount?: number;
   /** Connections in the store's pool, where the store has one. */
   poolSize?: number;
-  /** false: a store configured without push wake-ups (notify: false, wakeups: false, ...). */
+  /** false: a store configured without push wake-ups (wakeups: false). */
   wakeups?: boolean;
 }
 

@@ -5,18 +5,18 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type * as signalR from '@microsoft/signalr';
-import { MemoryDatabase, MemoryStore, ScaleoutEngine } from 'hubwire';
+import { Backplane, MemoryDatabase, MemoryStore } from 'hubwire';
 import { collect, delay, startClient } from '../helpers/clients.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 describe("a call's result waits for what the call sent to be stored", () => {
   const database = new MemoryDatabase();
-  let engine: ScaleoutEngine;
+  let engine: Backplane;
   let server: TestServer;
   const clients: signalR.HubConnection[] = [];
 
   before(async () => {
-    engine = new ScaleoutEngine(new MemoryStore(database), {
+    engine = new Backplane(new MemoryStore(database), {
       onError: () => {},
       retryDelay: { min: 5, max: 20 },
       closeTimeout: 100,

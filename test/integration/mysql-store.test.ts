@@ -42,7 +42,7 @@ function freshPrefix(): string {
   return prefix;
 }
 
-function makeStore(options: Partial<MysqlStoreOptions> & { prefix: string }): MysqlStore {
+function makeStore(options: Partial<MysqlStoreOptions> & { schema: string }): MysqlStore {
   const store = new MysqlStore({ connectionString: url, ...options });
   stores.push(store);
   return store;
@@ -93,7 +93,8 @@ runStoreConformance('mysql', {
     const prefix = freshPrefix();
     return {
       prefix,
-      create: (options = {}) => makeStore({ prefix, tableCount: options.tableCount, poolSize: options.poolSize }),
+      create: (options = {}) =>
+        makeStore({ schema: prefix, tableCount: options.tableCount, poolSize: options.poolSize }),
     };
   },
   cleanup,
@@ -103,7 +104,7 @@ runStoreConformance('mysql', {
       [ms * 1000, throughId],
     );
   },
-  named: (prefix) => new MysqlStore({ connectionString: url, prefix }).close(),
+  named: (schema) => new MysqlStore({ connectionString: url, schema }).close(),
   async afterInstallRace({ prefix }, epoch) {
     const [version] = await admin.query<mysql.RowDataPacket[]>(`SELECT version, epoch FROM ${prefix}_schema_version`);
     assert.deepEqual(
@@ -154,11 +155,11 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
   describe('install', () => {
     test('installing again changes nothing in the tables; installSchema returns the same epoch', async () => {
       const prefix = freshPrefix();
-      const first = await makeStore({ prefix }).install();
+      const first = await makeStore({ schema: prefix }).install();
       const [before] = await admin.query<mysql.RowDataPacket[]>(
         `SELECT CAST(installed_at AS CHAR) AS at FROM ${prefix}_schema_version`,
       );
-      const second = await makeStore({ prefix }).install();
+      const second = await makeStore({ schema: prefix }).install();
       const third = await installSchema(url, { schema: prefix });
       assert.equal(second.epoch, first.epoch);
       assert.deepEqual(third, { epoch: first.epoch, version: SCHEMA_VERSION });
@@ -170,12 +171,12 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
 
     test('a half-made install (id row or table dropped by hand) is completed without reusing ids', async () => {
       const prefix = freshPrefix();
-      const store = makeStore({ prefix, tableCount: 2 });
+      const store = makeStore({ schema: prefix, tableCount: 2 });
       const { epoch } = await store.install();
       for (let seq = 1; seq <= 3; seq++) await store.append(0, 'p', seq, Buffer.from('x'));
       await admin.query(`DELETE FROM ${prefix}_streams WHERE stream = 0`);
       await admin.query(`DROP TABLE ${prefix}_messages_1`);
-      assert.deepEqual(await makeStore({ prefix, tableCount: 2 }).install(), { epoch });
+      assert.deepEqual(await makeStore({ schema: prefix, tableCount: 2 }).install(), { epoch });
       assert.equal(await store.top(0), 3, 'the id row restarts from the highest id in the table');
       assert.equal((await store.append(0, 'p', 4, Buffer.from('x'))).id, 4);
       assert.equal((await store.append(1, 'p', 1, Buffer.from('x'))).id, 1);
@@ -184,7 +185,7 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
     test('installSchema pre-installs for a store that then only reads at install; URLs of both schemes', async () => {
       const prefix = freshPrefix();
       const { epoch } = await installSchema(url, { schema: prefix, tableCount: 2 });
-      assert.deepEqual(await makeStore({ prefix, tableCount: 2 }).install(), { epoch });
+      assert.deepEqual(await makeStore({ schema: prefix, tableCount: 2 }).install(), { epoch });
       // The URL entry point used by backplaneFromUrl builds the same store, for mysql:// and mariadb://.
       for (const scheme of ['mysql:', 'mariadb:']) {
         const schemeUrl = new URL(url);
@@ -217,7 +218,7 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
       const userUrl = new URL(url);
       userUrl.username = user;
       userUrl.password = 'app-secret';
-      const store = makeStore({ prefix, tableCount: 2, connectionString: userUrl.href });
+      const store = makeStore({ schema: prefix, tableCount: 2, connectionString: userUrl.href });
       assert.deepEqual(await store.install(), { epoch });
       assert.equal((await store.append(1, 'p', 1, Buffer.from('x'))).id, 1);
       assert.equal((await store.append(1, 'p', 1, Buffer.from('x'))).id, undefined);
@@ -229,7 +230,7 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
       assert.deepEqual(await store.readKeys('p'), [{ id: 'k', secret, createdAt: 1 }]);
       assert.equal(await store.deleteKeys('p', 2), 1);
       // Growing tableCount needs CREATE, which this user lacks: a clear permission error.
-      await assert.rejects(makeStore({ prefix, tableCount: 3, connectionString: userUrl.href }).install(), {
+      await assert.rejects(makeStore({ schema: prefix, tableCount: 3, connectionString: userUrl.href }).install(), {
         code: 'ER_TABLEACCESS_DENIED_ERROR',
       });
     });
@@ -240,7 +241,7 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
         await assert.rejects(installSchema(url, { schema: prefix }), TypeError);
         assert.throws(() => createStore(url, { schema: prefix }), TypeError);
       }
-      const longest = new MysqlStore({ connectionString: url, prefix: `_${'a'.repeat(40)}`, tableCount: 64 });
+      const longest = new MysqlStore({ connectionString: url, schema: `_${'a'.repeat(40)}`, tableCount: 64 });
       await longest.close();
       for (const tableCount of [0, 65, 1.5]) {
         assert.throws(() => new MysqlStore({ connectionString: url, tableCount }), RangeError);
@@ -252,7 +253,7 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
     test('a URL without a database is a clear error', async () => {
       const noDatabase = new URL(url);
       noDatabase.pathname = '/';
-      const store = makeStore({ prefix: freshPrefix(), connectionString: noDatabase.href });
+      const store = makeStore({ schema: freshPrefix(), connectionString: noDatabase.href });
       await assert.rejects(store.install(), /No database selected/);
     });
 
@@ -260,28 +261,28 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
       const prefix = freshPrefix();
       await installSchema(url, { schema: prefix });
       await admin.query(`UPDATE ${prefix}_schema_version SET version = ?`, [SCHEMA_VERSION + 1]);
-      await assert.rejects(makeStore({ prefix }).install(), /newer than this @hubwire\/mysql supports/);
+      await assert.rejects(makeStore({ schema: prefix }).install(), /newer than this @hubwire\/mysql supports/);
       // The install lock was released: another install is not kept waiting.
       await admin.query(`UPDATE ${prefix}_schema_version SET version = ?`, [SCHEMA_VERSION]);
-      await makeStore({ prefix }).install();
+      await makeStore({ schema: prefix }).install();
     });
   });
 
   describe('append, readAfter, top', () => {
     test('calls on streams whose tables do not exist (install() never ran) fail clearly', async () => {
-      const uninstalled = makeStore({ prefix: freshPrefix() });
+      const uninstalled = makeStore({ schema: freshPrefix() });
       await assert.rejects(uninstalled.top(0), { code: 'ER_NO_SUCH_TABLE' });
       await assert.rejects(uninstalled.append(0, 'p', 1, Buffer.from('x')), { code: 'ER_NO_SUCH_TABLE' });
     });
 
     test('a publisher longer than 255 characters is rejected', async () => {
-      const store = makeStore({ prefix: freshPrefix() });
+      const store = makeStore({ schema: freshPrefix() });
       await store.install();
       await assert.rejects(store.append(0, 'p'.repeat(256), 1, Buffer.from('x')), RangeError);
     });
 
     test('publishers differing only in case or trailing spaces are different publishers', async () => {
-      const store = makeStore({ prefix: freshPrefix() });
+      const store = makeStore({ schema: freshPrefix() });
       await store.install();
       assert.equal((await store.append(0, 'node', 1, Buffer.from('a'))).id, 1);
       assert.equal((await store.append(0, 'NODE', 1, Buffer.from('b'))).id, 2);
@@ -293,7 +294,7 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
     for (const outcome of ['COMMIT', 'ROLLBACK'] as const) {
       test(`a late-committing transaction is never skipped (${outcome})`, async () => {
         const prefix = freshPrefix();
-        const store = makeStore({ prefix });
+        const store = makeStore({ schema: prefix });
         await store.install();
         await store.append(0, 'p', 1, Buffer.from('first'));
         // A writer that took the next id and has not committed yet, as a slow append would.
@@ -310,7 +311,7 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
 
     test('a duplicate append leaves no transaction open on its pooled connection', async () => {
       const prefix = freshPrefix();
-      const store = makeStore({ prefix, poolSize: 1 });
+      const store = makeStore({ schema: prefix, poolSize: 1 });
       await store.install();
       assert.deepEqual(await store.append(0, 'node-a', 7, Buffer.from('one')), { id: 1 });
       assert.deepEqual(await store.append(0, 'node-a', 7, Buffer.from('one again')), { id: undefined });
@@ -322,7 +323,7 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
 
     test('ids of 2^31 and more are exact; past 2^53 they are a clear error, not a rounded id', async () => {
       const prefix = freshPrefix();
-      const store = makeStore({ prefix });
+      const store = makeStore({ schema: prefix });
       await store.install();
       await admin.query(`UPDATE ${prefix}_streams SET last_id = ? WHERE stream = 0`, ['4294967296']);
       assert.deepEqual(await store.append(0, 'p', 1, Buffer.from('big')), { id: 4294967297 });
@@ -345,7 +346,7 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
     test('a connection killed while waiting for the stream row is discarded; the retry stores one row', async () => {
       const prefix = freshPrefix();
       const errors: Error[] = [];
-      const store = makeStore({ prefix, poolSize: 1, onError: (error) => errors.push(error) });
+      const store = makeStore({ schema: prefix, poolSize: 1, onError: (error) => errors.push(error) });
       await store.install();
       const holder = await manualConnection();
       await holder.query('START TRANSACTION');
@@ -405,7 +406,7 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
   describe('trim', () => {
     test('holes wider than a block do not stop the trim; a young row does', async () => {
       const prefix = freshPrefix();
-      const store = makeStore({ prefix });
+      const store = makeStore({ schema: prefix });
       await store.install();
       await insertOldRows(prefix, 1, 3000);
       await admin.query(`UPDATE ${prefix}_streams SET last_id = 3000 WHERE stream = 0`);
@@ -421,7 +422,7 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
 
     test('skips a stream that another node is trimming', async () => {
       const prefix = freshPrefix();
-      const store = makeStore({ prefix });
+      const store = makeStore({ schema: prefix });
       await store.install();
       for (let seq = 1; seq <= 5; seq++) await store.append(0, 'p', seq, Buffer.from('x'));
       const other = await manualConnection();
@@ -439,7 +440,7 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
     });
 
     test('lock names stay within 64 characters and differ per database and prefix', () => {
-      const names = makeStore({ prefix: `p${'x'.repeat(40)}` }).names;
+      const names = makeStore({ schema: `p${'x'.repeat(40)}` }).names;
       const long = names.trimLock('d'.repeat(64), 63);
       assert.ok(long.length <= 64, long);
       assert.notEqual(long, names.trimLock('e'.repeat(64), 63));
@@ -449,7 +450,7 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
 
   describe('subscribe', () => {
     test('resolves undefined: no push wake-ups, the engine polls', async () => {
-      const store = makeStore({ prefix: freshPrefix() });
+      const store = makeStore({ schema: freshPrefix() });
       let calls = 0;
       const stop = await store.subscribe(
         () => calls++,

@@ -14,7 +14,7 @@ import {
   type PostgresStoreOptions,
   SCHEMA_VERSION,
 } from '@hubwire/postgres';
-import { ScaleoutEngine } from 'hubwire';
+import { Backplane } from 'hubwire';
 import pg from 'pg';
 import { runStoreConformance } from '../conformance/store-suite.js';
 import { checkLateCommit } from '../helpers/late-commit.js';
@@ -83,7 +83,7 @@ runStoreConformance('postgres', {
     return {
       schema,
       create: (options = {}) =>
-        makeStore({ schema, tableCount: options.tableCount, poolSize: options.poolSize, notify: options.wakeups }),
+        makeStore({ schema, tableCount: options.tableCount, poolSize: options.poolSize, wakeups: options.wakeups }),
     };
   },
   cleanup,
@@ -306,9 +306,9 @@ describe('PostgresStore', { skip, timeout: 60_000 }, () => {
       assert.deepEqual(woken, [0], 'nothing after stop');
     });
 
-    test('notify: false never calls back and never NOTIFYs', async () => {
+    test('wakeups: false never calls back and never NOTIFYs', async () => {
       const schema = freshSchema();
-      const quiet = makeStore({ schema, notify: false });
+      const quiet = makeStore({ schema, wakeups: false });
       await quiet.install();
       const raw = await manualClient();
       const heard: string[] = [];
@@ -409,7 +409,7 @@ describe('PostgresStore', { skip, timeout: 60_000 }, () => {
     test('two engines: rows cross through their NOTIFY, not through reads', async () => {
       const schema = freshSchema();
       const engines = [0, 1].map(
-        () => new ScaleoutEngine(makeStore({ schema }), { onError: () => {}, safetyPollInterval: 60_000 }),
+        () => new Backplane(makeStore({ schema }), { onError: () => {}, safetyPollInterval: 60_000 }),
       );
       const received: unknown[] = [];
       engines[1]?.register('/h', (envelope) => {
@@ -417,7 +417,7 @@ describe('PostgresStore', { skip, timeout: 60_000 }, () => {
       });
       engines[0]?.register('/h', () => {});
       await Promise.all(engines.map((engine) => engine.start()));
-      const [a, b] = engines as [ScaleoutEngine, ScaleoutEngine];
+      const [a, b] = engines as [Backplane, Backplane];
       // A first message, so that B's first poll (at start) is over: it may read a row committed meanwhile.
       await a.publish({ kind: 1, hub: '/h', audience: { all: true }, target: 'm', args: ['first'] });
       await waitFor(() => received.length === 1, 5000, 'the first message');

@@ -120,7 +120,7 @@ runStoreConformance('sqlite', {
       .prepare(`UPDATE hubwire_messages_${stream} SET created_at = created_at - ? WHERE id <= ?`)
       .run(ms, throughId);
   },
-  named: (tablePrefix) => new SqliteStore({ path: freshPath(), tablePrefix }).close(),
+  named: (schema) => new SqliteStore({ path: freshPath(), schema }).close(),
   async afterInstallRace({ path }) {
     const db = rawHandle(path);
     assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
@@ -198,8 +198,8 @@ describe('SqliteStore', { timeout: 120_000 }, () => {
 
     test('invalid options are rejected before touching the file', () => {
       const path = freshPath();
-      for (const tablePrefix of ['', '1abc', 'a-b', 'a"b', 'x; DROP TABLE y', 'a'.repeat(52)]) {
-        assert.throws(() => new SqliteStore({ path, tablePrefix }), TypeError, tablePrefix);
+      for (const schema of ['', '1abc', 'a-b', 'a"b', 'x; DROP TABLE y', 'a'.repeat(52)]) {
+        assert.throws(() => new SqliteStore({ path, schema }), TypeError, schema);
       }
       assert.throws(() => createStore(path, { schema: 'no spaces' }), /Invalid SQLite table prefix/);
       assert.throws(() => new SqliteStore({ path, tablePrefix: 'a', schema: 'b' }), /differ/);
@@ -209,7 +209,7 @@ describe('SqliteStore', { timeout: 120_000 }, () => {
       assert.throws(() => new SqliteStore({ path, busyTimeout: -1 }), RangeError);
       assert.throws(() => new SqliteStore({ path: '' }), TypeError);
       // A prefix of 51 characters is fine.
-      new SqliteStore({ path, tablePrefix: `_${'a'.repeat(50)}` });
+      new SqliteStore({ path, schema: `_${'a'.repeat(50)}` });
     });
 
     test('a path in a non-writable place rejects clearly, and nothing throws synchronously', async () => {

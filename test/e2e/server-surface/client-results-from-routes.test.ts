@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type * as signalR from '@microsoft/signalr';
 import express from 'express';
-import { Hubwire, HubwireError, MemoryDatabase, MemoryStore, ScaleoutEngine } from 'hubwire';
+import { Backplane, Hubwire, HubwireError, MemoryDatabase, MemoryStore } from 'hubwire';
 import { buildClient, collect, delay, MATRIX, startClient } from '../../helpers/clients.js';
 import { T } from '../../helpers/surface-server.js';
 import { TestHub } from '../../helpers/test-hub.js';
@@ -139,7 +139,7 @@ describe('hub context and client results through a backplane (two nodes, memory 
     const make = () =>
       new Hubwire({
         onError: () => {},
-        backplane: new ScaleoutEngine(new MemoryStore(database), { onError: () => {} }),
+        backplane: new Backplane(new MemoryStore(database), { onError: () => {} }),
       });
     nodeA = make();
     nodeB = make();

@@ -3,12 +3,12 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type Envelope, MemoryDatabase, MemoryStore, ScaleoutEngine, type StreamState } from 'hubwire';
+import { Backplane, type Envelope, MemoryDatabase, MemoryStore, type StreamState } from 'hubwire';
 import { decodeBatch } from '../../packages/hubwire/src/backplane/envelope.js';
 
-function engine(database: MemoryDatabase, options: ConstructorParameters<typeof ScaleoutEngine>[1] = {}) {
+function engine(database: MemoryDatabase, options: ConstructorParameters<typeof Backplane>[1] = {}) {
   const errors: string[] = [];
-  const instance = new ScaleoutEngine(new MemoryStore(database), {
+  const instance = new Backplane(new MemoryStore(database), {
     retryDelay: { min: 5, max: 20 },
     pollInterval: { min: 5, max: 20 },
     onError: (error, where) => errors.push(`${where}: ${(error as Error).message}`),
@@ -45,7 +45,7 @@ async function until(check: () => boolean, timeoutMs = 3000): Promise<void> {
   }
 }
 
-describe('scaleout engine', () => {
+describe('Backplane (the database-independent engine)', () => {
   test('two nodes see every message once, in the same order', async () => {
     const db = new MemoryDatabase();
     const a = engine(db);
@@ -134,7 +134,7 @@ describe('scaleout engine', () => {
       }
     }
     const store = new BrokenReads(db);
-    const late = new ScaleoutEngine(store, {
+    const late = new Backplane(store, {
       retryDelay: { min: 5, max: 20 },
       pollInterval: { min: 5, max: 20 },
       onError: () => {},
@@ -356,7 +356,7 @@ describe('scaleout engine', () => {
       }
     }
     const zReceived: unknown[] = [];
-    const z = new ScaleoutEngine(new LateStreamOne(db), { pollInterval: { min: 5, max: 20 }, onError: () => {} });
+    const z = new Backplane(new LateStreamOne(db), { pollInterval: { min: 5, max: 20 }, onError: () => {} });
     z.register('/h', (envelope) => {
       if (envelope.kind === 1) zReceived.push(envelope.args[0]);
     });
@@ -368,5 +368,16 @@ describe('scaleout engine', () => {
     await until(() => zReceived.length === 2);
     assert.deepEqual(zReceived, ['question', 'answer']);
     await Promise.all([x.instance.close(), y.instance.close(), z.close()]);
+  });
+});
+
+describe('the backplane’s earlier names', () => {
+  test('ScaleoutEngine and ScaleoutBus still name Backplane and BackplaneBus (deprecated aliases)', async () => {
+    const hubwire = await import('hubwire');
+    assert.equal(hubwire.ScaleoutEngine, hubwire.Backplane);
+    assert.equal(hubwire.ScaleoutBus, hubwire.BackplaneBus);
+    const old = new hubwire.ScaleoutEngine(new MemoryStore(new MemoryDatabase()));
+    assert.ok(old instanceof hubwire.Backplane);
+    await old.close();
   });
 });
