@@ -1,4 +1,4 @@
-// MysqlStore: the BackplaneStore on MySQL and MariaDB: its options, the pool, and the SQL of append, read, top, trim.
+// MysqlStore: the BackplaneStore on MySQL and MariaDB: the pool, the SQL of append, read, top and trim, and the keys.
 
 import {
   type AppendResult,
@@ -16,7 +16,6 @@ import {
   inTransaction,
   type Lease,
   optionWithAlias,
-  type PooledStoreOptions,
   parseKeyTime,
   parseStoredId,
   type StoredKey,
@@ -31,47 +30,9 @@ import {
   withConnection,
 } from 'hubwire/backplane';
 import mysql from 'mysql2/promise';
-import { currentDatabase, installOn, PUBLISHER_KEY, SCHEMA_VERSION, TableNames, withUserLock } from './schema.js';
-
-/**
- * Options of {@link MysqlStore}. One of `connectionString` and `pool` is required. The options every store has
- * (`schema`, `tableCount`, `wakeups`, `poolSize`, `onError`) mean the same in each (see `StoreOptions` of
- * `hubwire/backplane`).
- */
-export interface MysqlStoreOptions extends PooledStoreOptions<mysql.Pool> {
-  /** Where the store connects, e.g. `mysql://user:pass@host:3306/app` (or `mariadb://…`). It must name a database. */
-  readonly connectionString?: string;
-  /**
-   * An existing `mysql2/promise` pool to run queries on instead (then `close()` leaves it open: it is yours). Its
-   * connections must select a database and use the default row shape (no `rowsAsArray`, `nestTables`, `typeCast`).
-   */
-  readonly pool?: mysql.Pool;
-  /**
-   * The prefix of every table name, in the connection's database (MySQL's schemas are databases, which the
-   * connection chooses): `<schema>_schema_version`, `<schema>_streams`, `<schema>_messages_<n>`. Default
-   * `hubwire`. Letters, digits and `_`, at most 41, not starting with a digit.
-   */
-  readonly schema?: string;
-  /**
-   * The old name of `schema`.
-   * @deprecated Use `schema`, the name every store uses (a DeprecationWarning says so once).
-   */
-  readonly prefix?: string;
-  /** Number of streams, one table each, 1..64. More tables let more appends commit in parallel. Default 1. */
-  readonly tableCount?: number;
-  /**
-   * MySQL has no LISTEN/NOTIFY, so this store has no push wake-ups: `false` (the default) is the only value, and
-   * the backplane polls (see the README). `true` is refused.
-   */
-  readonly wakeups?: false;
-  /** Size of the pool the store creates from `connectionString` (ignored with `pool`). Default 4. */
-  readonly poolSize?: number;
-  /**
-   * Errors the store handles itself, reported for logging only: a pooled connection lost while idle, a pool that
-   * failed to end. Default: ignored. Errors of calls are rejections instead.
-   */
-  readonly onError?: (error: Error) => void;
-}
+import { isBroken, isDuplicateBatch, NotInstalledError } from './errors.js';
+import type { MysqlStoreOptions } from './options.js';
+import { currentDatabase, installOn, SCHEMA_VERSION, TableNames, withUserLock } from './schema.js';
 
 /** How many rows one trim statement deletes: small enough to keep each transaction short. */
 const TRIM_BLOCK = TRIM_BLOCK_ROWS;
@@ -437,31 +398,4 @@ export async function installSchema(
 /** A store from a `mysql://` or `mariadb://` URL, for `backplaneFromUrl` (hubwire); other options take defaults. */
 export function createStore(url: string, options: StoreUrlOptions = {}): MysqlStore {
   return new MysqlStore({ connectionString: url, schema: options.schema, tableCount: options.tableCount });
-}
-
-/** ER_DUP_ENTRY on the (publisher, batch_seq) key, not on the primary key (which would be a real fault). */
-function isDuplicateBatch(error: unknown): boolean {
-  const { errno, sqlMessage } = error as { errno?: unknown; sqlMessage?: unknown };
-  // MariaDB names the key as `'publisher_batch_seq'`, MySQL 8.0.19+ as `'<table>.publisher_batch_seq'`.
-  return (
-    errno === 1062 &&
-    typeof sqlMessage === 'string' &&
-    new RegExp(`for key '(?:[^']*\\.)?${PUBLISHER_KEY}'$`).test(sqlMessage)
-  );
-}
-
-/**
- * Whether the connection is unusable after this error: mysql2 marks network and protocol errors `fatal`; server
- * errors (with an SQLSTATE) and our own argument errors leave it usable.
- */
-function isBroken(error: unknown): boolean {
-  if (error instanceof RangeError || error instanceof TypeError || error instanceof NotInstalledError) return false;
-  if (error === null || typeof error !== 'object') return true;
-  const { fatal, sqlState } = error as { fatal?: unknown; sqlState?: unknown };
-  return fatal === true || typeof sqlState !== 'string';
-}
-
-/** A stream's id row is missing: install() was not run (or not with this tableCount). */
-class NotInstalledError extends Error {
-  override readonly name = 'NotInstalledError';
 }

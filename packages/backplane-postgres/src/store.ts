@@ -1,4 +1,4 @@
-// PostgresStore: the BackplaneStore on PostgreSQL: its options, the pool, and the SQL of append, read, top, trim.
+// PostgresStore: the BackplaneStore on PostgreSQL: the pool, the SQL of append, read, top and trim, and the keys.
 
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
@@ -16,7 +16,6 @@ import {
   errorReporter,
   type Lease,
   optionWithAlias,
-  type PooledStoreOptions,
   parseKeyTime,
   parseStoredId,
   type StoredKey,
@@ -31,60 +30,10 @@ import {
 } from 'hubwire/backplane';
 import pg from 'pg';
 import { ListenConnection } from './listen.js';
+import type { PostgresStoreOptions } from './options.js';
 import { DEFAULT_PUSH_ROW_BYTES, MAX_PUSH_ROW_BYTES, PUSH_KEY_PURPOSE, PushKey, parseNotification } from './push.js';
 import { installOn, LOCK_KEYS, lockedTransaction, publisherConstraint, SCHEMA_VERSION, SchemaNames } from './schema.js';
 import { buildStatements, type Statement, type Statements, TRIM_BLOCK } from './statements.js';
-
-/**
- * Options of {@link PostgresStore}. One of `connectionString` and `pool` is required. The options every store has
- * (`schema`, `tableCount`, `wakeups`, `poolSize`, `onError`) mean the same in each (see `StoreOptions` of
- * `hubwire/backplane`).
- */
-export interface PostgresStoreOptions extends PooledStoreOptions<pg.Pool> {
-  /** Where the store connects, e.g. `postgres://user:pass@host:5432/db`. */
-  readonly connectionString?: string;
-  /**
-   * An existing pool to run queries on instead (then `close()` leaves it open: it is yours). When it is given,
-   * `connectionString` only serves as the LISTEN connection's default.
-   */
-  readonly pool?: pg.Pool;
-  /**
-   * Where the LISTEN connection goes, when it must differ from the queries' (e.g. the app goes through PgBouncer
-   * in transaction mode, which cannot hold a LISTEN). Default: `connectionString`, or else the pool's settings.
-   * It is always a dedicated `pg.Client`, never taken from the pool.
-   */
-  readonly listenConnectionString?: string;
-  /** The schema that holds the store's tables. Default `hubwire`. Letters, digits and `_`, at most 51. */
-  readonly schema?: string;
-  /** Number of streams, one table each, 1..64. More tables let more appends commit in parallel. Default 1. */
-  readonly tableCount?: number;
-  /** Wake other nodes with LISTEN/NOTIFY. With `false` the store never NOTIFYs nor LISTENs. Default `true`. */
-  readonly wakeups?: boolean;
-  /**
-   * The old name of `wakeups`.
-   * @deprecated Use `wakeups`, the name every store uses (a DeprecationWarning says so once).
-   */
-  readonly notify?: boolean;
-  /**
-   * Rows up to this many bytes travel in their NOTIFY, encrypted and authenticated with a key kept in the schema's
-   * keys table, so other nodes deliver them without reading them back (one round trip and one query less per
-   * row); larger rows are read. 0 turns it off. At most 5600 (NOTIFY's payload limit). Default 4096.
-   */
-  readonly pushRowBytes?: number;
-  /** Size of the pool the store creates from `connectionString` (ignored with `pool`). Default 4. */
-  readonly poolSize?: number;
-  /**
-   * Run append, read, top and trim as named prepared statements, parsed and planned once per connection: this
-   * halves the database's work per append. Turn it off behind PgBouncer older than 1.21 in transaction mode
-   * (which cannot keep a prepared statement on a connection). Default `true`.
-   */
-  readonly preparedStatements?: boolean;
-  /**
-   * Errors the store handles itself, reported for logging only: a lost LISTEN connection and its reconnects, an
-   * idle pool connection dropped by the server. Default: ignored. Errors of calls are rejections instead.
-   */
-  readonly onError?: (error: Error) => void;
-}
 
 /** How long addKey waits for another node's addKey (its advisory lock) before it fails. */
 const KEYS_LOCK_TIMEOUT = '10s';

@@ -189,3 +189,21 @@ export function isBusy(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
 }
+
+/** install() and opening retry SQLITE_BUSY this many times, sleeping in between, before giving up. */
+const BUSY_ATTEMPTS = 20;
+
+/**
+ * Runs a synchronous call, retrying asynchronously while it fails with SQLITE_BUSY: each failure has already
+ * waited busyTimeout, then the event loop gets a short, jittered pause before the next attempt.
+ */
+export async function retryBusy<T>(call: () => T): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return call();
+    } catch (error) {
+      if (!isBusy(error) || attempt >= BUSY_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20));
+    }
+  }
+}

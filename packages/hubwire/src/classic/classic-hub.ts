@@ -6,7 +6,7 @@ import type { BusConnection } from '../bus/message-bus.js';
 import type { RequestInfo } from '../connection/request-info.js';
 import { HubError } from '../errors.js';
 import { HubCallerClientsImpl } from '../hub/clients.js';
-import { runConnectedFilters, runDisconnectedFilters } from '../hub/filters.js';
+import { runOnConnected, runOnDisconnected } from '../hub/filters.js';
 import type { HubCallerContext, HubInstanceState } from '../hub/hub.js';
 import type { HubEndpoint } from '../hub/hub-endpoint.js';
 import { callHubMethod, clientErrorText, NOT_STORED, sentDuring } from '../hub/hub-invoker.js';
@@ -268,10 +268,7 @@ export class ClassicHubBinding implements BusConnection, HubCallerContext {
   async runConnected(): Promise<void> {
     const endpoint = this.hub.endpoint;
     if (!endpoint.runsOnConnected) return;
-    const hub = this.createHub(this) as { onConnected?: () => unknown };
-    await runConnectedFilters(endpoint.options.filters, { hub, context: this }, async () => {
-      await hub.onConnected?.();
-    });
+    await runOnConnected(endpoint.options.filters, this, this.createHub(this));
   }
 
   /** Runs the hub's onReconnected, if it has one (a classic client's /reconnect). Never rejects. */
@@ -291,10 +288,7 @@ export class ClassicHubBinding implements BusConnection, HubCallerContext {
     try {
       await endpoint.bus.onDisconnected(this);
       if (!started || !endpoint.runsOnDisconnected) return;
-      const hub = this.createHub(this) as { onDisconnected?: (e?: Error) => unknown };
-      await runDisconnectedFilters(endpoint.options.filters, { hub, context: this }, error, async (_c, e) => {
-        await hub.onDisconnected?.(e);
-      });
+      await runOnDisconnected(endpoint.options.filters, this, this.createHub(this), error);
     } catch (failure) {
       endpoint.reportError(failure, `onDisconnected of classic connection '${this.connectionId}'`);
     }

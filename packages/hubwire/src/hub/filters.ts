@@ -75,3 +75,24 @@ export function runDisconnectedFilters(
   };
   return step(0, context, error);
 }
+
+/** Runs a hub instance's onConnected (if it has one) through the filters' onConnected. */
+export function runOnConnected(filters: readonly HubFilter[], context: HubCallerContext, hub: object): Promise<void> {
+  const hooks = hub as { onConnected?: () => unknown };
+  return runConnectedFilters(filters, { hub, context }, async () => {
+    await hooks.onConnected?.();
+  });
+}
+
+/** Runs a hub instance's onDisconnected (if it has one) through the filters' onDisconnected. */
+export function runOnDisconnected(
+  filters: readonly HubFilter[],
+  context: HubCallerContext,
+  hub: object,
+  error: Error | undefined,
+): Promise<void> {
+  const hooks = hub as { onDisconnected?: (error?: Error) => unknown };
+  return runDisconnectedFilters(filters, { hub, context }, error, async (_context, e) => {
+    await hooks.onDisconnected?.(e);
+  });
+}

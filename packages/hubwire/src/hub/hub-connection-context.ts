@@ -5,14 +5,14 @@
 import type { BusConnection } from '../bus/message-bus.js';
 import type { HttpConnection } from '../connection/connection.js';
 import type { RequestInfo } from '../connection/request-info.js';
-import { HANDSHAKE_OK, handshakeError, parseHandshake } from '../protocol/handshake.js';
-import type { HubProtocol, MessageDecoder } from '../protocol/hub-protocol.js';
+import { chooseProtocol, HANDSHAKE_OK, handshakeError, parseHandshake } from '../protocol/handshake.js';
+import { type HubProtocol, type MessageDecoder, pingBytes } from '../protocol/hub-protocol.js';
 import { type HubMessage, isTrackable, MessageType } from '../protocol/messages.js';
 import type { SerializedMessage } from '../protocol/serialized-message.js';
 import type { ConnectionApplication, TransportKind } from '../transports/transport.js';
 import { nextTurn, TurnBudget } from '../util/turn-budget.js';
 import { HubCallerClientsImpl } from './clients.js';
-import { runConnectedFilters, runDisconnectedFilters } from './filters.js';
+import { runOnConnected, runOnDisconnected } from './filters.js';
 import type { HubCallerContext, HubInstanceState } from './hub.js';
 import { HubDispatcher } from './hub-dispatcher.js';
 import { clientErrorText } from './hub-invoker.js';
@@ -23,17 +23,6 @@ type State = 'handshake' | 'connecting' | 'connected' | 'closed';
 
 /** Messages one connection may have handled (dispatched, invocations started) per event-loop turn. */
 const MESSAGES_PER_TURN = 64;
-const pingCache = new WeakMap<HubProtocol, Buffer>();
-/** The encoded Ping of a protocol, made once. */
-function pingBytes(protocol: HubProtocol): Buffer {
-  let bytes = pingCache.get(protocol);
-  if (!bytes) {
-    bytes = protocol.encode({ type: MessageType.Ping });
-    pingCache.set(protocol, bytes);
-  }
-  return bytes;
-}
-
 export class HubConnectionContext implements ConnectionApplication, BusConnection, HubCallerContext {
   readonly connectionId: string;
   readonly userId: string | undefined;
@@ -214,18 +203,11 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
       return undefined;
     }
     this.handshakeBytes = undefined;
-    const { protocol: name, version } = parsed.request;
-    const protocol = this.endpoint.protocols.get(name);
-    if (!protocol) return this.failHandshake(`The protocol '${name}' is not supported.`);
-    if (version < 0 || version > 2) {
-      return this.failHandshake(`The server does not support version ${version} of the '${name}' protocol.`);
-    }
+    const { version } = parsed.request;
     const transport = this.connection.transportKind;
-    if (protocol.transferFormat === 'Binary' && transport === 'ServerSentEvents') {
-      return this.failHandshake(
-        `Cannot use the '${name}' protocol on the current transport. The transport does not support 'Binary' transfer format.`,
-      );
-    }
+    const chosen = chooseProtocol(parsed.request, this.endpoint.protocols, transport);
+    if (typeof chosen === 'string') return this.failHandshake(chosen);
+    const protocol = chosen;
     this.protocol = protocol;
     this.decoder = protocol.createDecoder(this.endpoint.options.maximumReceiveMessageSize);
     this.connection.binary = protocol.transferFormat === 'Binary';
@@ -263,12 +245,7 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
   private async runOnConnected(): Promise<void> {
     try {
       await this.endpoint.bus.onConnected(this);
-      if (this.endpoint.runsOnConnected) {
-        const hub = this.createHub() as { onConnected?: () => unknown };
-        await runConnectedFilters(this.endpoint.options.filters, { hub, context: this }, async () => {
-          await hub.onConnected?.();
-        });
-      }
+      if (this.endpoint.runsOnConnected) await runOnConnected(this.endpoint.options.filters, this, this.createHub());
       if (this.state === 'connecting') this.state = 'connected';
     } catch (error) {
       // As ASP.NET Core: logged, the client told, and no onDisconnected for a connection that never connected.
@@ -412,10 +389,7 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
   private async runOnDisconnected(error: Error | undefined): Promise<void> {
     try {
       await this.endpoint.bus.onDisconnected(this);
-      const hub = this.createHub() as { onDisconnected?: (e?: Error) => unknown };
-      await runDisconnectedFilters(this.endpoint.options.filters, { hub, context: this }, error, async (_c, e) => {
-        await hub.onDisconnected?.(e);
-      });
+      await runOnDisconnected(this.endpoint.options.filters, this, this.createHub(), error);
     } catch (failure) {
       this.endpoint.reportError(failure, `onDisconnected of '${this.connectionId}'`);
     }

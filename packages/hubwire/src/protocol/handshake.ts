@@ -2,6 +2,8 @@
 // JSON); the server answers `{}` + 0x1E, or `{"error":"..."}` + 0x1E and closes.
 
 import { HubwireError } from '../errors.js';
+import type { TransportKind } from '../transports/transport.js';
+import type { HubProtocol } from './hub-protocol.js';
 import { RECORD_SEPARATOR } from './json-protocol.js';
 
 export interface HandshakeRequest {
@@ -49,4 +51,23 @@ export const HANDSHAKE_OK = Buffer.from(`{}${SEPARATOR}`);
 
 export function handshakeError(message: string): Buffer {
   return Buffer.from(JSON.stringify({ error: message }) + SEPARATOR);
+}
+
+/**
+ * The protocol a handshake asks for, among those offered, or why it cannot be had: an unknown name, a version
+ * other than 0..2, or a binary protocol over Server-Sent Events.
+ */
+export function chooseProtocol(
+  request: HandshakeRequest,
+  protocols: ReadonlyMap<string, HubProtocol>,
+  transport: TransportKind | undefined,
+): HubProtocol | string {
+  const { protocol: name, version } = request;
+  const protocol = protocols.get(name);
+  if (!protocol) return `The protocol '${name}' is not supported.`;
+  if (version < 0 || version > 2) return `The server does not support version ${version} of the '${name}' protocol.`;
+  if (protocol.transferFormat === 'Binary' && transport === 'ServerSentEvents') {
+    return `Cannot use the '${name}' protocol on the current transport. The transport does not support 'Binary' transfer format.`;
+  }
+  return protocol;
 }

@@ -1,6 +1,6 @@
 // The seam between bytes and hub messages: each hub protocol (JSON, MessagePack) implements HubProtocol.
 
-import type { HubMessage } from './messages.js';
+import { type HubMessage, MessageType } from './messages.js';
 
 export type TransferFormat = 'Text' | 'Binary';
 
@@ -19,4 +19,15 @@ export interface HubProtocol {
   createDecoder(maxMessageSize: number): MessageDecoder;
   /** One message, already framed (record separator or length prefix). */
   encode(message: HubMessage): Buffer;
+}
+
+const pingCache = new WeakMap<HubProtocol, Buffer>();
+/** The encoded Ping of a protocol, made once. */
+export function pingBytes(protocol: HubProtocol): Buffer {
+  let bytes = pingCache.get(protocol);
+  if (!bytes) {
+    bytes = protocol.encode({ type: MessageType.Ping });
+    pingCache.set(protocol, bytes);
+  }
+  return bytes;
 }
