@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { BackplaneStore, KeyStore, StoredKey } from 'hubwire';
-import { supportsKeys } from 'hubwire';
+import { type NodeStore, supportsKeys, supportsNodes } from 'hubwire';
 import { waitFor } from '../helpers/wait.js';
 
 export interface StoreOptions {
@@ -63,6 +63,12 @@ export interface StoreFactory<N extends StoreNamespace = StoreNamespace> {
 /** The store's key methods, which every store under test must have. */
 function keyStore(store: BackplaneStore): BackplaneStore & KeyStore {
   assert.ok(supportsKeys(store), `the ${store.kind} store has readKeys, addKey and deleteKeys`);
+  return store;
+}
+
+/** The store's node-registry methods, which every store under test must have. */
+function nodeStore(store: BackplaneStore): BackplaneStore & NodeStore {
+  assert.ok(supportsNodes(store), `the ${store.kind} store has heartbeatNode, readNodes, removeNode and pruneNodes`);
   return store;
 }
 
@@ -487,6 +493,102 @@ export function runStoreConformance<N extends StoreNamespace>(name: string, fact
         assert.equal((await migrated.readKeys('p')).length, 1);
         assert.equal((await migrated.readAfter(0, 0, 10))[0]?.payload.toString(), 'kept');
         assert.equal((await migrated.append(0, 'p', 2, Buffer.from('next'))).id, 2);
+      });
+    });
+
+    describe('node registry', () => {
+      test('heartbeatNode registers then refreshes; readNodes sees every node with the database clock', async () => {
+        const namespace = factory.fresh();
+        const store = nodeStore(namespace.create());
+        await store.install();
+        assert.deepEqual((await store.readNodes()).nodes, []);
+        const before = Date.now();
+        await store.heartbeatNode('node-a', '{"address":"10.0.0.1:8080","connections":0}');
+        await store.heartbeatNode('node-b', '{}');
+        const other = nodeStore(namespace.create());
+        const first = await other.readNodes();
+        assert.deepEqual(first.nodes.map((n) => [n.id, n.info]).sort(), [
+          ['node-a', '{"address":"10.0.0.1:8080","connections":0}'],
+          ['node-b', '{}'],
+        ]);
+        // Times are milliseconds since 1970 from the database's clock (which runs beside ours, within a minute).
+        assert.ok(Math.abs(first.now - before) < 60_000, `the store's now (${first.now}) is a time in ms`);
+        for (const node of first.nodes) {
+          assert.ok(Number.isSafeInteger(node.startedAt) && Number.isSafeInteger(node.heartbeatAt));
+          assert.equal(node.startedAt, node.heartbeatAt, 'a new row starts with its first heartbeat');
+          assert.ok(node.heartbeatAt <= first.now + 1);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        await store.heartbeatNode('node-a', '{"connections":5}');
+        const second = await other.readNodes();
+        const a1 = first.nodes.find((n) => n.id === 'node-a')!;
+        const a2 = second.nodes.find((n) => n.id === 'node-a')!;
+        assert.equal(a2.info, '{"connections":5}');
+        assert.equal(a2.startedAt, a1.startedAt, 'startedAt is kept');
+        assert.ok(a2.heartbeatAt > a1.heartbeatAt, 'the heartbeat moved on');
+        assert.equal(second.nodes.length, 2);
+      });
+
+      test('removeNode removes one row; pruneNodes removes the nodes whose heartbeat is too old', async () => {
+        const namespace = factory.fresh();
+        const store = nodeStore(namespace.create());
+        await store.install();
+        await store.heartbeatNode('stale', '{}');
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        await store.heartbeatNode('fresh', '{}');
+        await store.heartbeatNode('leaving', '{}');
+        assert.equal(await store.removeNode('leaving'), true);
+        assert.equal(await store.removeNode('leaving'), false, 'a second remove finds nothing');
+        assert.equal(await store.pruneNodes(60_000), 0, 'nobody is a minute old');
+        assert.equal(await store.pruneNodes(150), 1, 'the stale node');
+        assert.deepEqual(
+          (await store.readNodes()).nodes.map((n) => n.id),
+          ['fresh'],
+        );
+      });
+
+      test('8 nodes heartbeating at once on a fresh namespace: one row each, none lost', async () => {
+        const namespace = factory.fresh();
+        await namespace.create().install();
+        const stores = Array.from({ length: 8 }, () => nodeStore(namespace.create({ poolSize: 1 })));
+        for (let round = 0; round < 3; round++) {
+          await Promise.all(stores.map((store, i) => store.heartbeatNode(`n${i}`, JSON.stringify({ round }))));
+        }
+        const { nodes } = await stores[0]!.readNodes();
+        assert.deepEqual(nodes.map((n) => n.id).sort(), ['n0', 'n1', 'n2', 'n3', 'n4', 'n5', 'n6', 'n7']);
+        assert.ok(nodes.every((n) => n.info === '{"round":2}'));
+      });
+
+      test('invalid ids, infos and ages are rejected without storing anything', async () => {
+        const namespace = factory.fresh();
+        const store = nodeStore(namespace.create());
+        await store.install();
+        for (const id of ['', 'has space', 'x'.repeat(65), 'é', 42]) {
+          await assert.rejects(store.heartbeatNode(id as string, '{}'), TypeError, String(id));
+        }
+        await assert.rejects(store.heartbeatNode('n', 'x'.repeat(4097)), TypeError);
+        await assert.rejects(store.heartbeatNode('n', undefined as unknown as string), TypeError);
+        for (const ms of [-1, 1.5, Number.NaN]) await assert.rejects(store.pruneNodes(ms), RangeError);
+        await assert.rejects(store.removeNode('has space'), TypeError);
+        assert.deepEqual((await store.readNodes()).nodes, []);
+        // The largest info is kept byte for byte (multi-byte characters count as their UTF-8 bytes).
+        const info = JSON.stringify({ text: 'ü'.repeat(2040) });
+        assert.ok(Buffer.byteLength(info) <= 4096);
+        await store.heartbeatNode('x'.repeat(64), info);
+        assert.equal((await store.readNodes()).nodes[0]?.info, info);
+      });
+
+      test('a namespace installed before the registry existed is migrated by install()', {
+        skip: !factory.downgradeToVersion1 && 'the store has no schema versions',
+      }, async () => {
+        const namespace = factory.fresh();
+        const { epoch } = await namespace.create().install();
+        await factory.downgradeToVersion1!(namespace);
+        await assert.rejects(nodeStore(namespace.create()).readNodes(), 'no nodes table before the migration');
+        const store = nodeStore(namespace.create());
+        assert.equal((await store.install()).epoch, epoch);
+        await store.heartbeatNode('n', '{}');
+        assert.equal((await store.readNodes()).nodes.length, 1);
       });
     });
 

@@ -25,6 +25,16 @@ export {
   validateStoredKey,
 } from './backplane/key-ring.js';
 export { MemoryDatabase, MemoryStore } from './backplane/memory-store.js';
+export {
+  MAX_NODE_ID_LENGTH,
+  MAX_NODE_INFO_BYTES,
+  type NodeRecord,
+  type NodeStore,
+  supportsNodes,
+  validateNodeAge,
+  validateNodeId,
+  validateNodeInfo,
+} from './backplane/node-registry.js';
 export { MAX_TABLE_COUNT, parseStoredId, validateTableCount } from './backplane/store-support.js';
 export type { Envelope } from './bus/envelope.js';
 export { LocalBus } from './bus/local-bus.js';

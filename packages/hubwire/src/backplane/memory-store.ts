@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AppendResult, BackplaneStore, StoredKey, StoredRow } from './backplane-store.js';
 import { validateKeyPurpose, validateKeyTime, validateStoredKey } from './key-ring.js';
+import { type NodeRecord, validateNodeAge, validateNodeId, validateNodeInfo } from './node-registry.js';
 
 interface Row extends StoredRow {
   readonly publisher: string;
@@ -18,6 +19,8 @@ export class MemoryDatabase {
   readonly tops: number[];
   /** Keys by purpose (see `addKey`), in insertion order. */
   readonly keys = new Map<string, StoredKey[]>();
+  /** The node registry (see `heartbeatNode`), by node id. */
+  readonly nodes = new Map<string, NodeRecord>();
   private readonly listeners = new Set<(stream: number) => void>();
   /** While true, every operation fails as if the database were unreachable. */
   down = false;
@@ -139,6 +142,35 @@ export class MemoryStore implements BackplaneStore {
     if (kept.length > 0) this.database.keys.set(purpose, kept);
     else this.database.keys.delete(purpose);
     return keys.length - kept.length;
+  }
+  async heartbeatNode(id: string, info: string): Promise<void> {
+    validateNodeId(id);
+    validateNodeInfo(info);
+    const now = Date.now();
+    const row = this.database.nodes.get(id);
+    this.database.nodes.set(id, { id, info, startedAt: row?.startedAt ?? now, heartbeatAt: now });
+  }
+
+  async readNodes(): Promise<{ now: number; nodes: NodeRecord[] }> {
+    return { now: Date.now(), nodes: [...this.database.nodes.values()] };
+  }
+
+  async removeNode(id: string): Promise<boolean> {
+    validateNodeId(id);
+    return this.database.nodes.delete(id);
+  }
+
+  async pruneNodes(olderThanMs: number): Promise<number> {
+    validateNodeAge(olderThanMs);
+    const bound = Date.now() - olderThanMs;
+    let pruned = 0;
+    for (const [id, row] of this.database.nodes) {
+      if (row.heartbeatAt < bound) {
+        this.database.nodes.delete(id);
+        pruned++;
+      }
+    }
+    return pruned;
   }
 
   async close(): Promise<void> {}

@@ -22,6 +22,16 @@ export {
 } from './key-ring.js';
 export { MemoryDatabase, MemoryStore } from './memory-store.js';
 export {
+  MAX_NODE_ID_LENGTH,
+  MAX_NODE_INFO_BYTES,
+  type NodeRecord,
+  type NodeStore,
+  supportsNodes,
+  validateNodeAge,
+  validateNodeId,
+  validateNodeInfo,
+} from './node-registry.js';
+export {
   asError,
   CONNECT_TIMEOUT_MS,
   type ConnectionLender,
