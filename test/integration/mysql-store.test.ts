@@ -138,13 +138,13 @@ runStoreConformance('mysql', {
     );
     assert.deepEqual(
       tables.map((row) => row.name),
-      ['keys', 'messages_0', 'messages_1', 'messages_2', 'schema_version', 'streams'].map(
+      ['keys', 'messages_0', 'messages_1', 'messages_2', 'nodes', 'schema_version', 'streams'].map(
         (name) => `${prefix}_${name}`,
       ),
     );
   },
   async downgradeToVersion1({ prefix }) {
-    await admin.query(`DROP TABLE \`${prefix}_keys\``);
+    await admin.query(`DROP TABLE \`${prefix}_keys\`, \`${prefix}_nodes\``);
     await admin.query(`UPDATE \`${prefix}_schema_version\` SET version = 1`);
   },
 });
@@ -209,6 +209,10 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
       await admin.query(`GRANT SELECT ON \`${database}\`.\`${prefix}_schema_version\` TO ?@?`, [user, '%']);
       await admin.query(`GRANT SELECT, UPDATE ON \`${database}\`.\`${prefix}_streams\` TO ?@?`, [user, '%']);
       await admin.query(`GRANT SELECT, INSERT, DELETE ON \`${database}\`.\`${prefix}_keys\` TO ?@?`, [user, '%']);
+      await admin.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON \`${database}\`.\`${prefix}_nodes\` TO ?@?`, [
+        user,
+        '%',
+      ]);
       for (const stream of [0, 1]) {
         await admin.query(`GRANT SELECT, INSERT, DELETE ON \`${database}\`.\`${prefix}_messages_${stream}\` TO ?@?`, [
           user,
@@ -229,6 +233,14 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
       assert.equal(await store.addKey('p', { id: 'k', secret, createdAt: 1 }, -1), true);
       assert.deepEqual(await store.readKeys('p'), [{ id: 'k', secret, createdAt: 1 }]);
       assert.equal(await store.deleteKeys('p', 2), 1);
+      await store.heartbeatNode('n', '{}');
+      await store.heartbeatNode('n', '{"again":true}');
+      assert.deepEqual(
+        (await store.readNodes()).nodes.map((node) => node.info),
+        ['{"again":true}'],
+      );
+      assert.equal(await store.pruneNodes(60_000), 0);
+      assert.equal(await store.removeNode('n'), true);
       // Growing tableCount needs CREATE, which this user lacks: a clear permission error.
       await assert.rejects(makeStore({ schema: prefix, tableCount: 3, connectionString: userUrl.href }).install(), {
         code: 'ER_TABLEACCESS_DENIED_ERROR',
@@ -445,6 +457,73 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
       assert.ok(long.length <= 64, long);
       assert.notEqual(long, names.trimLock('e'.repeat(64), 63));
       assert.notEqual(names.lockName('a', 'install'), names.lockName('b', 'install'));
+    });
+  });
+
+  describe('node registry', () => {
+    test("times are the database's clock, not the node's", async () => {
+      const prefix = freshPrefix();
+      await installSchema(url, { schema: prefix });
+      // A server whose clock stands at 2001-09-09T01:46:40Z for this pool's sessions (SET timestamp).
+      const pool = mysql.createPool({ uri: url, connectionLimit: 1 });
+      cleanups.push(() => pool.end());
+      pool.on('connection', (connection) => connection.query('SET SESSION timestamp = 1000000000'));
+      const skewed = new MysqlStore({ pool, schema: prefix });
+      stores.push(skewed);
+      await skewed.heartbeatNode('skewed', '{}');
+      const seen = await skewed.readNodes();
+      assert.equal(seen.now, 1_000_000_000_000);
+      assert.deepEqual(seen.nodes, [
+        { id: 'skewed', info: '{}', startedAt: 1_000_000_000_000, heartbeatAt: 1_000_000_000_000 },
+      ]);
+      assert.equal(await skewed.pruneNodes(0), 0, 'its heartbeat is its database now');
+      // On the real clock that heartbeat is decades old: pruned, however big the age asked.
+      const store = makeStore({ schema: prefix });
+      assert.ok(Math.abs((await store.readNodes()).now - Date.now()) < 60_000);
+      assert.equal(await store.pruneNodes(Number.MAX_SAFE_INTEGER), 0);
+      assert.equal(await store.pruneNodes(60_000), 1);
+    });
+
+    test('info is kept byte for byte over a latin1 connection; ids are compared exactly', async () => {
+      const prefix = freshPrefix();
+      await installSchema(url, { schema: prefix });
+      const pool = mysql.createPool({ uri: url, connectionLimit: 1, charset: 'latin1' });
+      cleanups.push(() => pool.end());
+      const store = new MysqlStore({ pool, schema: prefix });
+      stores.push(store);
+      const info = JSON.stringify({ text: `ü😀€${'\u{10FFFF}'}`.repeat(300) });
+      assert.ok(Buffer.byteLength(info) <= 4096);
+      await store.heartbeatNode('node', info);
+      await store.heartbeatNode('NODE', 'x');
+      const { nodes } = await store.readNodes();
+      assert.deepEqual(
+        nodes.map((node) => [node.id, node.info]),
+        [
+          ['NODE', 'x'],
+          ['node', info],
+        ],
+      );
+      const [[raw]] = await admin.query<mysql.RowDataPacket[]>(
+        `SELECT HEX(info) AS hex FROM \`${prefix}_nodes\` WHERE id = 'node'`,
+      );
+      assert.equal(raw!.hex, Buffer.from(info).toString('hex').toUpperCase());
+    });
+
+    test('a namespace at schema version 2 is migrated; before that the calls fail clearly', async () => {
+      const prefix = freshPrefix();
+      const { epoch } = await installSchema(url, { schema: prefix });
+      const store = makeStore({ schema: prefix });
+      assert.equal(await store.addKey('p', { id: 'k', secret: randomBytes(32), createdAt: 1 }, -1), true);
+      await admin.query(`DROP TABLE \`${prefix}_nodes\``);
+      await admin.query(`UPDATE \`${prefix}_schema_version\` SET version = 2`);
+      await assert.rejects(store.readNodes(), { code: 'ER_NO_SUCH_TABLE' });
+      await assert.rejects(store.heartbeatNode('n', '{}'), { code: 'ER_NO_SUCH_TABLE' });
+      assert.deepEqual(await makeStore({ schema: prefix }).install(), { epoch });
+      const [[version]] = await admin.query<mysql.RowDataPacket[]>(`SELECT version FROM \`${prefix}_schema_version\``);
+      assert.equal(version!.version, SCHEMA_VERSION);
+      await store.heartbeatNode('n', '{}');
+      assert.equal((await store.readNodes()).nodes.length, 1);
+      assert.equal((await store.readKeys('p')).length, 1, 'the keys are kept');
     });
   });
 

@@ -8,7 +8,7 @@ import type mysql from 'mysql2/promise';
 export { MAX_TABLE_COUNT, validateTableCount };
 
 /** The schema version this code writes and reads. Each version above 1 has a step in `migrations`. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 // 41 characters at most so that the longest table name, `<prefix>_messages_63`, stays within MySQL's 64-character
 // identifier limit (a longer name is an error, not a truncation, but better refused before anything is created).
 const MAX_PREFIX = 41;
@@ -37,12 +37,15 @@ export class TableNames {
   readonly streamsTable: string;
   /** The keys of key rings (see `addKey`), e.g. `` `hubwire_keys` ``. */
   readonly keysTable: string;
+  /** The node registry (see `heartbeatNode`), e.g. `` `hubwire_nodes` ``. */
+  readonly nodesTable: string;
 
   constructor(prefix: string) {
     this.prefix = validatePrefix(prefix);
     this.versionTable = quoteIdentifier(`${prefix}_schema_version`);
     this.streamsTable = quoteIdentifier(`${prefix}_streams`);
     this.keysTable = quoteIdentifier(`${prefix}_keys`);
+    this.nodesTable = quoteIdentifier(`${prefix}_nodes`);
   }
 
   /** The unquoted name of a stream's messages table, e.g. `hubwire_messages_0`. */
@@ -107,6 +110,17 @@ const migrations: ReadonlyArray<(names: TableNames, streams: readonly number[]) 
        secret VARBINARY(1024) NOT NULL,
        created_at BIGINT NOT NULL,
        PRIMARY KEY (purpose, id)
+     ) ENGINE = InnoDB`,
+  ],
+  // Step 3: the node registry, one row per node of the cluster. Ids are printable ASCII compared byte for byte
+  // (ascii_bin: no case folding, no PAD SPACE); info is up to 4096 bytes of UTF-8 (utf8mb4, which keeps every
+  // character; utf8mb3 would refuse 4-byte ones). Times are ms since 1970 from the database's clock.
+  (names) => [
+    `CREATE TABLE IF NOT EXISTS ${names.nodesTable} (
+       id VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+       info TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+       started_at BIGINT NOT NULL,
+       heartbeat_at BIGINT NOT NULL
      ) ENGINE = InnoDB`,
   ],
 ];
@@ -297,7 +311,12 @@ async function listTables(connection: Queryable, names: TableNames): Promise<Map
       WHERE table_schema = DATABASE() AND LOWER(LEFT(table_name, ?)) = LOWER(?)`,
     [names.prefix.length + 1, `${names.prefix}_`],
   );
-  const ours = [`${names.prefix}_schema_version`, `${names.prefix}_streams`, `${names.prefix}_keys`];
+  const ours = [
+    `${names.prefix}_schema_version`,
+    `${names.prefix}_streams`,
+    `${names.prefix}_keys`,
+    `${names.prefix}_nodes`,
+  ];
   for (let stream = 0; stream < MAX_TABLE_COUNT; stream++) ours.push(names.messagesName(stream));
   const tables = new Map<string, string>();
   for (const row of rows) {

@@ -1,4 +1,5 @@
-// MysqlStore: the BackplaneStore on MySQL and MariaDB: the pool, the SQL of append, read, top and trim, and the keys.
+// MysqlStore: the BackplaneStore on MySQL and MariaDB: the pool, the SQL of append, read, top and trim, the keys,
+// and the node registry (its SQL in nodes.ts).
 
 import {
   type AppendResult,
@@ -15,6 +16,8 @@ import {
   errorReporter,
   inTransaction,
   type Lease,
+  type NodeRecord,
+  type NodeStore,
   optionWithAlias,
   parseKeyTime,
   parseStoredId,
@@ -30,7 +33,9 @@ import {
   withConnection,
 } from 'hubwire/backplane';
 import mysql from 'mysql2/promise';
+import { acquireConnection } from './connections.js';
 import { isBroken, isDuplicateBatch, NotInstalledError } from './errors.js';
+import { NodeRegistry } from './nodes.js';
 import type { MysqlStoreOptions } from './options.js';
 import { currentDatabase, installOn, SCHEMA_VERSION, TableNames, withUserLock } from './schema.js';
 
@@ -53,7 +58,7 @@ interface ErrorSink {
  * row lock in the transaction that inserts the message, so the lock is held to commit and ids are gap-free and in
  * commit order (AUTO_INCREMENT would hand them out at insert time and let them commit out of order).
  */
-export class MysqlStore implements BackplaneStore {
+export class MysqlStore implements BackplaneStore, NodeStore {
   readonly kind = 'mysql';
   readonly streamCount: number;
   readonly names: TableNames;
@@ -76,6 +81,7 @@ export class MysqlStore implements BackplaneStore {
   readonly #nextIdSql: string;
   readonly #topSql: string;
   readonly #keysSql: { read: string; newer: string; insert: string; delete: string };
+  readonly #nodes: NodeRegistry;
   /** The connection's database, learnt on first use: user-level lock names include it. */
   #database: string | undefined;
   #closing: Promise<void> | undefined;
@@ -153,6 +159,7 @@ export class MysqlStore implements BackplaneStore {
       insert: `INSERT INTO ${names.keysTable} (purpose, id, secret, created_at) VALUES (?, ?, ?, ?)`,
       delete: `DELETE FROM ${names.keysTable} WHERE purpose = ? AND created_at < ?`,
     };
+    this.#nodes = new NodeRegistry(names, (work) => this.#withConnection(work));
   }
 
   /** Creates or migrates the tables and this store's stream tables; see {@link installSchema}. */
@@ -305,6 +312,23 @@ export class MysqlStore implements BackplaneStore {
     return result.affectedRows;
   }
 
+  /** The node registry (NodeStore), on the database's clock: see nodes.ts. */
+  heartbeatNode(id: string, info: string): Promise<void> {
+    return this.#nodes.heartbeat(id, info);
+  }
+
+  readNodes(): Promise<{ now: number; nodes: NodeRecord[] }> {
+    return this.#nodes.read();
+  }
+
+  removeNode(id: string): Promise<boolean> {
+    return this.#nodes.remove(id);
+  }
+
+  pruneNodes(olderThanMs: number): Promise<number> {
+    return this.#nodes.prune(olderThanMs);
+  }
+
   /**
    * MySQL and MariaDB have no LISTEN/NOTIFY: this store has no push wake-ups, so it resolves `undefined` and the
    * engine polls each stream with its short back-off (see the README for why no substitute is used).
@@ -327,38 +351,10 @@ export class MysqlStore implements BackplaneStore {
     return this.#closing;
   }
 
-  /**
-   * A pooled connection within CONNECT_TIMEOUT_MS, with our 'error' listener on it: mysql2's own listener is a
-   * `once`, and an 'error' event without a listener kills the process. mysql2 pools have no acquire timeout, so
-   * one is added here (a connection that arrives late goes straight back).
-   */
+  /** A pooled connection (see acquireConnection), unless the store is closed. */
   async #acquire(): Promise<mysql.PoolConnection> {
     if (this.#closing) throw new Error('MysqlStore is closed');
-    const pending = this.#pool.getConnection();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`Timed out after ${CONNECT_TIMEOUT_MS} ms waiting for a MySQL connection.`)),
-        CONNECT_TIMEOUT_MS,
-      );
-    });
-    try {
-      const connection = await Promise.race([pending, timeout]);
-      const core = connection.connection as unknown as NodeJS.EventEmitter;
-      if (!this.#watched.has(core)) {
-        this.#watched.add(core);
-        core.on('error', this.#onConnectionError);
-      }
-      return connection;
-    } catch (error) {
-      pending.then(
-        (late) => late.release(),
-        () => {},
-      );
-      throw error;
-    } finally {
-      clearTimeout(timer);
-    }
+    return acquireConnection(this.#pool, this.#watched, this.#onConnectionError);
   }
 
   /**
