@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
@@ -135,6 +135,7 @@ runStoreConformance('sqlite', {
   async downgradeToVersion1({ path }) {
     const db = rawHandle(path);
     db.exec('DROP TABLE hubwire_keys');
+    db.exec('DROP TABLE hubwire_nodes');
     db.exec('UPDATE hubwire_schema_version SET version = 1');
   },
 });
@@ -227,6 +228,42 @@ describe('SqliteStore', { timeout: 120_000 }, () => {
       await assert.rejects(store.append(0, 'p', 1, Buffer.from('x')), /not installed.*call install\(\) first/);
       await assert.rejects(store.top(0), /not installed/);
       await assert.rejects(store.readAfter(0, 0, 1), /not installed/);
+      await assert.rejects(store.readNodes(), /nodes table is not installed.*call install\(\) first/);
+      await assert.rejects(store.heartbeatNode('n', '{}'), /nodes table is not installed/);
+    });
+
+    test('node registry arguments are rejected before the file is opened', async () => {
+      const path = freshPath();
+      const store = makeStore({ path });
+      await assert.rejects(store.heartbeatNode('has space', '{}'), TypeError);
+      await assert.rejects(store.heartbeatNode('n', 'x'.repeat(4097)), TypeError);
+      await assert.rejects(store.removeNode(''), TypeError);
+      await assert.rejects(store.pruneNodes(-1), RangeError);
+      assert.equal(existsSync(dirname(path)), false, 'nothing was created');
+    });
+
+    test('a file at schema version 2 gets the nodes table from install(), keeping its keys and epoch', async () => {
+      const path = freshPath();
+      const store = makeStore({ path });
+      const { epoch } = await store.install();
+      assert.equal(await store.addKey('p', { id: 'k', secret: Buffer.alloc(32, 1), createdAt: 1 }, -1), true);
+      const db = rawHandle(path);
+      db.exec('DROP TABLE hubwire_nodes');
+      db.exec('UPDATE hubwire_schema_version SET version = 2');
+      const migrated = makeStore({ path });
+      await assert.rejects(migrated.readNodes(), /nodes table is not installed/);
+      assert.deepEqual(await migrated.install(), { epoch });
+      assert.equal(db.prepare('SELECT version FROM hubwire_schema_version').pluck().get(), SCHEMA_VERSION);
+      assert.deepEqual(
+        (await migrated.readKeys('p')).map((k) => k.id),
+        ['k'],
+      );
+      await migrated.heartbeatNode('n', '{"a":1}');
+      await migrated.heartbeatNode('n', '{"a":2}');
+      const { now, nodes } = await store.readNodes();
+      assert.equal(nodes.length, 1);
+      assert.equal(nodes[0]?.info, '{"a":2}');
+      assert.ok(nodes[0]!.startedAt <= nodes[0]!.heartbeatAt && nodes[0]!.heartbeatAt <= now);
     });
   });
 

@@ -8,7 +8,7 @@ import { MAX_TABLE_COUNT, validateSchemaName, validateTableCount } from 'hubwire
 export { MAX_TABLE_COUNT, validateTableCount };
 
 /** The schema version this code writes and reads. Each version above 1 has a step in `migrations`. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 // The same rule as PostgreSQL schema names, so one `--schema` value is valid for every backplane. SQLite has no
 // schemas inside a file: the prefix starts every table name instead (`hubwire_streams`).
 const MAX_PREFIX = 51;
@@ -30,12 +30,15 @@ export class TableNames {
   readonly streamsTable: string;
   /** The keys of key rings (see `addKey`), e.g. `"hubwire_keys"`. */
   readonly keysTable: string;
+  /** The node registry (see `heartbeatNode`), e.g. `"hubwire_nodes"`. */
+  readonly nodesTable: string;
 
   constructor(prefix: string) {
     this.prefix = validatePrefix(prefix);
     this.versionTable = `"${prefix}_schema_version"`;
     this.streamsTable = `"${prefix}_streams"`;
     this.keysTable = `"${prefix}_keys"`;
+    this.nodesTable = `"${prefix}_nodes"`;
   }
 
   /** The unquoted name of a stream's messages table, as sqlite_schema lists it. */
@@ -78,6 +81,17 @@ const migrations: ReadonlyArray<(names: TableNames, streams: readonly number[]) 
        secret BLOB NOT NULL,
        created_at INTEGER NOT NULL,
        PRIMARY KEY (purpose, id)
+     ) WITHOUT ROWID`,
+  ],
+  // Step 3: the node registry, one row per live node. Times are integer ms since 1970 from the host's clock
+  // (Date.now() of the process that writes; every process sharing the file runs on this host). WITHOUT ROWID, as
+  // the keys: the id is the key, and it makes the PRIMARY KEY NOT NULL (a rowid table's TEXT key would allow NULL).
+  (names) => [
+    `CREATE TABLE IF NOT EXISTS ${names.nodesTable} (
+       id TEXT PRIMARY KEY,
+       info TEXT NOT NULL,
+       started_at INTEGER NOT NULL,
+       heartbeat_at INTEGER NOT NULL
      ) WITHOUT ROWID`,
   ],
 ];

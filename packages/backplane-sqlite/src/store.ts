@@ -1,5 +1,6 @@
 // SqliteStore: the BackplaneStore in one SQLite file shared by the processes of one host: the
-// connection (WAL, short busy timeout), and the SQL of append, read, top and trim.
+// connection (WAL, short busy timeout), and the SQL of append, read, top and trim. The key statements are in
+// keys.ts, the node registry (heartbeatNode, readNodes, removeNode, pruneNodes) in nodes.ts.
 
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -14,6 +15,8 @@ import {
   checkTrim,
   DEFAULT_SCHEMA,
   errorReporter,
+  type NodeRecord,
+  type NodeStore,
   optionWithAlias,
   parseStoredId,
   type StoredKey,
@@ -25,18 +28,14 @@ import {
   validateStoredKey,
   validateTableCount,
 } from 'hubwire/backplane';
+import { type KeyStatements, prepareKeyStatements } from './keys.js';
+import { SqliteNodes } from './nodes.js';
 import { pathFromUrl, resolveDatabasePath, type SqliteStoreOptions } from './options.js';
 import { installOn, retryBusy, SCHEMA_VERSION, TableNames } from './schema.js';
 import { WalWatcher } from './wakeup.js';
 
 /** How many rows one trim statement deletes: each block is one short write transaction. */
 const TRIM_BLOCK = TRIM_BLOCK_ROWS;
-
-interface KeyStatements {
-  read: Database.Statement<[string], { id: string; secret: Buffer; created_at: number }>;
-  add(purpose: string, key: StoredKey, unlessNewerThan: number): boolean;
-  delete: Database.Statement<[string, number]>;
-}
 
 interface StreamStatements {
   append(publisher: string, batchSeq: number, payload: Buffer): number | undefined;
@@ -49,7 +48,7 @@ interface StreamStatements {
  * write lock first, so appends of all processes are serialised and the id read and incremented from the
  * stream's row inside it is consecutive and in commit order. WAL mode lets readers run beside the writer.
  */
-export class SqliteStore implements BackplaneStore {
+export class SqliteStore implements BackplaneStore, NodeStore {
   readonly kind = 'sqlite';
   readonly streamCount: number;
   readonly names: TableNames;
@@ -61,6 +60,7 @@ export class SqliteStore implements BackplaneStore {
   readonly #onError: (error: Error) => void;
   readonly #watchers = new Set<WalWatcher>();
   readonly #statements = new Map<number, StreamStatements>();
+  readonly #nodes: SqliteNodes;
   #db: Database.Database | undefined;
   #opening: Promise<Database.Database> | undefined;
   #topStatement: Database.Statement<[number], number> | undefined;
@@ -79,6 +79,7 @@ export class SqliteStore implements BackplaneStore {
       throw new RangeError(`busyTimeout must be a non-negative integer (ms), got ${String(options.busyTimeout)}.`);
     }
     this.#onError = errorReporter(options.onError);
+    this.#nodes = new SqliteNodes(this.names, this.path, () => this.#connection());
   }
 
   /** Creates or migrates the tables (safe when many processes start at once); resolves with the epoch. */
@@ -88,6 +89,7 @@ export class SqliteStore implements BackplaneStore {
     // New tables: statements prepared against the old ones (or that failed) are prepared again.
     this.#statements.clear();
     this.#keyStatements = undefined;
+    this.#nodes.reset();
     return { epoch };
   }
 
@@ -196,6 +198,23 @@ export class SqliteStore implements BackplaneStore {
     return retryBusy(() => statements.delete.run(purpose, createdBefore).changes);
   }
 
+  /** Registers the node or refreshes its row (one upsert; times are this host's clock, see nodes.ts). */
+  heartbeatNode(id: string, info: string): Promise<void> {
+    return this.#nodes.heartbeat(id, info);
+  }
+
+  readNodes(): Promise<{ now: number; nodes: NodeRecord[] }> {
+    return this.#nodes.read();
+  }
+
+  removeNode(id: string): Promise<boolean> {
+    return this.#nodes.remove(id);
+  }
+
+  pruneNodes(olderThanMs: number): Promise<number> {
+    return this.#nodes.prune(olderThanMs);
+  }
+
   /** Stops every subscription and closes the database. Safe to call more than once. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
@@ -205,6 +224,7 @@ export class SqliteStore implements BackplaneStore {
       this.#db = undefined;
       this.#statements.clear();
       this.#keyStatements = undefined;
+      this.#nodes.reset();
       try {
         db?.close();
       } catch (error) {
@@ -307,40 +327,8 @@ export class SqliteStore implements BackplaneStore {
   }
 
   #keysStatements(db: Database.Database): KeyStatements {
-    if (this.#keyStatements) return this.#keyStatements;
-    const table = this.names.keysTable;
-    let statements: KeyStatements;
-    try {
-      const newer = db.prepare<[string, number], number>(
-        `SELECT 1 FROM ${table} WHERE purpose = ? AND created_at > ? LIMIT 1`,
-      );
-      const insert = db.prepare<[string, string, Buffer, number]>(
-        `INSERT INTO ${table} (purpose, id, secret, created_at) VALUES (?, ?, ?, ?)`,
-      );
-      const add = db.transaction((purpose: string, key: StoredKey, unlessNewerThan: number): boolean => {
-        if (newer.get(purpose, unlessNewerThan) !== undefined) return false;
-        insert.run(purpose, key.id, key.secret, key.createdAt);
-        return true;
-      });
-      statements = {
-        read: db.prepare(
-          `SELECT id, secret, created_at FROM ${table} WHERE purpose = ? ORDER BY created_at DESC, id DESC`,
-        ),
-        // IMMEDIATE: the write lock first, then the check (see addKey).
-        add: (purpose, key, unlessNewerThan) => add.immediate(purpose, key, unlessNewerThan),
-        delete: db.prepare(`DELETE FROM ${table} WHERE purpose = ? AND created_at < ?`),
-      };
-    } catch (error) {
-      if (/no such table/i.test(asError(error).message)) {
-        throw new Error(
-          `The keys table is not installed in ${this.path} (prefix '${this.names.prefix}'): call install() first.`,
-          { cause: error },
-        );
-      }
-      throw error;
-    }
-    this.#keyStatements = statements;
-    return statements;
+    this.#keyStatements ??= prepareKeyStatements(db, this.names, this.path);
+    return this.#keyStatements;
   }
 
   #top(db: Database.Database, stream: number): number | undefined {
