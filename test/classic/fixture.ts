@@ -180,7 +180,3 @@ export function routeUrl(
   });
   return `${base}/signalr/${route}?${query}`;
 }
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

@@ -14,8 +14,8 @@ import {
   MemoryStore,
 } from 'hubwire';
 import type { Browser } from 'playwright-core';
-import { waitFor } from '../helpers/wait.js';
-import { HUBS, http, launchChromium, negotiate, routeUrl, serveTestPage, sleep } from './fixture.js';
+import { delay, waitFor } from '../helpers/wait.js';
+import { HUBS, http, launchChromium, negotiate, routeUrl, serveTestPage } from './fixture.js';
 import { openSocket, openStream, wsUrl } from './wire.js';
 
 const PAGE = `<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"></head><body>
@@ -86,7 +86,7 @@ async function startServer(options: ClassicHubsOptions = {}, backplane?: Backpla
 /** A database round trip on every read, so a node that did not write a row sees it a little later. */
 class SlowReads extends MemoryStore {
   override async readAfter(stream: number, afterId: number, limit: number) {
-    await sleep(15);
+    await delay(15);
     return super.readAfter(stream, afterId, limit);
   }
 }
@@ -158,7 +158,7 @@ describe('classic progress across nodes', () => {
       const poll = http(url(a.base, 'poll'), { form: { messageId: init.C }, timeoutMs: 5000 }).then((r) => {
         order.push(r.body.includes('P|7') ? 'progress' : `other ${r.body}`);
       });
-      await sleep(50);
+      await delay(50);
       const data = JSON.stringify({ H: 'testhub', M: 'work', A: [1], I: 7 });
       const sent = http(url(b.base, 'send'), { form: { data } }).then((r) => order.push(`result ${r.body}`));
       await Promise.all([poll, sent]);

@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Backplane, Hubwire, MemoryDatabase, MemoryStore } from 'hubwire';
 import { createTestHub, newObservations, type Observations } from '../helpers/test-hub.js';
-import { waitFor } from '../helpers/wait.js';
-import { http, type Negotiated, negotiate, routeUrl, sleep, userFromQuery } from './fixture.js';
+import { delay, waitFor } from '../helpers/wait.js';
+import { http, type Negotiated, negotiate, routeUrl, userFromQuery } from './fixture.js';
 import { openStream } from './wire.js';
 
 const DISCONNECT_TIMEOUT = 1500;
@@ -186,7 +186,7 @@ describe('classic connections without sticky sessions (two nodes, one backplane)
       await publishToGroup(round % 2 ? a : b, round % 2 ? 'GA' : 'GB');
       const held = client.poll(nodes[round % 2] as Node, 2000);
       // And while the poll is held.
-      await sleep(30);
+      await delay(30);
       await publish(b, 'B');
       await publish(a, 'A');
       await held;
@@ -206,7 +206,7 @@ describe('classic connections without sticky sessions (two nodes, one backplane)
     const id = client.negotiated.ConnectionId;
     await client.connect(a);
     const held = client.poll(b, 1000);
-    await sleep(100); // the poll is held on node B
+    await delay(100); // the poll is held on node B
     const started = await http(client.url(b, 'start'));
     assert.equal(started.status, 200, started.body);
     assert.ok([...a.observations.connected, ...b.observations.connected].includes(id), 'onConnected ran on some node');
@@ -230,7 +230,7 @@ describe('classic connections without sticky sessions (two nodes, one backplane)
     while (Date.now() < until) {
       const node = i++ % 2 ? a : b;
       const held = client.poll(node, 400);
-      await sleep(50);
+      await delay(50);
       await node.broadcast(`tick-${i}`);
       await held;
     }
@@ -239,7 +239,7 @@ describe('classic connections without sticky sessions (two nodes, one backplane)
     assert.deepEqual(reported(), [], 'no disconnect while the client polls');
     // Now the client goes away: exactly one node reports it, once.
     await waitFor(() => reported().length > 0, DISCONNECT_TIMEOUT * 4, 'the disconnect');
-    await sleep(DISCONNECT_TIMEOUT * 1.5);
+    await delay(DISCONNECT_TIMEOUT * 1.5);
     assert.equal(reported().length, 1, JSON.stringify(reported()));
   });
 
@@ -275,7 +275,7 @@ describe('classic connections without sticky sessions (two nodes, one backplane)
     await client.connect(a);
     assert.equal((await http(client.url(a, 'start'))).status, 200);
     const first = client.poll(a, 3000);
-    await sleep(30);
+    await delay(30);
     await a.broadcast('D-1');
     await first;
     await a.broadcast('D-2');
@@ -283,7 +283,7 @@ describe('classic connections without sticky sessions (two nodes, one backplane)
     try {
       // B cannot read the rows after the client's cursor yet: the poll is held, nothing is reported.
       const moved = client.poll(b, 5000);
-      await sleep(400);
+      await delay(400);
       const reported = [...a.observations.disconnected, ...b.observations.disconnected].filter((e) => e.id === id);
       assert.deepEqual(reported, []);
       database.down = false;
@@ -303,7 +303,7 @@ describe('classic connections without sticky sessions (two nodes, one backplane)
     const tag = position[0] as string;
     const poll = async (node: Node, messageId: string) => {
       const held = http(client.url(node, 'poll'), { form: { messageId }, timeoutMs: 9000 });
-      await sleep(50);
+      await delay(50);
       await node.broadcast(`F-${messageId.length}`);
       const response = await held;
       assert.equal(response.status, 200, response.body);
@@ -325,7 +325,7 @@ describe('classic connections without sticky sessions (two nodes, one backplane)
       .join('.')}`;
     const started = Date.now();
     const held = http(client.url(a, 'poll'), { form: { messageId: ahead }, timeoutMs: 9000 });
-    await sleep(5500);
+    await delay(5500);
     await a.broadcast('F-after');
     const late = JSON.parse((await held).body) as Envelope;
     assert.ok(Date.now() - started < 8000, 'bounded wait');
@@ -356,7 +356,7 @@ describe('classic connections without sticky sessions (two nodes, one backplane)
     await client.connect(a);
     assert.equal((await http(client.url(a, 'start'))).status, 200);
     const held = client.poll(a, 3000);
-    await sleep(50);
+    await delay(50);
     const aborted = await http(client.url(b, 'abort'), { form: {} });
     assert.equal(aborted.status, 200);
     const ending = await held;
@@ -366,7 +366,7 @@ describe('classic connections without sticky sessions (two nodes, one backplane)
     await waitFor(() => reported().length === 1, 3000, 'the disconnect');
     const late = await http(client.url(b, 'poll'), { form: { messageId: client.cursor } });
     assert.match(late.body, /"E":"The connection has ended\."/);
-    await sleep(200);
+    await delay(200);
     assert.equal(reported().length, 1);
   });
 });
@@ -389,14 +389,14 @@ describe('classic moves with nodes writing to different streams', () => {
     await client.connect(x);
     assert.equal((await http(client.url(x, 'start'))).status, 200);
     const held = client.poll(x, 2000);
-    await sleep(30);
+    await delay(30);
     await x.broadcast('first');
     await held;
     // Between polls: the join goes into Y's stream, then X (having delivered it) sends to the group in its own.
     await client.send(y, 'joinGroup', 'room');
-    await sleep(100);
+    await delay(100);
     await x.toGroup('room', 'G-1');
-    await sleep(100);
+    await delay(100);
     await client.poll(y, 1000);
     for (let i = 0; i < 3 && !client.received.includes('room:G-1'); i++) await client.poll(i % 2 ? y : x, 500);
     assert.deepEqual(client.received, ['first', 'room:G-1']);
@@ -410,7 +410,7 @@ describe('classic moves with nodes writing to different streams', () => {
     const sse = await openStream(routeUrl(y.base, 'connect', negotiated, 'serverSentEvents', { user: 'gus' }));
     await sse.waitFor(/"S":1/);
     sse.close();
-    await sleep(20);
+    await delay(20);
     // Long polling connects on X; its claim reaches Y late (the database is briefly unreachable); /start lands on Y.
     const client = new Poller(negotiated, 'gus');
     database.down = true;
@@ -424,14 +424,14 @@ describe('classic moves with nodes writing to different streams', () => {
     assert.deepEqual(y.observations.connected, [id]);
     for (let i = 0; i < 3; i++) {
       const held = client.poll(x, 300);
-      await sleep(20);
+      await delay(20);
       await x.broadcast(`x-${i}`);
       await held;
     }
     const reported = () =>
       [...x.observations.disconnected, ...y.observations.disconnected].filter((entry) => entry.id === id);
     await waitFor(() => reported().length > 0, DISCONNECT_TIMEOUT * 4, 'the disconnect');
-    await sleep(DISCONNECT_TIMEOUT);
+    await delay(DISCONNECT_TIMEOUT);
     assert.equal(reported().length, 1, JSON.stringify(reported()));
   });
 });
@@ -455,7 +455,7 @@ describe('classic moves that must read the database (no replay cache)', () => {
     await client.connect(a);
     assert.equal((await http(client.url(a, 'start'))).status, 200);
     const first = client.poll(a, 3000);
-    await sleep(30);
+    await delay(30);
     await a.broadcast('R-1');
     await first;
     await a.broadcast('R-2');
@@ -465,7 +465,7 @@ describe('classic moves that must read the database (no replay cache)', () => {
     try {
       // B has to read the rows after the client's cursor from the database, which fails for now.
       moved = client.poll(b, 8000);
-      await sleep(600);
+      await delay(600);
       assert.deepEqual(client.received, ['R-1'], 'nothing yet');
       const reported = [...a.observations.disconnected, ...b.observations.disconnected].filter((e) => e.id === id);
       assert.deepEqual(reported, []);

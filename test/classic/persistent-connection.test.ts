@@ -14,8 +14,8 @@ import {
   type PersistentConnectionContext,
 } from 'hubwire';
 import type { Browser, Page } from 'playwright-core';
-import { waitFor } from '../helpers/wait.js';
-import { http, launchChromium, serveTestPage, sleep, userFromQuery } from './fixture.js';
+import { delay, waitFor } from '../helpers/wait.js';
+import { http, launchChromium, serveTestPage, userFromQuery } from './fixture.js';
 import { openSocket, wsUrl } from './wire.js';
 
 const PAGE = `<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"></head><body>
@@ -292,7 +292,7 @@ describe('PersistentConnection at the byte level', () => {
     assert.equal(init.S, 1);
     await http(url('start', token, 'longPolling'));
     const poll = http(url('poll', token, 'longPolling'), { form: { messageId: init.C } });
-    await sleep(50);
+    await delay(50);
     const sent = await http(url('send', token, 'longPolling'), { form: { data: 'over http' } });
     assert.deepEqual([sent.status, sent.body], [200, '']);
     assert.deepEqual(JSON.parse((await poll).body).M, ['echo:over http']);

@@ -4,8 +4,8 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { waitFor } from '../helpers/wait.js';
-import { type ClassicServer, HUBS, http, negotiate, routeUrl, sleep, startClassicServer } from './fixture.js';
+import { delay, waitFor } from '../helpers/wait.js';
+import { type ClassicServer, HUBS, http, negotiate, routeUrl, startClassicServer } from './fixture.js';
 import { openSocket, openStream, wsUrl } from './wire.js';
 
 let server: ClassicServer;
@@ -85,7 +85,7 @@ describe('long polling', () => {
     assert.deepEqual(JSON.parse(started.body), { Response: 'started' });
 
     const held = http(routeUrl(server.base, 'poll', n, 'longPolling'), { form: { messageId: initial.C } });
-    await sleep(100);
+    await delay(100);
     const sent = await send(server.base, n, 'longPolling', { H: 'testhub', M: 'toCaller', A: ['hello'], I: 0 });
     assert.deepEqual(JSON.parse(sent.body), { I: '0' });
     const first = envelope((await held).body);
@@ -124,7 +124,7 @@ describe('long polling', () => {
     const n = await negotiate(doomed.base);
     const initial = envelope((await http(routeUrl(doomed.base, 'connect', n, 'longPolling'), { form: {} })).body);
     const poll = http(routeUrl(doomed.base, 'poll', n, 'longPolling'), { form: { messageId: initial.C } });
-    await sleep(100);
+    await delay(100);
     await doomed.close();
     const answer = envelope((await poll).body);
     assert.equal(answer.T, 1);
@@ -220,7 +220,7 @@ describe('start', () => {
     assert.deepEqual([start.status, start.body], [500, 'not today']);
     const again = await http(routeUrl(server.base, 'start', n, 'longPolling', { user: 'refused' }));
     assert.equal(again.status, 400, 'the connection is gone');
-    await sleep(100);
+    await delay(100);
     assert.ok(
       !server.observations.disconnected.some((d) => d.id === n.ConnectionId),
       'no onDisconnected without onConnected (as ASP.NET Core)',
@@ -238,7 +238,7 @@ describe('groups token', () => {
       const initial = envelope((await http(routeUrl(a.base, 'connect', n, 'longPolling'), { form: {} })).body);
       await http(routeUrl(a.base, 'start', n, 'longPolling'));
       const poll = http(routeUrl(a.base, 'poll', n, 'longPolling'), { form: { messageId: initial.C } });
-      await sleep(50);
+      await delay(50);
       await send(a.base, n, 'longPolling', { H: 'TestHub', M: 'joinGroup', A: ['blue'], I: 0 });
       const withToken = envelope((await poll).body);
       assert.ok(withToken.G, 'the poll answer carries the new groups token');
@@ -247,7 +247,7 @@ describe('groups token', () => {
       const onB = http(routeUrl(b.base, 'poll', n, 'longPolling'), {
         form: { messageId: withToken.C, groupsToken: withToken.G as string },
       });
-      await sleep(200);
+      await delay(200);
       await b.hubwire.hub('/test').clients.group('blue').send('groupMessage', 'blue', 'on B');
       assert.deepEqual(envelope((await onB).body).M, [{ H: 'TestHub', M: 'groupMessage', A: ['blue', 'on B'] }]);
       await http(routeUrl(a.base, 'abort', n, 'longPolling'), { method: 'POST' });

@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { get, type IncomingMessage } from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import { waitFor } from '../helpers/wait.js';
-import { type ClassicServer, http, negotiate, routeUrl, sleep, startClassicServer } from './fixture.js';
+import { delay, waitFor } from '../helpers/wait.js';
+import { type ClassicServer, http, negotiate, routeUrl, startClassicServer } from './fixture.js';
 import { openSocket, wsUrl } from './wire.js';
 
 const MAX_QUEUED = 128 * 1024;
@@ -25,7 +25,7 @@ async function flood(stop: () => boolean, max = 40_000): Promise<number> {
   let sent = 0;
   for (; sent < max && !stop(); sent++) {
     await hub.clients.all.send('message', TEXT);
-    if (sent % 200 === 0) await sleep(0);
+    if (sent % 200 === 0) await delay(0);
   }
   return sent;
 }

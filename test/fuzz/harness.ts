@@ -188,7 +188,7 @@ export function within<T>(promise: Promise<T>, what: string, ms = BOUND): Promis
   return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
 }
 
-export const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+export { delay } from '../helpers/wait.js';
 
 const STREAM_TYPES = /text\/event-stream|text\/html/;
 

@@ -76,10 +76,6 @@ export function collect<T = unknown>(client: signalR.HubConnection, method: stri
   };
 }
 
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /** Reads a server-to-client stream to its end. */
 export function readStream<T>(stream: signalR.IStreamResult<T>, timeoutMs = 5000): Promise<T[]> {
   return new Promise((resolve, reject) => {
@@ -100,3 +96,5 @@ export function readStream<T>(stream: signalR.IStreamResult<T>, timeoutMs = 5000
     });
   });
 }
+
+export { delay } from './wait.js';

@@ -24,3 +24,21 @@ export async function waitFor(condition: () => boolean | Promise<boolean>, ms: n
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
 }
+
+/** Resolves after `ms`. For pacing (a rate, a quiet period), never in place of waiting for a condition. */
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Resolves once `condition` holds or `ms` passed, with whether it held: for a test that measures what arrived
+ * by a deadline (and asserts on it afterwards) rather than failing at the deadline.
+ */
+export async function settle(condition: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() >= deadline) return false;
+    await delay(POLL_MS);
+  }
+  return true;
+}

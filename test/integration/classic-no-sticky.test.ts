@@ -14,9 +14,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { http, launchChromium, sleep } from '../classic/fixture.js';
+import { http, launchChromium } from '../classic/fixture.js';
 import { type ClassicNodeProcess, dropSchema, startClassicNodeProcess } from '../helpers/classic-node.js';
 import { type Haproxy, startRoundRobin } from '../helpers/haproxy.js';
+import { delay } from '../helpers/wait.js';
 
 const DATABASE_URL = process.env.HUBWIRE_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
 const STICKY = process.env.HUBWIRE_TEST_STICKY === '1';
@@ -223,7 +224,7 @@ describe('classic clients behind round-robin HAProxy, no sticky sessions', { tim
         lastTotal = total;
         lastChange = Date.now();
       } else if (Date.now() - lastChange > quietMs) return;
-      await sleep(200);
+      await delay(200);
     }
   }
 
@@ -306,7 +307,7 @@ describe('classic clients behind round-robin HAProxy, no sticky sessions', { tim
     );
     const published = publishedOk(result.body, PHASE1.count);
     await waitForLast(PHASE1.from + PHASE1.count - 1, 15_000);
-    await sleep(300); // duplicates, if any, would show up now
+    await delay(300); // duplicates, if any, would show up now
     const problems = await deliveryProblems(range(PHASE1.from, PHASE1.count));
 
     // Where each connection's requests went, as the nodes saw them.
@@ -346,7 +347,7 @@ describe('classic clients behind round-robin HAProxy, no sticky sessions', { tim
 
   test('phase 1: no node reports a live connection disconnected, past the disconnect timeout', async () => {
     assertStarted();
-    await sleep(DISCONNECT_TIMEOUT + DISCONNECT_MARGIN);
+    await delay(DISCONNECT_TIMEOUT + DISCONNECT_MARGIN);
     const problems = await disconnectProblems(nodes);
     if (problems.length) assert.fail(`false disconnects:\n${problems.join('\n')}`);
   });
@@ -360,13 +361,13 @@ describe('classic clients behind round-robin HAProxy, no sticky sessions', { tim
       `${publisher.base}/publish?from=${PHASE2.from}&count=${PHASE2.count}&interval=${INTERVAL}`,
       { method: 'POST', timeoutMs: 30_000 },
     );
-    await sleep(KILL_AFTER);
+    await delay(KILL_AFTER);
     await nodes[victim]?.kill();
     const killedAt = Date.now() - started;
     const result = await publishing;
     const published = publishedOk(result.body, PHASE2.count);
     await waitForLast(PHASE2.from + PHASE2.count - 1, 20_000, 6000);
-    await sleep(300);
+    await delay(300);
     const problems = await deliveryProblems(range(PHASE2.from, PHASE2.count), marks);
     // Which clients went through a reconnect (their transport was on the killed node).
     const moved: string[] = [];
@@ -383,7 +384,7 @@ describe('classic clients behind round-robin HAProxy, no sticky sessions', { tim
   test('phase 2: the survivor reports no live connection disconnected, past the disconnect timeout', async () => {
     assertStarted();
     assert.ok(nodes[victim]?.child.signalCode === 'SIGKILL', 'phase 2 killed the other node');
-    await sleep(DISCONNECT_TIMEOUT + DISCONNECT_MARGIN);
+    await delay(DISCONNECT_TIMEOUT + DISCONNECT_MARGIN);
     const problems = await disconnectProblems([survivor()]);
     if (problems.length) assert.fail(`false disconnects:\n${problems.join('\n')}`);
   });

@@ -15,6 +15,7 @@ import pg from 'pg';
 import { decodeBatch } from '../../packages/hubwire/src/backplane/envelope.js';
 import { collect, delay, startClient } from '../helpers/clients.js';
 import { type FixtureProcess, type NodeProcess, startFixture, startNodeProcess } from '../helpers/node-process.js';
+import { settle } from '../helpers/wait.js';
 
 const DATABASE_URL = process.env.HUBWIRE_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
 /** The engine's default acceptWindow: the most acknowledged sends of server code that a crash may lose. */
@@ -135,10 +136,8 @@ async function receiversOn(scope: Scope, nodes: NodeProcess[], group: string) {
   return inboxes.map((inbox) => ({ values: () => inbox.items.map((m) => m[1]) }));
 }
 
-/** Waits (at most until `deadline`) until `done()`. */
-async function waitUntil(done: () => boolean, deadline: number): Promise<void> {
-  while (!done() && Date.now() < deadline) await delay(50);
-}
+/** Waits (at most until `deadline`) until `done()`; the test asserts on what arrived afterwards. */
+const waitUntil = (done: () => boolean, deadline: number) => settle(done, deadline - Date.now());
 
 function isPrefix(values: readonly number[], base = 0): boolean {
   return values.every((v, i) => v === base + i);

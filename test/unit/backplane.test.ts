@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Backplane, type Envelope, MemoryDatabase, MemoryStore, type StreamState } from 'hubwire';
 import { decodeBatch } from '../../packages/hubwire/src/backplane/envelope.js';
+import { waitFor } from '../helpers/wait.js';
 
 function engine(database: MemoryDatabase, options: ConstructorParameters<typeof Backplane>[1] = {}) {
   const errors: string[] = [];
@@ -37,13 +38,8 @@ const send = (value: unknown): Envelope => ({
   args: [value],
 });
 
-async function until(check: () => boolean, timeoutMs = 3000): Promise<void> {
-  const started = Date.now();
-  while (!check()) {
-    if (Date.now() - started > timeoutMs) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
+/** Waits (3 s at most) for a condition, named by its own source text when it fails. */
+const until = (check: () => boolean) => waitFor(check, 3000, check.toString());
 
 describe('Backplane (the database-independent engine)', () => {
   test('two nodes see every message once, in the same order', async () => {
