@@ -5,6 +5,7 @@ export {
   Backplane,
   type BackplaneOptions,
   type BackplaneStats,
+  type ClusterNode,
   type StreamState,
   type StreamStatus,
 } from './backplane/backplane.js';
@@ -77,6 +78,7 @@ export { messagePackHubProtocol } from './protocol/msgpack-protocol.js';
 export { SerializedMessage } from './protocol/serialized-message.js';
 export { Hubwire } from './server.js';
 export type { TransportKind } from './transports/transport.js';
+export { VERSION } from './version.js';
 
 // The backplane's earlier names (before 0.x settled on one noun), kept so existing code goes on compiling.
 import { Backplane, type BackplaneOptions, type BackplaneStats } from './backplane/backplane.js';

@@ -2,6 +2,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
 import type { Backplane } from './backplane/backplane.js';
 import { BackplaneBus } from './backplane/backplane-bus.js';
@@ -26,6 +27,7 @@ import { type HubDefinition, toAuthorizeUser } from './hub/hub-registry.js';
 import { DEFAULTS, defaultUserIdProvider, type HubwireOptions } from './options.js';
 import { jsonHubProtocol } from './protocol/json-protocol.js';
 import { messagePackHubProtocol } from './protocol/msgpack-protocol.js';
+import { VERSION } from './version.js';
 
 /** Options of a raw connection endpoint (see `mapConnection`). */
 export type ConnectionEndpointOptions = Pick<
@@ -54,6 +56,7 @@ export class Hubwire {
     this.backplane = options.backplane;
     // Starts at once; until the database answers, sends queue (up to the backplane's maxQueueLength).
     this.backplane?.start().catch((error: unknown) => this.reportError(error, 'starting the backplane'));
+    this.backplane?.setNodeInfo(() => this.describeNode());
     const userIdOf = options.userIdProvider ?? defaultUserIdProvider;
     this.dispatcher = new HttpDispatcher({
       authenticate: options.authenticate,
@@ -328,6 +331,37 @@ export class Hubwire {
       });
     });
     return (server.address() as AddressInfo).port;
+  }
+
+  /**
+   * What this node says about itself in the backplane's node registry (every heartbeat): its process, address, and
+   * the connections it holds, by hub and transport (the cluster's presence counts, as fresh as a heartbeat).
+   */
+  private describeNode(): Record<string, unknown> {
+    const hubs: Record<string, number> = {};
+    const transports: Record<string, number> = {};
+    let connections = 0;
+    for (const connection of this.dispatcher.manager.connections()) {
+      if (connection.state === 'closed') continue;
+      connections++;
+      hubs[connection.endpointPath] = (hubs[connection.endpointPath] ?? 0) + 1;
+      const transport = connection.transportKind ?? 'negotiated';
+      transports[transport] = (transports[transport] ?? 0) + 1;
+    }
+    const classic: Record<string, number> = {};
+    for (const endpoint of this.classic) classic[endpoint.basePath] = endpoint.connectionCount;
+    const address = this.server?.address();
+    return {
+      version: VERSION,
+      node: process.version,
+      pid: process.pid,
+      host: hostname(),
+      address: address && typeof address === 'object' ? `${address.address}:${address.port}` : undefined,
+      connections,
+      hubs,
+      transports,
+      classic,
+    };
   }
 
   /** The http.Server that `listen()` started. */

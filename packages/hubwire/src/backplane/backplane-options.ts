@@ -42,6 +42,16 @@ export interface BackplaneOptions {
    * a classic endpoint is mapped (or this option is given). Default 2048 rows, 8 MiB.
    */
   replayCache?: { rows?: number; bytes?: number };
+  /**
+   * The node registry (stores that keep one: the bundled ones do): how often this node refreshes its row (ms).
+   * Default 5000.
+   */
+  heartbeatInterval?: number;
+  /**
+   * A node whose last heartbeat is older than this is taken for dead (`backplane.nodes()` says `alive: false`);
+   * its row is removed after four times as long. Default 15000 (three missed heartbeats).
+   */
+  nodeTimeout?: number;
   /** Errors the backplane recovers from by itself (logged). Default: console.error, at most once per second per kind. */
   onError?: (error: unknown, where: string) => void;
 }
@@ -64,6 +74,8 @@ export interface ResolvedOptions {
   keepAgeMs: number;
   cacheRows: number;
   cacheBytes: number;
+  heartbeatInterval: number;
+  nodeTimeout: number;
 }
 
 /** Applies the defaults; throws a TypeError naming the option for anything out of range. */
@@ -84,6 +96,8 @@ export function resolveOptions(options: BackplaneOptions): ResolvedOptions {
     keepAgeMs: options.retention?.ageMs ?? 60_000,
     cacheRows: options.replayCache?.rows ?? 2048,
     cacheBytes: options.replayCache?.bytes ?? 8 * 1024 * 1024,
+    heartbeatInterval: options.heartbeatInterval ?? 5000,
+    nodeTimeout: options.nodeTimeout ?? 15_000,
   };
   for (const [key, value] of Object.entries(numbers)) {
     if (!(typeof value === 'number' && value >= 0 && Number.isFinite(value))) {
@@ -93,9 +107,25 @@ export function resolveOptions(options: BackplaneOptions): ResolvedOptions {
   if (numbers.batchSize < 1 || numbers.readBatchSize < 1) {
     throw new TypeError('Backplane batch sizes must be at least 1.');
   }
+  if (numbers.heartbeatInterval < 100 || numbers.nodeTimeout <= numbers.heartbeatInterval) {
+    throw new TypeError(
+      "Backplane option 'heartbeatInterval' must be at least 100 ms, and 'nodeTimeout' longer than it.",
+    );
+  }
   const acknowledge = options.acknowledge ?? 'accepted';
   if (acknowledge !== 'accepted' && acknowledge !== 'committed') {
     throw new TypeError(`Backplane option 'acknowledge' must be 'accepted' or 'committed', got '${acknowledge}'.`);
   }
   return { ...numbers, acknowledge };
+}
+
+/** The default onError: console.error, at most once per second per kind of error. */
+export function consoleReporter(kind: string): (error: unknown, where: string) => void {
+  const lastReport = new Map<string, number>();
+  return (error, where) => {
+    const now = Date.now();
+    if (now - (lastReport.get(where) ?? 0) < 1000) return;
+    lastReport.set(where, now);
+    console.error(`[hubwire] ${kind} backplane, ${where}:`, error instanceof Error ? error.message : error);
+  };
 }

@@ -6,10 +6,11 @@ import { randomUUID } from 'node:crypto';
 import type { Envelope } from '../bus/envelope.js';
 import { HubwireError } from '../errors.js';
 import { sleep, withTimeout } from '../util/timing.js';
-import { type BackplaneOptions, type ResolvedOptions, resolveOptions } from './backplane-options.js';
+import { type BackplaneOptions, consoleReporter, type ResolvedOptions, resolveOptions } from './backplane-options.js';
 import type { BackplaneStats, StreamState } from './backplane-stats.js';
 import type { BackplaneStore } from './backplane-store.js';
 import { encodeBatch } from './envelope.js';
+import { type ClusterNode, NodeHeartbeat } from './node-heartbeat.js';
 import { Outbox } from './outbox.js';
 import type { ReplayRow } from './replay.js';
 import type { EnvelopeObserver, StreamHistory } from './stream-history.js';
@@ -17,6 +18,7 @@ import { StreamReaders } from './stream-reader.js';
 
 export type { BackplaneOptions } from './backplane-options.js';
 export type { BackplaneStats, StreamState, StreamStatus } from './backplane-stats.js';
+export type { ClusterNode } from './node-heartbeat.js';
 export type { Acknowledge } from './outbox.js';
 export type { ReplayRow } from './replay.js';
 export type { EnvelopeObserver } from './stream-history.js';
@@ -47,6 +49,8 @@ export class Backplane implements StreamHistory {
   private closing = false;
   private unsubscribe: (() => Promise<void>) | undefined;
   private trimTimer: NodeJS.Timeout | undefined;
+  /** This node's row in the node registry. */
+  private readonly heartbeat: NodeHeartbeat;
   private readonly counters = { published: 0, rowsWritten: 0, errors: 0, appendMs: 0 };
 
   constructor(
@@ -60,19 +64,12 @@ export class Backplane implements StreamHistory {
       this.options.acceptWindow,
       this.options.acknowledge,
     );
-    const lastReport = new Map<string, number>();
-    this.reportError =
-      options.onError ??
-      ((error, where) => {
-        const now = Date.now();
-        if (now - (lastReport.get(where) ?? 0) < 1000) return;
-        lastReport.set(where, now);
-        console.error(`[hubwire] ${store.kind} backplane, ${where}:`, error instanceof Error ? error.message : error);
-      });
-    this.readers = new StreamReaders(store, this.options, options.replayCache !== undefined, (error, where) =>
-      this.fail(error, where),
-    );
+    this.reportError = options.onError ?? consoleReporter(store.kind);
+    const fail = (error: unknown, where: string) => this.fail(error, where);
+    this.readers = new StreamReaders(store, this.options, options.replayCache !== undefined, fail);
     this.states = Array.from({ length: store.streamCount }, () => 'initial' as StreamState);
+    const { heartbeatInterval, nodeTimeout } = this.options;
+    this.heartbeat = new NodeHeartbeat(store, this.nodeId, heartbeatInterval, nodeTimeout, fail);
     // Each node writes to one stream, so its messages keep their order everywhere.
     let hash = 0;
     for (const ch of this.nodeId) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
@@ -124,6 +121,7 @@ export class Backplane implements StreamHistory {
     if (this.outbox.hasQueued) this.scheduleFlush();
     this.trimTimer = setInterval(() => void this.trimAll(), this.options.trimInterval);
     this.trimTimer.unref();
+    this.heartbeat.start();
   }
 
   private async subscribe(): Promise<void> {
@@ -263,26 +261,19 @@ export class Backplane implements StreamHistory {
     return this.waitFor(tops, timeoutMs);
   }
 
-  // --- History (StreamHistory: classic SignalR 2 cursors) -------------------------------------------------
-  /**
-   * The highest row id this node has delivered, per stream: every envelope of those rows and of all rows before
-   * them has been handed to the hubs. Undefined until the backplane has started reading.
-   */
+  // --- History (StreamHistory: classic SignalR 2 cursors; each method is documented there) -------------------
   positions(): number[] | undefined {
     return this.running ? this.readers.positions() : undefined;
   }
 
-  /** Changes whenever positions() does (a cheap check before recomputing something derived from them). */
   get positionVersion(): number {
     return this.running ? this.readers.positionVersion : 0;
   }
 
-  /** Calls `observer` for every envelope delivered from now on (before its hub's handler). Returns a remover. */
   observe(observer: EnvelopeObserver): () => void {
     return this.readers.observe(observer);
   }
 
-  /** See StreamReaders.replay: the rows after `from` up to `to`, merged in the order publishers saw them. */
   replay(
     from: readonly number[],
     to: readonly number[],
@@ -291,15 +282,10 @@ export class Backplane implements StreamHistory {
     return this.readers.replay(from, to, maxRows);
   }
 
-  /** Keeps recently delivered rows in memory from now on, for replays (a classic endpoint asks for it). */
   retainRecentRows(): void {
     this.readers.retainRecentRows();
   }
 
-  /**
-   * Resolves true once this node has delivered every stream up to `target` (positions() ≥ target), or false
-   * after `timeoutMs` or when the backplane closes.
-   */
   waitFor(target: readonly number[], timeoutMs: number): Promise<boolean> {
     return this.running ? this.readers.waitFor(target, timeoutMs) : Promise.resolve(false);
   }
@@ -331,6 +317,20 @@ export class Backplane implements StreamHistory {
   private fail(error: unknown, where: string): void {
     this.counters.errors++;
     this.reportError(error, where);
+  }
+
+  // --- The node registry ------------------------------------------------------------------------------------
+  /**
+   * Every node in the registry: alive (a heartbeat within nodeTimeout, by the database's clock) or not yet aged
+   * out, this one included. Reads the database; what it says is at most heartbeatInterval old.
+   */
+  nodes(): Promise<ClusterNode[]> {
+    return this.heartbeat.nodes();
+  }
+
+  /** What this node says about itself in its registry row (the Hubwire server sets it). */
+  setNodeInfo(provider: () => Record<string, unknown>): void {
+    this.heartbeat.setInfo(provider);
   }
 
   stats(): BackplaneStats {
@@ -373,6 +373,8 @@ export class Backplane implements StreamHistory {
     this.running = false;
     if (this.trimTimer) clearInterval(this.trimTimer);
     this.readers.close();
+    // Other nodes see this one gone at once (bounded: the database may be down).
+    await withTimeout(this.heartbeat.stop(), this.options.closeTimeout, undefined);
     const dropped = this.outbox.fail(
       new HubwireError('HW_ERR_BACKPLANE_UNAVAILABLE', 'The backplane was closed before the message was written.'),
     );

@@ -222,6 +222,11 @@ export class ClassicServer implements ConnectionServices {
   }
 
   // --- Connections --------------------------------------------------------------------------------------------
+  /** Connections this node holds. */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
   connection(connectionId: string): ClassicConnection | undefined {
     return this.connections.get(connectionId);
   }
