@@ -110,11 +110,12 @@ runStoreConformance('postgres', {
     );
     assert.deepEqual(
       tables.rows.map((row) => row.table_name),
-      ['keys', 'messages_0', 'messages_1', 'messages_2', 'schema_version', 'streams'],
+      ['keys', 'messages_0', 'messages_1', 'messages_2', 'nodes', 'schema_version', 'streams'],
     );
   },
   async downgradeToVersion1({ schema }) {
-    await admin.query(`DROP TABLE "${schema}".keys`);
+    // Every table of the steps after version 1: keys (step 2), nodes (step 3).
+    await admin.query(`DROP TABLE "${schema}".keys, "${schema}".nodes`);
     await admin.query(`UPDATE "${schema}".schema_version SET version = 1`);
   },
 });
@@ -157,6 +158,7 @@ describe('PostgresStore', { skip, timeout: 60_000 }, () => {
       await admin.query(`GRANT SELECT, UPDATE ON "${schema}".streams TO "${role}"`);
       await admin.query(`GRANT SELECT, INSERT, DELETE ON "${schema}".messages_0, "${schema}".messages_1 TO "${role}"`);
       await admin.query(`GRANT SELECT, INSERT, DELETE ON "${schema}".keys TO "${role}"`);
+      await admin.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON "${schema}".nodes TO "${role}"`);
       const roleUrl = new URL(url);
       roleUrl.username = role;
       roleUrl.password = '';
@@ -176,6 +178,14 @@ describe('PostgresStore', { skip, timeout: 60_000 }, () => {
       assert.equal(await store.addKey('p', { id: 'k', secret, createdAt: 1 }, -1), true);
       assert.deepEqual(await store.readKeys('p'), [{ id: 'k', secret, createdAt: 1 }]);
       assert.equal(await store.deleteKeys('p', 2), 1);
+      await store.heartbeatNode('n', '{}');
+      await store.heartbeatNode('n', '{"again":true}');
+      assert.deepEqual(
+        (await store.readNodes()).nodes.map((node) => [node.id, node.info]),
+        [['n', '{"again":true}']],
+      );
+      assert.equal(await store.pruneNodes(60_000), 0);
+      assert.equal(await store.removeNode('n'), true);
       await waitFor(() => woken.length === 1, 5000, 'a wake-up');
       // Growing tableCount needs CREATE on the schema, which this role lacks: a clear permission error.
       await assert.rejects(makeStore({ schema, tableCount: 3, connectionString: roleUrl.href }).install(), {
@@ -252,6 +262,45 @@ describe('PostgresStore', { skip, timeout: 60_000 }, () => {
       assert.equal(await store.trim(0, 0, 0), 0);
       await other.query('COMMIT');
       assert.equal(await store.trim(0, 0, 0), 5);
+    });
+  });
+
+  describe('node registry', () => {
+    test("times are the database's clock; a NUL in info is refused before touching the database", async () => {
+      const schema = freshSchema();
+      const store = makeStore({ schema });
+      await store.install();
+      const clock = async () => {
+        const result = await admin.query(`SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::text AS now`);
+        return Number(result.rows[0].now);
+      };
+      const before = await clock();
+      await store.heartbeatNode('n', '{}');
+      const { now, nodes } = await store.readNodes();
+      const after = await clock();
+      assert.ok(before <= nodes[0]!.heartbeatAt && nodes[0]!.heartbeatAt <= now && now <= after);
+      const stored = await admin.query(`SELECT started_at::text, heartbeat_at::text FROM "${schema}".nodes`);
+      assert.deepEqual(stored.rows, [
+        { started_at: String(nodes[0]!.startedAt), heartbeat_at: String(nodes[0]!.heartbeatAt) },
+      ]);
+      await assert.rejects(store.heartbeatNode('m', '{"a":"\0"}'), TypeError);
+      assert.deepEqual(
+        (await store.readNodes()).nodes.map((node) => node.id),
+        ['n'],
+      );
+    });
+
+    test('a namespace at version 2 (keys, no nodes) gets the nodes table and keeps its keys', async () => {
+      const schema = freshSchema();
+      const { epoch } = await makeStore({ schema }).install();
+      await admin.query(`DROP TABLE "${schema}".nodes`);
+      await admin.query(`UPDATE "${schema}".schema_version SET version = 2`);
+      const store = makeStore({ schema });
+      await assert.rejects(store.readNodes(), { code: '42P01' });
+      assert.deepEqual(await installSchema(url, { schema }), { epoch, version: SCHEMA_VERSION });
+      await store.heartbeatNode('n', '{}');
+      assert.equal((await store.readNodes()).nodes.length, 1);
+      assert.equal((await store.readKeys('hubwire.push')).length, 1, 'the push key made at the first install');
     });
   });
 

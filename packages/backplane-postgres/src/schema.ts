@@ -13,7 +13,7 @@ import type pg from 'pg';
 export { MAX_TABLE_COUNT, validateTableCount };
 
 /** The schema version this code writes and reads. Each version above 1 has a step in `migrations`. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 // 51 characters at most so that `hubwire_<schema>` (the NOTIFY channel) stays within PostgreSQL's 63-byte
 // identifier limit: a longer name would be silently truncated and two schemas could share a channel.
 const MAX_SCHEMA_NAME = 51;
@@ -40,6 +40,8 @@ export class SchemaNames {
   readonly streamsTable: string;
   /** The keys of key rings (see `addKey`), e.g. `"hubwire".keys`. */
   readonly keysTable: string;
+  /** The node registry (see `heartbeatNode`), e.g. `"hubwire".nodes`. */
+  readonly nodesTable: string;
   /** The NOTIFY channel, unquoted (as `pg_notify` takes it and as notifications report it). */
   readonly channel: string;
   /** The first half of every advisory lock key of this schema (see `lockKey`). */
@@ -51,6 +53,7 @@ export class SchemaNames {
     this.versionTable = `${this.quoted}.schema_version`;
     this.streamsTable = `${this.quoted}.streams`;
     this.keysTable = `${this.quoted}.keys`;
+    this.nodesTable = `${this.quoted}.nodes`;
     this.channel = `hubwire_${schema}`;
     // A stable 32-bit hash of the name (not hashtext(), which PostgreSQL does not promise to keep stable), so
     // every node and every version of this package derives the same key for the same schema.
@@ -129,6 +132,16 @@ const migrations: ReadonlyArray<(names: SchemaNames, streams: readonly number[])
        secret bytea NOT NULL,
        created_at bigint NOT NULL,
        PRIMARY KEY (purpose, id)
+     )`,
+  ],
+  // Step 3: the node registry, one row per node of the cluster (see nodes.ts). started_at and heartbeat_at are
+  // the DATABASE's clock in ms since 1970, never a node's, so that nodes with skewed clocks agree on who is alive.
+  (names) => [
+    `CREATE TABLE IF NOT EXISTS ${names.nodesTable} (
+       id text PRIMARY KEY,
+       info text NOT NULL,
+       started_at bigint NOT NULL,
+       heartbeat_at bigint NOT NULL
      )`,
   ],
 ];

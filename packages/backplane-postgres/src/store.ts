@@ -1,4 +1,5 @@
-// PostgresStore: the BackplaneStore on PostgreSQL: the pool, the SQL of append, read, top and trim, and the keys.
+// PostgresStore: the BackplaneStore on PostgreSQL: the pool, the SQL of append, read, top and trim, the keys, and
+// the node registry (nodes.ts).
 
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
@@ -15,6 +16,8 @@ import {
   DEFAULT_SCHEMA,
   errorReporter,
   type Lease,
+  type NodeRecord,
+  type NodeStore,
   optionWithAlias,
   parseKeyTime,
   parseStoredId,
@@ -30,6 +33,7 @@ import {
 } from 'hubwire/backplane';
 import pg from 'pg';
 import { ListenConnection } from './listen.js';
+import { PostgresNodes } from './nodes.js';
 import type { PostgresStoreOptions } from './options.js';
 import { DEFAULT_PUSH_ROW_BYTES, MAX_PUSH_ROW_BYTES, PUSH_KEY_PURPOSE, PushKey, parseNotification } from './push.js';
 import { installOn, LOCK_KEYS, lockedTransaction, publisherConstraint, SCHEMA_VERSION, SchemaNames } from './schema.js';
@@ -43,7 +47,7 @@ const KEYS_LOCK_TIMEOUT = '10s';
  * the same statement that inserts the message, so the lock is held to commit and ids are gap-free and in commit
  * order (a sequence would hand them out at call time and let them commit out of order).
  */
-export class PostgresStore implements BackplaneStore {
+export class PostgresStore implements BackplaneStore, NodeStore {
   readonly kind = 'postgres';
   readonly streamCount: number;
   readonly names: SchemaNames;
@@ -65,6 +69,8 @@ export class PostgresStore implements BackplaneStore {
   readonly #lender: ConnectionLender<pg.PoolClient>;
   /** Built once: the SQL never changes and holds only validated names. */
   readonly #sql: Statements;
+  /** The node registry (heartbeatNode, readNodes, removeNode, pruneNodes): its SQL is in nodes.ts. */
+  readonly #nodes: PostgresNodes;
   #closing: Promise<void> | undefined;
 
   constructor(options: PostgresStoreOptions) {
@@ -123,6 +129,7 @@ export class PostgresStore implements BackplaneStore {
     };
 
     this.#sql = buildStatements(this.names, this.streamCount, { notify: this.#notify, prepared });
+    this.#nodes = new PostgresNodes(this.names, (text, values) => this.#query(text, values));
   }
 
   /** Creates or migrates the schema and this store's stream tables; see {@link installSchema}. */
@@ -299,6 +306,22 @@ export class PostgresStore implements BackplaneStore {
     validateKeyTime('createdBefore', createdBefore);
     const result = await this.#query(this.#sql.keys.delete, [purpose, createdBefore]);
     return result.rowCount ?? 0;
+  }
+
+  heartbeatNode(id: string, info: string): Promise<void> {
+    return this.#nodes.heartbeat(id, info);
+  }
+
+  readNodes(): Promise<{ now: number; nodes: NodeRecord[] }> {
+    return this.#nodes.read();
+  }
+
+  removeNode(id: string): Promise<boolean> {
+    return this.#nodes.remove(id);
+  }
+
+  pruneNodes(olderThanMs: number): Promise<number> {
+    return this.#nodes.prune(olderThanMs);
   }
 
   /** Stops every subscription and ends the pool if the store created it. Safe to call more than once. */
