@@ -36,7 +36,9 @@ if (skip) {
       const connection = await mysql.createConnection({ uri: DATABASE_URL, connectTimeout: 10_000 });
       connection.on('error', () => {});
       try {
-        const tables = ['schema_version', 'streams', 'messages_0', 'keys'].map((name) => `\`${prefix}_${name}\``);
+        const tables = ['schema_version', 'streams', 'messages_0', 'keys', 'nodes'].map(
+          (name) => `\`${prefix}_${name}\``,
+        );
         await connection.query(`DROP TABLE IF EXISTS ${tables.join(', ')}`);
       } finally {
         await connection.end();
