@@ -25,8 +25,15 @@ describe('the node heartbeat of a Backplane', () => {
         [b.nodeId, true, false],
       ].sort(),
     );
-    assert.deepEqual(list.find((node) => node.id === a.nodeId)?.info, { connections: 1 });
-    assert.deepEqual(list.find((node) => node.id === b.nodeId)?.info, {});
+    const infoA = list.find((node) => node.id === a.nodeId)?.info;
+    assert.equal(infoA?.connections, 1);
+    // The backplane adds where the node stands in the streams (for `hubwire status`).
+    assert.deepEqual(infoA?.backplane, {
+      epoch: a.epoch,
+      queueLength: 0,
+      streams: [{ stream: 0, state: 'open', position: a.positions()?.[0] }],
+    });
+    assert.deepEqual(Object.keys(list.find((node) => node.id === b.nodeId)?.info ?? {}), ['backplane']);
     connections = 7;
     await waitFor(
       async () => (await b.nodes()).find((node) => node.id === a.nodeId)?.info.connections === 7,

@@ -2,5 +2,5 @@
 // and the `hubwire install-schema` CLI.
 
 export type { PostgresStoreOptions } from './options.js';
-export { MAX_TABLE_COUNT, SCHEMA_VERSION } from './schema.js';
-export { createStore, installSchema, PostgresStore } from './store.js';
+export { installSchema, MAX_TABLE_COUNT, SCHEMA_VERSION } from './schema.js';
+export { createStore, PostgresStore } from './store.js';

@@ -2,13 +2,16 @@
 
 import { createHash, randomUUID } from 'node:crypto';
 import {
+  CONNECT_TIMEOUT_MS,
+  DEFAULT_SCHEMA,
   inTransaction,
   type Lease,
   MAX_TABLE_COUNT,
+  type StoreUrlOptions,
   validateSchemaName as validateName,
   validateTableCount,
 } from 'hubwire/backplane';
-import type pg from 'pg';
+import pg from 'pg';
 
 export { MAX_TABLE_COUNT, validateTableCount };
 
@@ -256,4 +259,30 @@ async function readState(client: pg.ClientBase, names: SchemaNames): Promise<Fou
     [names.schema],
   );
   return { version: row.rows[0]!.version, epoch: row.rows[0]!.epoch, streams: streams.rows.map((r) => r.stream) };
+}
+
+/**
+ * Creates or migrates the schema on its own connection and closes it: for `hubwire install-schema <url>` or a
+ * deploy step, so that the application itself can run without CREATE privileges. Resolves with the epoch.
+ */
+export async function installSchema(
+  connectionString: string,
+  options: StoreUrlOptions = {},
+): Promise<{ epoch: string; version: number }> {
+  const names = new SchemaNames(options.schema ?? DEFAULT_SCHEMA);
+  const tableCount = validateTableCount(options.tableCount ?? 1);
+  const client = new pg.Client({
+    connectionString,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    application_name: 'hubwire-install',
+  });
+  // Errors after connecting surface through the pending query; this listener only keeps the process alive.
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    const { epoch } = await installOn(client, names, tableCount);
+    return { epoch, version: SCHEMA_VERSION };
+  } finally {
+    await client.end().catch(() => {});
+  }
 }

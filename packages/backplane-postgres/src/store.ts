@@ -36,7 +36,7 @@ import { ListenConnection } from './listen.js';
 import { PostgresNodes } from './nodes.js';
 import type { PostgresStoreOptions } from './options.js';
 import { DEFAULT_PUSH_ROW_BYTES, MAX_PUSH_ROW_BYTES, PUSH_KEY_PURPOSE, PushKey, parseNotification } from './push.js';
-import { installOn, LOCK_KEYS, lockedTransaction, publisherConstraint, SCHEMA_VERSION, SchemaNames } from './schema.js';
+import { installOn, LOCK_KEYS, lockedTransaction, publisherConstraint, SchemaNames } from './schema.js';
 import { buildStatements, type Statement, type Statements, TRIM_BLOCK } from './statements.js';
 
 /** How long addKey waits for another node's addKey (its advisory lock) before it fails. */
@@ -378,32 +378,6 @@ export class PostgresStore implements BackplaneStore, NodeStore {
 
   #notInstalled(stream: number): Error {
     return new Error(`Stream ${stream} is not installed in schema ${this.names.quoted}: call install() first.`);
-  }
-}
-
-/**
- * Creates or migrates the schema on its own connection and closes it: for `hubwire install-schema <url>` or a
- * deploy step, so that the application itself can run without CREATE privileges. Resolves with the epoch.
- */
-export async function installSchema(
-  connectionString: string,
-  options: StoreUrlOptions = {},
-): Promise<{ epoch: string; version: number }> {
-  const names = new SchemaNames(options.schema ?? DEFAULT_SCHEMA);
-  const tableCount = validateTableCount(options.tableCount ?? 1);
-  const client = new pg.Client({
-    connectionString,
-    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    application_name: 'hubwire-install',
-  });
-  // Errors after connecting surface through the pending query; this listener only keeps the process alive.
-  client.on('error', () => {});
-  try {
-    await client.connect();
-    const { epoch } = await installOn(client, names, tableCount);
-    return { epoch, version: SCHEMA_VERSION };
-  } finally {
-    await client.end().catch(() => {});
   }
 }
 

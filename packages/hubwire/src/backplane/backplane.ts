@@ -69,7 +69,9 @@ export class Backplane implements StreamHistory {
     this.readers = new StreamReaders(store, this.options, options.replayCache !== undefined, fail);
     this.states = Array.from({ length: store.streamCount }, () => 'initial' as StreamState);
     const { heartbeatInterval, nodeTimeout } = this.options;
-    this.heartbeat = new NodeHeartbeat(store, this.nodeId, heartbeatInterval, nodeTimeout, fail);
+    // Each heartbeat also says where this node stands in the streams (`hubwire status` shows the lag per node).
+    const standing = () => ({ epoch: this.epochId, queueLength: this.outbox.length, streams: this.stats().streams });
+    this.heartbeat = new NodeHeartbeat(store, this.nodeId, { heartbeatInterval, nodeTimeout, standing }, fail);
     // Each node writes to one stream, so its messages keep their order everywhere.
     let hash = 0;
     for (const ch of this.nodeId) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;

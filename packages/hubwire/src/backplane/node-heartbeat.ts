@@ -28,14 +28,21 @@ export class NodeHeartbeat {
   /** A heartbeat went through: there is a row to remove on stop. */
   private registered = false;
 
+  private readonly interval: number;
+  private readonly timeout: number;
+  /** Where the backplane stands (its epoch, queue, stream positions): the `backplane` part of the info. */
+  private readonly standing: () => Record<string, unknown>;
+
   constructor(
     store: BackplaneStore,
     private readonly nodeId: string,
-    private readonly interval: number,
-    private readonly timeout: number,
+    options: { heartbeatInterval: number; nodeTimeout: number; standing: () => Record<string, unknown> },
     private readonly fail: (error: unknown, where: string) => void,
   ) {
     this.store = supportsNodes(store) ? store : undefined;
+    this.interval = options.heartbeatInterval;
+    this.timeout = options.nodeTimeout;
+    this.standing = options.standing;
   }
 
   /** What this node says about itself in each heartbeat (JSON; at most 4096 bytes once encoded). */
@@ -72,7 +79,7 @@ export class NodeHeartbeat {
   private encodeInfo(): string {
     let info: string;
     try {
-      info = JSON.stringify(this.info());
+      info = JSON.stringify({ ...this.info(), backplane: this.standing() });
     } catch (error) {
       this.fail(error, 'describing this node for the node registry');
       return '{}';
