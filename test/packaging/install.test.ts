@@ -298,7 +298,7 @@ describe('the packages as a user installs them', { timeout: 300_000 }, () => {
   test('the hubwire bin: usage ends with a newline; install-schema on SQLite', () => {
     const bin = join(app, 'node_modules', '.bin', 'hubwire');
     const usage = run(bin, ['--help'], { cwd: app });
-    assert.match(usage, /^Usage: hubwire install-schema .*\n$/);
+    assert.match(usage, /^Usage: hubwire install-schema .*\n {7}hubwire status .*\n$/);
     const installed = run(bin, ['install-schema', `sqlite:${join(work, 'cli.db')}`], { cwd: app });
     assert.match(installed, /^Schema installed: \{"epoch":"[0-9a-f-]{36}","version":\d+\}\n$/);
   });

@@ -77,6 +77,7 @@ export { MessageType } from './protocol/messages.js';
 export { messagePackHubProtocol } from './protocol/msgpack-protocol.js';
 export { SerializedMessage } from './protocol/serialized-message.js';
 export { Hubwire } from './server.js';
+export { type BackplaneStatus, formatStatus, readStatus, type StatusNode } from './status.js';
 export type { TransportKind } from './transports/transport.js';
 export { VERSION } from './version.js';
 

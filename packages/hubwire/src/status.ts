@@ -1,0 +1,125 @@
+// `hubwire status <url>`: what a backplane's tables say about the cluster, read without joining it: the stream
+// heads, the nodes of the registry (alive or not, by the database's clock) with what each said in its last
+// heartbeat, and each node's lag (the stream heads minus the positions it had delivered at that heartbeat).
+
+import { loadBackplanePackage, type StoreUrlOptions } from './backplane/from-url.js';
+import { supportsNodes } from './backplane/node-registry.js';
+
+export interface StatusNode {
+  id: string;
+  alive: boolean;
+  /** Since its last heartbeat (ms, by the database's clock). */
+  heartbeatAgeMs: number;
+  startedAt: string;
+  info: Record<string, unknown>;
+  /** Rows behind the stream heads at its last heartbeat (summed over streams); undefined when it did not say. */
+  lag: number | undefined;
+}
+
+export interface BackplaneStatus {
+  kind: string;
+  schema: string;
+  /** The installation's epoch, as the nodes report it (undefined without nodes). */
+  epoch: string | undefined;
+  streams: { stream: number; head: number }[];
+  nodes: StatusNode[];
+}
+
+/** Reads the status; rejects with a clear error for an unreachable or uninstalled database. */
+export async function readStatus(
+  url: string,
+  options: StoreUrlOptions & { nodeTimeout?: number } = {},
+): Promise<BackplaneStatus> {
+  const backplanePackage = await loadBackplanePackage(url);
+  const store = backplanePackage.createStore(url, options);
+  const schema = options.schema ?? 'hubwire';
+  try {
+    let heads: number[];
+    try {
+      heads = await Promise.all(Array.from({ length: store.streamCount }, (_, stream) => store.top(stream)));
+    } catch (error) {
+      throw new Error(`Cannot read the ${store.kind} backplane (schema ${schema}): ${(error as Error).message}`);
+    }
+    if (!supportsNodes(store)) throw new Error(`The ${store.kind} store keeps no node registry.`);
+    let registry: Awaited<ReturnType<typeof store.readNodes>>;
+    try {
+      registry = await store.readNodes();
+    } catch (error) {
+      throw new Error(
+        `The ${store.kind} backplane (schema ${schema}) has no node registry yet: its nodes run an older version, or run \`hubwire install-schema\` with this version. (${(error as Error).message})`,
+      );
+    }
+    const timeout = options.nodeTimeout ?? 15_000;
+    const nodes = registry.nodes
+      .map((node): StatusNode => {
+        const info = parseObject(node.info);
+        return {
+          id: node.id,
+          alive: registry.now - node.heartbeatAt <= timeout,
+          heartbeatAgeMs: Math.max(0, registry.now - node.heartbeatAt),
+          startedAt: new Date(node.startedAt).toISOString(),
+          info,
+          lag: lagOf(info, heads),
+        };
+      })
+      .sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.id.localeCompare(b.id));
+    const epochs = nodes.map((node) => (node.info.backplane as { epoch?: unknown } | undefined)?.epoch);
+    const epoch = epochs.find((value): value is string => typeof value === 'string');
+    return {
+      kind: store.kind,
+      schema,
+      epoch,
+      streams: heads.map((head, stream) => ({ stream, head })),
+      nodes,
+    };
+  } finally {
+    await store.close().catch(() => {});
+  }
+}
+
+function parseObject(text: string): Record<string, unknown> {
+  try {
+    const value = JSON.parse(text) as unknown;
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : {};
+  } catch {
+    return {};
+  }
+}
+
+function lagOf(info: Record<string, unknown>, heads: readonly number[]): number | undefined {
+  const streams = (info.backplane as { streams?: unknown } | undefined)?.streams;
+  if (!Array.isArray(streams)) return undefined;
+  let lag = 0;
+  for (const entry of streams as { stream?: unknown; position?: unknown }[]) {
+    if (typeof entry?.stream !== 'number' || typeof entry.position !== 'number') continue;
+    lag += Math.max(0, (heads[entry.stream] ?? 0) - entry.position);
+  }
+  return lag;
+}
+
+/** The status as a few lines of text (what `hubwire status` prints without --json). */
+export function formatStatus(status: BackplaneStatus): string {
+  const alive = status.nodes.filter((node) => node.alive).length;
+  const lines = [
+    `${status.kind} backplane, schema ${status.schema}, epoch ${status.epoch ?? '(no node has said)'}`,
+    `stream heads: ${status.streams.map((s) => `${s.stream}: ${s.head}`).join(', ')}`,
+    `nodes: ${alive} alive, ${status.nodes.length - alive} not (yet aged out)`,
+  ];
+  for (const node of status.nodes) {
+    const info = node.info;
+    const fields = [
+      node.alive ? 'alive' : 'DEAD ',
+      node.id,
+      `heartbeat ${(node.heartbeatAgeMs / 1000).toFixed(1)} s ago`,
+      `since ${node.startedAt}`,
+      `version ${String(info.version ?? '?')}`,
+      info.address ? `at ${String(info.address)}` : undefined,
+      `connections ${String(info.connections ?? '?')}`,
+      `lag ${node.lag ?? '?'} rows`,
+    ];
+    lines.push(`  ${fields.filter((field) => field !== undefined).join('  ')}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
