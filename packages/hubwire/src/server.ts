@@ -2,9 +2,8 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
-import type { Backplane } from './backplane/backplane.js';
+import type { Backplane, ClusterNode } from './backplane/backplane.js';
 import { BackplaneBus } from './backplane/backplane-bus.js';
 import { LocalBus } from './bus/local-bus.js';
 import type { MessageBus } from './bus/message-bus.js';
@@ -25,9 +24,9 @@ import { HubEndpoint } from './hub/hub-endpoint.js';
 import type { HubOptions, ResolvedHubOptions } from './hub/hub-options.js';
 import { type HubDefinition, toAuthorizeUser } from './hub/hub-registry.js';
 import { DEFAULTS, defaultUserIdProvider, type HubwireOptions } from './options.js';
+import { Presence } from './presence.js';
 import { jsonHubProtocol } from './protocol/json-protocol.js';
 import { messagePackHubProtocol } from './protocol/msgpack-protocol.js';
-import { VERSION } from './version.js';
 
 /** Options of a raw connection endpoint (see `mapConnection`). */
 export type ConnectionEndpointOptions = Pick<
@@ -49,6 +48,8 @@ export class Hubwire {
   private closed = false;
   private readonly backplane: Backplane | undefined;
   private readonly classic: ClassicServer[] = [];
+  /** This node's connections, and the cluster's through the node registry. */
+  private readonly presence: Presence;
   /** Buses of persistent connection endpoints (closed with the server). */
   private readonly persistentBuses: MessageBus[] = [];
 
@@ -56,7 +57,15 @@ export class Hubwire {
     this.backplane = options.backplane;
     // Starts at once; until the database answers, sends queue (up to the backplane's maxQueueLength).
     this.backplane?.start().catch((error: unknown) => this.reportError(error, 'starting the backplane'));
-    this.backplane?.setNodeInfo(() => this.describeNode());
+    this.presence = new Presence(
+      {
+        connections: () => this.dispatcher.manager.connections(),
+        classic: () => this.classic,
+        address: () => this.server?.address(),
+      },
+      this.backplane,
+    );
+    this.backplane?.setNodeInfo(() => this.presence.describe());
     const userIdOf = options.userIdProvider ?? defaultUserIdProvider;
     this.dispatcher = new HttpDispatcher({
       authenticate: options.authenticate,
@@ -113,6 +122,7 @@ export class Hubwire {
       this.options.userIdProvider ?? defaultUserIdProvider,
       (error, where) => this.reportError(error, where),
     );
+    endpoint.countConnections = (hubPath) => this.presence.count(hubPath);
     this.dispatcher.addEndpoint(endpoint);
     this.endpoints.set(normalized, endpoint);
     return endpoint;
@@ -334,34 +344,11 @@ export class Hubwire {
   }
 
   /**
-   * What this node says about itself in the backplane's node registry (every heartbeat): its process, address, and
-   * the connections it holds, by hub and transport (the cluster's presence counts, as fresh as a heartbeat).
+   * The nodes of the cluster, from the backplane's node registry (alive, and dead ones not yet aged out; one query;
+   * what each says is as fresh as its last heartbeat). Without a backplane: this node alone.
    */
-  private describeNode(): Record<string, unknown> {
-    const hubs: Record<string, number> = {};
-    const transports: Record<string, number> = {};
-    let connections = 0;
-    for (const connection of this.dispatcher.manager.connections()) {
-      if (connection.state === 'closed') continue;
-      connections++;
-      hubs[connection.endpointPath] = (hubs[connection.endpointPath] ?? 0) + 1;
-      const transport = connection.transportKind ?? 'negotiated';
-      transports[transport] = (transports[transport] ?? 0) + 1;
-    }
-    const classic: Record<string, number> = {};
-    for (const endpoint of this.classic) classic[endpoint.basePath] = endpoint.connectionCount;
-    const address = this.server?.address();
-    return {
-      version: VERSION,
-      node: process.version,
-      pid: process.pid,
-      host: hostname(),
-      address: address && typeof address === 'object' ? `${address.address}:${address.port}` : undefined,
-      connections,
-      hubs,
-      transports,
-      classic,
-    };
+  nodes(): Promise<ClusterNode[]> {
+    return this.presence.nodes();
   }
 
   /** The http.Server that `listen()` started. */

@@ -143,4 +143,10 @@ export interface HubContext {
   readonly path: string;
   readonly clients: HubClients;
   readonly groups: GroupManager;
+  /**
+   * This hub's connections (ASP.NET Core protocol) on every node of the cluster: this node's counted now, the
+   * others' as of their last heartbeat (at most the backplane's heartbeatInterval old), dead nodes left out. One
+   * query to the backplane's database; without a backplane, this node's.
+   */
+  connectionCount(): Promise<number>;
 }

@@ -22,6 +22,8 @@ export class HubEndpoint implements Endpoint, HubServices {
   readonly runsOnConnected: boolean;
   readonly runsOnDisconnected: boolean;
   private readonly authorize: AuthorizeUser | undefined;
+  /** Counts this hub's connections across the cluster (set by the server, which knows the nodes). */
+  countConnections: (path: string) => Promise<number> = async () => 0;
 
   constructor(
     readonly path: string,
@@ -57,6 +59,10 @@ export class HubEndpoint implements Endpoint, HubServices {
       allowedOrigins: options.allowedOrigins,
       negotiateRedirect: options.negotiateRedirect,
     };
+  }
+
+  connectionCount(): Promise<number> {
+    return this.countConnections(this.path);
   }
 
   async authorizeConnection(user: unknown, _request: IncomingMessage): Promise<boolean> {
