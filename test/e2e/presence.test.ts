@@ -77,4 +77,30 @@ describe('presence', () => {
     );
     assert.equal(await count(a), 2);
   });
+
+  test('a client result for a connection no live node holds fails at once, not after its timeout', async () => {
+    const database = new MemoryDatabase();
+    const options = { heartbeatInterval: 100, nodeTimeout: 300, onError: () => {} };
+    const a = await server(new Backplane(new MemoryStore(database), options));
+    const b = await server(new Backplane(new MemoryStore(database), options));
+    await Promise.all([a.hubwire.ready(), b.hubwire.ready()]);
+    await waitFor(async () => (await a.hubwire.nodes()).length === 2, 5000, 'both nodes registered');
+    const onB = await connect(b.url);
+    onB.on('ask', (question: string) => `answer to ${question}`);
+    const id = await onB.invoke<string>('ping').then(() => onB.connectionId as string);
+    const hub = a.hubwire.hub('/presence');
+    // A connection on the other node answers through the backplane.
+    assert.equal(await hub.clients.client(id).invoke('ask', 'q'), 'answer to q');
+    // One nobody holds: every live node says so, and the call fails with a clear error long before 30 s.
+    const started = Date.now();
+    await assert.rejects(
+      hub.clients.client('no-such-connection').invoke('ask', 'q'),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.code, 'HW_ERR_CONNECTION_NOT_FOUND');
+        assert.match(error.message, /Connection 'no-such-connection' does not exist: no live node holds it/);
+        return true;
+      },
+    );
+    assert.ok(Date.now() - started < 5000, `failed at once (${Date.now() - started} ms)`);
+  });
 });

@@ -47,14 +47,15 @@ const REPLY: Envelope = {
 /** GROUP as it is on the wire. */
 const GROUP_WIRE = [2, 'chat', 'conn-1', 'room', true];
 const NOTICE: Envelope = { kind: 5, hub: '/signalr', data: { type: 'moved', cursor: 12, ids: ['x', 'y'] } };
+const ABSENT: Envelope = { kind: 6, hub: '/chat', replyNode: 'node-1', invocationId: 'node-1:7', node: 'node-2' };
 
 describe('envelope codec: round trips', () => {
   test('the kind numbers are part of the format', () => {
-    assert.deepEqual(EnvelopeKind, { Send: 1, Group: 2, Invoke: 3, Reply: 4, Notice: 5 });
+    assert.deepEqual(EnvelopeKind, { Send: 1, Group: 2, Invoke: 3, Reply: 4, Notice: 5, Absent: 6 });
   });
 
   test('a batch of every kind comes back equal, in order, with its publisher', () => {
-    const envelopes = [SEND, GROUP, INVOKE, REPLY, NOTICE];
+    const envelopes = [SEND, GROUP, INVOKE, REPLY, NOTICE, ABSENT];
     const decoded = roundTrip(envelopes);
     assert.equal(decoded.publisher, 'node-1');
     assert.deepEqual(decoded.envelopes, envelopes);
@@ -86,6 +87,13 @@ describe('envelope codec: round trips', () => {
   test('an empty except is not written: it comes back without one', () => {
     const [decoded] = roundTrip([{ ...SEND, kind: 1, audience: { groups: ['g'], except: [] } } as Envelope]).envelopes;
     assert.deepEqual((decoded as Extract<Envelope, { kind: 1 }>).audience, { groups: ['g'] });
+  });
+
+  test('an Absent (a node does not hold the connection an Invoke asked for) is [6, hub, replyNode, invocationId, node]', () => {
+    const [item] = (
+      new Unpackr({ useRecords: false, mapsAsObjects: true }).unpack(encodeBatch('n', [ABSENT])) as unknown[][]
+    )[2] as unknown[][];
+    assert.deepEqual(item, [6, '/chat', 'node-1', 'node-1:7', 'node-2']);
   });
 
   test('a group removal keeps add: false', () => {

@@ -18,6 +18,11 @@ export class BackplaneBus implements MessageBus {
   /** Invocations other nodes asked of our connections: invocation id → the node awaiting the reply. */
   private readonly forwarded = new Map<string, { connectionId: string; replyNode: string }>();
   private nextInvocationId = 0;
+  /**
+   * Client results asked of a connection not on this node: the live nodes that have to say they do not hold it
+   * (undefined until the registry was read) and those that said so. Once all have, no node holds it.
+   */
+  private readonly absent = new Map<string, { expected: Set<string> | undefined; said: Set<string> }>();
 
   constructor(
     private readonly engine: Backplane,
@@ -93,8 +98,10 @@ export class BackplaneBus implements MessageBus {
       return this.local.invokeConnection(connectionId, target, args, options);
     }
     const invocationId = `${this.engine.nodeId}:${++this.nextInvocationId}`;
-    // A connection no node has never answers: the timeout says so.
-    return this.remoteInvocations.start(
+    this.absent.set(invocationId, { expected: undefined, said: new Set() });
+    this.expectAnswers(invocationId, connectionId);
+    // A connection no live node holds fails once every live node said so (without a node registry: the timeout).
+    const result = this.remoteInvocations.start(
       invocationId,
       connectionId,
       target,
@@ -113,6 +120,52 @@ export class BackplaneBus implements MessageBus {
           .catch((error: Error) => this.remoteInvocations.reject(invocationId, error));
       },
       ' (or no node has that connection)',
+    );
+    return result.finally(() => this.absent.delete(invocationId));
+  }
+
+  /** The other live nodes, from the registry, read at most once a second (client results may come in bursts). */
+  private liveNodes(): Promise<Set<string>> {
+    const now = Date.now();
+    if (!this.live || now - this.live.at > 1000) {
+      const ids = this.engine
+        .nodes()
+        .then((nodes) => new Set(nodes.filter((node) => node.alive && !node.self).map((node) => node.id)));
+      ids.catch(() => {
+        if (this.live?.ids === ids) this.live = undefined;
+      });
+      this.live = { at: now, ids };
+    }
+    return this.live.ids;
+  }
+
+  private live: { at: number; ids: Promise<Set<string>> } | undefined;
+
+  /** Reads which other nodes are alive: each must answer an Invoke, or say it does not hold the connection. */
+  private expectAnswers(invocationId: string, connectionId: string): void {
+    this.liveNodes().then(
+      (expected) => {
+        const entry = this.absent.get(invocationId);
+        if (!entry) return;
+        entry.expected = expected;
+        this.checkAbsent(invocationId, connectionId);
+      },
+      () => {
+        // No registry (or the database is unreachable): the invocation's timeout decides.
+      },
+    );
+  }
+
+  private checkAbsent(invocationId: string, connectionId: string): void {
+    const entry = this.absent.get(invocationId);
+    if (!entry?.expected) return;
+    for (const node of entry.expected) if (!entry.said.has(node)) return;
+    this.remoteInvocations.reject(
+      invocationId,
+      new HubwireError(
+        'HW_ERR_CONNECTION_NOT_FOUND',
+        `Connection '${connectionId}' does not exist: no live node holds it (${entry.expected.size} other node(s) answered).`,
+      ),
     );
   }
 
@@ -141,6 +194,15 @@ export class BackplaneBus implements MessageBus {
       });
   }
 
+  private publishAbsent(replyNode: string, invocationId: string): void {
+    const node = this.engine.nodeId;
+    this.engine
+      .publish({ kind: EnvelopeKind.Absent, hub: this.historyKey, replyNode, invocationId, node })
+      .catch(() => {
+        // The asking node times out instead.
+      });
+  }
+
   /** An envelope read from the backplane (in stream order). */
   private receive(envelope: Envelope): void {
     switch (envelope.kind) {
@@ -153,7 +215,11 @@ export class BackplaneBus implements MessageBus {
         return;
       case EnvelopeKind.Invoke: {
         const connection = this.local.index.connections.get(envelope.connectionId);
-        if (!connection) return; // another node's connection, or gone (the asker times out)
+        if (!connection) {
+          // Another node's connection, or none: say so, so the asker need not wait for its timeout.
+          if (envelope.replyNode !== this.engine.nodeId) this.publishAbsent(envelope.replyNode, envelope.invocationId);
+          return;
+        }
         this.forwarded.set(envelope.invocationId, {
           connectionId: envelope.connectionId,
           replyNode: envelope.replyNode,
@@ -164,6 +230,15 @@ export class BackplaneBus implements MessageBus {
           target: envelope.target,
           arguments: envelope.args,
         });
+        return;
+      }
+      case EnvelopeKind.Absent: {
+        if (envelope.replyNode !== this.engine.nodeId) return;
+        const entry = this.absent.get(envelope.invocationId);
+        if (!entry) return;
+        entry.said.add(envelope.node);
+        const connectionId = this.remoteInvocations.connectionOf(envelope.invocationId);
+        if (connectionId !== undefined) this.checkAbsent(envelope.invocationId, connectionId);
         return;
       }
       case EnvelopeKind.Reply: {

@@ -51,7 +51,7 @@ function toWire(envelope: Envelope): unknown[] {
       return [EnvelopeKind.Group, envelope.hub, envelope.connectionId, envelope.group, envelope.add];
     case EnvelopeKind.Invoke:
       return [
-        3,
+        EnvelopeKind.Invoke,
         envelope.hub,
         envelope.connectionId,
         envelope.invocationId,
@@ -70,6 +70,8 @@ function toWire(envelope: Envelope): unknown[] {
       ];
     case EnvelopeKind.Notice:
       return [EnvelopeKind.Notice, envelope.hub, envelope.data];
+    case EnvelopeKind.Absent:
+      return [EnvelopeKind.Absent, envelope.hub, envelope.replyNode, envelope.invocationId, envelope.node];
   }
 }
 
@@ -115,6 +117,14 @@ function fromWire(item: unknown): Envelope | undefined {
       };
     case EnvelopeKind.Notice:
       return { kind: EnvelopeKind.Notice, hub, data: item[2] };
+    case EnvelopeKind.Absent:
+      return {
+        kind: EnvelopeKind.Absent,
+        hub,
+        replyNode: String(item[2]),
+        invocationId: String(item[3]),
+        node: String(item[4]),
+      };
     default:
       return undefined; // a kind from a newer version: ignored
   }

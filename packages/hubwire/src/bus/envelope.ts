@@ -15,6 +15,8 @@ export const EnvelopeKind = {
   Reply: 4,
   /** [5, hub, data]: a message between the nodes' instances of one endpoint (classic SignalR 2 connection moves). */
   Notice: 5,
+  /** [6, hub, replyNode, invocationId, node]: `node` does not hold the connection an Invoke asked for. */
+  Absent: 6,
 } as const;
 
 export type Envelope =
@@ -37,4 +39,5 @@ export type Envelope =
       error: string | undefined;
       result: unknown;
     }
-  | { kind: typeof EnvelopeKind.Notice; hub: string; data: unknown };
+  | { kind: typeof EnvelopeKind.Notice; hub: string; data: unknown }
+  | { kind: typeof EnvelopeKind.Absent; hub: string; replyNode: string; invocationId: string; node: string };
