@@ -5,6 +5,7 @@
 import type { BusConnection } from '../bus/message-bus.js';
 import type { HttpConnection } from '../connection/connection.js';
 import type { RequestInfo } from '../connection/request-info.js';
+import { HubwireError } from '../errors.js';
 import { chooseProtocol, HANDSHAKE_OK, handshakeError, parseHandshake } from '../protocol/handshake.js';
 import { type HubProtocol, type MessageDecoder, pingBytes } from '../protocol/hub-protocol.js';
 import { type HubMessage, isTrackable, MessageType } from '../protocol/messages.js';
@@ -145,7 +146,7 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
     try {
       messages = (this.decoder as MessageDecoder).push(data);
     } catch (error) {
-      this.close(`Connection closed with an error. ${(error as Error).message}`, false);
+      this.close(`Connection closed with an error. ${(error as Error).message}`, false, error);
       return undefined;
     }
     return this.enqueue(messages);
@@ -226,7 +227,7 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
       try {
         messages = this.decoder.push(parsed.rest);
       } catch (error) {
-        this.close(`Connection closed with an error. ${(error as Error).message}`, false);
+        this.close(`Connection closed with an error. ${(error as Error).message}`, false, error);
         return undefined;
       }
     }
@@ -312,11 +313,14 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
 
   // --- Lifetime -----------------------------------------------------------------------------------------
   /** Ends the connection, telling the client why (a Close message) when the handshake is done. */
-  close(error: string | undefined, allowReconnect: boolean): void {
+  close(error: string | undefined, allowReconnect: boolean, cause?: unknown): void {
     if (this.state === 'closed') return;
     if (this.state !== 'handshake') this.writeMessage({ type: MessageType.Close, error, allowReconnect });
     this.state = 'closed';
-    this.closeError = error === undefined ? undefined : new Error(error);
+    // onDisconnected hears the reason with its code when Hubwire raised it (a malformed or oversized message).
+    if (error === undefined) this.closeError = undefined;
+    else if (cause instanceof HubwireError) this.closeError = new HubwireError(cause.code, error, { cause });
+    else this.closeError = new Error(error);
     this.connection.close();
   }
   private closeError: Error | undefined;
