@@ -210,8 +210,9 @@ describe('classic connections without sticky sessions (two nodes, one backplane)
     const started = await http(client.url(b, 'start'));
     assert.equal(started.status, 200, started.body);
     assert.ok([...a.observations.connected, ...b.observations.connected].includes(id), 'onConnected ran on some node');
-    await held;
+    // The client stops: the held poll ends with it (not at the poll's 110 s connection timeout).
     await http(client.url(b, 'abort'), { form: {} });
+    await held;
     await waitFor(
       () => [...a.observations.disconnected, ...b.observations.disconnected].some((d) => d.id === id),
       5000,
