@@ -2,8 +2,10 @@
 // heads, the nodes of the registry (alive or not, by the database's clock) with what each said in its last
 // heartbeat, and each node's lag (the stream heads minus the positions it had delivered at that heartbeat).
 
+import { DEFAULT_NODE_TIMEOUT } from './backplane/backplane-options.js';
 import { loadBackplanePackage, type StoreUrlOptions } from './backplane/from-url.js';
-import { supportsNodes } from './backplane/node-registry.js';
+import { parseNodeInfo, supportsNodes } from './backplane/node-registry.js';
+import { DEFAULT_SCHEMA } from './backplane/store-support.js';
 
 export interface StatusNode {
   id: string;
@@ -32,7 +34,7 @@ export async function readStatus(
 ): Promise<BackplaneStatus> {
   const backplanePackage = await loadBackplanePackage(url);
   const store = backplanePackage.createStore(url, options);
-  const schema = options.schema ?? 'hubwire';
+  const schema = options.schema ?? DEFAULT_SCHEMA;
   try {
     let heads: number[];
     try {
@@ -49,10 +51,10 @@ export async function readStatus(
         `The ${store.kind} backplane (schema ${schema}) has no node registry yet: its nodes run an older version, or run \`hubwire install-schema\` with this version. (${(error as Error).message})`,
       );
     }
-    const timeout = options.nodeTimeout ?? 15_000;
+    const timeout = options.nodeTimeout ?? DEFAULT_NODE_TIMEOUT;
     const nodes = registry.nodes
       .map((node): StatusNode => {
-        const info = parseObject(node.info);
+        const info = parseNodeInfo(node.info);
         return {
           id: node.id,
           alive: registry.now - node.heartbeatAt <= timeout,
@@ -74,17 +76,6 @@ export async function readStatus(
     };
   } finally {
     await store.close().catch(() => {});
-  }
-}
-
-function parseObject(text: string): Record<string, unknown> {
-  try {
-    const value = JSON.parse(text) as unknown;
-    return typeof value === 'object' && value !== null && !Array.isArray(value)
-      ? (value as Record<string, unknown>)
-      : {};
-  } catch {
-    return {};
   }
 }
 

@@ -78,6 +78,9 @@ export interface ResolvedOptions {
   nodeTimeout: number;
 }
 
+/** How old a node's last heartbeat may be before it is taken for dead (ms): three missed heartbeats of 5 s. */
+export const DEFAULT_NODE_TIMEOUT = 15_000;
+
 /** Applies the defaults; throws a TypeError naming the option for anything out of range. */
 export function resolveOptions(options: BackplaneOptions): ResolvedOptions {
   const numbers = {
@@ -97,7 +100,7 @@ export function resolveOptions(options: BackplaneOptions): ResolvedOptions {
     cacheRows: options.replayCache?.rows ?? 2048,
     cacheBytes: options.replayCache?.bytes ?? 8 * 1024 * 1024,
     heartbeatInterval: options.heartbeatInterval ?? 5000,
-    nodeTimeout: options.nodeTimeout ?? 15_000,
+    nodeTimeout: options.nodeTimeout ?? DEFAULT_NODE_TIMEOUT,
   };
   for (const [key, value] of Object.entries(numbers)) {
     if (!(typeof value === 'number' && value >= 0 && Number.isFinite(value))) {

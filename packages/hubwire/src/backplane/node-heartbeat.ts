@@ -4,7 +4,7 @@
 
 import { HubwireError } from '../errors.js';
 import type { BackplaneStore } from './backplane-store.js';
-import { MAX_NODE_INFO_BYTES, type NodeRecord, type NodeStore, supportsNodes } from './node-registry.js';
+import { MAX_NODE_INFO_BYTES, type NodeRecord, type NodeStore, parseNodeInfo, supportsNodes } from './node-registry.js';
 
 /** A node of the cluster, as the registry has it. */
 export interface ClusterNode {
@@ -104,7 +104,7 @@ export class NodeHeartbeat {
     return nodes
       .map((node: NodeRecord) => ({
         id: node.id,
-        info: parseInfo(node.info),
+        info: parseNodeInfo(node.info),
         startedAt: new Date(node.startedAt),
         heartbeatAt: new Date(node.heartbeatAt),
         alive: now - node.heartbeatAt <= this.timeout,
@@ -126,16 +126,5 @@ export class NodeHeartbeat {
     } catch (error) {
       this.fail(error, 'removing this node from the node registry');
     }
-  }
-}
-
-function parseInfo(text: string): Record<string, unknown> {
-  try {
-    const value = JSON.parse(text) as unknown;
-    return typeof value === 'object' && value !== null && !Array.isArray(value)
-      ? (value as Record<string, unknown>)
-      : {};
-  } catch {
-    return {};
   }
 }

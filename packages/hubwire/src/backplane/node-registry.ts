@@ -63,3 +63,15 @@ export function validateNodeAge(ms: unknown): asserts ms is number {
     throw new RangeError('A node age must be a non-negative integer number of milliseconds.');
   }
 }
+
+/** A registry row's info as an object: `{}` for text that is not a JSON object (a row written by something else). */
+export function parseNodeInfo(text: string): Record<string, unknown> {
+  try {
+    const value = JSON.parse(text) as unknown;
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : {};
+  } catch {
+    return {};
+  }
+}
