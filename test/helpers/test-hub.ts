@@ -183,6 +183,14 @@ export class TestHub extends Hub<TestClient> {
     return this.clients.othersInGroup(group).groupMessage(group, text);
   }
 
+  // Presence across the cluster, as hub code asks it (0: the default timeout).
+  usersOnline(timeout = 0): Promise<string[]> {
+    return this.clients.usersOnline(timeout > 0 ? { timeout } : undefined);
+  }
+  groupMembers(group: string, timeout = 0): Promise<{ connectionId: string; userId?: string }[]> {
+    return this.clients.groupMembers(group, timeout > 0 ? { timeout } : undefined);
+  }
+
   // Streams, both ways.
   async *countTo(n: number): AsyncGenerator<number> {
     for (let i = 1; i <= n; i++) yield i;

@@ -39,7 +39,14 @@ export {
 export { MAX_TABLE_COUNT, parseStoredId, validateTableCount } from './backplane/store-support.js';
 export type { Envelope } from './bus/envelope.js';
 export { LocalBus } from './bus/local-bus.js';
-export type { Audience, BusConnection, InvokeOptions, MessageBus } from './bus/message-bus.js';
+export type {
+  Audience,
+  BusConnection,
+  GroupMember,
+  InvokeOptions,
+  MessageBus,
+  PresenceQueryOptions,
+} from './bus/message-bus.js';
 export { classicProgress, classicState } from './classic/classic-hub.js';
 export type {
   ClassicHubMap,

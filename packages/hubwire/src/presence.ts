@@ -1,6 +1,7 @@
 // What this node holds (its connections by hub and transport, its classic connections), said in every heartbeat of
 // the backplane's node registry, and the cluster's presence read back from it: the nodes, and a hub's connection
-// count across them (this node's counted now, the others' as of their last heartbeat).
+// count across them (this node's counted now, the others' as of their last heartbeat). The users online and a
+// group's members are asked of the nodes themselves, through the hub's bus (bus/presence-query.ts).
 
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
@@ -14,6 +15,8 @@ export interface PresenceSource {
   connections(): Iterable<HttpConnection>;
   classic(): readonly ClassicServer[];
   address(): AddressInfo | string | null | undefined;
+  /** The paths of the hubs this node maps (the nodes that map a hub answer its presence queries). */
+  hubPaths?(): Iterable<string>;
 }
 
 export class Presence {
@@ -52,6 +55,7 @@ export class Presence {
       hubs,
       transports,
       classic,
+      mapped: this.source.hubPaths ? [...this.source.hubPaths()] : undefined,
     };
   }
 

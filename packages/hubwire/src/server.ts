@@ -62,6 +62,7 @@ export class Hubwire {
         connections: () => this.dispatcher.manager.connections(),
         classic: () => this.classic,
         address: () => this.server?.address(),
+        hubPaths: () => this.endpoints.keys(),
       },
       this.backplane,
     );

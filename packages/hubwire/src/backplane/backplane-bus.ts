@@ -1,15 +1,26 @@
 // The MessageBus of a hub on a scaleout backplane. Sends and group changes for other nodes' connections are
 // published and delivered on every node when read back in stream order (this node's own too, so every receiver
-// sees one order); local work (index, delivery, client results) is the LocalBus's.
+// sees one order); local work (index, delivery, client results) is the LocalBus's; presence queries ask every live
+// node (cluster-query.ts).
 
 import { type Envelope, EnvelopeKind } from '../bus/envelope.js';
 import { LocalBus } from '../bus/local-bus.js';
 import type { Audience, BusConnection, InvokeOptions, MessageBus } from '../bus/message-bus.js';
 import { PendingInvocations } from '../bus/pending-invocations.js';
+import {
+  answerLocally,
+  defaultQueryTimeout,
+  type GroupMember,
+  mergeMembers,
+  mergeUsers,
+  type PresenceQueryOptions,
+  queryTimeout,
+} from '../bus/presence-query.js';
 import { ClientResultError, HubwireError } from '../errors.js';
 import { type CompletionMessage, MessageType } from '../protocol/messages.js';
 import { SerializedMessage } from '../protocol/serialized-message.js';
 import type { Backplane } from './backplane.js';
+import { ClusterQueries, mapsHub } from './cluster-query.js';
 
 export class BackplaneBus implements MessageBus {
   private readonly local: LocalBus;
@@ -23,6 +34,9 @@ export class BackplaneBus implements MessageBus {
    * (undefined until the registry was read) and those that said so. Once all have, no node holds it.
    */
   private readonly absent = new Map<string, { expected: Set<string> | undefined; said: Set<string> }>();
+  private readonly queries: ClusterQueries;
+  /** How long presence queries wait for the nodes' answers by default (ms). */
+  private readonly queryTimeout: number;
 
   constructor(
     private readonly engine: Backplane,
@@ -32,6 +46,13 @@ export class BackplaneBus implements MessageBus {
   ) {
     this.local = new LocalBus({ clientResultTimeout });
     this.remoteInvocations = new PendingInvocations(clientResultTimeout);
+    this.queryTimeout = defaultQueryTimeout(clientResultTimeout);
+    this.queries = new ClusterQueries(
+      engine,
+      historyKey,
+      () => this.liveNodes(),
+      (question) => answerLocally(this.local.index, question),
+    );
     engine.register(historyKey, (envelope) => this.receive(envelope));
   }
 
@@ -124,13 +145,23 @@ export class BackplaneBus implements MessageBus {
     return result.finally(() => this.absent.delete(invocationId));
   }
 
-  /** The other live nodes, from the registry, read at most once a second (client results may come in bursts). */
+  /**
+   * The other live nodes that map this hub, from the registry, read at most once a second (client results and
+   * queries may come in bursts).
+   */
   private liveNodes(): Promise<Set<string>> {
     const now = Date.now();
     if (!this.live || now - this.live.at > 1000) {
       const ids = this.engine
         .nodes()
-        .then((nodes) => new Set(nodes.filter((node) => node.alive && !node.self).map((node) => node.id)));
+        .then(
+          (nodes) =>
+            new Set(
+              nodes
+                .filter((node) => node.alive && !node.self && mapsHub(node.info, this.historyKey))
+                .map((node) => node.id),
+            ),
+        );
       ids.catch(() => {
         if (this.live?.ids === ids) this.live = undefined;
       });
@@ -167,6 +198,19 @@ export class BackplaneBus implements MessageBus {
         `Connection '${connectionId}' does not exist: no live node holds it (${entry.expected.size} other node(s) answered).`,
       ),
     );
+  }
+
+  pendingResults(): number {
+    return this.local.pendingResults() + this.remoteInvocations.size;
+  }
+
+  async usersOnline(options?: PresenceQueryOptions): Promise<string[]> {
+    return mergeUsers(await this.queries.ask({ what: 'users' }, queryTimeout(options, this.queryTimeout)));
+  }
+
+  async groupMembers(group: string, options?: PresenceQueryOptions): Promise<GroupMember[]> {
+    const question = { what: 'group' as const, group: String(group) };
+    return mergeMembers(await this.queries.ask(question, queryTimeout(options, this.queryTimeout)));
   }
 
   accepted(): number {
@@ -248,11 +292,19 @@ export class BackplaneBus implements MessageBus {
         } else this.remoteInvocations.resolve(envelope.invocationId, envelope.result);
         return;
       }
+      case EnvelopeKind.Query:
+        this.queries.onQuery(envelope);
+        return;
+      case EnvelopeKind.Answer:
+        this.queries.onAnswer(envelope);
+        return;
     }
   }
 
   async close(): Promise<void> {
     await this.local.close();
-    this.remoteInvocations.rejectAll(new HubwireError('HW_ERR_CONNECTION_CLOSED', 'The server is shutting down.'));
+    const closing = new HubwireError('HW_ERR_CONNECTION_CLOSED', 'The server is shutting down.');
+    this.remoteInvocations.rejectAll(closing);
+    this.queries.close(closing);
   }
 }

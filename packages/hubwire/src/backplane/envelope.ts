@@ -15,6 +15,9 @@ const AUDIENCE_CONNECTIONS = 1;
 const AUDIENCE_GROUPS = 2;
 const AUDIENCE_USERS = 3;
 
+const QUESTION_USERS = 1;
+const QUESTION_GROUP = 2;
+
 const packr = new Packr({ useRecords: false, encodeUndefinedAsNil: true, variableMapSize: true });
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
 
@@ -72,6 +75,27 @@ function toWire(envelope: Envelope): unknown[] {
       return [EnvelopeKind.Notice, envelope.hub, envelope.data];
     case EnvelopeKind.Absent:
       return [EnvelopeKind.Absent, envelope.hub, envelope.replyNode, envelope.invocationId, envelope.node];
+    case EnvelopeKind.Query: {
+      const { question } = envelope;
+      return [
+        EnvelopeKind.Query,
+        envelope.hub,
+        envelope.replyNode,
+        envelope.queryId,
+        question.what === 'users' ? QUESTION_USERS : QUESTION_GROUP,
+        question.what === 'group' ? question.group : null,
+      ];
+    }
+    case EnvelopeKind.Answer:
+      return [
+        EnvelopeKind.Answer,
+        envelope.hub,
+        envelope.replyNode,
+        envelope.queryId,
+        envelope.node,
+        envelope.items,
+        envelope.total,
+      ];
   }
 }
 
@@ -125,6 +149,28 @@ function fromWire(item: unknown): Envelope | undefined {
         invocationId: String(item[3]),
         node: String(item[4]),
       };
+    case EnvelopeKind.Query: {
+      const question =
+        item[4] === QUESTION_USERS
+          ? { what: 'users' as const }
+          : item[4] === QUESTION_GROUP
+            ? { what: 'group' as const, group: String(item[5]) }
+            : undefined;
+      if (!question) return undefined; // a question from a newer version: not answered
+      return { kind: EnvelopeKind.Query, hub, replyNode: String(item[2]), queryId: String(item[3]), question };
+    }
+    case EnvelopeKind.Answer: {
+      const items = Array.isArray(item[5]) ? (item[5] as unknown[]) : [];
+      return {
+        kind: EnvelopeKind.Answer,
+        hub,
+        replyNode: String(item[2]),
+        queryId: String(item[3]),
+        node: String(item[4]),
+        items,
+        total: Number.isSafeInteger(item[6]) ? (item[6] as number) : items.length,
+      };
+    }
     default:
       return undefined; // a kind from a newer version: ignored
   }

@@ -53,6 +53,11 @@ export class ConnectionIndex {
     return this.users.get(userId);
   }
 
+  /** The distinct user ids of this node's connections. */
+  userIds(): Iterable<string> {
+    return this.users.keys();
+  }
+
   groupsOfConnection(connection: BusConnection): ReadonlySet<string> | undefined {
     return this.groupsOf.get(connection);
   }

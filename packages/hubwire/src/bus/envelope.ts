@@ -1,8 +1,10 @@
 // What the nodes of a cluster tell each other about a hub (its bus traffic): sends to an audience, group changes,
-// client results asked and answered, and notices between the nodes' instances of one endpoint. A backplane carries
-// envelopes between nodes (backplane/envelope.ts is its wire codec); history readers (StreamHistory) replay them.
+// client results asked and answered, presence queries and their answers, and notices between the nodes' instances
+// of one endpoint. A backplane carries envelopes between nodes (backplane/envelope.ts is its wire codec); history
+// readers (StreamHistory) replay them.
 
 import type { Audience } from './message-bus.js';
+import type { PresenceQuestion } from './presence-query.js';
 
 export const EnvelopeKind = {
   /** [1, hub, audienceKind, targets, except, target, args] */
@@ -17,6 +19,10 @@ export const EnvelopeKind = {
   Notice: 5,
   /** [6, hub, replyNode, invocationId, node]: `node` does not hold the connection an Invoke asked for. */
   Absent: 6,
+  /** [7, hub, replyNode, queryId, question, group]: every node answers with its local part (presence-query.ts). */
+  Query: 7,
+  /** [8, hub, replyNode, queryId, node, items, total]: `node`'s part of a Query (at most `items` of `total`). */
+  Answer: 8,
 } as const;
 
 export type Envelope =
@@ -40,4 +46,15 @@ export type Envelope =
       result: unknown;
     }
   | { kind: typeof EnvelopeKind.Notice; hub: string; data: unknown }
-  | { kind: typeof EnvelopeKind.Absent; hub: string; replyNode: string; invocationId: string; node: string };
+  | { kind: typeof EnvelopeKind.Absent; hub: string; replyNode: string; invocationId: string; node: string }
+  | { kind: typeof EnvelopeKind.Query; hub: string; replyNode: string; queryId: string; question: PresenceQuestion }
+  | {
+      kind: typeof EnvelopeKind.Answer;
+      hub: string;
+      replyNode: string;
+      queryId: string;
+      node: string;
+      items: unknown[];
+      /** How many items the node had; more than `items` holds when the answer was over the size bound. */
+      total: number;
+    };

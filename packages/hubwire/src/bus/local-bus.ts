@@ -7,6 +7,14 @@ import { SerializedMessage } from '../protocol/serialized-message.js';
 import { ConnectionIndex } from './connection-index.js';
 import type { Audience, BusConnection, InvokeOptions, MessageBus } from './message-bus.js';
 import { PendingInvocations } from './pending-invocations.js';
+import {
+  answerLocally,
+  type GroupMember,
+  mergeMembers,
+  mergeUsers,
+  type PresenceQueryOptions,
+  queryTimeout,
+} from './presence-query.js';
 
 export interface LocalBusOptions {
   /** Default timeout of client results (ms, 0 = none). */
@@ -15,11 +23,11 @@ export interface LocalBusOptions {
 
 export class LocalBus implements MessageBus {
   readonly index = new ConnectionIndex();
-  private readonly pendingResults: PendingInvocations;
+  private readonly invocations: PendingInvocations;
   private nextInvocationId = 0;
 
   constructor(options: LocalBusOptions = {}) {
-    this.pendingResults = new PendingInvocations(options.clientResultTimeout ?? 0);
+    this.invocations = new PendingInvocations(options.clientResultTimeout ?? 0);
   }
 
   async onConnected(connection: BusConnection): Promise<void> {
@@ -33,7 +41,7 @@ export class LocalBus implements MessageBus {
 
   async onDisconnected(connection: BusConnection): Promise<void> {
     this.index.remove(connection);
-    this.pendingResults.rejectAll(
+    this.invocations.rejectAll(
       new HubwireError('HW_ERR_CONNECTION_CLOSED', `Connection '${connection.connectionId}' disconnected.`),
       connection.connectionId,
     );
@@ -109,21 +117,36 @@ export class LocalBus implements MessageBus {
     }
     // Prefixed so it can never be mistaken for a client-chosen upload stream id.
     const invocationId = `r${++this.nextInvocationId}`;
-    return this.pendingResults.start(invocationId, connectionId, target, options, () =>
+    return this.invocations.start(invocationId, connectionId, target, options, () =>
       connection.writeMessage({ type: MessageType.Invocation, invocationId, target, arguments: args }),
     );
   }
 
   setConnectionResult(connectionId: string, completion: CompletionMessage): boolean {
     // Only the connection that was asked may answer.
-    if (this.pendingResults.connectionOf(completion.invocationId) !== connectionId) return false;
+    if (this.invocations.connectionOf(completion.invocationId) !== connectionId) return false;
     if (completion.error !== undefined) {
-      this.pendingResults.reject(completion.invocationId, new ClientResultError(completion.error));
-    } else this.pendingResults.resolve(completion.invocationId, completion.result);
+      this.invocations.reject(completion.invocationId, new ClientResultError(completion.error));
+    } else this.invocations.resolve(completion.invocationId, completion.result);
     return true;
   }
 
+  pendingResults(): number {
+    return this.invocations.size;
+  }
+
+  /** This node's users: no other node to ask. */
+  async usersOnline(options?: PresenceQueryOptions): Promise<string[]> {
+    queryTimeout(options, 0); // checks the option, as a scaleout bus would
+    return mergeUsers([answerLocally(this.index, { what: 'users' })]);
+  }
+
+  async groupMembers(group: string, options?: PresenceQueryOptions): Promise<GroupMember[]> {
+    queryTimeout(options, 0);
+    return mergeMembers([answerLocally(this.index, { what: 'group', group: String(group) })]);
+  }
+
   async close(): Promise<void> {
-    this.pendingResults.rejectAll(new HubwireError('HW_ERR_CONNECTION_CLOSED', 'The server is shutting down.'));
+    this.invocations.rejectAll(new HubwireError('HW_ERR_CONNECTION_CLOSED', 'The server is shutting down.'));
   }
 }

@@ -4,6 +4,9 @@
 
 import type { CompletionMessage, HubMessage } from '../protocol/messages.js';
 import type { SerializedMessage } from '../protocol/serialized-message.js';
+import type { GroupMember, PresenceQueryOptions } from './presence-query.js';
+
+export type { GroupMember, PresenceQueryOptions } from './presence-query.js';
 
 /** What the bus needs of a live connection on this node. */
 export interface BusConnection {
@@ -76,6 +79,15 @@ export interface MessageBus {
   invokeConnection(connectionId: string, target: string, args: unknown[], options?: InvokeOptions): Promise<unknown>;
   /** Routes a client's completion to the pending invocation; false if none was waiting for it. */
   setConnectionResult(connectionId: string, completion: CompletionMessage): boolean;
+  /** How many client results this node is waiting for (asked by this node, of any node's connections). Cheap. */
+  pendingResults(): number;
+  /**
+   * The distinct user ids of this bus's connections on every live node. A scaleout bus asks the other nodes and
+   * resolves once each live node answered, or after the timeout with the answers that arrived.
+   */
+  usersOnline(options?: PresenceQueryOptions): Promise<string[]>;
+  /** The connections in a group on every live node, with their user ids; asked as `usersOnline` is. */
+  groupMembers(group: string, options?: PresenceQueryOptions): Promise<GroupMember[]>;
   /**
    * Optional, for buses whose sends resolve before they are durable (a scaleout backplane acknowledging on
    * acceptance): how many messages this bus's node has accepted so far, a mark for `whenDurable`.

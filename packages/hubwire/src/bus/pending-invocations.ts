@@ -59,6 +59,11 @@ export class PendingInvocations {
     });
   }
 
+  /** How many invocations are waiting for an answer. */
+  get size(): number {
+    return this.pending.size;
+  }
+
   /** The connection an invocation was sent to, if it is still waiting. */
   connectionOf(invocationId: string): string | undefined {
     return this.pending.get(invocationId)?.connectionId;

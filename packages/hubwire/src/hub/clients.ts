@@ -1,6 +1,6 @@
 // The familiar ASP.NET names (clients.all, caller, others, group(...), user(...), ...) over the bus's audiences.
 
-import type { Audience, InvokeOptions, MessageBus } from '../bus/message-bus.js';
+import type { Audience, GroupMember, InvokeOptions, MessageBus, PresenceQueryOptions } from '../bus/message-bus.js';
 
 /** Any client method: arguments in, nothing back. The default when a hub declares no client interface. */
 // biome-ignore lint/suspicious/noExplicitAny: client interfaces are user-declared; any keeps them assignable.
@@ -36,6 +36,13 @@ export interface HubClients<TClient = ClientMethods> {
   groupExcept(groupName: string, excludedConnectionIds: readonly string[]): ClientProxy<TClient>;
   user(userId: string): ClientProxy<TClient>;
   users(userIds: readonly string[]): ClientProxy<TClient>;
+  /**
+   * The distinct user ids of this hub's connections (Core and classic) on every live node of the cluster, sorted.
+   * With a backplane, a round trip: every live node answers (see PresenceQueryOptions.timeout for one that does not).
+   */
+  usersOnline(options?: PresenceQueryOptions): Promise<string[]>;
+  /** The connections (Core and classic) in a group on every live node, with their user ids; as `usersOnline`. */
+  groupMembers(groupName: string, options?: PresenceQueryOptions): Promise<GroupMember[]>;
 }
 
 /** Inside a hub method: the above, plus the audiences relative to the calling connection. */
@@ -104,6 +111,12 @@ export class HubClientsImpl<TClient = ClientMethods> implements HubClients<TClie
   users(userIds: readonly string[]): ClientProxy<TClient> {
     return createProxy(this.bus, { users: [...userIds] });
   }
+  usersOnline(options?: PresenceQueryOptions): Promise<string[]> {
+    return this.bus.usersOnline(options);
+  }
+  groupMembers(groupName: string, options?: PresenceQueryOptions): Promise<GroupMember[]> {
+    return this.bus.groupMembers(groupName, options);
+  }
 }
 
 export class HubCallerClientsImpl<TClient = ClientMethods>
@@ -149,4 +162,13 @@ export interface HubContext {
    * query to the backplane's database; without a backplane, this node's.
    */
   connectionCount(): Promise<number>;
+  /**
+   * The distinct user ids of this hub's connections (Core and classic) on every live node, exact as of the query
+   * (`clients.usersOnline()`, as hub methods reach it). With a backplane: one row to ask and one per answering
+   * node, a round trip through the database; resolves once every live node answered, or after the timeout
+   * (default: the client-result timeout, at most 5 s) without the nodes that did not. Without one, this node's.
+   */
+  usersOnline(options?: PresenceQueryOptions): Promise<string[]>;
+  /** The connections in a group on every live node, with their user ids (`clients.groupMembers(group)`). */
+  groupMembers(groupName: string, options?: PresenceQueryOptions): Promise<GroupMember[]>;
 }

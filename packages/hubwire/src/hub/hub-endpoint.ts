@@ -1,7 +1,7 @@
 // A hub mapped at a path: its methods, options, protocols and bus. Creates a HubConnectionContext per connection.
 
 import type { IncomingMessage } from 'node:http';
-import type { MessageBus } from '../bus/message-bus.js';
+import type { GroupMember, MessageBus, PresenceQueryOptions } from '../bus/message-bus.js';
 import type { HttpConnection } from '../connection/connection.js';
 import type { Endpoint, EndpointSettings } from '../connection/endpoint.js';
 import type { HubProtocol } from '../protocol/hub-protocol.js';
@@ -63,6 +63,14 @@ export class HubEndpoint implements Endpoint, HubServices {
 
   connectionCount(): Promise<number> {
     return this.countConnections(this.path);
+  }
+
+  usersOnline(options?: PresenceQueryOptions): Promise<string[]> {
+    return this.clients.usersOnline(options);
+  }
+
+  groupMembers(groupName: string, options?: PresenceQueryOptions): Promise<GroupMember[]> {
+    return this.clients.groupMembers(groupName, options);
   }
 
   async authorizeConnection(user: unknown, _request: IncomingMessage): Promise<boolean> {
