@@ -9,6 +9,7 @@ import { type Backplane, getAccessToken, Hubwire } from 'hubwire';
 import { collect, delay, startClient } from '../helpers/clients.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
 import { TestHub } from '../helpers/test-hub.js';
+import { waitFor } from '../helpers/wait.js';
 
 export interface BackplaneFactory {
   /** A new engine on the shared test database (each call is another node). */
@@ -132,6 +133,38 @@ export function runBackplaneConformance(name: string, factory: BackplaneFactory)
       assert.deepEqual(await inbox[1]?.waitFor(2), ['hi user', 'hi users']);
       await delay(50);
       assert.deepEqual(otherInbox.items, []);
+    });
+
+    test('presence across nodes: users online and group members, asked on any node', async () => {
+      const tag = Math.random().toString(36).slice(2);
+      const users = [`p0-${tag}`, `p1-${tag}`, `p2-${tag}`];
+      const [a, b, c] = [
+        await connect(0, users[0]),
+        await connect(1, users[1]),
+        await connect(2, users[2], 'messagepack'),
+      ];
+      const group = `presence-${tag}`;
+      await a.invoke('joinGroup', group);
+      await c.invoke('joinGroup', group);
+      const members = [
+        { connectionId: a.connectionId as string, userId: users[0] },
+        { connectionId: c.connectionId as string, userId: users[2] },
+      ].sort((x, y) => (x.connectionId < y.connectionId ? -1 : 1));
+      for (const node of nodes) {
+        const hub = node.hubwire.hub('/test');
+        // Every live node answers (a node that did not would be left out after the 3 s default timeout).
+        const started = Date.now();
+        const online = await hub.usersOnline();
+        for (const user of users) assert.ok(online.includes(user), `${user} online, seen from ${node.url}`);
+        assert.deepEqual(await hub.groupMembers(group), members);
+        assert.ok(Date.now() - started < 2500, `answered by every node (${Date.now() - started} ms)`);
+      }
+      // From a hub method.
+      assert.deepEqual(await b.invoke('groupMembers', group), members);
+      await c.stop();
+      const hubB = (nodes[1] as Node).hubwire.hub('/test');
+      await waitFor(async () => (await hubB.groupMembers(group)).length === 1, 5000, 'the stopped client gone');
+      assert.ok(!(await hubB.usersOnline()).includes(users[2] as string));
     });
 
     test('client results from a client on another node; one for a connection no node holds fails at once', async () => {
