@@ -48,14 +48,49 @@ const REPLY: Envelope = {
 const GROUP_WIRE = [2, 'chat', 'conn-1', 'room', true];
 const NOTICE: Envelope = { kind: 5, hub: '/signalr', data: { type: 'moved', cursor: 12, ids: ['x', 'y'] } };
 const ABSENT: Envelope = { kind: 6, hub: '/chat', replyNode: 'node-1', invocationId: 'node-1:7', node: 'node-2' };
+const QUERY_USERS: Envelope = {
+  kind: 7,
+  hub: '/chat',
+  replyNode: 'node-1',
+  queryId: 'node-1:q1',
+  question: { what: 'users' },
+};
+const QUERY_GROUP: Envelope = {
+  kind: 7,
+  hub: '/chat',
+  replyNode: 'node-1',
+  queryId: 'node-1:q2',
+  question: { what: 'group', group: 'room' },
+};
+const ANSWER: Envelope = {
+  kind: 8,
+  hub: '/chat',
+  replyNode: 'node-1',
+  queryId: 'node-1:q2',
+  node: 'node-2',
+  items: [
+    ['conn-1', 'alice'],
+    ['conn-2', null],
+  ],
+  total: 2,
+};
 
 describe('envelope codec: round trips', () => {
   test('the kind numbers are part of the format', () => {
-    assert.deepEqual(EnvelopeKind, { Send: 1, Group: 2, Invoke: 3, Reply: 4, Notice: 5, Absent: 6 });
+    assert.deepEqual(EnvelopeKind, {
+      Send: 1,
+      Group: 2,
+      Invoke: 3,
+      Reply: 4,
+      Notice: 5,
+      Absent: 6,
+      Query: 7,
+      Answer: 8,
+    });
   });
 
   test('a batch of every kind comes back equal, in order, with its publisher', () => {
-    const envelopes = [SEND, GROUP, INVOKE, REPLY, NOTICE, ABSENT];
+    const envelopes = [SEND, GROUP, INVOKE, REPLY, NOTICE, ABSENT, QUERY_USERS, QUERY_GROUP, ANSWER];
     const decoded = roundTrip(envelopes);
     assert.equal(decoded.publisher, 'node-1');
     assert.deepEqual(decoded.envelopes, envelopes);
@@ -158,6 +193,38 @@ describe('envelope codec: the wire layout', () => {
     assert.deepEqual(unpack(encodeBatch('n', [INVOKE]))[2][0], [3, 'chat', 'conn-2', 'r7', 'getName', [42], 'node-9']);
     assert.deepEqual(unpack(encodeBatch('n', [REPLY]))[2][0], [4, 'chat', 'node-9', 'r7', null, REPLY.result]);
     assert.deepEqual(unpack(encodeBatch('n', [NOTICE]))[2][0], [5, '/signalr', NOTICE.data]);
+    // Presence queries: [7, hub, replyNode, queryId, question (1 users, 2 group), group] and
+    // [8, hub, replyNode, queryId, node, items, total].
+    assert.deepEqual(unpack(encodeBatch('n', [QUERY_USERS]))[2][0], [7, '/chat', 'node-1', 'node-1:q1', 1, null]);
+    assert.deepEqual(unpack(encodeBatch('n', [QUERY_GROUP]))[2][0], [7, '/chat', 'node-1', 'node-1:q2', 2, 'room']);
+    assert.deepEqual(unpack(encodeBatch('n', [ANSWER]))[2][0], [
+      8,
+      '/chat',
+      'node-1',
+      'node-1:q2',
+      'node-2',
+      [
+        ['conn-1', 'alice'],
+        ['conn-2', null],
+      ],
+      2,
+    ]);
+  });
+
+  test('a query with a question of a newer version is skipped; an answer without a total counts its items', () => {
+    const decoded = decodeBatch(
+      raw([
+        1,
+        'n',
+        [
+          [7, '/chat', 'node-1', 'q9', 3, null],
+          [8, '/chat', 'node-1', 'q9', 'node-2', ['u1', 'u2']],
+        ],
+      ]),
+    );
+    assert.deepEqual(decoded.envelopes, [
+      { kind: 8, hub: '/chat', replyNode: 'node-1', queryId: 'q9', node: 'node-2', items: ['u1', 'u2'], total: 2 },
+    ]);
   });
 
   test('audience kinds: all 0, connections 1, groups 2, users 3; except after the targets', () => {
