@@ -112,6 +112,7 @@ try {
   console.log(`\nHubwire chat demo: two nodes sharing ${backplane.replace(/\/\/[^@/]*@/, '//***@')}`);
   console.log(`  node A: ${urls[0]}`);
   console.log(`  node B: ${urls[1]}`);
+  console.log(`  dashboard: ${urls[0]}hubwire (either node's shows both; from this machine only)`);
   console.log('Open one page on each node and chat across them (add `classic` to a URL for the jQuery page).');
   console.log('Ctrl-C stops both.\n');
 } catch {

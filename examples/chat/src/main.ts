@@ -49,7 +49,7 @@ try {
   await server.hubwire.ready();
   const via = values.backplane ? ` via ${values.backplane.replace(/\/\/[^@/]*@/, '//***@')}` : '';
   console.log(
-    `Hubwire chat listening on ${server.url} (hub at ${server.url}chat, classic SignalR 2 page at ${server.url}classic)${via}`,
+    `Hubwire chat listening on ${server.url} (hub at ${server.url}chat, classic SignalR 2 page at ${server.url}classic, dashboard at ${server.url}hubwire)${via}`,
   );
   const stop = () => {
     server.close().then(() => process.exit(0));

@@ -1,12 +1,12 @@
 // Starts one chat node: the page at `/`, the hub at `/chat`; the same hub for classic SignalR 2 clients as `chatHub`
-// at `/signalr`, with the tutorial's jQuery page at `/classic`.
+// at `/signalr`, with the tutorial's jQuery page at `/classic`; the live dashboard at `/hubwire` (from this machine only).
 
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { backplaneFromUrl, Hubwire } from 'hubwire';
+import { allowLoopback, backplaneFromUrl, Hubwire } from 'hubwire';
 import { ChatHub } from './chat-hub.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -41,6 +41,8 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
   hubwire.mapHub('/chat', ChatHub);
   // The same hub, its groups and its bus, for the jQuery client: `$.connection.chatHub`.
   hubwire.mapClassicHubs('/signalr', { chatHub: '/chat' });
+  // The cluster's live dashboard. allowLoopback is for development: a deployed app decides who may see it.
+  hubwire.mapDashboard('/hubwire', { authorize: allowLoopback });
   const page = (await readFile(join(here, '..', 'public', 'index.html'), 'utf8')).replaceAll('{{NODE}}', nodeName);
   const classicPage = (await readFile(join(here, '..', 'public', 'classic.html'), 'utf8')).replaceAll(
     '{{NODE}}',

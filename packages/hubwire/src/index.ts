@@ -61,6 +61,13 @@ export type {
   PersistentConnectionHandler,
 } from './classic/persistent.js';
 export { getAccessToken, type RequestInfo } from './connection/request-info.js';
+export {
+  allowLoopback,
+  type Dashboard,
+  type DashboardAuthorize,
+  type DashboardNode,
+  type DashboardOptions,
+} from './dashboard/dashboard.js';
 export { ClientResultError, HubError, HubwireError, type HubwireErrorCode } from './errors.js';
 export type { ArgumentSchema } from './hub/argument-schema.js';
 export type {

@@ -19,6 +19,7 @@ import { validateAllowedOrigins } from './connection/cors.js';
 import { HttpDispatcher, rejectUpgrade } from './connection/http-dispatcher.js';
 import { normalizePath } from './connection/paths.js';
 import { type ConnectionHandler, RawEndpoint } from './connection/raw-endpoint.js';
+import { Dashboard, type DashboardOptions } from './dashboard/dashboard.js';
 import type { HubContext } from './hub/clients.js';
 import { HubEndpoint } from './hub/hub-endpoint.js';
 import type { HubOptions, ResolvedHubOptions } from './hub/hub-options.js';
@@ -52,6 +53,8 @@ export class Hubwire {
   private readonly presence: Presence;
   /** Buses of persistent connection endpoints (closed with the server). */
   private readonly persistentBuses: MessageBus[] = [];
+  /** Dashboards (mapDashboard): they guard their page and hub requests, and stop their ticks on close. */
+  private readonly dashboards: Dashboard[] = [];
 
   constructor(private readonly options: HubwireOptions = {}) {
     this.backplane = options.backplane;
@@ -183,6 +186,26 @@ export class Hubwire {
     return endpoint as PersistentEndpoint;
   }
 
+  /**
+   * Maps the live dashboard: a page at `path` (e.g. `/hubwire`) and its hub at `${path}/hub`, both behind
+   * `options.authorize` (required; `allowLoopback` for development). While anyone watches, every node sends its
+   * metrics snapshot to the viewers every `interval` (default 1000 ms). See "Dashboard" in the package README.
+   */
+  mapDashboard(path: string, options: DashboardOptions): Dashboard {
+    const metrics = this.metrics; // throws with `metrics: false`: the dashboard shows them
+    const dashboard = new Dashboard(path, options, {
+      snapshot: () => metrics.snapshot(),
+      nodes: () => this.nodes(),
+      authenticate: this.options.authenticate,
+      reportError: (error, where) => this.reportError(error, where),
+      forwardRequest: (request, response) => this.dispatcher.handleRequest(request, response),
+      forwardUpgrade: (request, socket, head) => this.dispatcher.handleUpgrade(request, socket, head),
+    });
+    dashboard.start(this.mapHub(dashboard.hubPath, dashboard.hubDefinition(), dashboard.hubOptions()));
+    this.dashboards.push(dashboard);
+    return dashboard;
+  }
+
   /** The bus of an endpoint: over the backplane (its envelopes carry `key`), or in memory without one. */
   private createBus(key: string, clientResultTimeout: number): MessageBus {
     return this.backplane
@@ -287,12 +310,14 @@ export class Hubwire {
    * `middleware()`, or call it first in a plain `request` listener.
    */
   handleRequest(request: IncomingMessage, response: ServerResponse): boolean {
+    for (const dashboard of this.dashboards) if (dashboard.handleRequest(request, response)) return true;
     for (const classic of this.classic) if (classic.handleRequest(request, response)) return true;
     return this.dispatcher.handleRequest(request, response);
   }
 
   /** Handles an `upgrade` if it belongs to a mapped hub; returns false otherwise. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    for (const dashboard of this.dashboards) if (dashboard.handleUpgrade(request, socket, head)) return true;
     for (const classic of this.classic) if (classic.handleUpgrade(request, socket, head)) return true;
     return this.dispatcher.handleUpgrade(request, socket, head);
   }
@@ -361,6 +386,7 @@ export class Hubwire {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const dashboard of this.dashboards) dashboard.close();
     this.dispatcher.close();
     for (const classic of this.classic) classic.close();
     for (const endpoint of this.endpoints.values()) await endpoint.bus.close();
