@@ -58,6 +58,7 @@ describe('hubwire status', () => {
     assert.equal(parsed.kind, 'sqlite');
     assert.equal(parsed.schema, 'hubwire');
     assert.equal(parsed.epoch, a.epoch);
+    assert.equal(parsed.schemaVersion, 3);
     assert.deepEqual(parsed.streams, [{ stream: 0, head: a.positions()?.[0] }]);
     assert.ok((parsed.streams[0]?.head ?? 0) >= 1, 'the messages made at least one row');
     assert.deepEqual(parsed.nodes.map((node) => node.id).sort(), [a.nodeId, b.nodeId].sort());
@@ -70,7 +71,8 @@ describe('hubwire status', () => {
   test('the text form: one line per node, and the heads', () => {
     const read = status([url]);
     assert.equal(read.code, 0, read.err);
-    assert.match(read.out, /^sqlite backplane, schema hubwire, epoch \S+/);
+    assert.match(read.out, /^sqlite backplane, schema hubwire \(version 3\), epoch \S+/);
+    assert.match(read.out, /keeps 10000 rows \/ 60 s/);
     assert.match(read.out, /stream heads: 0: \d+/);
     assert.match(read.out, /nodes: 2 alive, 0 not/);
     for (const node of nodes) assert.match(read.out, new RegExp(`alive\\s+${node.nodeId}\\s+heartbeat`));

@@ -30,8 +30,9 @@ describe('the node heartbeat of a Backplane', () => {
     // The backplane adds where the node stands in the streams (for `hubwire status`).
     assert.deepEqual(infoA?.backplane, {
       epoch: a.epoch,
+      retention: { rows: 10_000, ageMs: 60_000 },
       queueLength: 0,
-      streams: [{ stream: 0, state: 'open', position: a.positions()?.[0] }],
+      streams: [{ stream: 0, state: 'open', position: a.positions()?.[0], head: a.positions()?.[0], behindMs: 0 }],
     });
     assert.deepEqual(Object.keys(list.find((node) => node.id === b.nodeId)?.info ?? {}), ['backplane']);
     connections = 7;

@@ -163,12 +163,12 @@ export class MysqlStore implements BackplaneStore, NodeStore {
   }
 
   /** Creates or migrates the tables and this store's stream tables; see {@link installSchema}. */
-  install(): Promise<{ epoch: string }> {
+  install(): Promise<{ epoch: string; version: number }> {
     return this.#withConnection(async (connection, lease) => {
       try {
         const result = await installOn(connection, this.names, this.streamCount);
         this.#database = result.database;
-        return { epoch: result.epoch };
+        return { epoch: result.epoch, version: SCHEMA_VERSION };
       } catch (error) {
         // The install lock may still be held (its release failed): only ending the session frees it for sure.
         lease.discard();

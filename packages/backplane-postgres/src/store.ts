@@ -36,7 +36,7 @@ import { ListenConnection } from './listen.js';
 import { PostgresNodes } from './nodes.js';
 import type { PostgresStoreOptions } from './options.js';
 import { DEFAULT_PUSH_ROW_BYTES, MAX_PUSH_ROW_BYTES, PUSH_KEY_PURPOSE, PushKey, parseNotification } from './push.js';
-import { installOn, LOCK_KEYS, lockedTransaction, publisherConstraint, SchemaNames } from './schema.js';
+import { installOn, LOCK_KEYS, lockedTransaction, publisherConstraint, SCHEMA_VERSION, SchemaNames } from './schema.js';
 import { buildStatements, type Statement, type Statements, TRIM_BLOCK } from './statements.js';
 
 /** How long addKey waits for another node's addKey (its advisory lock) before it fails. */
@@ -133,18 +133,18 @@ export class PostgresStore implements BackplaneStore, NodeStore {
   }
 
   /** Creates or migrates the schema and this store's stream tables; see {@link installSchema}. */
-  async install(): Promise<{ epoch: string }> {
+  async install(): Promise<{ epoch: string; version: number }> {
     const installed = await this.#installSchema();
     // After the install's connection went back to the pool: loading the key takes connections of its own.
     if (this.#pushRowBytes > 0) this.#push = await this.#loadPushKey();
     return installed;
   }
 
-  #installSchema(): Promise<{ epoch: string }> {
+  #installSchema(): Promise<{ epoch: string; version: number }> {
     return this.#withClient(async (client, lease) => {
       try {
         const { epoch } = await installOn(client, this.names, this.streamCount);
-        return { epoch };
+        return { epoch, version: SCHEMA_VERSION };
       } catch (error) {
         // The connection may be mid-transaction or broken: never hand it back to the pool for reuse.
         lease.discard();

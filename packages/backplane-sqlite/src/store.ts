@@ -83,14 +83,14 @@ export class SqliteStore implements BackplaneStore, NodeStore {
   }
 
   /** Creates or migrates the tables (safe when many processes start at once); resolves with the epoch. */
-  async install(): Promise<{ epoch: string }> {
+  async install(): Promise<{ epoch: string; version: number }> {
     const db = await this.#connection();
     const { epoch } = await retryBusy(() => installOn(db, this.names, this.streamCount));
     // New tables: statements prepared against the old ones (or that failed) are prepared again.
     this.#statements.clear();
     this.#keyStatements = undefined;
     this.#nodes.reset();
-    return { epoch };
+    return { epoch, version: SCHEMA_VERSION };
   }
 
   async append(stream: number, publisher: string, batchSeq: number, payload: Buffer): Promise<AppendResult> {

@@ -83,6 +83,16 @@ export type { HubFilter, HubInvocationContext, HubLifetimeContext } from './hub/
 export { defineHub, Hub, type HubCallerContext, type HubInstanceState, type HubObject } from './hub/hub.js';
 export type { HubOptions } from './hub/hub-options.js';
 export type { AuthorizationPolicy, AuthorizeUser, HubDefinition, HubMethodOptions } from './hub/hub-registry.js';
+export { type ConnectionStatus, TRANSPORT_NAMES } from './metrics/meter.js';
+export { HubwireMetrics, type MetricsOptions } from './metrics/metrics.js';
+export { METER_NAME } from './metrics/otel.js';
+export type { PrometheusOptions } from './metrics/prometheus.js';
+export type {
+  BackplaneSnapshot,
+  NodeMetricsSnapshot,
+  RecentError,
+  StreamSnapshot,
+} from './metrics/snapshot.js';
 export { DEFAULTS, type HubwireOptions } from './options.js';
 export type { HubProtocol, MessageDecoder, TransferFormat } from './protocol/hub-protocol.js';
 export { jsonHubProtocol } from './protocol/json-protocol.js';

@@ -4,6 +4,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Backplane } from './backplane/backplane.js';
 import type { HubOptions } from './hub/hub-options.js';
+import type { MetricsOptions } from './metrics/metrics.js';
 import type { TransportKind } from './transports/transport.js';
 
 export interface HubwireOptions
@@ -30,6 +31,11 @@ export interface HubwireOptions
   backplane?: Backplane;
   /** Errors no client can be told about (a throwing onDisconnected, ...). Default: console.error. */
   onError?: (error: unknown, where: string) => void;
+  /**
+   * Metrics (`hubwire.metrics`): counters read by OpenTelemetry (the global MeterProvider unless one is given),
+   * Prometheus (`mapMetrics`, `metrics.handler()`) and the dashboard. Default on; `false` turns every counter off.
+   */
+  metrics?: MetricsOptions | false;
 }
 
 export const DEFAULTS = {

@@ -64,7 +64,15 @@ export class Presence {
     if (this.backplane) return this.backplane.nodes();
     const now = new Date();
     return [
-      { id: 'local', info: this.describe(), startedAt: this.startedAt, heartbeatAt: now, alive: true, self: true },
+      {
+        id: 'local',
+        info: this.describe(),
+        startedAt: this.startedAt,
+        heartbeatAt: now,
+        heartbeatAgeMs: 0,
+        alive: true,
+        self: true,
+      },
     ];
   }
 

@@ -20,10 +20,12 @@ import { HttpDispatcher, rejectUpgrade } from './connection/http-dispatcher.js';
 import { normalizePath } from './connection/paths.js';
 import { type ConnectionHandler, RawEndpoint } from './connection/raw-endpoint.js';
 import { Dashboard, type DashboardOptions } from './dashboard/dashboard.js';
+import { HubwireError } from './errors.js';
 import type { HubContext } from './hub/clients.js';
 import { HubEndpoint } from './hub/hub-endpoint.js';
 import type { HubOptions, ResolvedHubOptions } from './hub/hub-options.js';
 import { type HubDefinition, toAuthorizeUser } from './hub/hub-registry.js';
+import { HubwireMetrics } from './metrics/metrics.js';
 import { DEFAULTS, defaultUserIdProvider, type HubwireOptions } from './options.js';
 import { Presence } from './presence.js';
 import { jsonHubProtocol } from './protocol/json-protocol.js';
@@ -55,6 +57,10 @@ export class Hubwire {
   private readonly persistentBuses: MessageBus[] = [];
   /** Dashboards (mapDashboard): they guard their page and hub requests, and stop their ticks on close. */
   private readonly dashboards: Dashboard[] = [];
+  /** Undefined with `metrics: false`. */
+  private readonly metricsOf: HubwireMetrics | undefined;
+  /** Plain HTTP routes of this server (the metrics endpoint, the dashboard page), by lower-case path. */
+  private readonly routes = new Map<string, (request: IncomingMessage, response: ServerResponse) => void>();
 
   constructor(private readonly options: HubwireOptions = {}) {
     this.backplane = options.backplane;
@@ -70,13 +76,91 @@ export class Hubwire {
       this.backplane,
     );
     this.backplane?.setNodeInfo(() => this.presence.describe());
+    this.metricsOf = options.metrics === false ? undefined : this.createMetrics(options.metrics);
     const userIdOf = options.userIdProvider ?? defaultUserIdProvider;
     this.dispatcher = new HttpDispatcher({
       authenticate: options.authenticate,
       userIdOf,
       disconnectTimeout: options.disconnectTimeout ?? DEFAULTS.disconnectTimeout,
       tickInterval: options.timerInterval ?? DEFAULTS.timerInterval,
+      meter: this.metricsOf?.meter,
     });
+  }
+
+  private createMetrics(options: HubwireOptions['metrics']): HubwireMetrics {
+    const backplane = this.backplane;
+    const metrics = new HubwireMetrics(
+      {
+        nodeId: () => backplane?.nodeId ?? 'local',
+        connections: () => this.dispatcher.manager.connections(),
+        classicConnections: () => {
+          const counts: Record<string, number> = {};
+          for (const endpoint of this.classic) counts[endpoint.basePath] = endpoint.connectionCount;
+          return counts;
+        },
+        pendingResults: () => {
+          let pending = 0;
+          for (const endpoint of this.endpoints.values()) pending += endpoint.bus.pendingResults();
+          return pending;
+        },
+        backplane: () => backplane?.stats(),
+        nodes: () => backplane?.nodes(),
+      },
+      options || {},
+    );
+    backplane?.observeErrors((error, where) => metrics.meter.error(error, `backplane: ${where}`));
+    return metrics;
+  }
+
+  /**
+   * This server's metrics: `snapshot()`, a Prometheus `registry` / `handler()`, and the OpenTelemetry instruments
+   * registered at construction. Throws when the server was created with `metrics: false`.
+   */
+  get metrics(): HubwireMetrics {
+    if (!this.metricsOf) {
+      throw new HubwireError(
+        'HW_ERR_INVALID_OPTION',
+        'Metrics are off: this server was created with `metrics: false`.',
+      );
+    }
+    return this.metricsOf;
+  }
+
+  /**
+   * Serves the Prometheus metrics at `path` (default `/metrics`) on this server. `authorize` decides per request
+   * (refused: 403); without it anyone who can reach the server may scrape. To serve them on their own port instead:
+   * `http.createServer(hubwire.metrics.handler()).listen(9464)`.
+   */
+  mapMetrics(
+    path = '/metrics',
+    options: { authorize?: (request: IncomingMessage) => boolean | Promise<boolean> } = {},
+  ): void {
+    const handler = this.metrics.handler();
+    const authorize = options.authorize;
+    this.addRoute(path, (request, response) => {
+      if (!authorize) return handler(request, response);
+      Promise.resolve()
+        .then(() => authorize(request))
+        .then(
+          (allowed) => {
+            if (allowed) return handler(request, response);
+            response.writeHead(403, { 'content-type': 'text/plain; charset=utf-8' });
+            response.end('Forbidden.\n');
+          },
+          (error: unknown) => {
+            this.reportError(error, 'authorizing a metrics request');
+            response.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+            response.end('The authorization hook failed.\n');
+          },
+        );
+    });
+  }
+
+  /** Serves a plain HTTP handler at exactly `path` (case-insensitive, query ignored) before the hubs. */
+  addRoute(path: string, handler: (request: IncomingMessage, response: ServerResponse) => void): void {
+    const key = normalizePath(path).toLowerCase();
+    if (this.routes.has(key)) throw new Error(`A route is already mapped at '${path}'.`);
+    this.routes.set(key, handler);
   }
 
   /**
@@ -127,6 +211,7 @@ export class Hubwire {
       (error, where) => this.reportError(error, where),
     );
     endpoint.countConnections = (hubPath) => this.presence.count(hubPath);
+    endpoint.meter = this.metricsOf?.meter.hub(normalized);
     this.dispatcher.addEndpoint(endpoint);
     this.endpoints.set(normalized, endpoint);
     return endpoint;
@@ -301,6 +386,7 @@ export class Hubwire {
   }
 
   private reportError(error: unknown, where: string): void {
+    this.metricsOf?.meter.error(error, where);
     if (this.options.onError) this.options.onError(error, where);
     else console.error(`[hubwire] ${where}:`, error);
   }
@@ -310,6 +396,13 @@ export class Hubwire {
    * `middleware()`, or call it first in a plain `request` listener.
    */
   handleRequest(request: IncomingMessage, response: ServerResponse): boolean {
+    if (this.routes.size > 0) {
+      const route = this.routes.get(routeKey(request.url));
+      if (route) {
+        route(request, response);
+        return true;
+      }
+    }
     for (const dashboard of this.dashboards) if (dashboard.handleRequest(request, response)) return true;
     for (const classic of this.classic) if (classic.handleRequest(request, response)) return true;
     return this.dispatcher.handleRequest(request, response);
@@ -392,6 +485,7 @@ export class Hubwire {
     for (const endpoint of this.endpoints.values()) await endpoint.bus.close();
     for (const bus of this.persistentBuses) await bus.close();
     await this.backplane?.close();
+    this.metricsOf?.close();
     const server = this.server;
     if (server) {
       await new Promise<void>((resolve) => {
@@ -400,4 +494,10 @@ export class Hubwire {
       });
     }
   }
+}
+
+/** The lower-case path of a request URL, without its query, as routes are keyed. */
+function routeKey(url: string | undefined): string {
+  const path = (url ?? '/').split('?', 1)[0] ?? '/';
+  return (path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path).toLowerCase();
 }

@@ -23,6 +23,8 @@ export interface BackplaneStatus {
   schema: string;
   /** The installation's epoch, as the nodes report it (undefined without nodes). */
   epoch: string | undefined;
+  /** The schema version the nodes installed or found (undefined without nodes, or when their store does not say). */
+  schemaVersion: number | undefined;
   streams: { stream: number; head: number }[];
   nodes: StatusNode[];
 }
@@ -65,12 +67,16 @@ export async function readStatus(
         };
       })
       .sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.id.localeCompare(b.id));
-    const epochs = nodes.map((node) => (node.info.backplane as { epoch?: unknown } | undefined)?.epoch);
-    const epoch = epochs.find((value): value is string => typeof value === 'string');
+    const said = (key: string) =>
+      nodes.map((node) => (node.info.backplane as Record<string, unknown> | undefined)?.[key]);
+    const epoch = said('epoch').find((value): value is string => typeof value === 'string');
+    const versions = said('schemaVersion').filter((value): value is number => typeof value === 'number');
+    const schemaVersion = versions.length > 0 ? Math.max(...versions) : undefined;
     return {
       kind: store.kind,
       schema,
       epoch,
+      schemaVersion,
       streams: heads.map((head, stream) => ({ stream, head })),
       nodes,
     };
@@ -90,11 +96,18 @@ function lagOf(info: Record<string, unknown>, heads: readonly number[]): number 
   return lag;
 }
 
+/** A node's retention, as it said it (rows and age kept per stream). */
+function retentionOf(info: Record<string, unknown>): string | undefined {
+  const retention = (info.backplane as { retention?: { rows?: unknown; ageMs?: unknown } } | undefined)?.retention;
+  if (typeof retention?.rows !== 'number' || typeof retention.ageMs !== 'number') return undefined;
+  return `keeps ${retention.rows} rows / ${retention.ageMs / 1000} s`;
+}
+
 /** The status as a few lines of text (what `hubwire status` prints without --json). */
 export function formatStatus(status: BackplaneStatus): string {
   const alive = status.nodes.filter((node) => node.alive).length;
   const lines = [
-    `${status.kind} backplane, schema ${status.schema}, epoch ${status.epoch ?? '(no node has said)'}`,
+    `${status.kind} backplane, schema ${status.schema} (version ${status.schemaVersion ?? '?'}), epoch ${status.epoch ?? '(no node has said)'}`,
     `stream heads: ${status.streams.map((s) => `${s.stream}: ${s.head}`).join(', ')}`,
     `nodes: ${alive} alive, ${status.nodes.length - alive} not (yet aged out)`,
   ];
@@ -109,6 +122,7 @@ export function formatStatus(status: BackplaneStatus): string {
       info.address ? `at ${String(info.address)}` : undefined,
       `connections ${String(info.connections ?? '?')}`,
       `lag ${node.lag ?? '?'} rows`,
+      retentionOf(info),
     ];
     lines.push(`  ${fields.filter((field) => field !== undefined).join('  ')}`);
   }

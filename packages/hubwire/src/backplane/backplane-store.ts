@@ -51,9 +51,10 @@ export interface BackplaneStore {
   readonly streamCount: number;
   /**
    * Creates or migrates the schema (safe when many nodes start at once). Resolves with the epoch: an id of this
-   * installation, so positions from another installation are never mistaken for ours.
+   * installation, so positions from another installation are never mistaken for ours; and, when the store has
+   * one, the schema version it installed or found (`hubwire status` shows what the nodes report).
    */
-  install(): Promise<{ epoch: string }>;
+  install(): Promise<{ epoch: string; version?: number }>;
   /** Appends one row to a stream in one transaction (and wakes readers on other nodes, if supported). */
   append(stream: number, publisher: string, batchSeq: number, payload: Buffer): Promise<AppendResult>;
   /** Rows with id > afterId, in id order, at most `limit`. */

@@ -42,6 +42,8 @@ export class Backplane implements StreamHistory {
   private readonly stateListeners = new Set<(stream: number, state: StreamState) => void>();
   private readonly reportError: (error: unknown, where: string) => void;
   private epochId: string | undefined;
+  /** The schema version the store installed (when it says). */
+  private schemaVersion: number | undefined;
   private started: Promise<void> | undefined;
   private running = false;
   private closed = false;
@@ -49,9 +51,11 @@ export class Backplane implements StreamHistory {
   private closing = false;
   private unsubscribe: (() => Promise<void>) | undefined;
   private trimTimer: NodeJS.Timeout | undefined;
+  /** Reads the stream heads every heartbeatInterval, so a node that fell behind knows by how much (its lag). */
+  private headTimer: NodeJS.Timeout | undefined;
   /** This node's row in the node registry. */
   private readonly heartbeat: NodeHeartbeat;
-  private readonly counters = { published: 0, rowsWritten: 0, errors: 0, appendMs: 0 };
+  private readonly counters = { published: 0, rowsWritten: 0, errors: 0, appendMs: 0, trims: 0, rowsTrimmed: 0 };
 
   constructor(
     readonly store: BackplaneStore,
@@ -70,7 +74,13 @@ export class Backplane implements StreamHistory {
     this.states = Array.from({ length: store.streamCount }, () => 'initial' as StreamState);
     const { heartbeatInterval, nodeTimeout } = this.options;
     // Each heartbeat also says where this node stands in the streams (`hubwire status` shows the lag per node).
-    const standing = () => ({ epoch: this.epochId, queueLength: this.outbox.length, streams: this.stats().streams });
+    const standing = () => ({
+      epoch: this.epochId,
+      schemaVersion: this.schemaVersion,
+      retention: { rows: this.options.keepRows, ageMs: this.options.keepAgeMs },
+      queueLength: this.outbox.length,
+      streams: this.stats().streams,
+    });
     this.heartbeat = new NodeHeartbeat(store, this.nodeId, { heartbeatInterval, nodeTimeout, standing }, fail);
     // Each node writes to one stream, so its messages keep their order everywhere.
     let hash = 0;
@@ -103,7 +113,9 @@ export class Backplane implements StreamHistory {
     for (;;) {
       if (this.closed) return;
       try {
-        const { epoch } = await this.store.install();
+        const installed = await this.store.install();
+        const epoch = installed.epoch;
+        if (typeof installed.version === 'number') this.schemaVersion = installed.version;
         const tops = await Promise.all(this.states.map((_, stream) => this.store.top(stream)));
         this.epochId = epoch;
         this.readers.begin(tops);
@@ -123,6 +135,8 @@ export class Backplane implements StreamHistory {
     if (this.outbox.hasQueued) this.scheduleFlush();
     this.trimTimer = setInterval(() => void this.trimAll(), this.options.trimInterval);
     this.trimTimer.unref();
+    this.headTimer = setInterval(() => void this.probeHeads(), this.options.heartbeatInterval);
+    this.headTimer.unref();
     this.heartbeat.start();
   }
 
@@ -296,10 +310,30 @@ export class Backplane implements StreamHistory {
     for (let stream = 0; stream < this.states.length; stream++) {
       if (this.closed) return;
       try {
-        await this.store.trim(stream, this.options.keepRows, this.options.keepAgeMs);
+        const trimmed = await this.store.trim(stream, this.options.keepRows, this.options.keepAgeMs);
+        if (trimmed > 0) {
+          this.counters.trims++;
+          this.counters.rowsTrimmed += trimmed;
+        }
       } catch (error) {
         this.fail(error, `trimming stream ${stream}`);
       }
+    }
+  }
+
+  private probing = false;
+
+  private async probeHeads(): Promise<void> {
+    if (this.probing || this.closed) return;
+    this.probing = true;
+    try {
+      for (let stream = 0; stream < this.states.length && !this.closed; stream++) {
+        this.readers.noteHead(stream, await this.store.top(stream));
+      }
+    } catch (error) {
+      this.fail(error, 'reading the stream heads');
+    } finally {
+      this.probing = false;
     }
   }
 
@@ -319,6 +353,15 @@ export class Backplane implements StreamHistory {
   private fail(error: unknown, where: string): void {
     this.counters.errors++;
     this.reportError(error, where);
+    for (const listener of this.errorListeners) listener(error, where);
+  }
+
+  private readonly errorListeners = new Set<(error: unknown, where: string) => void>();
+
+  /** Hears every error the backplane reports (besides onError): the server's metrics keep the recent ones. */
+  observeErrors(listener: (error: unknown, where: string) => void): () => void {
+    this.errorListeners.add(listener);
+    return () => this.errorListeners.delete(listener);
   }
 
   // --- The node registry ------------------------------------------------------------------------------------
@@ -339,9 +382,11 @@ export class Backplane implements StreamHistory {
     return {
       nodeId: this.nodeId,
       epoch: this.epochId,
-      streams: this.readers
-        .delivered()
-        .map((position, stream) => ({ stream, state: this.states[stream] ?? 'initial', position })),
+      streams: this.readers.standings().map((standing, stream) => ({
+        stream,
+        state: this.states[stream] ?? 'initial',
+        ...standing,
+      })),
       queueLength: this.outbox.length,
       accepted: this.outbox.accepted,
       acceptToCommitMs: this.outbox.acceptToCommitMs,
@@ -374,6 +419,7 @@ export class Backplane implements StreamHistory {
     this.closed = true;
     this.running = false;
     if (this.trimTimer) clearInterval(this.trimTimer);
+    if (this.headTimer) clearInterval(this.headTimer);
     this.readers.close();
     // Other nodes see this one gone at once (bounded: the database may be down).
     await withTimeout(this.heartbeat.stop(), this.options.closeTimeout, undefined);

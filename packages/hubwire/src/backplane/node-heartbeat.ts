@@ -13,6 +13,8 @@ export interface ClusterNode {
   readonly info: Record<string, unknown>;
   readonly startedAt: Date;
   readonly heartbeatAt: Date;
+  /** How old its last heartbeat was when the registry was read (ms, by the database's clock). */
+  readonly heartbeatAgeMs: number;
   /** Its last heartbeat is at most nodeTimeout old (by the database's clock). */
   readonly alive: boolean;
   /** This node. */
@@ -107,6 +109,7 @@ export class NodeHeartbeat {
         info: parseNodeInfo(node.info),
         startedAt: new Date(node.startedAt),
         heartbeatAt: new Date(node.heartbeatAt),
+        heartbeatAgeMs: Math.max(0, now - node.heartbeatAt),
         alive: now - node.heartbeatAt <= this.timeout,
         self: node.id === this.nodeId,
       }))

@@ -27,6 +27,18 @@ interface StreamRuntime {
   recent: RecentRows;
   /** Rows read but not delivered yet: their publisher had seen rows of other streams this node has not delivered. */
   held: { row: StoredRow; batch: DecodedBatch; since: number }[];
+  /** The newest committed id this node knows of (wake-ups, reads, its own rows, and the backplane's head probe). */
+  head: number;
+  /** When this node last knew of a row it had not delivered, having delivered everything before (0: caught up). */
+  behindSince: number;
+}
+
+/** Where a node stands in one stream: what it delivered, the newest id it knows of, and for how long it was behind. */
+export interface StreamStanding {
+  position: number;
+  head: number;
+  /** Milliseconds since this node last had delivered every row it knew of (0 when caught up). */
+  behindMs: number;
 }
 
 /** What the readers count (part of the backplane's stats). */
@@ -35,6 +47,9 @@ export interface ReaderCounters {
   rowsPushed: number;
   delivered: number;
   gaps: number;
+  /** Reads started by the store's wake-ups (a pushed row or a notification), and by a poll timer. */
+  wakeupsPush: number;
+  wakeupsPoll: number;
 }
 
 export class StreamReaders {
@@ -50,7 +65,14 @@ export class StreamReaders {
   private closed = false;
   /** Whether the store's wake-ups work: then only a slow safety poll runs. */
   pushHealthy = false;
-  readonly counters: ReaderCounters = { rowsRead: 0, rowsPushed: 0, delivered: 0, gaps: 0 };
+  readonly counters: ReaderCounters = {
+    rowsRead: 0,
+    rowsPushed: 0,
+    delivered: 0,
+    gaps: 0,
+    wakeupsPush: 0,
+    wakeupsPoll: 0,
+  };
 
   constructor(
     private readonly store: BackplaneStore,
@@ -69,6 +91,8 @@ export class StreamReaders {
       waiters: [],
       recent: new RecentRows(options.cacheRows, options.cacheBytes),
       held: [],
+      head: 0,
+      behindSince: 0,
     }));
   }
 
@@ -80,7 +104,10 @@ export class StreamReaders {
 
   /** Positions the readers after `tops` (the newest ids when this node started: it delivers what comes next). */
   begin(tops: readonly number[]): void {
-    for (const s of this.streams) s.lastId = tops[s.stream] ?? 0;
+    for (const s of this.streams) {
+      s.lastId = tops[s.stream] ?? 0;
+      s.head = s.lastId;
+    }
     this.running = true;
   }
 
@@ -92,6 +119,27 @@ export class StreamReaders {
   /** The highest row id this node has delivered, per stream, whether or not reading has started. */
   delivered(): number[] {
     return this.streams.map((s) => s.lastId);
+  }
+
+  /** Per stream: the position, the newest id known, and how long this node has been behind. */
+  standings(now = Date.now()): StreamStanding[] {
+    return this.streams.map((s) => ({
+      position: s.lastId,
+      head: Math.max(s.head, s.lastId),
+      behindMs: s.behindSince === 0 ? 0 : Math.max(0, now - s.behindSince),
+    }));
+  }
+
+  /** The newest committed id of a stream, as the backplane read it (its periodic head probe). */
+  noteHead(stream: number, id: number): void {
+    const s = this.streams[stream];
+    if (s) this.known(s, id);
+  }
+
+  private known(s: StreamRuntime, id: number): void {
+    if (id <= s.head) return;
+    s.head = id;
+    if (s.behindSince === 0 && id > s.lastId) s.behindSince = Date.now();
   }
 
   /**
@@ -177,6 +225,8 @@ export class StreamReaders {
   offer(stream: number, row: StoredRow | undefined): void {
     const s = this.streams[stream];
     if (!s) return;
+    this.counters.wakeupsPush++;
+    if (row) this.known(s, row.id);
     if (row && this.running && !this.closed) {
       const next = (s.held.at(-1)?.row.id ?? s.lastId) + 1;
       if (row.id < next) return; // delivered (or held) already
@@ -191,6 +241,7 @@ export class StreamReaders {
 
   /** Something was committed somewhere (a wake-up without its row): every stream reads. */
   wakeAll(): void {
+    this.counters.wakeupsPush++;
     for (const s of this.streams) this.wake(s);
   }
 
@@ -201,6 +252,7 @@ export class StreamReaders {
   ownRow(stream: number, id: number | undefined, payload: Buffer): void {
     const s = this.streams[stream];
     if (!s) return;
+    if (id !== undefined) this.known(s, id);
     if (id !== undefined && s.lastId === id - 1) this.deliverRow(s, { id, payload });
     else this.wake(s);
   }
@@ -221,6 +273,7 @@ export class StreamReaders {
     if (s.timer) clearTimeout(s.timer);
     s.timer = setTimeout(() => {
       s.timer = undefined;
+      this.counters.wakeupsPoll++;
       void this.read(s);
     }, delay);
     s.timer.unref();
@@ -236,6 +289,8 @@ export class StreamReaders {
         const after = s.held.at(-1)?.row.id ?? s.lastId;
         const rows = await this.store.readAfter(s.stream, after, this.options.readBatchSize);
         this.counters.rowsRead += rows.length;
+        const last = rows.at(-1);
+        if (last) this.known(s, last.id);
         for (const row of rows) this.deliverRow(s, row);
         if (rows.length > 0) found = true;
         if (rows.length === this.options.readBatchSize && s.held.length < this.options.readBatchSize * 4) {
@@ -347,6 +402,10 @@ export class StreamReaders {
       );
     }
     s.lastId = row.id;
+    if (row.id >= s.head) {
+      s.head = row.id;
+      s.behindSince = 0;
+    }
     this.rowsDelivered++;
     if (s.waiters.length > 0) this.releaseWaiters(s);
     if (this.cacheEnabled) {

@@ -1,6 +1,7 @@
 // Owns every live connection of a server: lookup by token, and one timer that reaps abandoned connections
 // and drives keep-alive for all of them.
 
+import type { ServerMeter } from '../metrics/meter.js';
 import { randomId } from '../util/ids.js';
 import { HttpConnection } from './connection.js';
 import type { RequestInfo } from './request-info.js';
@@ -10,6 +11,8 @@ export interface ConnectionManagerOptions {
   disconnectTimeout: number;
   /** How often the timer runs (ms). */
   tickInterval: number;
+  /** The server's counters (undefined with metrics off). */
+  meter?: ServerMeter;
 }
 
 export class ConnectionManager {
@@ -40,6 +43,7 @@ export class ConnectionManager {
       user,
       Date.now(),
     );
+    connection.meter = this.options.meter;
     this.byToken.set(token, connection);
     connection.onClose(() => this.byToken.delete(token));
     this.ensureTimer();
@@ -64,6 +68,7 @@ export class ConnectionManager {
   tick(now = Date.now()): void {
     for (const connection of this.byToken.values()) {
       if (connection.state !== 'active' && now - connection.lastSeen > this.options.disconnectTimeout) {
+        connection.closeStatus ??= 'timeout';
         connection.dispose();
         continue;
       }
@@ -81,6 +86,7 @@ export class ConnectionManager {
 
   /** Ends every connection (server shutdown). */
   closeAll(): void {
+    for (const connection of this.byToken.values()) connection.closeStatus ??= 'app_shutdown';
     for (const connection of [...this.byToken.values()]) {
       if (connection.application?.onShutdown) connection.application.onShutdown();
       else connection.close();

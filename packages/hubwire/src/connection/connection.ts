@@ -1,6 +1,7 @@
 // One negotiated connection: its public id, its secret token, its transport, and its application.
 
 import { HubwireError } from '../errors.js';
+import type { ConnectionStatus, ServerMeter } from '../metrics/meter.js';
 import type {
   ConnectionApplication,
   ConnectionState,
@@ -25,6 +26,12 @@ export class HttpConnection implements TransportHost {
   connectRequest: RequestInfo | undefined;
   /** Last time (ms) the connection showed life at the HTTP level: used to reap abandoned connections. */
   lastSeen: number;
+  /** When it was negotiated (ms). */
+  readonly createdAt: number;
+  /** Why it ends, when not a normal closure (set by whoever ends it: the reaper, a timeout, the shutdown). */
+  closeStatus: ConnectionStatus | undefined;
+  /** The server's counters (undefined with metrics off). */
+  meter: ServerMeter | undefined;
   private closeListeners: ((error?: Error) => void)[] = [];
 
   constructor(
@@ -41,6 +48,7 @@ export class HttpConnection implements TransportHost {
     now: number,
   ) {
     this.lastSeen = now;
+    this.createdAt = now;
   }
 
   /** Set by the hub layer: its messages may share a WebSocket frame. */
@@ -57,6 +65,7 @@ export class HttpConnection implements TransportHost {
     const transport = this.transport;
     if (!transport) return;
     transport.send(data, this.binary, this.coalesce);
+    if (this.meter) this.meter.bytesOut[transport.kind] += data.length;
     const buffered = transport.bufferedBytes;
     if (buffered > this.limits.maxBytes)
       this.closeSlow(buffered, this.limits.maxBytes, 'did not read what was sent to it');
@@ -89,6 +98,12 @@ export class HttpConnection implements TransportHost {
     queueMicrotask(() => this.dispose(error));
   }
 
+  /** Bytes the transport received from the client (counted for the metrics). */
+  noteReceived(bytes: number): void {
+    const kind = this.transportKind;
+    if (this.meter && kind) this.meter.bytesIn[kind] += bytes;
+  }
+
   /** Application-initiated end: the transport flushes and closes, then the connection is disposed. */
   close(): void {
     if (this.state === 'closed') return;
@@ -107,6 +122,11 @@ export class HttpConnection implements TransportHost {
     const transport = this.transport;
     this.transport = undefined;
     transport?.close();
+    if (this.meter && this.transportKind) {
+      const slow = error instanceof HubwireError && error.code === 'HW_ERR_SLOW_CLIENT';
+      const status = this.closeStatus ?? (slow ? 'slow_client' : 'normal_closure');
+      this.meter.connectionEnded(this.transportKind, status, (Date.now() - this.createdAt) / 1000);
+    }
     try {
       this.application?.onClose(error);
     } finally {

@@ -4,6 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
+import type { ServerMeter } from '../metrics/meter.js';
 import { type LongPollingTransport, startLongPolling } from '../transports/long-polling.js';
 import { startServerSentEvents } from '../transports/sse.js';
 import { attachWebSocket } from '../transports/websocket.js';
@@ -22,6 +23,8 @@ export interface DispatcherOptions {
   userIdOf: (user: unknown) => string | undefined;
   disconnectTimeout: number;
   tickInterval: number;
+  /** The server's counters (undefined with metrics off). */
+  meter?: ServerMeter;
 }
 
 class HttpError extends Error {
@@ -116,6 +119,7 @@ export class HttpDispatcher {
     this.manager = new ConnectionManager({
       disconnectTimeout: options.disconnectTimeout,
       tickInterval: options.tickInterval,
+      meter: options.meter,
     });
   }
 
@@ -252,6 +256,7 @@ export class HttpDispatcher {
           const body = await readBody(request, endpoint.settings.maxRequestBodySize);
           if (connection.state === 'closed') throw new HttpError(404, 'No Connection with that ID');
           // Not `lastSeen`: a long-polling client that sends but never polls is gone all the same.
+          connection.noteReceived(body.length);
           const wait = connection.application.onData(body);
           if (wait) await wait;
         } finally {

@@ -135,6 +135,7 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
     }
     this.wrote = true;
     this.connection.send(bytes);
+    if (trackable && this.endpoint.meter) this.endpoint.meter.messagesSent++;
   }
 
   // --- Reading ------------------------------------------------------------------------------------------
@@ -328,13 +329,16 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
   onTick(now: number): void {
     const options = this.endpoint.options;
     if (this.state === 'handshake') {
-      if (now - this.createdAt > options.handshakeTimeout)
+      if (now - this.createdAt > options.handshakeTimeout) {
+        this.connection.closeStatus ??= 'timeout';
         this.failHandshake('Handshake was canceled: no handshake request received in time.');
+      }
       return;
     }
     if (this.state === 'closed' || !this.connection.transport) return;
     if (this.connection.transportKind === 'LongPolling') return; // long polling has no pings or client timeout
     if (now - this.lastReceived > options.clientTimeoutInterval) {
+      this.connection.closeStatus ??= 'timeout';
       this.close('Server timeout elapsed without receiving a message from the client.', true);
       return;
     }

@@ -4,6 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import type { GroupMember, MessageBus, PresenceQueryOptions } from '../bus/message-bus.js';
 import type { HttpConnection } from '../connection/connection.js';
 import type { Endpoint, EndpointSettings } from '../connection/endpoint.js';
+import type { HubMeter } from '../metrics/meter.js';
 import type { HubProtocol } from '../protocol/hub-protocol.js';
 import { createGroupManager, type GroupManager, type HubClients, HubClientsImpl } from './clients.js';
 import { constructHub, type HubInstanceState } from './hub.js';
@@ -22,6 +23,8 @@ export class HubEndpoint implements Endpoint, HubServices {
   readonly runsOnConnected: boolean;
   readonly runsOnDisconnected: boolean;
   private readonly authorize: AuthorizeUser | undefined;
+  /** This hub's counters (set by the server; undefined with metrics off). */
+  meter: HubMeter | undefined;
   /** Counts this hub's connections across the cluster (set by the server, which knows the nodes). */
   countConnections: (path: string) => Promise<number> = async () => 0;
 

@@ -33,8 +33,25 @@ export async function resolveMethod(
   return { method };
 }
 
-/** Runs a hub method through the endpoint's filters on a fresh hub instance (`createHub`). Never rejects. */
+/**
+ * Runs a hub method through the endpoint's filters on a fresh hub instance (`createHub`), and counts the call (the
+ * hub's own method names only: a name the hub does not have is counted as unknown). Never rejects.
+ */
 export async function callHubMethod(
+  endpoint: HubServices,
+  context: HubCallerContext,
+  target: string,
+  args: unknown[],
+  createHub: () => object,
+): Promise<CallOutcome> {
+  const outcome = await runHubMethod(endpoint, context, target, args, createHub);
+  if (endpoint.meter) {
+    endpoint.meter.invoked(endpoint.registry.find(target)?.name, !('value' in outcome));
+  }
+  return outcome;
+}
+
+async function runHubMethod(
   endpoint: HubServices,
   context: HubCallerContext,
   target: string,

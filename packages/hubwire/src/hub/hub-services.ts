@@ -2,6 +2,7 @@
 // connections and the invoker see only this, so the endpoint that creates them is not a dependency of theirs.
 
 import type { MessageBus } from '../bus/message-bus.js';
+import type { HubMeter } from '../metrics/meter.js';
 import type { HubProtocol } from '../protocol/hub-protocol.js';
 import type { GroupManager } from './clients.js';
 import type { HubInstanceState } from './hub.js';
@@ -14,6 +15,8 @@ export interface HubServices {
   readonly bus: MessageBus;
   readonly registry: HubRegistry;
   readonly groups: GroupManager;
+  /** The hub's counters (undefined with metrics off). */
+  readonly meter: HubMeter | undefined;
   /** The hub protocols clients may choose, by name. */
   readonly protocols: ReadonlyMap<string, HubProtocol>;
   /** Whether the hub (or a filter) has an onConnected / onDisconnected to run. */

@@ -97,6 +97,8 @@ export interface TransportHost {
   readonly application: ConnectionApplication | undefined;
   /** Ends the connection for good (once). */
   dispose(error?: Error): void;
+  /** Bytes received from the client (counted for the metrics). */
+  noteReceived(bytes: number): void;
 }
 
 /**

@@ -132,6 +132,7 @@ export function attachWebSocket(connection: TransportHost, socket: WebSocket, ra
   socket.close = (code?: number, reason?: string | Buffer) => close(code ?? 1000, reason);
   socket.on('message', (data: Buffer) => {
     if (connection.transport !== transport) return;
+    connection.noteReceived(data.length);
     const wait = connection.application?.onData(data);
     if (wait) {
       socket.pause();
