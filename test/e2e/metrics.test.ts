@@ -141,6 +141,9 @@ describe('metrics', () => {
     const allowed = await fetch(`${base}/private/metrics?x=1`, { headers: { 'x-scraper': 'yes' } });
     assert.equal(allowed.status, 200);
     assert.match(await allowed.text(), /signalr_server_active_connections|hubwire_node_info/);
+    // Matched as the hubs are: case-insensitive, dot segments resolved.
+    const dotted = await fetch(`${base}/private/x/../METRICS/`, { headers: { 'x-scraper': 'yes' } });
+    assert.equal(dotted.status, 200);
     const post = await fetch(`${base}/private/metrics`, { method: 'POST', headers: { 'x-scraper': 'yes' } });
     assert.equal(post.status, 405);
     assert.throws(() => hubwire.mapMetrics('/private/metrics'), /already mapped/);

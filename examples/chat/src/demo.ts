@@ -113,6 +113,7 @@ try {
   console.log(`  node A: ${urls[0]}`);
   console.log(`  node B: ${urls[1]}`);
   console.log(`  dashboard: ${urls[0]}hubwire (either node's shows both; from this machine only)`);
+  console.log(`  metrics:   ${urls[0]}metrics and ${urls[1]}metrics (Prometheus; from this machine only)`);
   console.log('Open one page on each node and chat across them (add `classic` to a URL for the jQuery page).');
   console.log('Ctrl-C stops both.\n');
 } catch {

@@ -1,5 +1,6 @@
 // Starts one chat node: the page at `/`, the hub at `/chat`; the same hub for classic SignalR 2 clients as `chatHub`
-// at `/signalr`, with the tutorial's jQuery page at `/classic`; the live dashboard at `/hubwire` (from this machine only).
+// at `/signalr`, with the tutorial's jQuery page at `/classic`; the live dashboard at `/hubwire` and
+// Prometheus metrics at `/metrics` (from this machine only).
 
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -43,6 +44,8 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
   hubwire.mapClassicHubs('/signalr', { chatHub: '/chat' });
   // The cluster's live dashboard. allowLoopback is for development: a deployed app decides who may see it.
   hubwire.mapDashboard('/hubwire', { authorize: allowLoopback });
+  // Prometheus metrics (prom-client's text format), from this machine only too.
+  hubwire.mapMetrics('/metrics', { authorize: (request) => allowLoopback(request, undefined) });
   const page = (await readFile(join(here, '..', 'public', 'index.html'), 'utf8')).replaceAll('{{NODE}}', nodeName);
   const classicPage = (await readFile(join(here, '..', 'public', 'classic.html'), 'utf8')).replaceAll(
     '{{NODE}}',

@@ -496,8 +496,13 @@ export class Hubwire {
   }
 }
 
-/** The lower-case path of a request URL, without its query, as routes are keyed. */
+/** The lower-case path of a request URL (dot segments resolved, no query), as routes are keyed. */
 function routeKey(url: string | undefined): string {
-  const path = (url ?? '/').split('?', 1)[0] ?? '/';
+  let path: string;
+  try {
+    path = new URL(url ?? '/', 'http://route.invalid').pathname;
+  } catch {
+    return '';
+  }
   return (path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path).toLowerCase();
 }

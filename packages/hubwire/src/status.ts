@@ -4,7 +4,7 @@
 
 import { DEFAULT_NODE_TIMEOUT } from './backplane/backplane-options.js';
 import { loadBackplanePackage, type StoreUrlOptions } from './backplane/from-url.js';
-import { parseNodeInfo, supportsNodes } from './backplane/node-registry.js';
+import { nodeLag, parseNodeInfo, supportsNodes } from './backplane/node-registry.js';
 import { DEFAULT_SCHEMA } from './backplane/store-support.js';
 
 export interface StatusNode {
@@ -14,7 +14,10 @@ export interface StatusNode {
   heartbeatAgeMs: number;
   startedAt: string;
   info: Record<string, unknown>;
-  /** Rows behind the stream heads at its last heartbeat (summed over streams); undefined when it did not say. */
+  /**
+   * Rows behind, summed over streams (undefined when it did not say): a live node's own word at its last heartbeat
+   * (the heads it knew minus its positions); for a dead one, the current heads minus its last positions.
+   */
   lag: number | undefined;
 }
 
@@ -57,13 +60,14 @@ export async function readStatus(
     const nodes = registry.nodes
       .map((node): StatusNode => {
         const info = parseNodeInfo(node.info);
+        const alive = registry.now - node.heartbeatAt <= timeout;
         return {
           id: node.id,
-          alive: registry.now - node.heartbeatAt <= timeout,
+          alive,
           heartbeatAgeMs: Math.max(0, registry.now - node.heartbeatAt),
           startedAt: new Date(node.startedAt).toISOString(),
           info,
-          lag: lagOf(info, heads),
+          lag: nodeLag(info, heads, alive),
         };
       })
       .sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.id.localeCompare(b.id));
@@ -83,17 +87,6 @@ export async function readStatus(
   } finally {
     await store.close().catch(() => {});
   }
-}
-
-function lagOf(info: Record<string, unknown>, heads: readonly number[]): number | undefined {
-  const streams = (info.backplane as { streams?: unknown } | undefined)?.streams;
-  if (!Array.isArray(streams)) return undefined;
-  let lag = 0;
-  for (const entry of streams as { stream?: unknown; position?: unknown }[]) {
-    if (typeof entry?.stream !== 'number' || typeof entry.position !== 'number') continue;
-    lag += Math.max(0, (heads[entry.stream] ?? 0) - entry.position);
-  }
-  return lag;
 }
 
 /** A node's retention, as it said it (rows and age kept per stream). */

@@ -75,3 +75,22 @@ export function parseNodeInfo(text: string): Record<string, unknown> {
     return {};
   }
 }
+
+/**
+ * How many rows a node is behind, summed over streams, from what it said in its last heartbeat (`info.backplane.
+ * streams`: position and the head it knew). A live node's own word is the freshest (its heartbeat is at most
+ * heartbeatInterval old, and comparing today's heads with its older positions would count traffic it has long
+ * delivered); a dead (stopped, partitioned) node cannot speak, so the current `heads` minus its last positions is
+ * its lag, growing while others write. Undefined when the node did not say.
+ */
+export function nodeLag(info: Record<string, unknown>, heads: readonly number[], alive: boolean): number | undefined {
+  const streams = (info.backplane as { streams?: unknown } | undefined)?.streams;
+  if (!Array.isArray(streams)) return undefined;
+  let lag = 0;
+  for (const entry of streams as { stream?: unknown; position?: unknown; head?: unknown }[]) {
+    if (typeof entry?.stream !== 'number' || typeof entry.position !== 'number') continue;
+    const head = alive && typeof entry.head === 'number' ? entry.head : (heads[entry.stream] ?? 0);
+    lag += Math.max(0, head - entry.position);
+  }
+  return lag;
+}

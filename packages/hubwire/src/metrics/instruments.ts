@@ -3,6 +3,7 @@
 // table, so the two always agree. SignalR's semantic conventions are followed where they name a metric.
 
 import type { StreamState } from '../backplane/backplane-stats.js';
+import { nodeLag } from '../backplane/node-registry.js';
 import type { Reading } from './reading.js';
 
 export type InstrumentKind = 'counter' | 'gauge' | 'updown';
@@ -35,19 +36,6 @@ function single(value: number | undefined): Observation[] {
 
 function perStream(reading: Reading, value: (s: NonNullable<Reading['backplane']>['streams'][number]) => number) {
   return (reading.backplane?.streams ?? []).map((s): Observation => [[String(s.stream)], value(s)]);
-}
-
-/** Rows a node is behind, summed over streams: the heads this node knows minus what the node last said it delivered. */
-function clusterLag(reading: Reading, info: Record<string, unknown>): number | undefined {
-  const heads = reading.backplane?.streams;
-  const standing = (info.backplane as { streams?: unknown } | undefined)?.streams;
-  if (!heads || !Array.isArray(standing)) return undefined;
-  let lag = 0;
-  for (const entry of standing as { stream?: unknown; position?: unknown }[]) {
-    if (typeof entry?.stream !== 'number' || typeof entry.position !== 'number') continue;
-    lag += Math.max(0, (heads[entry.stream]?.head ?? 0) - entry.position);
-  }
-  return lag;
 }
 
 export const INSTRUMENTS: readonly Instrument[] = [
@@ -329,13 +317,17 @@ export const INSTRUMENTS: readonly Instrument[] = [
     prom: 'hubwire_cluster_node_lag_rows',
     kind: 'gauge',
     unit: '{row}',
-    help: 'Rows each node is behind: the stream heads this node knows minus the positions the node last reported.',
+    help: "Rows each node is behind: a live node's own word at its last heartbeat; a dead one's, the heads now minus its last positions.",
     attributes: ['hubwire.node'],
     observe: (r) =>
       (r.nodes ?? []).flatMap((n): Observation[] => {
         const lag = n.self
           ? (r.backplane?.streams ?? []).reduce((sum, s) => sum + Math.max(0, s.head - s.position), 0)
-          : clusterLag(r, n.info);
+          : nodeLag(
+              n.info,
+              (r.backplane?.streams ?? []).map((s) => s.head),
+              n.alive,
+            );
         return lag === undefined ? [] : [[[n.id], lag]];
       }),
   },
