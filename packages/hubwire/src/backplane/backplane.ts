@@ -15,6 +15,7 @@ import { Outbox } from './outbox.js';
 import type { ReplayRow } from './replay.js';
 import type { EnvelopeObserver, StreamHistory } from './stream-history.js';
 import { StreamReaders } from './stream-reader.js';
+import { StreamUpkeep } from './stream-upkeep.js';
 
 export type { BackplaneOptions } from './backplane-options.js';
 export type { BackplaneStats, StreamState, StreamStatus } from './backplane-stats.js';
@@ -50,12 +51,11 @@ export class Backplane implements StreamHistory {
   /** close() was called: no new messages; the outbox drains (at most closeTimeout). */
   private closing = false;
   private unsubscribe: (() => Promise<void>) | undefined;
-  private trimTimer: NodeJS.Timeout | undefined;
-  /** Reads the stream heads every heartbeatInterval, so a node that fell behind knows by how much (its lag). */
-  private headTimer: NodeJS.Timeout | undefined;
+  /** Trims old rows, and probes the stream heads (the lag). */
+  private readonly upkeep: StreamUpkeep;
   /** This node's row in the node registry. */
   private readonly heartbeat: NodeHeartbeat;
-  private readonly counters = { published: 0, rowsWritten: 0, errors: 0, appendMs: 0, trims: 0, rowsTrimmed: 0 };
+  private readonly counters = { published: 0, rowsWritten: 0, errors: 0, appendMs: 0 };
 
   constructor(
     readonly store: BackplaneStore,
@@ -71,6 +71,7 @@ export class Backplane implements StreamHistory {
     this.reportError = options.onError ?? consoleReporter(store.kind);
     const fail = (error: unknown, where: string) => this.fail(error, where);
     this.readers = new StreamReaders(store, this.options, options.replayCache !== undefined, fail);
+    this.upkeep = new StreamUpkeep(store, this.options, (stream, id) => this.readers.noteHead(stream, id), fail);
     this.states = Array.from({ length: store.streamCount }, () => 'initial' as StreamState);
     const { heartbeatInterval, nodeTimeout } = this.options;
     // Each heartbeat also says where this node stands in the streams (`hubwire status` shows the lag per node).
@@ -133,10 +134,7 @@ export class Backplane implements StreamHistory {
     for (let stream = 0; stream < this.states.length; stream++) this.setState(stream, 'open');
     this.readers.readAll();
     if (this.outbox.hasQueued) this.scheduleFlush();
-    this.trimTimer = setInterval(() => void this.trimAll(), this.options.trimInterval);
-    this.trimTimer.unref();
-    this.headTimer = setInterval(() => void this.probeHeads(), this.options.heartbeatInterval);
-    this.headTimer.unref();
+    this.upkeep.start();
     this.heartbeat.start();
   }
 
@@ -306,37 +304,6 @@ export class Backplane implements StreamHistory {
     return this.running ? this.readers.waitFor(target, timeoutMs) : Promise.resolve(false);
   }
 
-  private async trimAll(): Promise<void> {
-    for (let stream = 0; stream < this.states.length; stream++) {
-      if (this.closed) return;
-      try {
-        const trimmed = await this.store.trim(stream, this.options.keepRows, this.options.keepAgeMs);
-        if (trimmed > 0) {
-          this.counters.trims++;
-          this.counters.rowsTrimmed += trimmed;
-        }
-      } catch (error) {
-        this.fail(error, `trimming stream ${stream}`);
-      }
-    }
-  }
-
-  private probing = false;
-
-  private async probeHeads(): Promise<void> {
-    if (this.probing || this.closed) return;
-    this.probing = true;
-    try {
-      for (let stream = 0; stream < this.states.length && !this.closed; stream++) {
-        this.readers.noteHead(stream, await this.store.top(stream));
-      }
-    } catch (error) {
-      this.fail(error, 'reading the stream heads');
-    } finally {
-      this.probing = false;
-    }
-  }
-
   // --- State ------------------------------------------------------------------------------------------
   private setState(stream: number, state: StreamState): void {
     if (this.states[stream] === state) return;
@@ -392,6 +359,8 @@ export class Backplane implements StreamHistory {
       acceptToCommitMs: this.outbox.acceptToCommitMs,
       ...this.counters,
       ...this.readers.counters,
+      trims: this.upkeep.trims,
+      rowsTrimmed: this.upkeep.rowsTrimmed,
     };
   }
 
@@ -418,8 +387,7 @@ export class Backplane implements StreamHistory {
       );
     this.closed = true;
     this.running = false;
-    if (this.trimTimer) clearInterval(this.trimTimer);
-    if (this.headTimer) clearInterval(this.headTimer);
+    this.upkeep.stop();
     this.readers.close();
     // Other nodes see this one gone at once (bounded: the database may be down).
     await withTimeout(this.heartbeat.stop(), this.options.closeTimeout, undefined);

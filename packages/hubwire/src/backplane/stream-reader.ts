@@ -8,49 +8,22 @@ import { withTimeout } from '../util/timing.js';
 import type { ResolvedOptions } from './backplane-options.js';
 import type { BackplaneStore, StoredRow } from './backplane-store.js';
 import { type DecodedBatch, decodeBatch } from './envelope.js';
-import { type CachedRow, RecentRows, type ReplayRow, replayRows } from './replay.js';
+import { type CachedRow, type ReplayRow, replayRows } from './replay.js';
 import type { EnvelopeObserver } from './stream-history.js';
+import {
+  newStreamRuntime,
+  noteDelivered,
+  noteHead,
+  type ReaderCounters,
+  type StreamRuntime,
+  type StreamStanding,
+  standingOf,
+} from './stream-runtime.js';
+
+export type { ReaderCounters, StreamStanding } from './stream-runtime.js';
 
 /** How long a row waits for rows of other streams its publisher had seen before it is delivered anyway. */
 const HOLD_LIMIT_MS = 5000;
-
-interface StreamRuntime {
-  readonly stream: number;
-  lastId: number;
-  reading: boolean;
-  readAgain: boolean;
-  pollDelay: number;
-  timer: NodeJS.Timeout | undefined;
-  /** Callers of waitFor() waiting for this stream to be delivered up to an id. */
-  waiters: { id: number; resolve(): void }[];
-  /** Recently delivered rows, for replays. */
-  recent: RecentRows;
-  /** Rows read but not delivered yet: their publisher had seen rows of other streams this node has not delivered. */
-  held: { row: StoredRow; batch: DecodedBatch; since: number }[];
-  /** The newest committed id this node knows of (wake-ups, reads, its own rows, and the backplane's head probe). */
-  head: number;
-  /** When this node last knew of a row it had not delivered, having delivered everything before (0: caught up). */
-  behindSince: number;
-}
-
-/** Where a node stands in one stream: what it delivered, the newest id it knows of, and for how long it was behind. */
-export interface StreamStanding {
-  position: number;
-  head: number;
-  /** Milliseconds since this node last had delivered every row it knew of (0 when caught up). */
-  behindMs: number;
-}
-
-/** What the readers count (part of the backplane's stats). */
-export interface ReaderCounters {
-  rowsRead: number;
-  rowsPushed: number;
-  delivered: number;
-  gaps: number;
-  /** Reads started by the store's wake-ups (a pushed row or a notification), and by a poll timer. */
-  wakeupsPush: number;
-  wakeupsPoll: number;
-}
 
 export class StreamReaders {
   private readonly streams: StreamRuntime[];
@@ -81,19 +54,9 @@ export class StreamReaders {
     private readonly fail: (error: unknown, where: string) => void,
   ) {
     this.cacheEnabled = cacheEnabled;
-    this.streams = Array.from({ length: store.streamCount }, (_, stream) => ({
-      stream,
-      lastId: 0,
-      reading: false,
-      readAgain: false,
-      pollDelay: options.pollMin,
-      timer: undefined,
-      waiters: [],
-      recent: new RecentRows(options.cacheRows, options.cacheBytes),
-      held: [],
-      head: 0,
-      behindSince: 0,
-    }));
+    this.streams = Array.from({ length: store.streamCount }, (_, stream) =>
+      newStreamRuntime(stream, options.pollMin, options.cacheRows, options.cacheBytes),
+    );
   }
 
   /** Where a hub's envelopes go when they are read. */
@@ -104,10 +67,7 @@ export class StreamReaders {
 
   /** Positions the readers after `tops` (the newest ids when this node started: it delivers what comes next). */
   begin(tops: readonly number[]): void {
-    for (const s of this.streams) {
-      s.lastId = tops[s.stream] ?? 0;
-      s.head = s.lastId;
-    }
+    for (const s of this.streams) noteDelivered(s, tops[s.stream] ?? 0);
     this.running = true;
   }
 
@@ -123,23 +83,13 @@ export class StreamReaders {
 
   /** Per stream: the position, the newest id known, and how long this node has been behind. */
   standings(now = Date.now()): StreamStanding[] {
-    return this.streams.map((s) => ({
-      position: s.lastId,
-      head: Math.max(s.head, s.lastId),
-      behindMs: s.behindSince === 0 ? 0 : Math.max(0, now - s.behindSince),
-    }));
+    return this.streams.map((s) => standingOf(s, now));
   }
 
   /** The newest committed id of a stream, as the backplane read it (its periodic head probe). */
   noteHead(stream: number, id: number): void {
     const s = this.streams[stream];
-    if (s) this.known(s, id);
-  }
-
-  private known(s: StreamRuntime, id: number): void {
-    if (id <= s.head) return;
-    s.head = id;
-    if (s.behindSince === 0 && id > s.lastId) s.behindSince = Date.now();
+    if (s) noteHead(s, id);
   }
 
   /**
@@ -226,7 +176,7 @@ export class StreamReaders {
     const s = this.streams[stream];
     if (!s) return;
     this.counters.wakeupsPush++;
-    if (row) this.known(s, row.id);
+    if (row) noteHead(s, row.id);
     if (row && this.running && !this.closed) {
       const next = (s.held.at(-1)?.row.id ?? s.lastId) + 1;
       if (row.id < next) return; // delivered (or held) already
@@ -252,7 +202,7 @@ export class StreamReaders {
   ownRow(stream: number, id: number | undefined, payload: Buffer): void {
     const s = this.streams[stream];
     if (!s) return;
-    if (id !== undefined) this.known(s, id);
+    if (id !== undefined) noteHead(s, id);
     if (id !== undefined && s.lastId === id - 1) this.deliverRow(s, { id, payload });
     else this.wake(s);
   }
@@ -290,7 +240,7 @@ export class StreamReaders {
         const rows = await this.store.readAfter(s.stream, after, this.options.readBatchSize);
         this.counters.rowsRead += rows.length;
         const last = rows.at(-1);
-        if (last) this.known(s, last.id);
+        if (last) noteHead(s, last.id);
         for (const row of rows) this.deliverRow(s, row);
         if (rows.length > 0) found = true;
         if (rows.length === this.options.readBatchSize && s.held.length < this.options.readBatchSize * 4) {
@@ -401,11 +351,7 @@ export class StreamReaders {
         `reading stream ${s.stream}`,
       );
     }
-    s.lastId = row.id;
-    if (row.id >= s.head) {
-      s.head = row.id;
-      s.behindSince = 0;
-    }
+    noteDelivered(s, row.id);
     this.rowsDelivered++;
     if (s.waiters.length > 0) this.releaseWaiters(s);
     if (this.cacheEnabled) {
