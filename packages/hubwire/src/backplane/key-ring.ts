@@ -3,15 +3,10 @@
 // Also the argument checks that every store's key methods share.
 
 import { randomBytes, randomUUID } from 'node:crypto';
+import type { KeySource } from '../util/token-protector.js';
 import type { BackplaneStore, StoredKey } from './backplane-store.js';
 
-/** What signs and verifies: one signing key, and every key a token may have been signed with. */
-export interface KeySource {
-  /** The key new tokens are signed with. */
-  signingKey(): Buffer;
-  /** Every key a valid token may carry, the signing key included. */
-  verificationKeys(): readonly Buffer[];
-}
+export type { KeySource } from '../util/token-protector.js';
 
 /** A store that keeps keys: the key methods of {@link BackplaneStore}, all present. */
 export interface KeyStore {
