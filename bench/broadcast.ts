@@ -4,7 +4,8 @@
 // memory are measured apart from the clients'. For every size (1k, 10k connections) the three servers are
 // started side by side, their idle memory per connection is measured, then their rounds are interleaved
 // (rotating the order) so that a noisy neighbour hurts all three alike. Medians over rounds are reported,
-// and the ratios compare peers measured in this same run. See bench/README.md.
+// and the ratios compare peers measured in this same run. A fourth peer, Hubwire with `metrics: false`, prices
+// Hubwire's metrics (BENCH_METRICS_COST=0 leaves it out). See bench/README.md.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
@@ -48,7 +49,12 @@ function readConfig() {
     batch: envInt('BENCH_BATCH', 200, 1, 5000),
     /** One client process per server by default: the 2-core machine then gives one core to each side. */
     clientsPerProcess: envInt('BENCH_CLIENTS_PER_PROCESS', 10_000, 100, 100_000),
-    deadlineSeconds: envInt('BENCH_DEADLINE_S', 450, 10, 3600),
+    deadlineSeconds: envInt('BENCH_DEADLINE_S', 600, 10, 3600),
+    /**
+     * BENCH_METRICS_COST=0 leaves out "Hubwire, metrics off" (`metrics: false`), the peer that prices Hubwire's
+     * metrics: on by default.
+     */
+    metricsCost: process.env.BENCH_METRICS_COST !== '0',
     /** BENCH_PROFILE=1: each server child writes a V8 CPU profile (for Chrome DevTools) here at exit. */
     profileDir: process.env.BENCH_PROFILE === '1' ? join(tmpdir(), 'hubwire-bench-profiles') : undefined,
   };
@@ -71,12 +77,32 @@ const {
   batch: BATCH,
   clientsPerProcess: CLIENTS_PER_PROCESS,
   deadlineSeconds: DEADLINE_S,
+  metricsCost: METRICS_COST,
   profileDir: PROFILE_DIR,
 } = CONFIG;
-const SERVERS: ServerName[] = ['hubwire', 'ws', 'socketio'];
-const LABEL: Record<ServerName, string> = { hubwire: 'Hubwire', ws: 'raw ws', socketio: 'Socket.IO' };
+/**
+ * What is measured: the three servers, and Hubwire again with `metrics: false` (the same server and clients:
+ * `CODE`). The normal Hubwire has metrics on and collects them once a second (see servers/hubwire.ts).
+ */
+type TargetName = ServerName | 'hubwire-nometrics';
+const SERVERS: TargetName[] = ['hubwire', ...(METRICS_COST ? (['hubwire-nometrics'] as const) : []), 'ws', 'socketio'];
+const LABEL: Record<TargetName, string> = {
+  hubwire: 'Hubwire',
+  'hubwire-nometrics': 'Hubwire, metrics off',
+  ws: 'raw ws',
+  socketio: 'Socket.IO',
+};
+/** The server script (bench/servers/<code>.ts) and the clients' protocol. */
+const CODE: Record<TargetName, ServerName> = {
+  hubwire: 'hubwire',
+  'hubwire-nometrics': 'hubwire',
+  ws: 'ws',
+  socketio: 'socketio',
+};
 
 const TARGET_VS_WS = 0.8;
+/** Issue 14: at most 3 % fewer deliveries/s with metrics on. */
+const TARGET_METRICS_ON_OVER_OFF = 0.97;
 const TARGET_HEAP_PER_CONNECTION = 8 * 1024;
 
 const READY_TIMEOUT_MS = 30_000;
@@ -111,7 +137,7 @@ interface MemoryResult {
 }
 
 interface ConfigResult {
-  server: ServerName;
+  server: TargetName;
   connections: number;
   broadcastsPerRound: number;
   clientProcesses: number;
@@ -150,7 +176,7 @@ class Target {
   private nextSeq = 0;
 
   constructor(
-    readonly name: ServerName,
+    readonly name: TargetName,
     readonly connections: number,
   ) {
     this.result = {
@@ -220,9 +246,13 @@ class Target {
     const n = this.connections;
     const server: Server = new Child(
       `${this.name} server`,
-      `bench/servers/${this.name}.ts`,
+      `bench/servers/${CODE[this.name]}.ts`,
       [],
-      { BENCH_MAX_CONNECTIONS: String(n), BENCH_BODY_BYTES: String(BODY_BYTES) },
+      {
+        BENCH_MAX_CONNECTIONS: String(n),
+        BENCH_BODY_BYTES: String(BODY_BYTES),
+        BENCH_SERVER_METRICS: this.name === 'hubwire-nometrics' ? 'off' : 'on',
+      },
       PROFILE_DIR ? ['--expose-gc', '--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : ['--expose-gc'],
     );
     this.server = server;
@@ -234,7 +264,7 @@ class Target {
     const shares = split(n, this.result.clientProcesses);
     this.clients = shares.map(
       (share, i) =>
-        new Child<ToClient, FromClient>(`${this.name} clients #${i + 1}`, 'bench/client.ts', [this.name, url], {
+        new Child<ToClient, FromClient>(`${this.name} clients #${i + 1}`, 'bench/client.ts', [CODE[this.name], url], {
           BENCH_MAX_CONNECTIONS: String(share),
         }),
     );
@@ -435,29 +465,37 @@ interface Ratios {
   cpuPerDeliveryVsWs?: number;
   cpuPerDeliveryVsSocketIo?: number;
   hubwireHeapPerConnection?: number;
-  targets: { vsWs?: boolean; aheadOfSocketIo?: boolean; heap?: boolean };
+  /**
+   * The cost of metrics: Hubwire (metrics on, collected once a second) / Hubwire with `metrics: false`, of the
+   * medians and per cycle; deliveries/s (below 1: slower with metrics) and server CPU per delivery (above 1: dearer).
+   */
+  metricsOnOverOff?: number;
+  metricsOnOverOffRange?: [number, number];
+  cpuPerDeliveryMetricsOnOverOff?: number;
+  cpuPerDeliveryMetricsOnOverOffRange?: [number, number];
+  targets: { vsWs?: boolean; aheadOfSocketIo?: boolean; heap?: boolean; metricsCost?: boolean };
 }
 
+type RoundKey = 'deliveriesPerSec' | 'serverCpuUsPerDelivery';
+
 function ratios(results: ConfigResult[], connections: number): Ratios {
-  const of = (name: ServerName) => results.find((r) => r.server === name && r.connections === connections);
+  const of = (name: TargetName) => results.find((r) => r.server === name && r.connections === connections);
   const hubwire = of('hubwire');
   const ws = of('ws');
   const socketio = of('socketio');
-  const ratio = (peer: ConfigResult | undefined) =>
-    hubwire?.median && peer?.median ? hubwire.median.deliveriesPerSec / peer.median.deliveriesPerSec : undefined;
-  const range = (peer: ConfigResult | undefined): [number, number] | undefined => {
+  const noMetrics = of('hubwire-nometrics');
+  const ratio = (peer: ConfigResult | undefined, key: RoundKey = 'deliveriesPerSec') =>
+    hubwire?.median && peer?.median ? hubwire.median[key] / peer.median[key] : undefined;
+  const range = (peer: ConfigResult | undefined, key: RoundKey = 'deliveriesPerSec'): [number, number] | undefined => {
     if (!hubwire || !peer || hubwire.error || peer.error) return undefined;
     const paired = hubwire.rounds
-      .map((r, i) => r.deliveriesPerSec / (peer.rounds[i]?.deliveriesPerSec ?? Number.NaN))
+      .map((r, i) => r[key] / (peer.rounds[i]?.[key] ?? Number.NaN))
       .filter((x) => Number.isFinite(x));
     return paired.length ? [Math.min(...paired), Math.max(...paired)] : undefined;
   };
-  const cpuRatio = (peer: ConfigResult | undefined) =>
-    hubwire?.median && peer?.median
-      ? hubwire.median.serverCpuUsPerDelivery / peer.median.serverCpuUsPerDelivery
-      : undefined;
   const vsWs = ratio(ws);
   const vsSocketIo = ratio(socketio);
+  const metricsCost = ratio(noMetrics);
   const heap = hubwire?.memory?.heapPerConnection;
   return {
     connections,
@@ -465,13 +503,18 @@ function ratios(results: ConfigResult[], connections: number): Ratios {
     hubwireOverSocketIo: vsSocketIo,
     hubwireOverWsRange: range(ws),
     hubwireOverSocketIoRange: range(socketio),
-    cpuPerDeliveryVsWs: cpuRatio(ws),
-    cpuPerDeliveryVsSocketIo: cpuRatio(socketio),
+    cpuPerDeliveryVsWs: ratio(ws, 'serverCpuUsPerDelivery'),
+    cpuPerDeliveryVsSocketIo: ratio(socketio, 'serverCpuUsPerDelivery'),
     hubwireHeapPerConnection: heap,
+    metricsOnOverOff: metricsCost,
+    metricsOnOverOffRange: range(noMetrics),
+    cpuPerDeliveryMetricsOnOverOff: ratio(noMetrics, 'serverCpuUsPerDelivery'),
+    cpuPerDeliveryMetricsOnOverOffRange: range(noMetrics, 'serverCpuUsPerDelivery'),
     targets: {
       vsWs: vsWs === undefined ? undefined : vsWs >= TARGET_VS_WS,
       aheadOfSocketIo: vsSocketIo === undefined ? undefined : vsSocketIo > 1,
       heap: heap === undefined ? undefined : heap <= TARGET_HEAP_PER_CONNECTION,
+      metricsCost: metricsCost === undefined ? undefined : metricsCost >= TARGET_METRICS_ON_OVER_OFF,
     },
   };
 }
@@ -481,8 +524,8 @@ function verdict(ok: boolean | undefined): string {
 }
 
 function ratioText(r: Ratios): string {
-  const spread = (range: [number, number] | undefined) =>
-    range ? ` (per cycle ${range[0].toFixed(2)}–${range[1].toFixed(2)})` : '';
+  const spread = (range: [number, number] | undefined, digits = 2) =>
+    range ? ` (per cycle ${range[0].toFixed(digits)}–${range[1].toFixed(digits)})` : '';
   return [
     `  ${r.connections} connections:`,
     `    Hubwire / raw ws     deliveries/s  ${fixed(r.hubwireOverWs, 2)}${spread(r.hubwireOverWsRange)}` +
@@ -493,6 +536,13 @@ function ratioText(r: Ratios): string {
       `   target ≤ 8 KiB: ${verdict(r.targets.heap)}`,
     `    server CPU per delivery: Hubwire / raw ws ${fixed(r.cpuPerDeliveryVsWs, 2)}, ` +
       `Hubwire / Socket.IO ${fixed(r.cpuPerDeliveryVsSocketIo, 2)} (lower = cheaper)`,
+    ...(METRICS_COST
+      ? [
+          `    metrics on / off     deliveries/s  ${fixed(r.metricsOnOverOff, 3)}${spread(r.metricsOnOverOffRange, 3)}` +
+            `   target ≥ ${TARGET_METRICS_ON_OVER_OFF}: ${verdict(r.targets.metricsCost)}; server CPU per delivery ` +
+            `${fixed(r.cpuPerDeliveryMetricsOnOverOff, 3)}${spread(r.cpuPerDeliveryMetricsOnOverOffRange, 3)}`,
+        ]
+      : []),
   ].join('\n');
 }
 
@@ -614,7 +664,11 @@ async function main(): Promise<void> {
     '\nClients: raw ws sockets speaking each protocol by hand (SignalR JSON handshake + pings; engine.io v4 / ' +
       'Socket.IO v5 packets + pongs), identical work per message for all servers.\n' +
       'srv µs/deliv = server process CPU per delivered message; srv/cli CPU = busy share of one core during the ' +
-      'rounds (cli: the busiest client process). heap/rss per idle connection after forced GC, 1 KiB = 1024 B.',
+      'rounds (cli: the busiest client process). heap/rss per idle connection after forced GC, 1 KiB = 1024 B.' +
+      (METRICS_COST
+        ? '\nHubwire: default options (metrics on), its Prometheus text collected once a second in the server; ' +
+          'Hubwire, metrics off: the same with `metrics: false`.'
+        : ''),
   );
   console.log(`\nResults: ${file}`);
   if (PROFILE_DIR) console.log(`CPU profiles of the servers: ${PROFILE_DIR}`);

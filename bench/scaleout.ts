@@ -21,7 +21,15 @@ import { SetupError } from './lib/common.js';
 import { dropSchemas, killPgbench, measurePgbench, scratchName } from './lib/postgres.js';
 import { DATABASE_LABEL, type DatabaseName, SHAPES, SYSTEM_LABEL } from './lib/scaleout.js';
 import { runDatabase } from './lib/scaleout-ladder.js';
-import { anatomyTable, breakdownTable, invokeTable, stepTable, summaryText } from './lib/scaleout-results.js';
+import {
+  anatomyTable,
+  breakdownTable,
+  invokeTable,
+  metricsCost,
+  metricsCostTable,
+  stepTable,
+  summaryText,
+} from './lib/scaleout-results.js';
 import {
   budget,
   CONFIG,
@@ -39,7 +47,7 @@ import {
 } from './lib/scaleout-run.js';
 import { cleanUpDatabases, prepareDatabases, scratch, versions } from './lib/scaleout-scratch.js';
 import { wsVersion } from './lib/ws.js';
-import { int, redactUrl, writeResultsFile } from './report.js';
+import { fixed, int, median, redactUrl, writeResultsFile } from './report.js';
 
 let finished = false;
 
@@ -72,6 +80,20 @@ function tablesText(): string {
         `${CONFIG.invokeMs / 1000} s; ${CONFIG.receivers} receivers on node B:`,
     );
     parts.push(invokeTable(results.steps));
+  }
+  const cost = metricsCost(results.steps);
+  if (cost.length) {
+    parts.push(
+      `\nThe cost of metrics: Hubwire (default options, the Prometheus text collected once a second in each node) / ` +
+        `Hubwire with metrics: false, the same steps interleaved; medians over passes; nodes µs/msg = CPU of both ` +
+        `nodes / messages sent:`,
+    );
+    parts.push(metricsCostTable(cost));
+    const ratios = cost.map((r) => r.cpuRatio);
+    parts.push(
+      `  Nodes' CPU per message, on / off: median ${fixed(median(ratios), 3)} over ${ratios.length} shape × rate ` +
+        `rows (${fixed(Math.min(...ratios), 3)}–${fixed(Math.max(...ratios), 3)}).`,
+    );
   }
   return parts.join('\n');
 }
@@ -113,6 +135,7 @@ function writeResults(complete: boolean): string {
     pgbench: results.pgbench ?? { error: results.pgbenchError ?? 'not measured' },
     steps: results.steps,
     shapes: results.shapes,
+    metricsCost: metricsCost(results.steps),
     summary: summaryText(results, REPORT_CONFIG),
     errors,
     notes,

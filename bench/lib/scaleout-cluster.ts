@@ -14,6 +14,7 @@ import {
   type SendReport,
   SHAPES,
   type Shape,
+  SYSTEM_CODE,
   SYSTEM_LABEL,
   type SystemName,
   type ToClient,
@@ -80,7 +81,7 @@ export class Cluster {
     const node = (name: string) =>
       new Child<ToNode, FromNode>(
         `${label} node ${name}`,
-        `bench/servers/${this.system}-node.ts`,
+        `bench/servers/${SYSTEM_CODE[this.system]}-node.ts`,
         [],
         { ...this.env, BENCH_NODE: name, BENCH_MESSAGE_BYTES: String(CONFIG.messageBytes) },
         nodeArgs,
@@ -101,7 +102,7 @@ export class Cluster {
       new Child<ToClient, FromClient>(
         `${label} ${role}`,
         'bench/clients/scaleout-client.ts',
-        [this.system, role, `ws://127.0.0.1:${n.port}${n.path}`],
+        [SYSTEM_CODE[this.system], role, `ws://127.0.0.1:${n.port}${n.path}`],
         { BENCH_MESSAGE_BYTES: String(CONFIG.messageBytes) },
       );
     this.senders = client('senders', a);

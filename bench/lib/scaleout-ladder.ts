@@ -1,7 +1,15 @@
 // The scaleout bench's ladders: per database and pass, each shape's offered rate stepped up for every system side by
 // side (a failed step retried once on fresh processes), the closed loop of invokes, and the sustained rates.
 
-import { DATABASE_LABEL, type DatabaseName, SHAPES, type Shape, SYSTEM_LABEL, type SystemName } from './scaleout.js';
+import {
+  DATABASE_LABEL,
+  type DatabaseName,
+  SHAPES,
+  type Shape,
+  SYSTEM_CODE,
+  SYSTEM_LABEL,
+  type SystemName,
+} from './scaleout.js';
 import { type Cluster, Clusters } from './scaleout-cluster.js';
 import { rateText, type ShapeSummary, type StepResult } from './scaleout-results.js';
 import {
@@ -90,24 +98,26 @@ async function runShape(pass: number, database: DatabaseName, shape: Shape, clus
   results.shapes.push(summary);
 }
 
-async function runInvoke(pass: number, database: DatabaseName, clusters: Clusters): Promise<void> {
+async function runInvoke(pass: number, database: DatabaseName, clusters: Clusters, system: SystemName): Promise<void> {
   const shape = SHAPES.invoke;
   if (budgetLeftSeconds() < 10 + CONFIG.invokeMs / 1000) {
-    notes.push(`pass ${pass}, ${DATABASE_LABEL[database]}, closed loop skipped: time budget (BENCH_DEADLINE_S).`);
+    notes.push(
+      `pass ${pass}, ${DATABASE_LABEL[database]}, ${SYSTEM_LABEL[system]} closed loop skipped: time budget (BENCH_DEADLINE_S).`,
+    );
     return;
   }
   for (let attempt = 1; attempt <= 1 + CONFIG.retries; attempt++) {
     try {
-      const cluster = attempt > 1 ? await clusters.start('hubwire', shape) : await clusters.ready('hubwire', shape);
+      const cluster = attempt > 1 ? await clusters.start(system, shape) : await clusters.ready(system, shape);
       const result = await cluster.step(pass, shape, 0, attempt, CONFIG.invokeMs);
       results.steps.push(result);
       log(stepLine(result));
       return;
     } catch (error) {
-      const message = `pass ${pass}, ${DATABASE_LABEL[database]}, closed loop (attempt ${attempt}): ${(error as Error).message}`;
+      const message = `pass ${pass}, ${DATABASE_LABEL[database]}, ${SYSTEM_LABEL[system]} closed loop (attempt ${attempt}): ${(error as Error).message}`;
       errors.push(message);
       log(`  ERROR ${message}`);
-      await clusters.stop('hubwire');
+      await clusters.stop(system);
     }
   }
 }
@@ -115,19 +125,21 @@ async function runInvoke(pass: number, database: DatabaseName, clusters: Cluster
 export async function runDatabase(pass: number, database: DatabaseName): Promise<void> {
   const systems = systemsOf(database);
   if (systems.length === 0) return;
-  const backplane = freshBackplane(database, pass);
+  // Each Hubwire system (metrics on, off) its own backplane: side by side, they must not hear each other.
+  const hubwires = systems.filter((s) => SYSTEM_CODE[s] === 'hubwire');
+  const backplanes = new Map(hubwires.map((s) => [s, freshBackplane(database, pass)] as const));
   log(
     `\nPass ${pass}/${CONFIG.passes}, ${DATABASE_LABEL[database]} (${systems.map((s) => SYSTEM_LABEL[s]).join(', ')}; ` +
-      `Hubwire backplane ${backplane.url.startsWith('sqlite:') ? backplane.url : backplane.schema})`,
+      `Hubwire backplane ${[...backplanes.values()].map((b) => (b.url.startsWith('sqlite:') ? b.url : b.schema)).join(', ')})`,
   );
-  const envs = new Map(systems.map((s) => [s, envFor(s, backplane)] as const));
+  const envs = new Map(systems.map((s) => [s, envFor(s, backplanes.get(s))] as const));
   const clusters = new Clusters(database, envs);
   const databaseEnd = budget.end;
   try {
     const ladders = CONFIG.shapes.filter((name) => SHAPES[name].kind !== 'invoke');
-    const closedLoop = CONFIG.shapes.includes('invoke') && systems.includes('hubwire');
-    // The closed loop's fixed time (and its warm-up) is set aside; the ladders share the rest.
-    const reserved = closedLoop ? CONFIG.invokeMs / 1000 + 10 : 0;
+    const closedLoop = CONFIG.shapes.includes('invoke') && hubwires.length > 0;
+    // The closed loops' fixed time (and their warm-ups) is set aside; the ladders share the rest.
+    const reserved = closedLoop ? (CONFIG.invokeMs / 1000 + 10) * hubwires.length : 0;
     for (const [i, name] of ladders.entries()) {
       budget.end = shareOfTimeLeft(1, ladders.length - i, databaseEnd - reserved);
       const shape = SHAPES[name];
@@ -137,14 +149,16 @@ export async function runDatabase(pass: number, database: DatabaseName): Promise
     if (closedLoop) {
       budget.end = databaseEnd;
       log(` ${SHAPES.invoke.label}:`);
-      await runInvoke(pass, database, clusters);
+      for (const system of hubwires) await runInvoke(pass, database, clusters, system);
     }
   } finally {
     budget.end = databaseEnd;
     await clusters.stopAll();
-    // Its nodes are gone: drop it now rather than at the end.
-    await dropBackplane(database, backplane.schema).catch((error: unknown) =>
-      log(`  could not drop ${backplane.schema} yet: ${(error as Error).message}`),
-    );
+    // Their nodes are gone: drop them now rather than at the end.
+    for (const { schema } of backplanes.values()) {
+      await dropBackplane(database, schema).catch((error: unknown) =>
+        log(`  could not drop ${schema} yet: ${(error as Error).message}`),
+      );
+    }
   }
 }

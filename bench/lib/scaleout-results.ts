@@ -9,6 +9,7 @@ import {
   type NodeStats,
   SHAPES,
   type ShapeName,
+  SYSTEM_CODE,
   SYSTEM_LABEL,
   type SystemName,
 } from './scaleout.js';
@@ -46,6 +47,8 @@ export interface StepResult {
   maxMs: number;
   /** CPU time / wall time of the step (1 = one core busy throughout). */
   cpu: { nodeA: number; nodeB: number; database?: number; senders?: number; receivers: number };
+  /** CPU time of both nodes during the step / messages sent (µs): what a message costs the system's servers. */
+  nodeCpuUsPerMessage: number;
   /** The machine: share of time some runnable task waited for a CPU (PSI `some`), 1-minute load at the end. */
   machine: { cpuStall?: number; load1: number };
   eventLoop: { nodeA: NodeStats['eventLoop']; nodeB: NodeStats['eventLoop'] };
@@ -162,6 +165,11 @@ function systemText(r: StepResult): string {
   return `${SYSTEM_LABEL[r.system]}${r.attempt > 1 ? ' (retry)' : ''}`;
 }
 
+/** A free last column: which Hubwire (when not the default one) and the step's outcome. */
+function variantText(r: StepResult, outcome: string): string {
+  return [r.system === 'hubwire' ? '' : SYSTEM_LABEL[r.system], outcome].filter((t) => t !== '').join(' ');
+}
+
 /** The steps of one database and shape, every system. */
 export function stepTable(steps: StepResult[]): string {
   const header = [
@@ -224,7 +232,7 @@ export function breakdownTable(steps: StepResult[]): string {
     '',
   ];
   const rows = steps
-    .filter((r) => r.system === 'hubwire' && r.breakdown)
+    .filter((r) => SYSTEM_CODE[r.system] === 'hubwire' && r.breakdown)
     .map((r) => {
       const b = r.breakdown as NonNullable<StepResult['breakdown']>;
       const bp = r.backplane;
@@ -244,7 +252,7 @@ export function breakdownTable(steps: StepResult[]): string {
         pair(r.p50Ms, r.p99Ms),
         pair(r.eventLoop.nodeA.p99Ms, r.eventLoop.nodeB.p99Ms, 1),
         r.publisher ? pair(r.publisher.p50Ms, r.publisher.p99Ms) : '-',
-        r.attempt > 1 ? '(retry)' : '',
+        variantText(r, r.attempt > 1 ? '(retry)' : ''),
       ];
     });
   if (rows.length === 0) return '';
@@ -289,7 +297,7 @@ export function invokeTable(steps: StepResult[]): string {
         percent(r.cpu.nodeA),
         percent(r.cpu.nodeB),
         percent(r.cpu.database),
-        r.passed ? '' : `FAIL: ${r.reason}`,
+        variantText(r, r.passed ? '' : `FAIL: ${r.reason}`),
       ];
     });
   return renderTable(header, rows, 2, '  ');
@@ -308,6 +316,107 @@ export function anatomyTable(anatomy: Anatomy): string {
   return renderTable(header, rows, 1, '  ');
 }
 
+// --- The cost of metrics (BENCH_METRICS=both) -------------------------------------------------------------------
+
+interface CostSide {
+  steps: number;
+  passed: number;
+  deliveriesPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  nodeCpuUsPerMessage: number;
+}
+
+/** One database, shape and offered rate, Hubwire with metrics on (collected once a second) against off. */
+export interface MetricsCostRow {
+  database: DatabaseName;
+  shape: ShapeName;
+  rate: number;
+  /** Medians over the passes' steps (first attempts; a retry runs on fresh processes). */
+  on: CostSide;
+  off: CostSide;
+  /** On / off of the medians: deliveries/s (below 1: fewer with metrics), the nodes' CPU per message (above 1: dearer). */
+  deliveriesRatio: number;
+  cpuRatio: number;
+  /** On / off of the nodes' CPU per message pass by pass (same pass, same rate: steps seconds apart): min, max. */
+  cpuRatioRange?: [number, number];
+}
+
+function costSide(steps: StepResult[]): CostSide {
+  const of = (pick: (s: StepResult) => number) => median(steps.map(pick));
+  return {
+    steps: steps.length,
+    passed: steps.filter((s) => s.passed).length,
+    deliveriesPerSec: of((s) => s.deliveriesPerSec),
+    p50Ms: of((s) => s.p50Ms),
+    p99Ms: of((s) => s.p99Ms),
+    nodeCpuUsPerMessage: of((s) => s.nodeCpuUsPerMessage),
+  };
+}
+
+/** The steps both Hubwire systems ran at the same database, shape and rate (the ladders, not the closed loop). */
+export function metricsCost(steps: StepResult[]): MetricsCostRow[] {
+  const groups = new Map<string, { on: StepResult[]; off: StepResult[] }>();
+  for (const step of steps) {
+    if (step.attempt > 1 || step.invoke || SYSTEM_CODE[step.system] !== 'hubwire') continue;
+    const key = `${step.database} ${step.shape} ${step.rate}`;
+    const group = groups.get(key) ?? { on: [], off: [] };
+    groups.set(key, group);
+    group[step.system === 'hubwire' ? 'on' : 'off'].push(step);
+  }
+  const rows: MetricsCostRow[] = [];
+  for (const { on, off } of groups.values()) {
+    const first = on[0];
+    if (!first || off.length === 0) continue;
+    const a = costSide(on);
+    const b = costSide(off);
+    const perPass = on
+      .map((s) => s.nodeCpuUsPerMessage / (off.find((o) => o.pass === s.pass)?.nodeCpuUsPerMessage ?? Number.NaN))
+      .filter((x) => Number.isFinite(x));
+    rows.push({
+      database: first.database,
+      shape: first.shape,
+      rate: first.rate,
+      on: a,
+      off: b,
+      deliveriesRatio: a.deliveriesPerSec / b.deliveriesPerSec,
+      cpuRatio: a.nodeCpuUsPerMessage / b.nodeCpuUsPerMessage,
+      cpuRatioRange: perPass.length ? [Math.min(...perPass), Math.max(...perPass)] : undefined,
+    });
+  }
+  return rows;
+}
+
+export function metricsCostTable(rows: MetricsCostRow[]): string {
+  const header = [
+    'database',
+    'shape',
+    'offered/s',
+    'deliveries/s on / off',
+    'p50 ms on / off',
+    'p99 ms on / off',
+    'nodes µs/msg on / off',
+    'deliv on/off',
+    'CPU on/off',
+    'CPU per pass',
+    'passed on / off',
+  ];
+  const body = rows.map((r) => [
+    DATABASE_LABEL[r.database],
+    SHAPES[r.shape].label,
+    int(r.rate),
+    `${int(r.on.deliveriesPerSec)} / ${int(r.off.deliveriesPerSec)}`,
+    pair(r.on.p50Ms, r.off.p50Ms),
+    pair(r.on.p99Ms, r.off.p99Ms),
+    pair(r.on.nodeCpuUsPerMessage, r.off.nodeCpuUsPerMessage, 1),
+    fixed(r.deliveriesRatio, 3),
+    fixed(r.cpuRatio, 3),
+    r.cpuRatioRange ? `${fixed(r.cpuRatioRange[0], 2)}–${fixed(r.cpuRatioRange[1], 2)}` : '-',
+    `${r.on.passed}/${r.on.steps} / ${r.off.passed}/${r.off.steps}`,
+  ]);
+  return renderTable(header, body, 2, '  ');
+}
+
 // --- Analysis ----------------------------------------------------------------------------------------------------
 
 export interface ShapeAnalysis {
@@ -317,6 +426,8 @@ export interface ShapeAnalysis {
   sustained: Partial<Record<SystemName, { rate: number; capped: boolean; perPass: number[] }>>;
   /** Hubwire / Socket.IO of the medians; `lowerBound` when Socket.IO did not pass the first step. */
   ratio?: { value: number; lowerBound: boolean; capped: boolean };
+  /** Hubwire with metrics on / off (BENCH_METRICS=both), of the medians: below 1, metrics cost a ladder step. */
+  metricsOnOverOff?: number;
   /** Median p50 of the Hubwire steps at TARGET_P50_RATE that lost nothing. */
   hubwireP50At1kMs?: number;
 }
@@ -329,7 +440,7 @@ export function analyse(results: Results, config: ReportConfig): ShapeAnalysis[]
       const summaries = results.shapes.filter((s) => s.database === database && s.shape === shape);
       if (summaries.length === 0) continue;
       const analysis: ShapeAnalysis = { database, shape, sustained: {} };
-      for (const system of ['hubwire', 'socketio'] as const) {
+      for (const system of Object.keys(SYSTEM_LABEL) as SystemName[]) {
         const perPass = summaries.map((s) => s.sustained[system]).filter((v): v is Sustained => v !== undefined);
         if (perPass.length === 0) continue;
         analysis.sustained[system] = {
@@ -340,6 +451,8 @@ export function analyse(results: Results, config: ReportConfig): ShapeAnalysis[]
       }
       const hw = analysis.sustained.hubwire;
       const sio = analysis.sustained.socketio;
+      const off = analysis.sustained['hubwire-nometrics'];
+      if (hw && off && off.rate > 0) analysis.metricsOnOverOff = hw.rate / off.rate;
       if (hw && sio && hw.rate > 0) {
         const first = config.rates[shape][0] as number;
         analysis.ratio =
@@ -423,18 +536,25 @@ export function summaryText(results: Results, config: ReportConfig): string {
       `${config.receivers} receivers, so deliveries/s ≈ ${config.receivers} × rate; ≥: no step failed, the ladder's top ` +
       'passed or the time budget cut it short):',
   );
+  // BENCH_METRICS=off or both: Hubwire with metrics off has columns of its own.
+  const metricsOff = analyses.some((a) => a.sustained['hubwire-nometrics']);
+  const perPass = (s: ShapeAnalysis['sustained'][SystemName]) => (s ? s.perPass.map(int).join(', ') : '-');
   for (const database of config.databases) {
     const rows = analyses
       .filter((a) => a.database === database)
       .map((a) => {
         const first = config.rates[a.shape][0] as number;
         const r = a.ratio;
+        const off = a.sustained['hubwire-nometrics'];
         return [
           SHAPES[a.shape].label,
           sustainedText(a.sustained.hubwire, first),
           sustainedText(a.sustained.socketio, first),
           r ? `${r.lowerBound ? '> ' : r.capped ? '≥ ' : ''}${fixed(r.value, 1)}×` : '-',
-          a.sustained.hubwire ? a.sustained.hubwire.perPass.map(int).join(', ') : '-',
+          perPass(a.sustained.hubwire),
+          ...(metricsOff
+            ? [sustainedText(off, first), perPass(off), a.metricsOnOverOff ? `${fixed(a.metricsOnOverOff, 2)}×` : '-']
+            : []),
           fixed(a.hubwireP50At1kMs, 2),
         ];
       });
@@ -442,7 +562,15 @@ export function summaryText(results: Results, config: ReportConfig): string {
     lines.push(`\n  ${DATABASE_LABEL[database]}:`);
     lines.push(
       renderTable(
-        ['shape', 'Hubwire', 'Socket.IO', 'ratio', 'Hubwire per pass', `Hubwire p50 @${rateText(TARGET_P50_RATE)}`],
+        [
+          'shape',
+          'Hubwire',
+          'Socket.IO',
+          'ratio',
+          'Hubwire per pass',
+          ...(metricsOff ? ['metrics off', 'off per pass', 'on/off'] : []),
+          `Hubwire p50 @${rateText(TARGET_P50_RATE)}`,
+        ],
         rows,
         1,
         '    ',
@@ -453,15 +581,17 @@ export function summaryText(results: Results, config: ReportConfig): string {
   if (invokes.length) {
     lines.push('\n  The cost of one awaited invoke (closed loop, 1 client):');
     for (const database of config.databases) {
-      const mine = invokes.filter((s) => s.database === database);
-      if (!mine.length) continue;
-      const perSec = median(mine.map((s) => s.invoke?.perSec ?? Number.NaN));
-      const p50 = median(mine.map((s) => s.invoke?.p50Ms ?? Number.NaN));
-      const p99 = median(mine.map((s) => s.invoke?.p99Ms ?? Number.NaN));
-      lines.push(
-        `    ${DATABASE_LABEL[database]}: ${int(perSec)} invocations/s, round trip p50 ${fixed(p50, 2)} ms, ` +
-          `p99 ${fixed(p99, 2)} ms`,
-      );
+      for (const system of Object.keys(SYSTEM_LABEL) as SystemName[]) {
+        const mine = invokes.filter((s) => s.database === database && s.system === system);
+        if (!mine.length) continue;
+        const perSec = median(mine.map((s) => s.invoke?.perSec ?? Number.NaN));
+        const p50 = median(mine.map((s) => s.invoke?.p50Ms ?? Number.NaN));
+        const p99 = median(mine.map((s) => s.invoke?.p99Ms ?? Number.NaN));
+        lines.push(
+          `    ${DATABASE_LABEL[database]}${system === 'hubwire' ? '' : ` (${SYSTEM_LABEL[system]})`}: ` +
+            `${int(perSec)} invocations/s, round trip p50 ${fixed(p50, 2)} ms, p99 ${fixed(p99, 2)} ms`,
+        );
+      }
     }
   }
   const list = config.databases.includes('postgres') ? targets(analyses, config) : [];

@@ -6,7 +6,14 @@ import { join } from 'node:path';
 import { envInt, SetupError } from './common.js';
 import { assertLocalMysql } from './mysql.js';
 import { assertLocalDatabase } from './postgres.js';
-import { type DatabaseName, DEFAULT_SHAPES, SHAPE_NAMES, type ShapeName, type SystemName } from './scaleout.js';
+import {
+  type DatabaseName,
+  DEFAULT_SHAPES,
+  SHAPE_NAMES,
+  type ShapeName,
+  SYSTEM_CODE,
+  type SystemName,
+} from './scaleout.js';
 import type { ReportConfig, Results } from './scaleout-results.js';
 
 // --- Configuration -----------------------------------------------------------------------------------------------
@@ -17,6 +24,17 @@ function list<T extends string>(name: string, fallback: string, allowed: readonl
     if (!allowed.includes(v as T)) throw new SetupError(`${name}: '${v}' is not one of ${allowed.join(', ')}.`);
   }
   return [...new Set(values)] as T[];
+}
+
+/**
+ * Hubwire's nodes with metrics `on` (default options, the Prometheus text collected once a second), `off`
+ * (`metrics: false`: the system `hubwire-nometrics`), or `both`, side by side like two systems (BENCH_METRICS).
+ */
+function withMetrics(systems: SystemName[]): SystemName[] {
+  const [metrics] = list<'on' | 'off' | 'both'>('BENCH_METRICS', 'on', ['on', 'off', 'both']);
+  const hubwire: SystemName[] =
+    metrics === 'on' ? ['hubwire'] : metrics === 'off' ? ['hubwire-nometrics'] : ['hubwire', 'hubwire-nometrics'];
+  return systems.flatMap((s) => (s === 'hubwire' ? hubwire : [s]));
 }
 
 const DEFAULT_RATES = '500,1000,2000,5000,10000,20000,40000,80000';
@@ -48,7 +66,7 @@ function readConfig() {
     dbUrl,
     mysqlUrl,
     databases: list<DatabaseName>('BENCH_DATABASES', 'postgres,sqlite,mysql', ['postgres', 'sqlite', 'mysql']),
-    systems: list<SystemName>('BENCH_SYSTEMS', 'hubwire,socketio', ['hubwire', 'socketio']),
+    systems: withMetrics(list<SystemName>('BENCH_SYSTEMS', 'hubwire,socketio', ['hubwire', 'socketio'])),
     shapes,
     rates: shapeRates,
     /** How long the senders send at each step. */
@@ -149,7 +167,7 @@ export function shareOfTimeLeft(weight: number, totalWeight: number, until = CON
 
 /** The systems a database runs (Socket.IO runs on PostgreSQL only). */
 export function systemsOf(database: DatabaseName): SystemName[] {
-  return CONFIG.systems.filter((s) => s === 'hubwire' || database === 'postgres');
+  return CONFIG.systems.filter((s) => SYSTEM_CODE[s] === 'hubwire' || database === 'postgres');
 }
 
 export function budgetLeftSeconds(): number {

@@ -16,7 +16,7 @@ import {
   sweepStaleSchemas,
   withClient,
 } from './postgres.js';
-import type { DatabaseName, SystemName } from './scaleout.js';
+import { type DatabaseName, SYSTEM_CODE, type SystemName } from './scaleout.js';
 import { CONFIG, log, sleep } from './scaleout-run.js';
 
 export const scratch = {
@@ -107,9 +107,22 @@ export async function cleanUpDatabases(): Promise<void> {
   }
 }
 
-/** The environment of a system's server nodes: where its backplane (Hubwire) or adapter table (Socket.IO) is. */
-export function envFor(system: SystemName, backplane: { url: string; schema: string }): Record<string, string> {
-  if (system === 'hubwire') return { BENCH_BACKPLANE_URL: backplane.url, BENCH_SCHEMA: backplane.schema };
+/**
+ * The environment of a system's server nodes: where its backplane (Hubwire: each Hubwire system its own) or adapter
+ * table (Socket.IO) is, and whether Hubwire's metrics are on.
+ */
+export function envFor(
+  system: SystemName,
+  backplane: { url: string; schema: string } | undefined,
+): Record<string, string> {
+  if (SYSTEM_CODE[system] === 'hubwire') {
+    if (!backplane) throw new Error(`${system} needs a backplane`);
+    return {
+      BENCH_BACKPLANE_URL: backplane.url,
+      BENCH_SCHEMA: backplane.schema,
+      BENCH_NODE_METRICS: system === 'hubwire-nometrics' ? 'off' : 'on',
+    };
+  }
   return {
     BENCH_DB_URL: CONFIG.dbUrl,
     BENCH_SIO_TABLE: `"${scratch.socketIoSchema}".attachments`,

@@ -91,6 +91,7 @@ export function stepResult(
       senders: shape.kind === 'publisher' ? undefined : sendReport.cpuUs / sendSpanUs,
       receivers: report.cpuUs / wallUs,
     },
+    nodeCpuUsPerMessage: (afterA.cpuUs - beforeA.cpuUs + (afterB.cpuUs - beforeB.cpuUs)) / Math.max(1, m.count),
     eventLoop: { nodeA: afterA.eventLoop, nodeB: afterB.eventLoop },
     machine: { cpuStall: m.stall, load1: loadavg()[0] as number },
     senderMaxBufferedBytes: sendReport.maxBufferedBytes,
@@ -178,6 +179,9 @@ export function stepResult(
   return result;
 }
 
+/** The systems' labels of this run, padded alike in the step lines. */
+const LABEL_WIDTH = Math.max(...CONFIG.systems.map((s) => SYSTEM_LABEL[s].length));
+
 export function stepLine(r: StepResult): string {
   const b = r.breakdown;
   const bp = r.backplane;
@@ -188,11 +192,11 @@ export function stepLine(r: StepResult): string {
         `→hub B ${fixed(b.toHubB.p50Ms, 2)} ms`
       : '';
   return (
-    `  ${SYSTEM_LABEL[r.system].padEnd(9)} ${rateText(r.rate).padStart(4)}/s` +
+    `  ${SYSTEM_LABEL[r.system].padEnd(LABEL_WIDTH)} ${rateText(r.rate).padStart(4)}/s` +
     `${r.attempt > 1 ? ` (retry ${r.attempt - 1})` : ''}: ${int(r.deliveriesPerSec)} deliveries/s, ` +
     `p50 ${fixed(r.p50Ms, 2)} ms, p99 ${fixed(r.p99Ms, 2)} ms, lost ${r.lost}${hub}, ` +
     `CPU A ${percent(r.cpu.nodeA)} B ${percent(r.cpu.nodeB)} DB ${percent(r.cpu.database)} ` +
-    `send ${percent(r.cpu.senders)} recv ${percent(r.cpu.receivers)}, ` +
+    `send ${percent(r.cpu.senders)} recv ${percent(r.cpu.receivers)}, nodes ${fixed(r.nodeCpuUsPerMessage, 1)} µs/msg, ` +
     `loop p99 A ${fixed(r.eventLoop.nodeA.p99Ms, 1)} B ${fixed(r.eventLoop.nodeB.p99Ms, 1)} ms, ` +
     `CPU stall ${percent(r.machine.cpuStall)}` +
     `${r.publisher ? `, publisher await p50 ${fixed(r.publisher.p50Ms, 2)} ms` : ''}` +

@@ -4,8 +4,19 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Histogram, nowUs } from './common.js';
 
-export type SystemName = 'hubwire' | 'socketio';
-export const SYSTEM_LABEL: Record<SystemName, string> = { hubwire: 'Hubwire', socketio: 'Socket.IO' };
+/** `hubwire-nometrics`: Hubwire created with `metrics: false` (BENCH_METRICS), beside or instead of `hubwire`. */
+export type SystemName = 'hubwire' | 'hubwire-nometrics' | 'socketio';
+export const SYSTEM_LABEL: Record<SystemName, string> = {
+  hubwire: 'Hubwire',
+  'hubwire-nometrics': 'Hubwire, metrics off',
+  socketio: 'Socket.IO',
+};
+/** The code a system runs: its nodes (bench/servers/<code>-node.ts) and its clients' protocol. */
+export const SYSTEM_CODE: Record<SystemName, 'hubwire' | 'socketio'> = {
+  hubwire: 'hubwire',
+  'hubwire-nometrics': 'hubwire',
+  socketio: 'socketio',
+};
 
 export type DatabaseName = 'postgres' | 'sqlite' | 'mysql';
 export const DATABASE_LABEL: Record<DatabaseName, string> = {

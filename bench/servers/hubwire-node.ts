@@ -12,9 +12,13 @@
 // wrapped, the engine instance's publish is wrapped, and an engine observer sees every envelope it delivers; each
 // message's stamp (`#seq:ts:` in the message) gives sender → publish, publish → delivered back here (the row
 // committed), and sender → handed to the hub from another node's row.
+//
+// BENCH_NODE_METRICS (set by the parent from BENCH_METRICS): `on`, metrics on and collected once a second; `off`,
+// `metrics: false` (see lib/hubwire-metrics.ts).
 
 import { Backplane, type BackplanePackage, type BackplaneStore, Hub, type HubClients, Hubwire } from 'hubwire';
 import { Histogram, nowUs } from '../lib/common.js';
+import { collectMetrics, metricsOption, metricsSetting } from '../lib/hubwire-metrics.js';
 import {
   cpuUs,
   decodeStamp,
@@ -182,13 +186,16 @@ await runNode(`hubwire node ${NODE}`, async () => {
   const engine = new Backplane(store);
   timeEngine(engine);
   const eventLoop = eventLoopMonitor();
+  const metrics = metricsSetting('BENCH_NODE_METRICS');
   const hubwire = new Hubwire({
     backplane: engine,
     onError: (error, where) => console.error(`[hubwire node ${NODE}] ${where}:`, error),
+    ...metricsOption(metrics),
   });
   const chat = hubwire.mapHub('/hub', ChatHub);
   const clients = chat.clients as HubClients<ChatClient>;
   await hubwire.ready();
+  collectMetrics(hubwire, metrics, `hubwire node ${NODE}`);
   const port = await hubwire.listen(0, '127.0.0.1');
 
   /** The server-side publisher: one awaited broadcast at a time, each due at start + i / rate. */
