@@ -115,7 +115,7 @@ export function runStoreConformance<N extends StoreNamespace>(name: string, fact
         const { epoch } = await small.install();
         await small.append(0, 'p', 1, Buffer.from('kept'));
         const large = namespace.create({ tableCount: 3 });
-        assert.deepEqual(await large.install(), { epoch });
+        assert.equal((await large.install()).epoch, epoch);
         assert.equal(large.streamCount, 3);
         await factory.afterGrow?.(namespace);
         assert.equal(await large.top(0), 1);

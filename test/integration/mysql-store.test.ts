@@ -176,7 +176,7 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
       for (let seq = 1; seq <= 3; seq++) await store.append(0, 'p', seq, Buffer.from('x'));
       await admin.query(`DELETE FROM ${prefix}_streams WHERE stream = 0`);
       await admin.query(`DROP TABLE ${prefix}_messages_1`);
-      assert.deepEqual(await makeStore({ schema: prefix, tableCount: 2 }).install(), { epoch });
+      assert.equal((await makeStore({ schema: prefix, tableCount: 2 }).install()).epoch, epoch);
       assert.equal(await store.top(0), 3, 'the id row restarts from the highest id in the table');
       assert.equal((await store.append(0, 'p', 4, Buffer.from('x'))).id, 4);
       assert.equal((await store.append(1, 'p', 1, Buffer.from('x'))).id, 1);
@@ -185,7 +185,7 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
     test('installSchema pre-installs for a store that then only reads at install; URLs of both schemes', async () => {
       const prefix = freshPrefix();
       const { epoch } = await installSchema(url, { schema: prefix, tableCount: 2 });
-      assert.deepEqual(await makeStore({ schema: prefix, tableCount: 2 }).install(), { epoch });
+      assert.equal((await makeStore({ schema: prefix, tableCount: 2 }).install()).epoch, epoch);
       // The URL entry point used by backplaneFromUrl builds the same store, for mysql:// and mariadb://.
       for (const scheme of ['mysql:', 'mariadb:']) {
         const schemeUrl = new URL(url);
@@ -196,7 +196,7 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
         stores.push(fromUrl);
         assert.equal(fromUrl.streamCount, 2);
         assert.equal(fromUrl.kind, 'mysql');
-        assert.deepEqual(await fromUrl.install(), { epoch });
+        assert.equal((await fromUrl.install()).epoch, epoch);
       }
     });
 
@@ -223,7 +223,7 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
       userUrl.username = user;
       userUrl.password = 'app-secret';
       const store = makeStore({ schema: prefix, tableCount: 2, connectionString: userUrl.href });
-      assert.deepEqual(await store.install(), { epoch });
+      assert.equal((await store.install()).epoch, epoch);
       assert.equal((await store.append(1, 'p', 1, Buffer.from('x'))).id, 1);
       assert.equal((await store.append(1, 'p', 1, Buffer.from('x'))).id, undefined);
       assert.equal((await store.readAfter(1, 0, 10)).length, 1);
@@ -518,7 +518,7 @@ describe('MysqlStore', { skip, timeout: 60_000 }, () => {
       await admin.query(`UPDATE \`${prefix}_schema_version\` SET version = 2`);
       await assert.rejects(store.readNodes(), { code: 'ER_NO_SUCH_TABLE' });
       await assert.rejects(store.heartbeatNode('n', '{}'), { code: 'ER_NO_SUCH_TABLE' });
-      assert.deepEqual(await makeStore({ schema: prefix }).install(), { epoch });
+      assert.equal((await makeStore({ schema: prefix }).install()).epoch, epoch);
       const [[version]] = await admin.query<mysql.RowDataPacket[]>(`SELECT version FROM \`${prefix}_schema_version\``);
       assert.equal(version!.version, SCHEMA_VERSION);
       await store.heartbeatNode('n', '{}');

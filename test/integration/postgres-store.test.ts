@@ -139,12 +139,12 @@ describe('PostgresStore', { skip, timeout: 60_000 }, () => {
     test('installSchema pre-installs for a store that then only reads at install', async () => {
       const schema = freshSchema();
       const { epoch } = await installSchema(url, { schema, tableCount: 2 });
-      assert.deepEqual(await makeStore({ schema, tableCount: 2 }).install(), { epoch });
+      assert.equal((await makeStore({ schema, tableCount: 2 }).install()).epoch, epoch);
       // The URL entry point used by backplaneFromUrl builds the same store.
       const fromUrl = createStore(url, { schema, tableCount: 2 });
       stores.push(fromUrl);
       assert.equal(fromUrl.streamCount, 2);
-      assert.deepEqual(await fromUrl.install(), { epoch });
+      assert.equal((await fromUrl.install()).epoch, epoch);
     });
 
     test('an application role with only the documented grants runs on a pre-installed schema', async () => {
@@ -163,7 +163,7 @@ describe('PostgresStore', { skip, timeout: 60_000 }, () => {
       roleUrl.username = role;
       roleUrl.password = '';
       const store = makeStore({ schema, tableCount: 2, connectionString: roleUrl.href });
-      assert.deepEqual(await store.install(), { epoch });
+      assert.equal((await store.install()).epoch, epoch);
       const woken: number[] = [];
       await store.subscribe(
         (stream) => woken.push(stream),

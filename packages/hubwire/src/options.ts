@@ -32,6 +32,15 @@ export interface HubwireOptions
   /** Errors no client can be told about (a throwing onDisconnected, ...). Default: console.error. */
   onError?: (error: unknown, where: string) => void;
   /**
+   * With a backplane, whether your load balancer keeps each client on one node (affinity). Default false: negotiate
+   * answers with connection tokens every node can verify (signed with a key set shared through the backplane), so a
+   * connection's WebSocket may reach any node. `true`: tokens are random and work only on the node that issued
+   * them, as in ASP.NET Core (one backplane message less per connection). See "Connections on any node".
+   */
+  stickySessions?: boolean;
+  /** How long after negotiate a token may start its connection on another node (ms). Default 60000. */
+  tokenAdoptionWindow?: number;
+  /**
    * Metrics (`hubwire.metrics`): counters read by OpenTelemetry (the global MeterProvider unless one is given),
    * Prometheus (`mapMetrics`, `metrics.handler()`) and the dashboard. Default on; `false` turns every counter off.
    */

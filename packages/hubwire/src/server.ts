@@ -19,6 +19,7 @@ import { validateAllowedOrigins } from './connection/cors.js';
 import { HttpDispatcher, rejectUpgrade } from './connection/http-dispatcher.js';
 import { normalizePath } from './connection/paths.js';
 import { type ConnectionHandler, RawEndpoint } from './connection/raw-endpoint.js';
+import { crossNodeSetup, DEFAULT_ADOPTION_WINDOW } from './cross-node-setup.js';
 import { Dashboard, type DashboardOptions } from './dashboard/dashboard.js';
 import { HubwireError } from './errors.js';
 import type { HubContext } from './hub/clients.js';
@@ -78,14 +79,24 @@ export class Hubwire {
     this.backplane?.setNodeInfo(() => this.presence.describe());
     this.metricsOf = options.metrics === false ? undefined : this.createMetrics(options.metrics);
     const userIdOf = options.userIdProvider ?? defaultUserIdProvider;
+    const crossNode =
+      this.backplane && !options.stickySessions
+        ? crossNodeSetup(this.backplane, options.tokenAdoptionWindow ?? DEFAULT_ADOPTION_WINDOW, (error, where) =>
+            this.reportError(error, where),
+          )
+        : undefined;
+    this.closeCrossNode = crossNode?.close;
     this.dispatcher = new HttpDispatcher({
       authenticate: options.authenticate,
       userIdOf,
       disconnectTimeout: options.disconnectTimeout ?? DEFAULTS.disconnectTimeout,
       tickInterval: options.timerInterval ?? DEFAULTS.timerInterval,
       meter: this.metricsOf?.meter,
+      crossNode: crossNode?.options,
     });
   }
+
+  private readonly closeCrossNode: (() => void) | undefined;
 
   private createMetrics(options: HubwireOptions['metrics']): HubwireMetrics {
     const backplane = this.backplane;
@@ -485,6 +496,7 @@ export class Hubwire {
     for (const endpoint of this.endpoints.values()) await endpoint.bus.close();
     for (const bus of this.persistentBuses) await bus.close();
     await this.backplane?.close();
+    this.closeCrossNode?.();
     this.metricsOf?.close();
     const server = this.server;
     if (server) {

@@ -17,6 +17,7 @@ export interface ConnectionManagerOptions {
 
 export class ConnectionManager {
   private readonly byToken = new Map<string, HttpConnection>();
+  private readonly byId = new Map<string, HttpConnection>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: ConnectionManagerOptions) {}
@@ -25,15 +26,41 @@ export class ConnectionManager {
     return this.byToken.size;
   }
 
+  /**
+   * A new connection. Its token is `makeToken(connectionId)` when that gives one (a token every node can verify),
+   * else a random one (only this node knows it); version 0 has no token: the id itself is used on the URL.
+   */
   create(
     endpointPath: string,
     negotiateVersion: number,
     negotiateRequest: RequestInfo | undefined,
     user: unknown,
+    makeToken?: (connectionId: string) => string | undefined,
   ): HttpConnection {
     const connectionId = randomId();
-    // Version 0 has no token: the id itself is used on the URL.
-    const token = negotiateVersion >= 1 ? randomId() : connectionId;
+    const token = negotiateVersion >= 1 ? (makeToken?.(connectionId) ?? randomId()) : connectionId;
+    return this.add(connectionId, token, endpointPath, negotiateVersion, negotiateRequest, user);
+  }
+
+  /** A connection negotiated on another node, created here from its (verified) token. */
+  adopt(
+    connectionId: string,
+    token: string,
+    endpointPath: string,
+    negotiateVersion: number,
+    user: unknown,
+  ): HttpConnection {
+    return this.add(connectionId, token, endpointPath, negotiateVersion, undefined, user);
+  }
+
+  private add(
+    connectionId: string,
+    token: string,
+    endpointPath: string,
+    negotiateVersion: number,
+    negotiateRequest: RequestInfo | undefined,
+    user: unknown,
+  ): HttpConnection {
     const connection = new HttpConnection(
       connectionId,
       token,
@@ -45,13 +72,22 @@ export class ConnectionManager {
     );
     connection.meter = this.options.meter;
     this.byToken.set(token, connection);
-    connection.onClose(() => this.byToken.delete(token));
+    this.byId.set(connectionId, connection);
+    connection.onClose(() => {
+      this.byToken.delete(token);
+      if (this.byId.get(connectionId) === connection) this.byId.delete(connectionId);
+    });
     this.ensureTimer();
     return connection;
   }
 
   get(token: string): HttpConnection | undefined {
     return this.byToken.get(token);
+  }
+
+  /** The connection with a public id (not a credential: never use it to authorize a request). */
+  byConnectionId(connectionId: string): HttpConnection | undefined {
+    return this.byId.get(connectionId);
   }
 
   connections(): IterableIterator<HttpConnection> {

@@ -11,6 +11,7 @@ import { attachWebSocket } from '../transports/websocket.js';
 import type { HttpConnection } from './connection.js';
 import { ConnectionManager } from './connection-manager.js';
 import { answerByOrigin, checkOrigin } from './cors.js';
+import { CrossNodeConnections, type CrossNodeOptions } from './cross-node.js';
 import type { Endpoint } from './endpoint.js';
 import { buildNegotiateResponse, parseNegotiateVersion } from './negotiate.js';
 import { requestInfo } from './request-info.js';
@@ -25,6 +26,8 @@ export interface DispatcherOptions {
   tickInterval: number;
   /** The server's counters (undefined with metrics off). */
   meter?: ServerMeter;
+  /** With a backplane and no sticky sessions: tokens every node verifies, and connections started on any node. */
+  crossNode?: CrossNodeOptions;
 }
 
 class HttpError extends Error {
@@ -121,7 +124,12 @@ export class HttpDispatcher {
       tickInterval: options.tickInterval,
       meter: options.meter,
     });
+    if (options.crossNode) {
+      this.crossNode = new CrossNodeConnections(options.crossNode, (id) => this.manager.byConnectionId(id));
+    }
   }
+
+  private readonly crossNode: CrossNodeConnections | undefined;
 
   addEndpoint(endpoint: Endpoint): void {
     // Keys in lower case: paths match case-insensitively, as ASP.NET Core's routes do.
@@ -205,8 +213,8 @@ export class HttpDispatcher {
         return;
       }
       const wantsStateful = url.searchParams.get('useStatefulReconnect') === 'true';
-      const connection = this.create(endpoint, version, requestInfo(request), user);
-      connection.statefulReconnect = wantsStateful && endpoint.settings.allowStatefulReconnects && version >= 1;
+      const stateful = wantsStateful && endpoint.settings.allowStatefulReconnects && version >= 1;
+      const connection = this.create(endpoint, version, requestInfo(request), user, stateful);
       const body = buildNegotiateResponse(connection, endpoint.settings.transports);
       respond(response, 200, JSON.stringify(body), 'application/json');
       return;
@@ -214,10 +222,8 @@ export class HttpDispatcher {
 
     const token = url.searchParams.get('id');
     if (!token) throw new HttpError(400, 'Connection ID required');
-    const connection = this.manager.get(token);
-    if (!connection || connection.endpointPath !== endpoint.path)
-      throw new HttpError(404, 'No Connection with that ID');
-    await this.checkSameUser(endpoint, connection, request);
+    // A GET may start a connection negotiated on another node (its event stream or first poll).
+    const connection = await this.connectionFor(endpoint, token, request, method === 'GET');
 
     switch (method) {
       case 'GET': {
@@ -279,6 +285,37 @@ export class HttpDispatcher {
     }
   }
 
+  /**
+   * The connection a transport request names: this node's, or (`mayAdopt`, with connections on any node) one
+   * negotiated on another node, created here from its verified token. Either way the request must come from the
+   * user who negotiated it.
+   */
+  private async connectionFor(
+    endpoint: Endpoint,
+    token: string,
+    request: IncomingMessage,
+    mayAdopt: boolean,
+  ): Promise<HttpConnection> {
+    const local = this.manager.get(token);
+    if (local) {
+      if (local.endpointPath !== endpoint.path) throw new HttpError(404, 'No Connection with that ID');
+      await this.checkSameUser(endpoint, local, request);
+      return local;
+    }
+    if (!this.crossNode || !mayAdopt) throw new HttpError(404, 'No Connection with that ID');
+    const claims = this.crossNode.read(token);
+    if ('status' in claims) throw new HttpError(claims.status, claims.message);
+    if (claims.path !== endpoint.path.toLowerCase()) throw new HttpError(404, 'No Connection with that ID');
+    const user = await this.authenticate(endpoint, request);
+    if (this.options.userIdOf(user) !== claims.userId) {
+      throw new HttpError(403, 'The connection belongs to another user.');
+    }
+    const connection = this.manager.adopt(claims.connectionId, token, endpoint.path, claims.negotiateVersion, user);
+    connection.statefulReconnect = claims.statefulReconnect && endpoint.settings.allowStatefulReconnects;
+    this.applyLimits(endpoint, connection);
+    return connection;
+  }
+
   /** A transport request must come from the user who negotiated the connection. */
   private async checkSameUser(endpoint: Endpoint, connection: HttpConnection, request: IncomingMessage): Promise<void> {
     if (!this.options.authenticate) return;
@@ -292,17 +329,38 @@ export class HttpDispatcher {
     version: number,
     negotiateRequest: ReturnType<typeof requestInfo> | undefined,
     user: unknown,
+    statefulReconnect = false,
   ): HttpConnection {
-    const connection = this.manager.create(endpoint.path, version, negotiateRequest, user);
+    const crossNode = this.crossNode;
+    const makeToken = crossNode
+      ? (connectionId: string) =>
+          crossNode.issue({
+            connectionId,
+            userId: this.options.userIdOf(user),
+            path: endpoint.path.toLowerCase(),
+            negotiateVersion: version,
+            statefulReconnect,
+            issuedAt: Date.now(),
+          })
+      : undefined;
+    const connection = this.manager.create(endpoint.path, version, negotiateRequest, user, makeToken);
+    connection.statefulReconnect = statefulReconnect;
+    this.applyLimits(endpoint, connection);
+    return connection;
+  }
+
+  private applyLimits(endpoint: Endpoint, connection: HttpConnection): void {
     connection.limits = {
       pauseBytes: endpoint.settings.transportMaxBufferSize,
       maxBytes: endpoint.settings.maxQueuedBytes,
     };
-    return connection;
   }
 
   private ensureApplication(endpoint: Endpoint, connection: HttpConnection): void {
-    if (!connection.application) connection.application = endpoint.createApplication(connection);
+    if (connection.application) return;
+    connection.application = endpoint.createApplication(connection);
+    // Its token is spent: other nodes refuse it from now on.
+    this.crossNode?.claim(connection);
   }
 
   /** Handles an upgrade if it belongs to one of the endpoints; returns false otherwise. */
@@ -339,10 +397,7 @@ export class HttpDispatcher {
       const user = await this.authenticate(endpoint, request);
       connection = this.create(endpoint, 0, undefined, user);
     } else {
-      connection = this.manager.get(token);
-      if (!connection || connection.endpointPath !== endpoint.path)
-        throw new HttpError(404, 'No Connection with that ID');
-      await this.checkSameUser(endpoint, connection, request);
+      connection = await this.connectionFor(endpoint, token, request, true);
       if (connection.transportKind !== undefined && connection.transportKind !== 'WebSockets') {
         throw new HttpError(400, `Cannot change transports mid-connection (${connection.transportKind} in use).`);
       }

@@ -12,14 +12,13 @@ import type { HubServices } from './hub-services.js';
 /** What a call came to: a value, a refusal the client may read (unknown method, arity, authorization), or a throw. */
 export type CallOutcome = { value: unknown } | { refused: string } | { thrown: unknown };
 
-/** Finds the method and checks the argument count and authorization; returns an error text when refused. */
-export async function resolveMethod(
-  endpoint: HubServices,
+/** Checks the method found for `target`, its argument count and authorization; returns an error text when refused. */
+async function resolveMethod(
+  method: HubMethod | undefined,
   context: HubCallerContext,
   target: string,
   provided: number,
 ): Promise<{ method: HubMethod } | { refused: string }> {
-  const method = endpoint.registry.find(target);
   if (!method) return { refused: `Unknown hub method '${target}'.` };
   if (provided < method.minArgs || provided > method.maxArgs) {
     const expected = method.minArgs === method.maxArgs ? `${method.minArgs}` : `${method.minArgs} to ${method.maxArgs}`;
@@ -44,10 +43,9 @@ export async function callHubMethod(
   args: unknown[],
   createHub: () => object,
 ): Promise<CallOutcome> {
-  const outcome = await runHubMethod(endpoint, context, target, args, createHub);
-  if (endpoint.meter) {
-    endpoint.meter.invoked(endpoint.registry.find(target)?.name, !('value' in outcome));
-  }
+  const found: { name?: string } = {};
+  const outcome = await runHubMethod(endpoint, context, target, args, createHub, found);
+  endpoint.meter?.invoked(found.name, !('value' in outcome));
   return outcome;
 }
 
@@ -57,9 +55,13 @@ async function runHubMethod(
   target: string,
   args: unknown[],
   createHub: () => object,
+  /** Gets the method's name once the hub has it. */
+  found: { name?: string },
 ): Promise<CallOutcome> {
   try {
-    const resolved = await resolveMethod(endpoint, context, target, args.length);
+    const candidate = endpoint.registry.find(target);
+    found.name = candidate?.name;
+    const resolved = await resolveMethod(candidate, context, target, args.length);
     if ('refused' in resolved) return resolved;
     const method = resolved.method;
     if (method.parameters) {

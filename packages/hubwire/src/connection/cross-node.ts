@@ -1,0 +1,167 @@
+// Connections that may use any node (no sticky sessions): negotiate answers with a connection token every node can
+// verify (signed with a key set the nodes share through the backplane), so a transport request that reaches another
+// node is taken there: the connection is created from the token's claims ("adopted"). A token is bound to the user
+// who negotiated, to its endpoint, and to one connection: every node that starts a transport for it tells the others
+// (a claim through the backplane), and a token already claimed, expired, forged or presented by another user is
+// refused on every node. What a connection's transport requests do after it started is the transports' business:
+// a WebSocket is one request, so it lives where it landed.
+
+import type { KeySource } from '../util/token-protector.js';
+import { TokenProtector } from '../util/token-protector.js';
+import type { HttpConnection } from './connection.js';
+
+/** The purpose of the HMAC of connection tokens, and of the key set they are signed with. */
+export const CONNECTION_TOKEN_PURPOSE = 'hubwire.connection-token';
+export const CONNECTION_KEYS_PURPOSE = 'hubwire.connection-tokens';
+
+/** The key the nodes' claims travel under on the backplane. */
+export const CLAIMS_KEY = 'hubwire:connections';
+
+/** At most this many claims are remembered (the oldest go first); each is kept for the adoption window. */
+const MAX_CLAIMS = 200_000;
+
+/** What a connection token says (signed: a node trusts it once the MAC verifies). */
+export interface TokenClaims {
+  connectionId: string;
+  /** The negotiating user's id (undefined: anonymous). */
+  userId: string | undefined;
+  /** The endpoint's path, lower case. */
+  path: string;
+  negotiateVersion: number;
+  statefulReconnect: boolean;
+  /** When negotiate issued it (ms since the epoch, the issuing node's clock). */
+  issuedAt: number;
+}
+
+/** How the nodes tell each other (the server wires it to the backplane). */
+export interface ClusterLink {
+  readonly nodeId: string;
+  publish(data: unknown): Promise<void>;
+  listen(handler: (data: unknown) => void): void;
+}
+
+export interface CrossNodeOptions {
+  keys: KeySource;
+  link: ClusterLink;
+  /** A token may start a connection on another node for this long after negotiate (ms). */
+  adoptionWindow: number;
+  reportError(error: unknown, where: string): void;
+}
+
+/** Why a token was refused: an HTTP status and a message for the client. */
+export interface Refusal {
+  status: number;
+  message: string;
+}
+
+interface Claim {
+  node: string;
+  until: number;
+}
+
+export class CrossNodeConnections {
+  private readonly protector: TokenProtector;
+  /** Connection ids whose token was used (here or elsewhere), within the adoption window. */
+  private readonly claims = new Map<string, Claim>();
+
+  constructor(
+    private readonly options: CrossNodeOptions,
+    /** This node's connection with an id, if it has one (a claim elsewhere ends a local one never started). */
+    private readonly local: (connectionId: string) => HttpConnection | undefined,
+  ) {
+    this.protector = new TokenProtector(options.keys);
+    options.link.listen((data) => this.receive(data));
+  }
+
+  /** A signed token for a new connection; undefined while the shared keys are not loaded (the token stays local). */
+  issue(claims: TokenClaims): string | undefined {
+    const payload = JSON.stringify([
+      1,
+      claims.connectionId,
+      claims.userId ?? null,
+      claims.path,
+      claims.negotiateVersion,
+      claims.statefulReconnect ? 1 : 0,
+      claims.issuedAt,
+    ]);
+    try {
+      return this.protector.protect(CONNECTION_TOKEN_PURPOSE, payload);
+    } catch {
+      return undefined; // the shared keys are not loaded (database unreachable): a token of this node alone
+    }
+  }
+
+  /** The claims of a token this node can verify, or a refusal. */
+  read(token: string, now = Date.now()): TokenClaims | Refusal {
+    let text: string | undefined;
+    try {
+      text = this.protector.unprotect(CONNECTION_TOKEN_PURPOSE, token);
+    } catch {
+      return { status: 503, message: 'Connection tokens cannot be verified yet: the backplane is unreachable.' };
+    }
+    const claims = text === undefined ? undefined : parseClaims(text);
+    if (!claims) return { status: 404, message: 'No Connection with that ID' };
+    if (now - claims.issuedAt > this.options.adoptionWindow) {
+      return { status: 404, message: 'No Connection with that ID (its token expired before the connection started).' };
+    }
+    if (this.claims.has(claims.connectionId)) {
+      return { status: 409, message: 'This connection token was already used.' };
+    }
+    return claims;
+  }
+
+  /** A transport started for `connection` on this node: the others refuse its token from now on. */
+  claim(connection: HttpConnection): void {
+    if (connection.negotiateVersion < 1) return; // version 0 has no token
+    const node = this.options.link.nodeId;
+    this.remember(connection.connectionId, node);
+    this.options.link.publish({ op: 'claim', id: connection.connectionId, node }).catch((error: unknown) => {
+      this.options.reportError(error, `telling other nodes that connection '${connection.connectionId}' started here`);
+    });
+  }
+
+  private receive(data: unknown): void {
+    const claim = data as { op?: unknown; id?: unknown; node?: unknown } | null;
+    if (claim?.op !== 'claim' || typeof claim.id !== 'string' || typeof claim.node !== 'string') return;
+    if (claim.node === this.options.link.nodeId) return;
+    this.remember(claim.id, claim.node);
+    // Negotiated here, started elsewhere: the local connection will never start.
+    const local = this.local(claim.id);
+    if (local && local.state === 'new' && local.transportKind === undefined) local.dispose();
+  }
+
+  private remember(connectionId: string, node: string): void {
+    const now = Date.now();
+    this.claims.delete(connectionId);
+    this.claims.set(connectionId, { node, until: now + this.options.adoptionWindow });
+    // Insertion order is time order: drop the expired (and, past the cap, the oldest) from the front.
+    for (const [id, claim] of this.claims) {
+      if (claim.until > now && this.claims.size <= MAX_CLAIMS) break;
+      this.claims.delete(id);
+    }
+  }
+}
+
+function parseClaims(text: string): TokenClaims | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(value) || value.length !== 7 || value[0] !== 1) return undefined;
+  const [, connectionId, userId, path, version, stateful, issuedAt] = value as unknown[];
+  if (typeof connectionId !== 'string' || typeof path !== 'string') return undefined;
+  if (userId !== null && typeof userId !== 'string') return undefined;
+  if (typeof version !== 'number' || typeof issuedAt !== 'number' || (stateful !== 0 && stateful !== 1)) {
+    return undefined;
+  }
+  return {
+    connectionId,
+    userId: userId ?? undefined,
+    path,
+    negotiateVersion: version,
+    statefulReconnect: stateful === 1,
+    issuedAt,
+  };
+}

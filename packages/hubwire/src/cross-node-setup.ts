@@ -1,0 +1,47 @@
+// Wires connections on any node (connection/cross-node.ts) to a backplane: connection tokens are signed with a key
+// set the nodes share through the backplane's database, and the nodes' claims travel as notices on the backplane.
+
+import type { Backplane } from './backplane/backplane.js';
+import { SharedKeys } from './backplane/shared-keys.js';
+import { EnvelopeKind } from './bus/envelope.js';
+import { CLAIMS_KEY, CONNECTION_KEYS_PURPOSE, type CrossNodeOptions } from './connection/cross-node.js';
+
+/** How long after negotiate a token may start its connection on another node, by default (ms). */
+export const DEFAULT_ADOPTION_WINDOW = 60_000;
+
+/**
+ * The options of connections on any node over `backplane`, and what to close with the server; undefined (and an
+ * error reported) when its store keeps no keys: then tokens stay random and each works on its own node only.
+ */
+export function crossNodeSetup(
+  backplane: Backplane,
+  adoptionWindow: number,
+  reportError: (error: unknown, where: string) => void,
+): { options: CrossNodeOptions; close(): void } | undefined {
+  const keys = SharedKeys.for(backplane, CONNECTION_KEYS_PURPOSE, reportError);
+  if (!keys) {
+    reportError(
+      new Error(
+        `The ${backplane.store.kind} backplane store keeps no keys: connection tokens work only on the node that negotiated them (use sticky sessions).`,
+      ),
+      'connections on any node',
+    );
+    return undefined;
+  }
+  return {
+    options: {
+      keys,
+      adoptionWindow,
+      reportError,
+      link: {
+        nodeId: backplane.nodeId,
+        publish: (data) => backplane.publish({ kind: EnvelopeKind.Notice, hub: CLAIMS_KEY, data }),
+        listen: (handler) =>
+          backplane.register(CLAIMS_KEY, (envelope) => {
+            if (envelope.kind === EnvelopeKind.Notice) handler(envelope.data);
+          }),
+      },
+    },
+    close: () => keys.close(),
+  };
+}

@@ -1,0 +1,121 @@
+// Connections on any node (issue 15, first slice): with a backplane, negotiate on one node answers with a token
+// every node can verify, so the connection's WebSocket may land on another node. Forged, other-user, expired and
+// spent tokens are refused on every node; `stickySessions: true` keeps tokens local (ASP.NET Core's behaviour).
+
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { Backplane, getAccessToken, Hubwire, MemoryDatabase, MemoryStore } from 'hubwire';
+import { TestHub } from '../helpers/test-hub.js';
+import { waitFor } from '../helpers/wait.js';
+import {
+  bearer,
+  HubSocket,
+  negotiate,
+  RawSocket,
+  RS,
+  type Target,
+  upgradeStatus,
+  wsUrl,
+} from '../helpers/wire-client.js';
+
+const servers: Hubwire[] = [];
+after(async () => {
+  await Promise.all(servers.map((hubwire) => hubwire.close()));
+});
+
+async function cluster(options: { stickySessions?: boolean; tokenAdoptionWindow?: number } = {}) {
+  const database = new MemoryDatabase();
+  const nodes: (Target & { hubwire: Hubwire })[] = [];
+  for (let i = 0; i < 2; i++) {
+    const backplane = new Backplane(new MemoryStore(database), { onError: () => {} });
+    const hubwire = new Hubwire({
+      backplane,
+      authenticate: (request) => {
+        const token = getAccessToken(request);
+        return token ? { id: token } : undefined;
+      },
+      onError: () => {},
+      ...options,
+    });
+    hubwire.mapHub('/test', TestHub);
+    servers.push(hubwire);
+    await hubwire.ready();
+    const port = await hubwire.listen(0);
+    nodes.push({ hubwire, port, url: `http://127.0.0.1:${port}/test` });
+  }
+  return nodes as [(typeof nodes)[number], (typeof nodes)[number]];
+}
+
+/** Opens the WebSocket of a token on `server` and completes the JSON handshake. */
+async function connectWith(server: Target, token: string, headers: Record<string, string> = {}): Promise<HubSocket> {
+  const socket = new HubSocket(await RawSocket.open(wsUrl(server, token), headers), 'json', token);
+  socket.raw.send(`${JSON.stringify({ protocol: 'json', version: 1 })}${RS}`);
+  assert.deepEqual((await socket.handshakeReply()).value, {});
+  return socket;
+}
+
+describe('connections on any node', () => {
+  test('negotiate on A, WebSocket on B: the connection lives on B and works both ways', async () => {
+    const [a, b] = await cluster();
+    const negotiated = await negotiate(a, 'negotiateVersion=1', bearer('alice'));
+    const token = negotiated.connectionToken as string;
+    assert.notEqual(token, negotiated.connectionId, 'the token is not the public id');
+    assert.ok(!token.includes(negotiated.connectionId) || token.length > 60, 'the token is signed, not the id');
+    const socket = await connectWith(b, token, bearer('alice'));
+    socket.invoke('1', 'echo', ['hi']);
+    await socket.expectResult('1', 'hi');
+    socket.invoke('2', 'getConnectionId', []);
+    await socket.expectResult('2', negotiated.connectionId);
+    socket.invoke('3', 'getUserId', []);
+    await socket.expectResult('3', 'alice');
+    // The node that negotiated let its unused connection go once it heard the claim.
+    await waitFor(() => a.hubwire.metrics.snapshot().connections.total === 0, 2000, 'A to hold nothing');
+    assert.equal(b.hubwire.metrics.snapshot().connections.total, 1);
+    socket.raw.terminate();
+  });
+
+  test('forged, other-user, spent and expired tokens are refused on every node', async () => {
+    const [a, b] = await cluster({ tokenAdoptionWindow: 400 });
+    const token = (await negotiate(a, 'negotiateVersion=1', bearer('alice'))).connectionToken as string;
+    // Forged: one character of the payload changed, or a MAC that is not ours.
+    const [payload = '', mac = ''] = token.split('.');
+    const flipped = `${payload.slice(0, -2)}${payload.at(-2) === 'A' ? 'B' : 'A'}${payload.at(-1)}.${mac}`;
+    for (const node of [a, b]) {
+      assert.equal(await upgradeStatus(wsUrl(node, flipped), bearer('alice')), 404);
+      assert.equal(await upgradeStatus(wsUrl(node, `${payload}.${'A'.repeat(22)}`), bearer('alice')), 404);
+      assert.equal(await upgradeStatus(wsUrl(node, 'not-a-token'), bearer('alice')), 404);
+    }
+    // Another user (or nobody) presenting alice's token.
+    assert.equal(await upgradeStatus(wsUrl(b, token), bearer('mallory')), 403);
+    assert.equal(await upgradeStatus(wsUrl(b, token)), 403);
+    // Spent: once the connection started on B, neither A nor B starts another with it.
+    const socket = await connectWith(b, token, bearer('alice'));
+    socket.invoke('1', 'echo', [1]);
+    await socket.expectResult('1', 1);
+    await waitFor(async () => (await upgradeStatus(wsUrl(a, token), bearer('alice'))) === 409, 2000, 'A to refuse');
+    assert.equal(await upgradeStatus(wsUrl(b, token), bearer('alice')), 409);
+    socket.raw.terminate();
+    // Expired: a token not used within the adoption window starts nothing on another node.
+    const late = (await negotiate(a, 'negotiateVersion=1', bearer('alice'))).connectionToken as string;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(await upgradeStatus(wsUrl(b, late), bearer('alice')), 404);
+  });
+
+  test('a token of one hub does not open another hub', async () => {
+    const [a, b] = await cluster();
+    b.hubwire.mapHub('/other', TestHub);
+    const token = (await negotiate(a, 'negotiateVersion=1', bearer('alice'))).connectionToken as string;
+    const other = { port: b.port, url: `http://127.0.0.1:${b.port}/other` };
+    assert.equal(await upgradeStatus(wsUrl(other, token), bearer('alice')), 404);
+  });
+
+  test('stickySessions: true keeps tokens on the node that issued them', async () => {
+    const [a, b] = await cluster({ stickySessions: true });
+    const token = (await negotiate(a, 'negotiateVersion=1', bearer('alice'))).connectionToken as string;
+    assert.equal(await upgradeStatus(wsUrl(b, token), bearer('alice')), 404);
+    const socket = await connectWith(a, token, bearer('alice'));
+    socket.invoke('1', 'echo', ['ok']);
+    await socket.expectResult('1', 'ok');
+    socket.raw.terminate();
+  });
+});
