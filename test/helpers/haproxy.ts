@@ -31,6 +31,16 @@ export interface HaproxyOptions {
   backends: number[];
   /** `roundrobin` (default) or `source` (sticky by client address: every local client goes to one server). */
   balance?: 'roundrobin' | 'source';
+  /**
+   * Log each request as soon as the server's response headers arrive (`option logasap`) rather than when it ends:
+   * a WebSocket upgrade (101) is then in `requests` while its tunnel is open, in the order the requests were answered.
+   */
+  logAsap?: boolean;
+  /**
+   * Pages HAProxy answers itself (path → HTML, each under HAProxy's 16 kB buffer), so that a browser loads them from
+   * the proxy's origin, as the hub's own requests; they reach no server (logged with server -1).
+   */
+  pages?: Record<string, string>;
 }
 
 export interface Haproxy {
@@ -69,7 +79,7 @@ function accepts(port: number): Promise<boolean> {
   });
 }
 
-function config(port: number, socket: string, options: HaproxyOptions): string {
+function config(port: number, socket: string, options: HaproxyOptions, pageFiles: [string, string][]): string {
   return `global
   maxconn 2000
   stats socket ${socket} mode 600 level admin
@@ -91,10 +101,10 @@ defaults
   timeout tunnel 120s
   timeout http-request 10s
   timeout http-keep-alive 120s
-
+${options.logAsap ? '  option logasap\n' : ''}
 frontend hub
   bind 127.0.0.1:${port}
-  default_backend nodes
+${pageFiles.map(([path, file]) => `  http-request return status 200 content-type "text/html; charset=utf-8" file ${file} if { path ${path} }\n`).join('')}  default_backend nodes
 
 backend nodes
   balance ${options.balance ?? 'roundrobin'}
@@ -109,12 +119,19 @@ export async function startRoundRobin(options: HaproxyOptions, timeoutMs = 10_00
   if (options.backends.length === 0) throw new Error('startRoundRobin: no backends');
   const dir = await mkdtemp(join(tmpdir(), 'hubwire-haproxy-'));
   const admin = join(dir, 'admin.sock');
+  const pageFiles = await Promise.all(
+    Object.entries(options.pages ?? {}).map(async ([path, html], i): Promise<[string, string]> => {
+      const file = join(dir, `page-${i}.html`);
+      await writeFile(file, html);
+      return [path, file];
+    }),
+  );
   let lastError: Error | undefined;
   // The frontend port is picked free, then bound by HAProxy: another process may take it in between; try again then.
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
     const file = join(dir, 'haproxy.cfg');
-    await writeFile(file, config(port, admin, options));
+    await writeFile(file, config(port, admin, options, pageFiles));
     const child = spawn(HAPROXY, ['-f', file, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] });
     const killOnExit = () => child.kill('SIGKILL');
     process.once('exit', killOnExit);
