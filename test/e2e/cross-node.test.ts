@@ -9,10 +9,13 @@ import { TestHub } from '../helpers/test-hub.js';
 import { waitFor } from '../helpers/wait.js';
 import {
   bearer,
+  connUrl,
   HubSocket,
   negotiate,
   RawSocket,
   RS,
+  request,
+  SseStream,
   type Target,
   upgradeStatus,
   wsUrl,
@@ -107,6 +110,80 @@ describe('connections on any node', () => {
     const token = (await negotiate(a, 'negotiateVersion=1', bearer('alice'))).connectionToken as string;
     const other = { port: b.port, url: `http://127.0.0.1:${b.port}/other` };
     assert.equal(await upgradeStatus(wsUrl(other, token), bearer('alice')), 404);
+  });
+
+  test('Server-Sent Events: the stream on B, the POSTs on A and B alike; in order, results on the stream', async () => {
+    const [a, b] = await cluster();
+    const token = (await negotiate(a, 'negotiateVersion=1', bearer('alice'))).connectionToken as string;
+    const stream = await SseStream.open(connUrl(b, token), bearer('alice'));
+    const post = (node: Target, body: string) =>
+      request('POST', connUrl(node, token), { headers: bearer('alice'), body });
+    assert.equal((await post(a, `${JSON.stringify({ protocol: 'json', version: 1 })}${RS}`)).status, 200);
+    assert.equal(await stream.events.next('handshake reply'), `{}${RS}`);
+    // Sends alternate between the nodes; each POST is answered once the holder (B) took it, so order is kept.
+    for (let i = 0; i < 10; i++) {
+      const node = i % 2 ? b : a;
+      const invocation = { type: 1, invocationId: String(i), target: 'add', arguments: [i, 1] };
+      assert.equal((await post(node, `${JSON.stringify(invocation)}${RS}`)).status, 200);
+    }
+    const results: unknown[] = [];
+    while (results.length < 10) {
+      const text = await stream.events.next('completions');
+      for (const part of text.split(RS).filter(Boolean)) {
+        const message = JSON.parse(part) as { type: number; invocationId?: string; result?: unknown };
+        if (message.type === 3) results.push([message.invocationId, message.result]);
+      }
+    }
+    assert.deepEqual(
+      results,
+      Array.from({ length: 10 }, (_, i) => [String(i), i + 1]),
+    );
+    // A second event stream with the same token is refused on either node.
+    for (const node of [a, b]) {
+      const second = await request('GET', connUrl(node, token), {
+        headers: { ...bearer('alice'), Accept: 'text/event-stream' },
+      });
+      assert.equal(second.status, 409);
+    }
+    // Another user's POST with the token is refused wherever it lands.
+    assert.equal((await request('POST', connUrl(a, token), { headers: bearer('mallory'), body: 'x' })).status, 403);
+    stream.close();
+  });
+
+  test('long polling: polls, sends and the DELETE on either node; nothing lost, nothing twice, in order', async () => {
+    const [a, b] = await cluster();
+    const token = (await negotiate(a, 'negotiateVersion=1', bearer('alice'))).connectionToken as string;
+    const poll = (node: Target) => request('GET', connUrl(node, token), { headers: bearer('alice') });
+    const post = (node: Target, body: string) =>
+      request('POST', connUrl(node, token), { headers: bearer('alice'), body });
+    // The first poll starts the connection on B; the handshake is sent through A.
+    assert.deepEqual([(await poll(b)).status], [200]);
+    assert.equal((await post(a, `${JSON.stringify({ protocol: 'json', version: 1 })}${RS}`)).status, 200);
+    const received: string[] = [];
+    const drain = async (node: Target) => {
+      const answer = await poll(node);
+      assert.equal(answer.status, 200);
+      received.push(...answer.body.split(RS).filter(Boolean));
+    };
+    await drain(a);
+    assert.deepEqual(received.shift(), '{}', 'the handshake reply, polled through A');
+    for (let i = 0; i < 6; i++) {
+      const invocation = { type: 1, invocationId: String(i), target: 'add', arguments: [i, 1] };
+      assert.equal((await post(i % 2 ? a : b, `${JSON.stringify(invocation)}${RS}`)).status, 200);
+      await drain(i % 2 ? b : a);
+    }
+    const completions = received
+      .map((text) => JSON.parse(text) as { type: number; invocationId?: string; result?: unknown })
+      .filter((message) => message.type === 3)
+      .map((message) => [message.invocationId, message.result]);
+    assert.deepEqual(
+      completions,
+      Array.from({ length: 6 }, (_, i) => [String(i), i + 1]),
+    );
+    // DELETE through A stops the connection held by B.
+    assert.equal((await request('DELETE', connUrl(a, token), { headers: bearer('alice') })).status, 202);
+    await waitFor(() => b.hubwire.metrics.snapshot().connections.total === 0, 2000, 'B to drop the connection');
+    assert.equal((await poll(a)).status, 404);
   });
 
   test('stickySessions: true keeps tokens on the node that issued them', async () => {

@@ -36,6 +36,15 @@ export function crossNodeSetup(
       link: {
         nodeId: backplane.nodeId,
         publish: (data) => backplane.publish({ kind: EnvelopeKind.Notice, hub: CLAIMS_KEY, data }),
+        publishCommitted: async (data) => {
+          await backplane.publish({ kind: EnvelopeKind.Notice, hub: CLAIMS_KEY, data });
+          await backplane.whenCommitted(backplane.accepted);
+        },
+        barrier: async (timeoutMs) => {
+          const store = backplane.store;
+          const heads = await Promise.all(Array.from({ length: store.streamCount }, (_, stream) => store.top(stream)));
+          return backplane.waitFor(heads, timeoutMs);
+        },
         listen: (handler) =>
           backplane.register(CLAIMS_KEY, (envelope) => {
             if (envelope.kind === EnvelopeKind.Notice) handler(envelope.data);

@@ -9,6 +9,7 @@
 import type { KeySource } from '../util/token-protector.js';
 import { TokenProtector } from '../util/token-protector.js';
 import type { HttpConnection } from './connection.js';
+import { RemoteRequests } from './remote-requests.js';
 
 /** The purpose of the HMAC of connection tokens, and of the key set they are signed with. */
 export const CONNECTION_TOKEN_PURPOSE = 'hubwire.connection-token';
@@ -36,8 +37,22 @@ export interface TokenClaims {
 /** How the nodes tell each other (the server wires it to the backplane). */
 export interface ClusterLink {
   readonly nodeId: string;
+  /** Resolves once the message is accepted (it is written in this node's order). */
   publish(data: unknown): Promise<void>;
+  /** Resolves once the message is committed: any node that reads up to the stream heads from now on sees it. */
+  publishCommitted(data: unknown): Promise<void>;
+  /** Resolves true once this node has read everything committed before the call (false after `timeoutMs`). */
+  barrier(timeoutMs: number): Promise<boolean>;
   listen(handler: (data: unknown) => void): void;
+}
+
+/** A token that verified: its claims, whether a connection already started with it, and whether it is too old to. */
+export interface VerifiedToken {
+  claims: TokenClaims;
+  /** A transport started with it (on this node or, as far as this node has read, on another). */
+  spent: boolean;
+  /** Older than the adoption window: it cannot start a connection on a node that did not issue it. */
+  expired: boolean;
 }
 
 export interface CrossNodeOptions {
@@ -61,8 +76,12 @@ interface Claim {
 
 export class CrossNodeConnections {
   private readonly protector: TokenProtector;
+  /** Requests of connections held by another node, forwarded there; and the others' requests for ours. */
+  readonly remote: RemoteRequests;
   /** Connection ids whose token was used (here or elsewhere), within the adoption window. */
   private readonly claims = new Map<string, Claim>();
+  /** Connections this node held that ended, with when (bounded, like the claims): it answers their requests 404. */
+  private readonly ended = new Map<string, number>();
 
   constructor(
     private readonly options: CrossNodeOptions,
@@ -70,7 +89,20 @@ export class CrossNodeConnections {
     private readonly local: (connectionId: string) => HttpConnection | undefined,
   ) {
     this.protector = new TokenProtector(options.keys);
-    options.link.listen((data) => this.receive(data));
+    this.remote = new RemoteRequests(
+      options.link,
+      {
+        connection: (connectionId, path) => {
+          const connection = local(connectionId);
+          return connection && connection.endpointPath.toLowerCase() === path ? connection : undefined;
+        },
+        endedHere: (connectionId) => this.ended.has(connectionId),
+      },
+      options.reportError,
+    );
+    options.link.listen((data) => {
+      if (!this.remote.receive(data)) this.receive(data);
+    });
   }
 
   /** A signed token for a new connection; undefined while the shared keys are not loaded (the token stays local). */
@@ -91,8 +123,8 @@ export class CrossNodeConnections {
     }
   }
 
-  /** The claims of a token this node can verify, or a refusal. */
-  read(token: string, now = Date.now()): TokenClaims | Refusal {
+  /** A token this node can verify, or a refusal (forged: 404; keys not loaded: 503). */
+  read(token: string, now = Date.now()): VerifiedToken | Refusal {
     let text: string | undefined;
     try {
       text = this.protector.unprotect(CONNECTION_TOKEN_PURPOSE, token);
@@ -101,23 +133,43 @@ export class CrossNodeConnections {
     }
     const claims = text === undefined ? undefined : parseClaims(text);
     if (!claims) return { status: 404, message: 'No Connection with that ID' };
-    if (now - claims.issuedAt > this.options.adoptionWindow) {
-      return { status: 404, message: 'No Connection with that ID (its token expired before the connection started).' };
-    }
-    if (this.claims.has(claims.connectionId)) {
-      return { status: 409, message: 'This connection token was already used.' };
-    }
-    return claims;
+    return {
+      claims,
+      spent: this.claims.has(claims.connectionId),
+      expired: now - claims.issuedAt > this.options.adoptionWindow,
+    };
   }
 
-  /** A transport started for `connection` on this node: the others refuse its token from now on. */
-  claim(connection: HttpConnection): void {
-    if (connection.negotiateVersion < 1) return; // version 0 has no token
+  /** Waits until this node has read every claim committed so far (before adopting a connection: see claim()). */
+  async caughtUp(): Promise<void> {
+    await this.options.link.barrier(2000);
+  }
+
+  /**
+   * A transport started for `connection` on this node: the others refuse its token for another start, and forward
+   * its requests here. Resolves once the claim is committed: a node that catches up (caughtUp) before adopting a
+   * connection sees it, so a client's next request, sent after this one's answer, never starts a second copy.
+   */
+  claim(connection: HttpConnection): Promise<void> {
+    if (connection.negotiateVersion < 1) return Promise.resolve(); // version 0 has no token
     const node = this.options.link.nodeId;
     this.remember(connection.connectionId, node);
-    this.options.link.publish({ op: 'claim', id: connection.connectionId, node }).catch((error: unknown) => {
-      this.options.reportError(error, `telling other nodes that connection '${connection.connectionId}' started here`);
+    connection.onClose(() => {
+      const now = Date.now();
+      this.ended.set(connection.connectionId, now);
+      for (const [id, at] of this.ended) {
+        if (now - at < this.options.adoptionWindow * 2 && this.ended.size <= MAX_CLAIMS) break;
+        this.ended.delete(id);
+      }
     });
+    return this.options.link
+      .publishCommitted({ op: 'claim', id: connection.connectionId, node })
+      .catch((error: unknown) => {
+        this.options.reportError(
+          error,
+          `telling other nodes that connection '${connection.connectionId}' started here`,
+        );
+      });
   }
 
   private receive(data: unknown): void {

@@ -11,7 +11,12 @@ import { attachWebSocket } from '../transports/websocket.js';
 import type { HttpConnection } from './connection.js';
 import { ConnectionManager } from './connection-manager.js';
 import { answerByOrigin, checkOrigin } from './cors.js';
-import { CrossNodeConnections, type CrossNodeOptions } from './cross-node.js';
+import { CrossNodeConnections, type CrossNodeOptions, type VerifiedToken } from './cross-node.js';
+import { SEND_MS } from './remote-requests.js';
+
+/** What a transport request does with its connection: start a WebSocket or an event stream, poll, or send / stop. */
+type TokenUse = 'websocket' | 'stream' | 'poll' | 'request';
+
 import type { Endpoint } from './endpoint.js';
 import { buildNegotiateResponse, parseNegotiateVersion } from './negotiate.js';
 import { requestInfo } from './request-info.js';
@@ -222,13 +227,16 @@ export class HttpDispatcher {
 
     const token = url.searchParams.get('id');
     if (!token) throw new HttpError(400, 'Connection ID required');
-    // A GET may start a connection negotiated on another node (its event stream or first poll).
-    const connection = await this.connectionFor(endpoint, token, request, method === 'GET');
+    const accept = request.headers.accept ?? '';
+    const kind = accept.includes('text/event-stream') ? 'ServerSentEvents' : 'LongPolling';
+    const use: TokenUse = method === 'GET' ? (kind === 'ServerSentEvents' ? 'stream' : 'poll') : 'request';
+    const found = await this.connectionFor(endpoint, token, request, use);
+    // Held by another node: its requests are served there.
+    if ('held' in found) return this.forward(endpoint, found.held, method, request, response);
+    const connection = found;
 
     switch (method) {
       case 'GET': {
-        const accept = request.headers.accept ?? '';
-        const kind = accept.includes('text/event-stream') ? 'ServerSentEvents' : 'LongPolling';
         if (!endpoint.settings.transports.includes(kind)) throw new HttpError(404, `${kind} is not allowed here.`);
         if (kind === 'ServerSentEvents') {
           if (connection.transportKind === 'ServerSentEvents') {
@@ -245,7 +253,8 @@ export class HttpDispatcher {
         if (connection.transportKind === undefined) {
           connection.connectRequest = requestInfo(request);
           startLongPolling(connection, endpoint.settings.longPollTimeout);
-          this.ensureApplication(endpoint, connection);
+          // The next poll may reach another node: it must know this one holds the connection by then.
+          await this.ensureApplication(endpoint, connection);
         } else if (connection.transportKind !== 'LongPolling') {
           throw new HttpError(400, `Cannot change transports mid-connection (${connection.transportKind} in use).`);
         }
@@ -286,34 +295,77 @@ export class HttpDispatcher {
   }
 
   /**
-   * The connection a transport request names: this node's, or (`mayAdopt`, with connections on any node) one
-   * negotiated on another node, created here from its verified token. Either way the request must come from the
-   * user who negotiated it.
+   * The connection a transport request names: this node's; or, with connections on any node, one negotiated on
+   * another node that this request starts here (`use` a stream or a poll: created from its verified token); or one
+   * another node holds (`held`: a poll or a request the dispatcher forwards there). Either way the request must come
+   * from the user who negotiated it.
    */
   private async connectionFor(
     endpoint: Endpoint,
     token: string,
     request: IncomingMessage,
-    mayAdopt: boolean,
-  ): Promise<HttpConnection> {
-    const local = this.manager.get(token);
+    use: TokenUse,
+  ): Promise<HttpConnection | { held: VerifiedToken }> {
+    const crossNode = this.crossNode;
+    let local = this.manager.get(token);
+    if (local && crossNode && local.negotiateVersion >= 1 && local.transportKind === undefined) {
+      // Negotiated here, maybe started elsewhere: read the others' claims first (a claim disposes this copy).
+      await crossNode.caughtUp();
+      if (local.state === 'closed') local = undefined;
+    }
     if (local) {
       if (local.endpointPath !== endpoint.path) throw new HttpError(404, 'No Connection with that ID');
       await this.checkSameUser(endpoint, local, request);
       return local;
     }
-    if (!this.crossNode || !mayAdopt) throw new HttpError(404, 'No Connection with that ID');
-    const claims = this.crossNode.read(token);
-    if ('status' in claims) throw new HttpError(claims.status, claims.message);
+    if (!crossNode) throw new HttpError(404, 'No Connection with that ID');
+    let verified = crossNode.read(token);
+    if ('status' in verified) throw new HttpError(verified.status, verified.message);
+    const claims = verified.claims;
     if (claims.path !== endpoint.path.toLowerCase()) throw new HttpError(404, 'No Connection with that ID');
     const user = await this.authenticate(endpoint, request);
     if (this.options.userIdOf(user) !== claims.userId) {
       throw new HttpError(403, 'The connection belongs to another user.');
     }
-    const connection = this.manager.adopt(claims.connectionId, token, endpoint.path, claims.negotiateVersion, user);
-    connection.statefulReconnect = claims.statefulReconnect && endpoint.settings.allowStatefulReconnects;
-    this.applyLimits(endpoint, connection);
-    return connection;
+    if (use !== 'request' && !verified.spent && !verified.expired) {
+      await crossNode.caughtUp();
+      const again = crossNode.read(token);
+      if ('status' in again) throw new HttpError(again.status, again.message);
+      verified = again;
+      if (!verified.spent) {
+        const connection = this.manager.adopt(claims.connectionId, token, endpoint.path, claims.negotiateVersion, user);
+        connection.statefulReconnect = claims.statefulReconnect && endpoint.settings.allowStatefulReconnects;
+        this.applyLimits(endpoint, connection);
+        return connection;
+      }
+    }
+    if (use === 'websocket' || use === 'stream') {
+      if (verified.spent) throw new HttpError(409, 'This connection token was already used.');
+      throw new HttpError(404, 'No Connection with that ID (its token expired before the connection started).');
+    }
+    return { held: verified };
+  }
+
+  /** Serves a request of a connection another node holds, through that node (remote-requests.ts). */
+  private async forward(
+    endpoint: Endpoint,
+    token: VerifiedToken,
+    method: string,
+    request: IncomingMessage,
+    response: ServerResponse,
+  ): Promise<void> {
+    const remote = (this.crossNode as CrossNodeConnections).remote;
+    const { connectionId, path } = token.claims;
+    if (method === 'GET') {
+      await remote.forwardPoll(connectionId, path, endpoint.settings.longPollTimeout, request, response);
+      return;
+    }
+    if (method !== 'POST' && method !== 'DELETE') throw new HttpError(405, `Method ${method} is not allowed.`);
+    const body = method === 'POST' ? await readBody(request, endpoint.settings.maxRequestBodySize) : undefined;
+    if (!body) request.resume();
+    const answer = await remote.forward(connectionId, path, body ? 'send' : 'stop', body, SEND_MS);
+    if (answer.status >= 300) throw new HttpError(answer.status, answer.message ?? '');
+    respond(response, answer.status, answer.status === 202 ? '' : undefined);
   }
 
   /** A transport request must come from the user who negotiated the connection. */
@@ -356,11 +408,12 @@ export class HttpDispatcher {
     };
   }
 
-  private ensureApplication(endpoint: Endpoint, connection: HttpConnection): void {
-    if (connection.application) return;
+  /** Creates the connection's application when its transport starts; resolves once other nodes can know it is here. */
+  private ensureApplication(endpoint: Endpoint, connection: HttpConnection): Promise<void> {
+    if (connection.application) return Promise.resolve();
     connection.application = endpoint.createApplication(connection);
-    // Its token is spent: other nodes refuse it from now on.
-    this.crossNode?.claim(connection);
+    // Its token is spent: other nodes refuse it for another start, and forward its requests here.
+    return this.crossNode?.claim(connection) ?? Promise.resolve();
   }
 
   /** Handles an upgrade if it belongs to one of the endpoints; returns false otherwise. */
@@ -397,7 +450,9 @@ export class HttpDispatcher {
       const user = await this.authenticate(endpoint, request);
       connection = this.create(endpoint, 0, undefined, user);
     } else {
-      connection = await this.connectionFor(endpoint, token, request, true);
+      const found = await this.connectionFor(endpoint, token, request, 'websocket');
+      if ('held' in found) throw new HttpError(409, 'This connection token was already used.');
+      connection = found;
       if (connection.transportKind !== undefined && connection.transportKind !== 'WebSockets') {
         throw new HttpError(400, `Cannot change transports mid-connection (${connection.transportKind} in use).`);
       }

@@ -4,6 +4,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { DrainWaiters, type Transport, type TransportHost } from './transport.js';
 
+/**
+ * Where a poll's answer goes: an HTTP response here, or (a poll that reached another node, connection/remote-
+ * requests.ts) a reply through the backplane. `onAbandoned` hears the poll's client giving up before the answer.
+ */
+export interface PollSink {
+  answer(status: 200 | 204, body: Buffer | undefined, binary: boolean): void;
+  onAbandoned(listener: () => void): void;
+}
+
 export class LongPollingTransport implements Transport {
   readonly kind = 'LongPolling' as const;
   private buffered: Buffer[] = [];
@@ -13,7 +22,7 @@ export class LongPollingTransport implements Transport {
     () => this.bufferedTotal,
     () => this.aborted || this.closing,
   );
-  private pending: { response: ServerResponse; timer: NodeJS.Timeout } | undefined;
+  private pending: { sink: PollSink; timer: NodeJS.Timeout } | undefined;
   private started = false;
   private closing = false;
   private binary = false;
@@ -57,6 +66,14 @@ export class LongPollingTransport implements Transport {
 
   /** Handles one poll request. */
   poll(request: IncomingMessage, response: ServerResponse): void {
+    this.pollInto({
+      answer: (status, body, binary) => respond(response, status, body, binary),
+      onAbandoned: (listener) => request.on('close', () => listener()),
+    });
+  }
+
+  /** Handles one poll, wherever it came from. */
+  pollInto(sink: PollSink): void {
     const connection = this.connection;
     // A new poll supersedes a pending one (its client has given up on it).
     if (this.pending) this.finish(204);
@@ -64,25 +81,25 @@ export class LongPollingTransport implements Transport {
     if (!this.started) {
       // The first poll answers at once: the client's start() waits for it.
       this.started = true;
-      this.respond(response, 200, undefined);
+      sink.answer(200, undefined, this.binary);
       return;
     }
     if (this.buffered.length > 0) {
-      this.respond(response, 200, this.take());
+      sink.answer(200, this.take(), this.binary);
       return;
     }
     if (this.closing) {
-      this.respond(response, 204, undefined);
+      sink.answer(204, undefined, this.binary);
       connection.dispose();
       return;
     }
     const timer = setTimeout(() => {
-      if (this.pending?.response === response) this.finish(200);
+      if (this.pending?.sink === sink) this.finish(200);
     }, this.pollTimeout);
-    this.pending = { response, timer };
+    this.pending = { sink, timer };
     connection.state = 'active';
-    request.on('close', () => {
-      if (this.pending?.response !== response) return;
+    sink.onAbandoned(() => {
+      if (this.pending?.sink !== sink) return;
       // The client went away mid-poll: keep the data for its next poll.
       clearTimeout(timer);
       this.pending = undefined;
@@ -115,11 +132,11 @@ export class LongPollingTransport implements Transport {
     if (!pending) return;
     this.pending = undefined;
     clearTimeout(pending.timer);
-    if (status === 200 && this.buffered.length > 0) this.respond(pending.response, 200, this.take());
+    if (status === 200 && this.buffered.length > 0) pending.sink.answer(200, this.take(), this.binary);
     else if (this.closing || status === 204) {
-      this.respond(pending.response, 204, undefined);
+      pending.sink.answer(204, undefined, this.binary);
       if (this.closing) this.connection.dispose();
-    } else this.respond(pending.response, 200, undefined);
+    } else pending.sink.answer(200, undefined, this.binary);
     this.idle();
   }
 
@@ -127,17 +144,18 @@ export class LongPollingTransport implements Transport {
     if (this.connection.state === 'active') this.connection.state = 'detached';
     this.connection.lastSeen = Date.now();
   }
+}
 
-  private respond(response: ServerResponse, status: number, body: Buffer | undefined): void {
-    if (response.writableEnded) return;
-    const headers: Record<string, string | number> = {
-      'Content-Type': this.binary ? 'application/octet-stream' : 'text/plain; charset=utf-8',
-      'Cache-Control': 'no-cache',
-    };
-    headers['Content-Length'] = body ? body.length : 0;
-    response.writeHead(status, headers);
-    response.end(body);
-  }
+/** Writes a poll's answer as HTTP. */
+export function respond(response: ServerResponse, status: number, body: Buffer | undefined, binary: boolean): void {
+  if (response.writableEnded) return;
+  const headers: Record<string, string | number> = {
+    'Content-Type': binary ? 'application/octet-stream' : 'text/plain; charset=utf-8',
+    'Cache-Control': 'no-cache',
+  };
+  headers['Content-Length'] = body ? body.length : 0;
+  response.writeHead(status, headers);
+  response.end(body);
 }
 
 export function startLongPolling(connection: TransportHost, pollTimeout: number): LongPollingTransport {
