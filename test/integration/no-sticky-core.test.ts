@@ -7,7 +7,7 @@
 // connection works when they differ. Then, between clients whose WebSockets are on different nodes: broadcasts,
 // sends to users, groups (join, send, leave), sends by connection id and client results, each delivered once and
 // in each sender's order. Last, tokens: forged, another user's and spent ones are refused by every node directly.
-// Server-Sent Events and long polling across nodes are not covered here (not built yet).
+// Server-Sent Events and long polling across nodes: no-sticky-core-http.test.ts.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
