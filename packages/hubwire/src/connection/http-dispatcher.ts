@@ -12,14 +12,16 @@ import type { HttpConnection } from './connection.js';
 import { ConnectionManager } from './connection-manager.js';
 import { answerByOrigin, checkOrigin } from './cors.js';
 import { CrossNodeConnections, type CrossNodeOptions, type VerifiedToken } from './cross-node.js';
+import type { Endpoint } from './endpoint.js';
+import { destroySocket, HttpError, parseUrl, readBody, rejectUpgrade, respond } from './http-util.js';
+import { buildNegotiateResponse, parseNegotiateVersion } from './negotiate.js';
 import { SEND_MS } from './remote-requests.js';
+import { requestInfo } from './request-info.js';
+
+export { rejectUpgrade } from './http-util.js';
 
 /** What a transport request does with its connection: start a WebSocket or an event stream, poll, or send / stop. */
 type TokenUse = 'websocket' | 'stream' | 'poll' | 'request';
-
-import type { Endpoint } from './endpoint.js';
-import { buildNegotiateResponse, parseNegotiateVersion } from './negotiate.js';
-import { requestInfo } from './request-info.js';
 
 export type Authenticate = (request: IncomingMessage) => unknown | Promise<unknown>;
 
@@ -33,88 +35,6 @@ export interface DispatcherOptions {
   meter?: ServerMeter;
   /** With a backplane and no sticky sessions: tokens every node verifies, and connections started on any node. */
   crossNode?: CrossNodeOptions;
-}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-function respond(response: ServerResponse, status: number, body = '', contentType = 'text/plain; charset=utf-8'): void {
-  if (response.headersSent) {
-    if (!response.writableEnded) response.end();
-    return;
-  }
-  response.writeHead(status, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body) });
-  response.end(body);
-}
-
-export function rejectUpgrade(socket: Duplex, status: number, message: string): void {
-  const reason = {
-    400: 'Bad Request',
-    401: 'Unauthorized',
-    403: 'Forbidden',
-    404: 'Not Found',
-    409: 'Conflict',
-    500: 'Internal Server Error',
-  }[status];
-  if (socket.writable) {
-    socket.end(
-      `HTTP/1.1 ${status} ${reason ?? 'Error'}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(message)}\r\n\r\n${message}`,
-    );
-  }
-  socket.destroy();
-}
-
-function destroySocket(this: Duplex): void {
-  this.destroy();
-}
-
-/** The request's URL, or undefined when its request target cannot be parsed (answered 400, never thrown). */
-function parseUrl(request: IncomingMessage): URL | undefined {
-  try {
-    return new URL(request.url ?? '/', 'http://localhost');
-  } catch {
-    return undefined;
-  }
-}
-
-function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
-  // A body parser mounted before Hubwire (express.text(), ...) already read the stream: use what it parsed.
-  if (request.readableEnded) {
-    const parsed = (request as IncomingMessage & { body?: unknown }).body;
-    if (Buffer.isBuffer(parsed)) return Promise.resolve(parsed);
-    if (typeof parsed === 'string') return Promise.resolve(Buffer.from(parsed, 'utf8'));
-    return Promise.reject(
-      new HttpError(400, 'The request body was consumed by an earlier middleware: mount Hubwire before body parsers.'),
-    );
-  }
-  return new Promise((resolve, reject) => {
-    const declared = Number(request.headers['content-length']);
-    if (declared > limit) {
-      reject(new HttpError(413, `The request body exceeds the maximum size of ${limit} bytes.`));
-      request.resume();
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    request.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        reject(new HttpError(413, `The request body exceeds the maximum size of ${limit} bytes.`));
-        request.removeAllListeners('data');
-        request.resume();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    request.on('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)));
-    request.on('error', reject);
-  });
 }
 
 export class HttpDispatcher {
