@@ -15,7 +15,6 @@ import {
   type PersistentConnectionHandler,
   PersistentEndpoint,
 } from './classic/persistent.js';
-import { validateAllowedOrigins } from './connection/cors.js';
 import { HttpDispatcher, rejectUpgrade } from './connection/http-dispatcher.js';
 import { normalizePath } from './connection/paths.js';
 import { type ConnectionHandler, RawEndpoint } from './connection/raw-endpoint.js';
@@ -27,10 +26,10 @@ import { HubEndpoint } from './hub/hub-endpoint.js';
 import type { HubOptions, ResolvedHubOptions } from './hub/hub-options.js';
 import { type HubDefinition, toAuthorizeUser } from './hub/hub-registry.js';
 import { HubwireMetrics } from './metrics/metrics.js';
+import { guardHandler } from './metrics/prometheus.js';
 import { DEFAULTS, defaultUserIdProvider, type HubwireOptions } from './options.js';
 import { Presence } from './presence.js';
-import { jsonHubProtocol } from './protocol/json-protocol.js';
-import { messagePackHubProtocol } from './protocol/msgpack-protocol.js';
+import { resolveHubOptions } from './resolve-options.js';
 
 /** Options of a raw connection endpoint (see `mapConnection`). */
 export type ConnectionEndpointOptions = Pick<
@@ -146,25 +145,10 @@ export class Hubwire {
     path = '/metrics',
     options: { authorize?: (request: IncomingMessage) => boolean | Promise<boolean> } = {},
   ): void {
-    const handler = this.metrics.handler();
-    const authorize = options.authorize;
-    this.addRoute(path, (request, response) => {
-      if (!authorize) return handler(request, response);
-      Promise.resolve()
-        .then(() => authorize(request))
-        .then(
-          (allowed) => {
-            if (allowed) return handler(request, response);
-            response.writeHead(403, { 'content-type': 'text/plain; charset=utf-8' });
-            response.end('Forbidden.\n');
-          },
-          (error: unknown) => {
-            this.reportError(error, 'authorizing a metrics request');
-            response.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
-            response.end('The authorization hook failed.\n');
-          },
-        );
-    });
+    const handler = guardHandler(this.metrics.handler(), options.authorize, (error, where) =>
+      this.reportError(error, where),
+    );
+    this.addRoute(path, handler);
   }
 
   /** Serves a plain HTTP handler at exactly `path` (case-insensitive, query ignored) before the hubs. */
@@ -346,54 +330,7 @@ export class Hubwire {
   }
 
   private resolveOptions(hubOptions: HubOptions): ResolvedHubOptions {
-    const server = this.options;
-    const pick = <K extends keyof typeof DEFAULTS & keyof HubOptions>(key: K) =>
-      (hubOptions[key] ?? server[key as keyof HubwireOptions] ?? DEFAULTS[key]) as (typeof DEFAULTS)[K];
-    const resolved: ResolvedHubOptions = {
-      transports: pick('transports'),
-      keepAliveInterval: pick('keepAliveInterval'),
-      clientTimeoutInterval: pick('clientTimeoutInterval'),
-      handshakeTimeout: pick('handshakeTimeout'),
-      maximumReceiveMessageSize: pick('maximumReceiveMessageSize'),
-      maximumParallelInvocationsPerClient: pick('maximumParallelInvocationsPerClient'),
-      streamBufferCapacity: pick('streamBufferCapacity'),
-      enableDetailedErrors: pick('enableDetailedErrors'),
-      allowStatefulReconnects: pick('allowStatefulReconnects'),
-      statefulReconnectBufferSize: pick('statefulReconnectBufferSize'),
-      clientResultTimeout: pick('clientResultTimeout'),
-      longPollTimeout: pick('longPollTimeout'),
-      maxRequestBodySize: pick('maxRequestBodySize'),
-      maxWebSocketFrameSize: pick('maxWebSocketFrameSize'),
-      transportMaxBufferSize: pick('transportMaxBufferSize'),
-      maxQueuedBytes: pick('maxQueuedBytes'),
-      requireAuthenticatedUser: pick('requireAuthenticatedUser'),
-      protocols: hubOptions.protocols ?? server.protocols ?? [jsonHubProtocol, messagePackHubProtocol],
-      authorize: hubOptions.authorize,
-      methods: hubOptions.methods,
-      callable: hubOptions.callable,
-      allowedOrigins: hubOptions.allowedOrigins ?? server.allowedOrigins,
-      negotiateRedirect: hubOptions.negotiateRedirect,
-      filters: [...(server.filters ?? []), ...(hubOptions.filters ?? [])],
-    };
-    for (const transport of resolved.transports) {
-      if (transport !== 'WebSockets' && transport !== 'ServerSentEvents' && transport !== 'LongPolling') {
-        throw new TypeError(`Unknown transport '${String(transport)}'.`);
-      }
-    }
-    for (const key of ['keepAliveInterval', 'clientTimeoutInterval', 'handshakeTimeout', 'longPollTimeout'] as const) {
-      if (!(resolved[key] > 0)) throw new TypeError(`Option '${key}' must be a positive number of milliseconds.`);
-    }
-    if (!(resolved.maximumParallelInvocationsPerClient >= 1)) {
-      throw new TypeError(`Option 'maximumParallelInvocationsPerClient' must be at least 1.`);
-    }
-    validateAllowedOrigins(resolved.allowedOrigins);
-    for (const key of ['transportMaxBufferSize', 'maxQueuedBytes'] as const) {
-      if (!(resolved[key] > 0)) throw new TypeError(`Option '${key}' must be a positive number of bytes.`);
-    }
-    if (resolved.maxQueuedBytes < resolved.transportMaxBufferSize) {
-      throw new TypeError(`Option 'maxQueuedBytes' must be at least 'transportMaxBufferSize'.`);
-    }
-    return resolved;
+    return resolveHubOptions(this.options, hubOptions);
   }
 
   private reportError(error: unknown, where: string): void {

@@ -105,3 +105,28 @@ export function prometheusHandler(registry: Registry): (request: IncomingMessage
     );
   };
 }
+
+/** `handler` behind an `authorize` hook (refused: 403; a throwing hook: 500, reported); `handler` itself without one. */
+export function guardHandler(
+  handler: (request: IncomingMessage, response: ServerResponse) => void,
+  authorize: ((request: IncomingMessage) => boolean | Promise<boolean>) | undefined,
+  reportError: (error: unknown, where: string) => void,
+): (request: IncomingMessage, response: ServerResponse) => void {
+  if (!authorize) return handler;
+  return (request, response) => {
+    Promise.resolve()
+      .then(() => authorize(request))
+      .then(
+        (allowed) => {
+          if (allowed) return handler(request, response);
+          response.writeHead(403, { 'content-type': 'text/plain; charset=utf-8' });
+          response.end('Forbidden.\n');
+        },
+        (error: unknown) => {
+          reportError(error, 'authorizing a metrics request');
+          response.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+          response.end('The authorization hook failed.\n');
+        },
+      );
+  };
+}
