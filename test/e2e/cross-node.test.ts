@@ -186,6 +186,32 @@ describe('connections on any node', () => {
     assert.equal((await poll(a)).status, 404);
   });
 
+  test('a forwarded poll whose client goes away loses nothing: the next poll gets what was sent meanwhile', async () => {
+    const [a, b] = await cluster();
+    const token = (await negotiate(a, 'negotiateVersion=1', bearer('alice'))).connectionToken as string;
+    const poll = (node: Target) => request('GET', connUrl(node, token), { headers: bearer('alice') });
+    const post = (node: Target, body: string) =>
+      request('POST', connUrl(node, token), { headers: bearer('alice'), body });
+    assert.equal((await poll(b)).status, 200); // starts the connection on B
+    assert.equal((await post(a, `${JSON.stringify({ protocol: 'json', version: 1 })}${RS}`)).status, 200);
+    assert.equal((await poll(a)).body, `{}${RS}`);
+    // A poll through A is held (nothing to send), then abandoned by its client.
+    const controller = new AbortController();
+    const abandoned = fetch(connUrl(a, token), { headers: bearer('alice'), signal: controller.signal }).catch(
+      (error: unknown) => error,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    controller.abort();
+    await abandoned;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // What is sent now waits for the next poll instead of going to the abandoned one.
+    const invocation = { type: 1, invocationId: '1', target: 'add', arguments: [2, 3] };
+    assert.equal((await post(b, `${JSON.stringify(invocation)}${RS}`)).status, 200);
+    const next = await poll(a);
+    assert.equal(next.status, 200);
+    assert.deepEqual(JSON.parse(next.body.split(RS)[0] as string), { type: 3, invocationId: '1', result: 5 });
+  });
+
   test('stickySessions: true keeps tokens on the node that issued them', async () => {
     const [a, b] = await cluster({ stickySessions: true });
     const token = (await negotiate(a, 'negotiateVersion=1', bearer('alice'))).connectionToken as string;
