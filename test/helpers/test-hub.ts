@@ -114,6 +114,10 @@ export class TestHub extends Hub<TestClient> {
   getTransport(): string {
     return this.context.transport;
   }
+  /** The process running the call: in a multi-process cluster, which node holds the caller's connection. */
+  processId(): number {
+    return process.pid;
+  }
   /** Ends the caller's connection from the server. */
   abortMe(): void {
     this.context.abort();
