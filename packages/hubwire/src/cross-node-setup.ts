@@ -28,6 +28,7 @@ export function crossNodeSetup(
     );
     return undefined;
   }
+  let alive: { at: number; nodes: Promise<ReadonlySet<string>> } | undefined;
   return {
     options: {
       keys,
@@ -39,6 +40,16 @@ export function crossNodeSetup(
         publishCommitted: async (data) => {
           await backplane.publish({ kind: EnvelopeKind.Notice, hub: CLAIMS_KEY, data });
           await backplane.whenCommitted(backplane.accepted);
+        },
+        aliveNodes: async () => {
+          const now = Date.now();
+          if (!alive || now - alive.at > 1000) {
+            alive = {
+              at: now,
+              nodes: backplane.nodes().then((nodes) => new Set(nodes.filter((n) => n.alive).map((n) => n.id))),
+            };
+          }
+          return alive.nodes;
         },
         barrier: async (timeoutMs) => {
           const store = backplane.store;

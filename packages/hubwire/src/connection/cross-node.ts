@@ -43,6 +43,8 @@ export interface ClusterLink {
   publishCommitted(data: unknown): Promise<void>;
   /** Resolves true once this node has read everything committed before the call (false after `timeoutMs`). */
   barrier(timeoutMs: number): Promise<boolean>;
+  /** The nodes the registry holds for alive (a cached read, at most a second old); undefined when unknown. */
+  aliveNodes(): Promise<ReadonlySet<string> | undefined>;
   listen(handler: (data: unknown) => void): void;
 }
 

@@ -397,6 +397,7 @@ export class HttpDispatcher {
   }
 
   close(): void {
+    this.crossNode?.remote.close();
     this.manager.closeAll();
   }
 }

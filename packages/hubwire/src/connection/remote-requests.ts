@@ -32,6 +32,8 @@ type Response = {
   op: 'res';
   req: string;
   to: string;
+  /** The holder. */
+  node?: string;
   phase: 'ack' | 'done';
   status: number;
   message?: string;
@@ -41,6 +43,8 @@ type Response = {
 
 interface Waiting {
   acked: boolean;
+  /** The node that acknowledged (holds the connection). */
+  holder?: string;
   timer: NodeJS.Timeout;
   resolve(answer: RemoteAnswer): void;
   doneMs: number;
@@ -59,6 +63,8 @@ export class RemoteRequests {
   private readonly waiting = new Map<string, Waiting>();
   /** Polls this node serves for other nodes, by request id: their cancel ends them. */
   private readonly remotePolls = new Map<string, () => void>();
+  /** While requests wait for holders: checks that the holders are alive (a holder that died fails its requests). */
+  private watchdog: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly link: ClusterLink,
@@ -146,7 +152,9 @@ export class RemoteRequests {
     if (message.phase === 'ack') {
       if (entry.acked) return;
       entry.acked = true;
+      entry.holder = message.node;
       clearTimeout(entry.timer);
+      this.watch();
       entry.timer = setTimeout(
         () => entry.resolve({ status: 503, message: 'The node holding the connection did not answer in time.' }),
         entry.doneMs,
@@ -181,8 +189,9 @@ export class RemoteRequests {
       }
       return;
     }
+    const node = this.link.nodeId;
     const reply = (phase: 'ack' | 'done', status: number, extra: Partial<Response> = {}) =>
-      this.publish({ op: 'res', req: message.req, to: message.from, phase, status, ...extra });
+      this.publish({ op: 'res', req: message.req, to: message.from, node, phase, status, ...extra });
     reply('ack', 202);
     const fail = (status: number, text: string) => reply('done', status, { message: text });
     switch (message.kind) {
@@ -253,6 +262,44 @@ export class RemoteRequests {
         return;
       }
     }
+  }
+
+  /**
+   * Once a second while acknowledged requests wait: a holder the registry no longer counts alive (it died after
+   * acknowledging) fails its requests with 404, so the client reconnects instead of waiting out a long poll.
+   */
+  private watch(): void {
+    if (this.watchdog) return;
+    this.watchdog = setInterval(() => void this.checkHolders(), 1000);
+    this.watchdog.unref();
+  }
+
+  private async checkHolders(): Promise<void> {
+    const holders = new Set<string>();
+    for (const entry of this.waiting.values()) if (entry.acked && entry.holder) holders.add(entry.holder);
+    if (holders.size === 0) {
+      clearInterval(this.watchdog);
+      this.watchdog = undefined;
+      return;
+    }
+    let alive: ReadonlySet<string> | undefined;
+    try {
+      alive = await this.link.aliveNodes();
+    } catch {
+      return; // the registry cannot be read now: wait for the answers' own timeouts
+    }
+    if (!alive) return;
+    for (const entry of [...this.waiting.values()]) {
+      if (entry.acked && entry.holder && !alive.has(entry.holder)) {
+        entry.resolve({ status: 404, message: 'No Connection with that ID (the node holding it stopped).' });
+      }
+    }
+  }
+
+  /** Stops the watchdog (the server closes). */
+  close(): void {
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.watchdog = undefined;
   }
 
   private publish(message: Request | Cancel | Response): void {
