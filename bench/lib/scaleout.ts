@@ -144,6 +144,8 @@ export interface NodeStats {
     readMs: number;
     readMaxMs: number;
     rowsRead: number;
+    /** `store.top` calls (stream heads read: at start-up, and before adopting a connection). */
+    tops: number;
   };
   /** Hubwire only: since the previous stats call. */
   timings?: NodeTimings;

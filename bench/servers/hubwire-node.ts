@@ -14,7 +14,8 @@
 // committed), and sender → handed to the hub from another node's row.
 //
 // BENCH_NODE_METRICS (set by the parent from BENCH_METRICS): `on`, metrics on and collected once a second; `off`,
-// `metrics: false` (see lib/hubwire-metrics.ts).
+// `metrics: false` (see lib/hubwire-metrics.ts). BENCH_STICKY_SESSIONS=1: `stickySessions: true` (bench/no-sticky.ts
+// compares it with the default, connections on any node).
 
 import { Backplane, type BackplanePackage, type BackplaneStore, Hub, type HubClients, Hubwire } from 'hubwire';
 import { Histogram, nowUs } from '../lib/common.js';
@@ -83,7 +84,16 @@ const timings = {
   toRemoteHub: new Histogram(),
   append: new Histogram(),
 };
-const storeTotals = { appends: 0, appendMs: 0, appendMaxMs: 0, reads: 0, readMs: 0, readMaxMs: 0, rowsRead: 0 };
+const storeTotals = {
+  appends: 0,
+  appendMs: 0,
+  appendMaxMs: 0,
+  reads: 0,
+  readMs: 0,
+  readMaxMs: 0,
+  rowsRead: 0,
+  tops: 0,
+};
 /** When each recent message (by seq) was published on this node, µs; 0 when it was not. */
 const PUBLISHED_RING = 1 << 18;
 const publishedAt = new Float64Array(PUBLISHED_RING);
@@ -101,6 +111,7 @@ function stampOf(envelope: unknown): { seq: number; ts: number } | undefined {
 function timeStore(store: BackplaneStore): void {
   const append = store.append.bind(store);
   const readAfter = store.readAfter.bind(store);
+  const top = store.top.bind(store);
   store.append = async (...args) => {
     const started = performance.now();
     try {
@@ -127,6 +138,10 @@ function timeStore(store: BackplaneStore): void {
       storeTotals.rowsRead += rows;
       if (ms > storeTotals.readMaxMs) storeTotals.readMaxMs = ms;
     }
+  };
+  store.top = (...args) => {
+    storeTotals.tops++;
+    return top(...args);
   };
 }
 
@@ -191,6 +206,7 @@ await runNode(`hubwire node ${NODE}`, async () => {
     backplane: engine,
     onError: (error, where) => console.error(`[hubwire node ${NODE}] ${where}:`, error),
     ...metricsOption(metrics),
+    ...(process.env.BENCH_STICKY_SESSIONS === '1' ? { stickySessions: true } : {}),
   });
   const chat = hubwire.mapHub('/hub', ChatHub);
   const clients = chat.clients as HubClients<ChatClient>;
