@@ -26,7 +26,9 @@ after(async () => {
   await Promise.all(servers.map((hubwire) => hubwire.close()));
 });
 
-async function cluster(options: { stickySessions?: boolean; tokenAdoptionWindow?: number } = {}) {
+async function cluster(
+  options: { stickySessions?: boolean; tokenAdoptionWindow?: number; longPollTimeout?: number } = {},
+) {
   const database = new MemoryDatabase();
   const nodes: (Target & { hubwire: Hubwire })[] = [];
   for (let i = 0; i < 2; i++) {
@@ -210,6 +212,17 @@ describe('connections on any node', () => {
     const next = await poll(a);
     assert.equal(next.status, 200);
     assert.deepEqual(JSON.parse(next.body.split(RS)[0] as string), { type: 3, invocationId: '1', result: 5 });
+  });
+
+  test('a forwarded poll that times out empty is answered 200 empty, at the poll timeout', async () => {
+    const [a, b] = await cluster({ longPollTimeout: 300 });
+    const token = (await negotiate(a, 'negotiateVersion=1', bearer('alice'))).connectionToken as string;
+    const poll = (node: Target) => request('GET', connUrl(node, token), { headers: bearer('alice') });
+    assert.equal((await poll(b)).status, 200); // starts the connection on B
+    const started = Date.now();
+    const empty = await poll(a);
+    assert.deepEqual([empty.status, empty.body], [200, '']);
+    assert.ok(Date.now() - started < 2000, `answered at the poll timeout, not later (${Date.now() - started} ms)`);
   });
 
   test('stickySessions: true keeps tokens on the node that issued them', async () => {

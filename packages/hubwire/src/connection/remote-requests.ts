@@ -165,7 +165,8 @@ export class RemoteRequests {
     entry.resolve({
       status: message.status,
       message: message.message,
-      body: message.data === undefined ? undefined : Buffer.from(message.data, 'base64'),
+      // The codec carries a missing body as null.
+      body: typeof message.data === 'string' ? Buffer.from(message.data, 'base64') : undefined,
       binary: message.binary,
     });
   }
@@ -240,7 +241,7 @@ export class RemoteRequests {
         transport.pollInto({
           answer: (status, body, binary) => {
             this.remotePolls.delete(message.req);
-            reply('done', status, { data: body?.toString('base64'), binary });
+            reply('done', status, body ? { data: body.toString('base64'), binary } : { binary });
           },
           onAbandoned: (listener) => {
             abandon = () => {
