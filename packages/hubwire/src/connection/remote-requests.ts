@@ -191,9 +191,15 @@ export class RemoteRequests {
       return;
     }
     const node = this.link.nodeId;
-    const reply = (phase: 'ack' | 'done', status: number, extra: Partial<Response> = {}) =>
+    // The answer is the acknowledgement when it is ready in this turn; else an acknowledgement goes first (below).
+    let answered = false;
+    const reply = (phase: 'ack' | 'done', status: number, extra: Partial<Response> = {}) => {
+      if (phase === 'done') answered = true;
       this.publish({ op: 'res', req: message.req, to: message.from, node, phase, status, ...extra });
-    reply('ack', 202);
+    };
+    queueMicrotask(() => {
+      if (!answered) reply('ack', 202);
+    });
     const fail = (status: number, text: string) => reply('done', status, { message: text });
     switch (message.kind) {
       case 'send': {
