@@ -262,6 +262,13 @@ describe('PostgreSQL backplane while the database is unreachable', () => {
       await assert.rejects(client.invoke('broadcast', 'x'), /send queue is full/);
       assert.equal(await client.invoke('add', 2, 2), 4);
       await client.stop();
+      // Every transport still starts: with the shared keys unreadable, tokens are this node's alone (no claims to
+      // commit, no stream heads to read first).
+      for (const transport of ['ServerSentEvents', 'LongPolling'] as const) {
+        const other = await startClient(`http://127.0.0.1:${port}/test`, { transport });
+        assert.equal(await other.invoke('add', 1, 2), 3, transport);
+        await other.stop();
+      }
       await hubwire.close();
       await Promise.allSettled(queued);
     } finally {

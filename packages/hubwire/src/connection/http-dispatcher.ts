@@ -8,6 +8,7 @@ import type { ServerMeter } from '../metrics/meter.js';
 import { type LongPollingTransport, startLongPolling } from '../transports/long-polling.js';
 import { startServerSentEvents } from '../transports/sse.js';
 import { attachWebSocket } from '../transports/websocket.js';
+import { withTimeout } from '../util/timing.js';
 import type { HttpConnection } from './connection.js';
 import { ConnectionManager } from './connection-manager.js';
 import { answerByOrigin, checkOrigin } from './cors.js';
@@ -19,6 +20,9 @@ import { SEND_MS } from './remote-requests.js';
 import { requestInfo } from './request-info.js';
 
 export { rejectUpgrade } from './http-util.js';
+
+/** How long a start waits for its claim to commit (the next request may reach another node only after it). */
+const CLAIM_WAIT_MS = 2000;
 
 /** What a transport request does with its connection: start a WebSocket or an event stream, poll, or send / stop. */
 type TokenUse = 'websocket' | 'stream' | 'poll' | 'request';
@@ -42,6 +46,8 @@ export class HttpDispatcher {
   private readonly endpoints = new Map<string, Endpoint>();
   private readonly webSocketServers = new Map<Endpoint, WebSocketServer>();
   private readonly posting = new WeakSet<HttpConnection>();
+  /** Connections negotiated here with a token every node verifies (others are this node's alone). */
+  private readonly portable = new WeakSet<HttpConnection>();
 
   constructor(private readonly options: DispatcherOptions) {
     this.manager = new ConnectionManager({
@@ -228,7 +234,7 @@ export class HttpDispatcher {
   ): Promise<HttpConnection | { held: VerifiedToken }> {
     const crossNode = this.crossNode;
     let local = this.manager.get(token);
-    if (local && crossNode && local.negotiateVersion >= 1 && local.transportKind === undefined) {
+    if (local && crossNode && this.portable.has(local) && local.transportKind === undefined) {
       // Negotiated here, maybe started elsewhere: read the others' claims first (a claim disposes this copy).
       await crossNode.caughtUp();
       if (local.state === 'closed') local = undefined;
@@ -254,6 +260,7 @@ export class HttpDispatcher {
       verified = again;
       if (!verified.spent) {
         const connection = this.manager.adopt(claims.connectionId, token, endpoint.path, claims.negotiateVersion, user);
+        this.portable.add(connection);
         connection.statefulReconnect = claims.statefulReconnect && endpoint.settings.allowStatefulReconnects;
         this.applyLimits(endpoint, connection);
         return connection;
@@ -304,18 +311,23 @@ export class HttpDispatcher {
     statefulReconnect = false,
   ): HttpConnection {
     const crossNode = this.crossNode;
+    let signed = false;
     const makeToken = crossNode
-      ? (connectionId: string) =>
-          crossNode.issue({
+      ? (connectionId: string) => {
+          const token = crossNode.issue({
             connectionId,
             userId: this.options.userIdOf(user),
             path: endpoint.path.toLowerCase(),
             negotiateVersion: version,
             statefulReconnect,
             issuedAt: Date.now(),
-          })
+          });
+          signed = token !== undefined;
+          return token;
+        }
       : undefined;
     const connection = this.manager.create(endpoint.path, version, negotiateRequest, user, makeToken);
+    if (signed) this.portable.add(connection);
     connection.statefulReconnect = statefulReconnect;
     this.applyLimits(endpoint, connection);
     return connection;
@@ -332,8 +344,10 @@ export class HttpDispatcher {
   private ensureApplication(endpoint: Endpoint, connection: HttpConnection): Promise<void> {
     if (connection.application) return Promise.resolve();
     connection.application = endpoint.createApplication(connection);
-    // Its token is spent: other nodes refuse it for another start, and forward its requests here.
-    return this.crossNode?.claim(connection) ?? Promise.resolve();
+    // Its token is spent: other nodes refuse it for another start, and forward its requests here. (A token only this
+    // node can read needs no claim.) Waited for at most CLAIM_WAIT_MS: a slow database delays, never blocks, a start.
+    if (!this.crossNode || !this.portable.has(connection)) return Promise.resolve();
+    return withTimeout(this.crossNode.claim(connection), CLAIM_WAIT_MS, undefined);
   }
 
   /** Handles an upgrade if it belongs to one of the endpoints; returns false otherwise. */
