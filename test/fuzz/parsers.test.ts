@@ -17,6 +17,11 @@ import { ClassicHttpError, parseConnectionData, parseInvocation } from '../../pa
 import { formatPosition, parsePosition } from '../../packages/hubwire/src/classic/resume.ts';
 import { protocolVersion } from '../../packages/hubwire/src/classic/routes.ts';
 import { TokenProtector } from '../../packages/hubwire/src/classic/tokens.ts';
+import {
+  type ClusterLink,
+  CrossNodeConnections,
+  type TokenClaims,
+} from '../../packages/hubwire/src/connection/cross-node.ts';
 import { parseNegotiateVersion } from '../../packages/hubwire/src/connection/negotiate.ts';
 import { getAccessToken, requestInfo } from '../../packages/hubwire/src/connection/request-info.ts';
 import { type ArgumentSchema, validateArguments } from '../../packages/hubwire/src/hub/argument-schema.ts';
@@ -220,6 +225,90 @@ describe('fuzz: classic tokens', () => {
         if (token[index] === replacement) return;
         const tampered = token.slice(0, index) + replacement + token.slice(index + 1);
         assert.equal(protector.readConnectionToken(tampered), undefined, `${token} → ${tampered}`);
+      }),
+      runs(500),
+    );
+  });
+});
+
+describe('fuzz: connection tokens (connections on any node)', () => {
+  // A node's view of tokens, with a link that goes nowhere (nothing here publishes).
+  const link: ClusterLink = {
+    nodeId: 'fuzz',
+    publish: async () => {},
+    publishCommitted: async () => {},
+    barrier: async () => true,
+    aliveNodes: async () => undefined,
+    listen: () => {},
+  };
+  const key = randomBytes(32);
+  const node = (secret: Buffer) =>
+    new CrossNodeConnections(
+      {
+        keys: { signingKey: () => secret, verificationKeys: () => [secret] },
+        link,
+        adoptionWindow: 60_000,
+        reportError: () => {},
+      },
+      () => undefined,
+    );
+  const here = node(key);
+  const elsewhere = node(key);
+  const stranger = node(randomBytes(32));
+  const claims = fc.record({
+    connectionId: fc.string({ minLength: 1, maxLength: 30 }),
+    userId: fc.option(fc.string({ unit: 'grapheme', maxLength: 20 }), { nil: undefined }),
+    path: fc.string({ maxLength: 20 }).map((p) => `/${p}`.toLowerCase()),
+    negotiateVersion: fc.integer({ min: 1, max: 3 }),
+    statefulReconnect: fc.boolean(),
+    issuedAt: fc.constant(Date.now()),
+  });
+
+  test('any string as a token: refused with a status, never a throw', () => {
+    const tokenLike = fc.oneof(
+      queryText,
+      fc.base64String({ maxLength: 80 }),
+      fc.tuple(fc.base64String({ maxLength: 80 }), fc.base64String({ maxLength: 30 })).map(([a, b]) => `${a}.${b}`),
+    );
+    fc.assert(
+      fc.property(tokenLike, (token) => {
+        const read = total('read', () => here.read(token));
+        assert.ok('status' in read && read.status === 404, `refused: ${JSON.stringify(read)}`);
+      }),
+      runs(500),
+    );
+  });
+
+  test('round trip on any node sharing the key; refused under another key, and never a classic token', () => {
+    const classic = new TokenProtector(key);
+    fc.assert(
+      fc.property(claims, (made: TokenClaims) => {
+        const token = here.issue(made) as string;
+        assert.match(token, /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, 'URL-safe');
+        assert.notEqual(token, made.connectionId);
+        const read = elsewhere.read(token);
+        assert.ok(!('status' in read), 'another node with the key reads it');
+        assert.deepEqual(read.claims, { ...made });
+        assert.deepEqual([read.spent, read.expired], [false, false]);
+        assert.equal((stranger.read(token) as { status?: number }).status, 404, 'another key');
+        assert.equal(classic.readConnectionToken(token), undefined, 'not a classic token');
+        const classicToken = classic.connectionToken(made.connectionId, made.userId);
+        assert.equal((here.read(classicToken) as { status?: number }).status, 404, 'a classic token is not one');
+      }),
+      runs(300),
+    );
+  });
+
+  test('changing any one character of a token makes it fail', () => {
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ ';
+    fc.assert(
+      fc.property(claims, fc.nat(), fc.nat(), (made, at, pick) => {
+        const token = here.issue(made) as string;
+        const index = at % token.length;
+        const replacement = alphabet[pick % alphabet.length] as string;
+        if (token[index] === replacement) return;
+        const tampered = token.slice(0, index) + replacement + token.slice(index + 1);
+        assert.equal((elsewhere.read(tampered) as { status?: number }).status, 404, `${token} → ${tampered}`);
       }),
       runs(500),
     );
