@@ -104,6 +104,25 @@ describe('connections on any node', () => {
     const late = (await negotiate(a, 'negotiateVersion=1', bearer('alice'))).connectionToken as string;
     await new Promise((resolve) => setTimeout(resolve, 500));
     assert.equal(await upgradeStatus(wsUrl(b, late), bearer('alice')), 404);
+    // Both nodes' metrics count the refusals of tokens from elsewhere (B's own connection refuses locally).
+    let metrics = '';
+    for (const node of [a, b]) {
+      node.hubwire.mapMetrics();
+      metrics += await (await fetch(`http://127.0.0.1:${node.port}/metrics`)).text();
+    }
+    for (const [reason, least] of [
+      ['forged', 6],
+      ['user', 2],
+      ['spent', 1],
+      ['expired', 1],
+    ] as const) {
+      const pattern = new RegExp(
+        `^hubwire_cross_node_tokens_refused_total\\{hubwire_token_refusal="${reason}"\\} (\\d+)$`,
+        'gm',
+      );
+      const total = [...metrics.matchAll(pattern)].reduce((sum, m) => sum + Number(m[1]), 0);
+      assert.ok(total >= least, `${reason}: ${total}`);
+    }
   });
 
   test('a token of one hub does not open another hub', async () => {
@@ -186,6 +205,15 @@ describe('connections on any node', () => {
     assert.equal((await request('DELETE', connUrl(a, token), { headers: bearer('alice') })).status, 202);
     await waitFor(() => b.hubwire.metrics.snapshot().connections.total === 0, 2000, 'B to drop the connection');
     assert.equal((await poll(a)).status, 404);
+    // The metrics say what happened where.
+    const text = async (node: Target) => (await fetch(`http://127.0.0.1:${node.port}/metrics`)).text();
+    a.hubwire.mapMetrics();
+    b.hubwire.mapMetrics();
+    const [promA, promB] = [await text(a), await text(b)];
+    assert.match(promB, /^hubwire_cross_node_adopted_total 1$/m);
+    assert.match(promA, /^hubwire_cross_node_forwarded_total\{hubwire_request_kind="poll"\} [4-9]$/m);
+    assert.match(promA, /^hubwire_cross_node_forwarded_total\{hubwire_request_kind="stop"\} 1$/m);
+    assert.match(promB, /^hubwire_cross_node_served_total\{hubwire_request_kind="send"\} [3-9]$/m);
   });
 
   test('a forwarded poll whose client goes away loses nothing: the next poll gets what was sent meanwhile', async () => {

@@ -9,7 +9,7 @@
 import type { KeySource } from '../util/token-protector.js';
 import { TokenProtector } from '../util/token-protector.js';
 import type { HttpConnection } from './connection.js';
-import { RemoteRequests } from './remote-requests.js';
+import { type RemoteKind, RemoteRequests } from './remote-requests.js';
 
 /** The purpose of the HMAC of connection tokens, and of the key set they are signed with. */
 export const CONNECTION_TOKEN_PURPOSE = 'hubwire.connection-token';
@@ -89,6 +89,8 @@ export class CrossNodeConnections {
     private readonly options: CrossNodeOptions,
     /** This node's connection with an id, if it has one (a claim elsewhere ends a local one never started). */
     private readonly local: (connectionId: string) => HttpConnection | undefined,
+    /** Counts the forwarded requests this node serves for others (metrics). */
+    served: (kind: RemoteKind) => void = () => {},
   ) {
     this.protector = new TokenProtector(options.keys);
     this.remote = new RemoteRequests(
@@ -99,6 +101,7 @@ export class CrossNodeConnections {
           return connection && connection.endpointPath.toLowerCase() === path ? connection : undefined;
         },
         endedHere: (connectionId) => this.ended.has(connectionId),
+        served,
       },
       options.reportError,
     );

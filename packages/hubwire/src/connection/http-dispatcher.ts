@@ -56,7 +56,13 @@ export class HttpDispatcher {
       meter: options.meter,
     });
     if (options.crossNode) {
-      this.crossNode = new CrossNodeConnections(options.crossNode, (id) => this.manager.byConnectionId(id));
+      this.crossNode = new CrossNodeConnections(
+        options.crossNode,
+        (id) => this.manager.byConnectionId(id),
+        (kind) => {
+          if (options.meter) options.meter.crossNode.served[kind]++;
+        },
+      );
     }
   }
 
@@ -245,12 +251,20 @@ export class HttpDispatcher {
       return local;
     }
     if (!crossNode) throw new HttpError(404, 'No Connection with that ID');
+    const refused = this.options.meter?.crossNode.refused;
     let verified = crossNode.read(token);
-    if ('status' in verified) throw new HttpError(verified.status, verified.message);
+    if ('status' in verified) {
+      if (refused) refused[verified.status === 503 ? 'unavailable' : 'forged']++;
+      throw new HttpError(verified.status, verified.message);
+    }
     const claims = verified.claims;
-    if (claims.path !== endpoint.path.toLowerCase()) throw new HttpError(404, 'No Connection with that ID');
+    if (claims.path !== endpoint.path.toLowerCase()) {
+      if (refused) refused.forged++;
+      throw new HttpError(404, 'No Connection with that ID');
+    }
     const user = await this.authenticate(endpoint, request);
     if (this.options.userIdOf(user) !== claims.userId) {
+      if (refused) refused.user++;
       throw new HttpError(403, 'The connection belongs to another user.');
     }
     if (use !== 'request' && !verified.spent && !verified.expired) {
@@ -261,12 +275,14 @@ export class HttpDispatcher {
       if (!verified.spent) {
         const connection = this.manager.adopt(claims.connectionId, token, endpoint.path, claims.negotiateVersion, user);
         this.portable.add(connection);
+        if (this.options.meter) this.options.meter.crossNode.adopted++;
         connection.statefulReconnect = claims.statefulReconnect && endpoint.settings.allowStatefulReconnects;
         this.applyLimits(endpoint, connection);
         return connection;
       }
     }
     if (use === 'websocket' || use === 'stream') {
+      if (refused) refused[verified.spent ? 'spent' : 'expired']++;
       if (verified.spent) throw new HttpError(409, 'This connection token was already used.');
       throw new HttpError(404, 'No Connection with that ID (its token expired before the connection started).');
     }
@@ -284,13 +300,16 @@ export class HttpDispatcher {
     const remote = (this.crossNode as CrossNodeConnections).remote;
     const { connectionId, path } = token.claims;
     if (method === 'GET') {
+      if (this.options.meter) this.options.meter.crossNode.forwarded.poll++;
       await remote.forwardPoll(connectionId, path, endpoint.settings.longPollTimeout, request, response);
       return;
     }
     if (method !== 'POST' && method !== 'DELETE') throw new HttpError(405, `Method ${method} is not allowed.`);
     const body = method === 'POST' ? await readBody(request, endpoint.settings.maxRequestBodySize) : undefined;
     if (!body) request.resume();
-    const answer = await remote.forward(connectionId, path, body ? 'send' : 'stop', body, SEND_MS);
+    const kind = body ? 'send' : 'stop';
+    if (this.options.meter) this.options.meter.crossNode.forwarded[kind]++;
+    const answer = await remote.forward(connectionId, path, kind, body, SEND_MS);
     if (answer.status >= 300) throw new HttpError(answer.status, answer.message ?? '');
     respond(response, answer.status, answer.status === 202 ? '' : undefined);
   }

@@ -56,6 +56,8 @@ export interface HolderHooks {
   connection(connectionId: string, path: string): HttpConnection | undefined;
   /** Whether this node held that connection until recently (it answers 404 at once rather than let it time out). */
   endedHere(connectionId: string): boolean;
+  /** A forwarded request this node serves (metrics). */
+  served(kind: RemoteKind): void;
 }
 
 export class RemoteRequests {
@@ -175,6 +177,7 @@ export class RemoteRequests {
   private serve(message: Request): void {
     if (typeof message.id !== 'string' || typeof message.path !== 'string' || typeof message.from !== 'string') return;
     if (message.from === this.link.nodeId) return; // this node would have served it itself
+    if (message.kind !== 'send' && message.kind !== 'poll' && message.kind !== 'stop') return;
     const connection = this.hooks.connection(message.id, message.path);
     if (!connection || connection.state === 'closed') {
       // Not ours: the holder (if any) answers. If it was ours, the client learns at once that it is over.
@@ -200,6 +203,7 @@ export class RemoteRequests {
     queueMicrotask(() => {
       if (!answered) reply('ack', 202);
     });
+    this.hooks.served(message.kind);
     const fail = (status: number, text: string) => reply('done', status, { message: text });
     switch (message.kind) {
       case 'send': {

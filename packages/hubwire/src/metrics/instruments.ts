@@ -132,6 +132,43 @@ export const INSTRUMENTS: readonly Instrument[] = [
     attributes: [],
     observe: (r) => single(r.errors),
   },
+  // --- Connections on any node ---------------------------------------------------------------------------------
+  {
+    otel: 'hubwire.cross_node.adopted',
+    prom: 'hubwire_cross_node_adopted_total',
+    kind: 'counter',
+    unit: '{connection}',
+    help: 'Connections negotiated on another node that started here (no sticky sessions).',
+    attributes: [],
+    observe: (r) => single(r.crossNode.adopted),
+  },
+  {
+    otel: 'hubwire.cross_node.forwarded',
+    prom: 'hubwire_cross_node_forwarded_total',
+    kind: 'counter',
+    unit: '{request}',
+    help: 'Requests of connections held by another node, forwarded there: send (POST), poll, stop (DELETE).',
+    attributes: ['hubwire.request.kind'],
+    observe: (r) => Object.entries(r.crossNode.forwarded).map(([kind, n]) => [[kind], n]),
+  },
+  {
+    otel: 'hubwire.cross_node.served',
+    prom: 'hubwire_cross_node_served_total',
+    kind: 'counter',
+    unit: '{request}',
+    help: "Other nodes' forwarded requests this node served for the connections it holds.",
+    attributes: ['hubwire.request.kind'],
+    observe: (r) => Object.entries(r.crossNode.served).map(([kind, n]) => [[kind], n]),
+  },
+  {
+    otel: 'hubwire.cross_node.tokens_refused',
+    prom: 'hubwire_cross_node_tokens_refused_total',
+    kind: 'counter',
+    unit: '{request}',
+    help: 'Connection tokens of other nodes refused: forged, another user, spent, expired, keys unavailable.',
+    attributes: ['hubwire.token.refusal'],
+    observe: (r) => Object.entries(r.crossNode.refused).map(([reason, n]) => [[reason], n]),
+  },
   // --- The backplane (SignalR's scaleout counters) ----------------------------------------------------------
   {
     otel: 'hubwire.backplane.messages',

@@ -53,6 +53,14 @@ export type ConnectionEndListener = (transport: string, status: ConnectionStatus
 
 const MAX_RECENT_ERRORS = 20;
 
+/** Connections on any node (connection/cross-node.ts): starts adopted, requests forwarded and served, tokens refused. */
+export interface CrossNodeTally {
+  adopted: number;
+  forwarded: { send: number; poll: number; stop: number };
+  served: { send: number; poll: number; stop: number };
+  refused: { forged: number; user: number; spent: number; expired: number; unavailable: number };
+}
+
 /** One server's counters: per transport, per hub, connection ends, and its last errors. */
 export class ServerMeter {
   readonly bytesIn: Record<TransportKind, number> = { WebSockets: 0, ServerSentEvents: 0, LongPolling: 0 };
@@ -61,6 +69,12 @@ export class ServerMeter {
   /** Connections ended, by transport and status (`transport status` keys). */
   readonly ended = new Map<string, number>();
   readonly recentErrors: RecentError[] = [];
+  readonly crossNode: CrossNodeTally = {
+    adopted: 0,
+    forwarded: { send: 0, poll: 0, stop: 0 },
+    served: { send: 0, poll: 0, stop: 0 },
+    refused: { forged: 0, user: 0, spent: 0, expired: 0, unavailable: 0 },
+  };
   errors = 0;
   private readonly endListeners: ConnectionEndListener[] = [];
 

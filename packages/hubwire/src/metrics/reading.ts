@@ -39,6 +39,7 @@ export interface Reading {
   /** Errors this node reported. */
   errors: number;
   version: string;
+  crossNode: ServerMeter['crossNode'];
   backplane: BackplaneStats | undefined;
   /** The registry's nodes, when the reading asked for them (undefined without a backplane, or when it failed). */
   nodes: ClusterNode[] | undefined;
@@ -139,6 +140,7 @@ export function takeReading(
     ]),
     errors: meter.errors,
     version: VERSION,
+    crossNode: meter.crossNode,
     backplane: stats,
     nodes,
   };
