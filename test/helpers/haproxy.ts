@@ -91,6 +91,8 @@ defaults
   log-format "%s %ST %HM %HU"
   # Each request is balanced on its own and gets a fresh server connection.
   option http-server-close
+  # Server-Sent Events: without it an event waits ~200 ms in HAProxy (Nagle against the client's delayed ACK).
+  option http-no-delay
   # A request whose server refuses the connection (dead, not yet found by the checks) goes to another one.
   option redispatch 1
   retries 3
