@@ -164,6 +164,17 @@ export class CrossNodeConnections {
    */
   claim(connection: HttpConnection): Promise<void> {
     if (connection.negotiateVersion < 1) return Promise.resolve(); // version 0 has no token
+    const claimed = this.claiming.get(connection);
+    if (claimed) return claimed;
+    const done = this.publishClaim(connection);
+    this.claiming.set(connection, done);
+    return done;
+  }
+
+  /** The claims this node made, by connection: a connection is claimed once. */
+  private readonly claiming = new WeakMap<HttpConnection, Promise<void>>();
+
+  private publishClaim(connection: HttpConnection): Promise<void> {
     const node = this.options.link.nodeId;
     this.remember(connection.connectionId, node);
     connection.onClose(() => {

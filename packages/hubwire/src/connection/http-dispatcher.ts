@@ -16,7 +16,6 @@ import { CrossNodeConnections, type CrossNodeOptions, type VerifiedToken } from 
 import type { Endpoint } from './endpoint.js';
 import { destroySocket, HttpError, parseUrl, readBody, rejectUpgrade, respond } from './http-util.js';
 import { buildNegotiateResponse, parseNegotiateVersion } from './negotiate.js';
-import { SEND_MS } from './remote-requests.js';
 import { requestInfo } from './request-info.js';
 
 export { rejectUpgrade } from './http-util.js';
@@ -164,7 +163,21 @@ export class HttpDispatcher {
     const use: TokenUse = method === 'GET' ? (kind === 'ServerSentEvents' ? 'stream' : 'poll') : 'request';
     const found = await this.connectionFor(endpoint, token, request, use);
     // Held by another node: its requests are served there.
-    if ('held' in found) return this.forward(endpoint, found.held, method, request, response);
+    if ('held' in found) {
+      const { connectionId, path } = found.held.claims;
+      const meter = this.options.meter;
+      return (this.crossNode as CrossNodeConnections).remote.serveHttp(
+        method,
+        connectionId,
+        path,
+        endpoint.settings,
+        request,
+        response,
+        (kind) => {
+          if (meter) meter.crossNode.forwarded[kind]++;
+        },
+      );
+    }
     const connection = found;
 
     switch (method) {
@@ -178,6 +191,12 @@ export class HttpDispatcher {
             throw new HttpError(400, `Cannot change transports mid-connection (${connection.transportKind} in use).`);
           }
           connection.connectRequest = requestInfo(request);
+          // The client sends its handshake as soon as the stream opens, maybe to another node: that node must
+          // know this one holds the connection by then, so the claim commits before the stream opens.
+          await this.claimStart(connection);
+          if (connection.state === 'closed' || connection.transportKind !== undefined) {
+            throw new HttpError(409, 'Connection already has an event stream.');
+          }
           startServerSentEvents(connection, response);
           this.ensureApplication(endpoint, connection);
           return;
@@ -289,31 +308,6 @@ export class HttpDispatcher {
     return { held: verified };
   }
 
-  /** Serves a request of a connection another node holds, through that node (remote-requests.ts). */
-  private async forward(
-    endpoint: Endpoint,
-    token: VerifiedToken,
-    method: string,
-    request: IncomingMessage,
-    response: ServerResponse,
-  ): Promise<void> {
-    const remote = (this.crossNode as CrossNodeConnections).remote;
-    const { connectionId, path } = token.claims;
-    if (method === 'GET') {
-      if (this.options.meter) this.options.meter.crossNode.forwarded.poll++;
-      await remote.forwardPoll(connectionId, path, endpoint.settings.longPollTimeout, request, response);
-      return;
-    }
-    if (method !== 'POST' && method !== 'DELETE') throw new HttpError(405, `Method ${method} is not allowed.`);
-    const body = method === 'POST' ? await readBody(request, endpoint.settings.maxRequestBodySize) : undefined;
-    if (!body) request.resume();
-    const kind = body ? 'send' : 'stop';
-    if (this.options.meter) this.options.meter.crossNode.forwarded[kind]++;
-    const answer = await remote.forward(connectionId, path, kind, body, SEND_MS);
-    if (answer.status >= 300) throw new HttpError(answer.status, answer.message ?? '');
-    respond(response, answer.status, answer.status === 202 ? '' : undefined);
-  }
-
   /** A transport request must come from the user who negotiated the connection. */
   private async checkSameUser(endpoint: Endpoint, connection: HttpConnection, request: IncomingMessage): Promise<void> {
     if (!this.options.authenticate) return;
@@ -365,6 +359,11 @@ export class HttpDispatcher {
     connection.application = endpoint.createApplication(connection);
     // Its token is spent: other nodes refuse it for another start, and forward its requests here. (A token only this
     // node can read needs no claim.) Waited for at most CLAIM_WAIT_MS: a slow database delays, never blocks, a start.
+    return this.claimStart(connection);
+  }
+
+  /** Tells the other nodes this one holds the connection (once); resolves when committed, at most CLAIM_WAIT_MS. */
+  private claimStart(connection: HttpConnection): Promise<void> {
     if (!this.crossNode || !this.portable.has(connection)) return Promise.resolve();
     return withTimeout(this.crossNode.claim(connection), CLAIM_WAIT_MS, undefined);
   }

@@ -10,6 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type LongPollingTransport, respond as respondPoll } from '../transports/long-polling.js';
 import type { HttpConnection } from './connection.js';
 import type { ClusterLink } from './cross-node.js';
+import { HttpError, readBody, respond as respondText } from './http-util.js';
 
 /** How long a requester waits for the holder to acknowledge a forwarded request (ms). */
 export const ACK_MS = 5000;
@@ -105,6 +106,34 @@ export class RemoteRequests {
       });
       this.publish(message);
     });
+  }
+
+  /**
+   * Serves a transport request of a connection another node holds, through that node: a poll (GET), a send (POST)
+   * or a stop (DELETE). Throws an HttpError for what the client must be told.
+   */
+  async serveHttp(
+    method: string,
+    connectionId: string,
+    path: string,
+    settings: { longPollTimeout: number; maxRequestBodySize: number },
+    request: IncomingMessage,
+    response: ServerResponse,
+    count: (kind: RemoteKind) => void,
+  ): Promise<void> {
+    if (method === 'GET') {
+      count('poll');
+      await this.forwardPoll(connectionId, path, settings.longPollTimeout, request, response);
+      return;
+    }
+    if (method !== 'POST' && method !== 'DELETE') throw new HttpError(405, `Method ${method} is not allowed.`);
+    const body = method === 'POST' ? await readBody(request, settings.maxRequestBodySize) : undefined;
+    if (!body) request.resume();
+    const kind = body ? 'send' : 'stop';
+    count(kind);
+    const answer = await this.forward(connectionId, path, kind, body, SEND_MS);
+    if (answer.status >= 300) throw new HttpError(answer.status, answer.message ?? '');
+    respondText(response, answer.status, answer.status === 202 ? '' : undefined);
   }
 
   /** Forwards a long poll and writes its answer to `response`. */
