@@ -16,7 +16,7 @@ import {
   PersistentEndpoint,
 } from './classic/persistent.js';
 import { HttpDispatcher, rejectUpgrade } from './connection/http-dispatcher.js';
-import { normalizePath } from './connection/paths.js';
+import { normalizePath, pathKey, requestPathKey } from './connection/paths.js';
 import { type ConnectionHandler, RawEndpoint } from './connection/raw-endpoint.js';
 import { crossNodeSetup, DEFAULT_ADOPTION_WINDOW } from './cross-node-setup.js';
 import { Dashboard, type DashboardOptions } from './dashboard/dashboard.js';
@@ -153,7 +153,7 @@ export class Hubwire {
 
   /** Serves a plain HTTP handler at exactly `path` (case-insensitive, query ignored) before the hubs. */
   addRoute(path: string, handler: (request: IncomingMessage, response: ServerResponse) => void): void {
-    const key = normalizePath(path).toLowerCase();
+    const key = pathKey(normalizePath(path));
     if (this.routes.has(key)) throw new Error(`A route is already mapped at '${path}'.`);
     this.routes.set(key, handler);
   }
@@ -345,7 +345,7 @@ export class Hubwire {
    */
   handleRequest(request: IncomingMessage, response: ServerResponse): boolean {
     if (this.routes.size > 0) {
-      const route = this.routes.get(routeKey(request.url));
+      const route = this.routes.get(requestPathKey(request.url) ?? '');
       if (route) {
         route(request, response);
         return true;
@@ -443,15 +443,4 @@ export class Hubwire {
       });
     }
   }
-}
-
-/** The lower-case path of a request URL (dot segments resolved, no query), as routes are keyed. */
-function routeKey(url: string | undefined): string {
-  let path: string;
-  try {
-    path = new URL(url ?? '/', 'http://route.invalid').pathname;
-  } catch {
-    return '';
-  }
-  return (path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path).toLowerCase();
 }

@@ -16,6 +16,7 @@ import { CrossNodeConnections, type CrossNodeOptions, type VerifiedToken } from 
 import type { Endpoint } from './endpoint.js';
 import { destroySocket, HttpError, parseUrl, readBody, rejectUpgrade, respond } from './http-util.js';
 import { buildNegotiateResponse, parseNegotiateVersion } from './negotiate.js';
+import { pathKey } from './paths.js';
 import { requestInfo } from './request-info.js';
 
 export { rejectUpgrade } from './http-util.js';
@@ -85,8 +86,7 @@ export class HttpDispatcher {
 
   /** Finds the endpoint a URL path belongs to, and whether it is the negotiate route. */
   private route(pathname: string): { endpoint: Endpoint; negotiate: boolean } | undefined {
-    const lower = pathname.toLowerCase();
-    const path = lower.length > 1 && lower.endsWith('/') ? lower.slice(0, -1) : lower;
+    const path = pathKey(pathname);
     const direct = this.endpoints.get(path);
     if (direct) return { endpoint: direct, negotiate: false };
     if (path.endsWith('/negotiate')) {

@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ClusterNode } from '../backplane/node-heartbeat.js';
 import { rejectUpgrade } from '../connection/http-dispatcher.js';
-import { normalizePath } from '../connection/paths.js';
+import { normalizePath, requestPathKey } from '../connection/paths.js';
 import type { HubContext } from '../hub/clients.js';
 import type { HubInstanceState } from '../hub/hub.js';
 import type { HubOptions } from '../hub/hub-options.js';
@@ -211,13 +211,8 @@ export class Dashboard {
 
   /** Which part of the dashboard a request is for, matched as the dispatcher routes (case-insensitively). */
   private classify(request: IncomingMessage): 'page' | 'hub' | undefined {
-    let pathname: string;
-    try {
-      pathname = new URL(request.url ?? '/', 'http://localhost').pathname.toLowerCase();
-    } catch {
-      return undefined;
-    }
-    const path = pathname.length > 1 && pathname.endsWith('/') ? pathname.slice(0, -1) : pathname;
+    const path = requestPathKey(request.url);
+    if (path === undefined) return undefined;
     if (path === this.path.toLowerCase()) return 'page';
     const hub = this.hubPath.toLowerCase();
     if (path === hub || path === `${hub}/negotiate`) return 'hub';
