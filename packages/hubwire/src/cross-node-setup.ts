@@ -28,7 +28,6 @@ export function crossNodeSetup(
     );
     return undefined;
   }
-  let alive: { at: number; nodes: Promise<ReadonlySet<string>> } | undefined;
   return {
     options: {
       keys,
@@ -42,14 +41,8 @@ export function crossNodeSetup(
           await backplane.whenCommitted(backplane.accepted);
         },
         aliveNodes: async () => {
-          const now = Date.now();
-          if (!alive || now - alive.at > 1000) {
-            alive = {
-              at: now,
-              nodes: backplane.nodes().then((nodes) => new Set(nodes.filter((n) => n.alive).map((n) => n.id))),
-            };
-          }
-          return alive.nodes;
+          const nodes = await backplane.recentNodes();
+          return new Set(nodes.filter((node) => node.alive).map((node) => node.id));
         },
         barrier: async (timeoutMs) => {
           const store = backplane.store;

@@ -145,32 +145,13 @@ export class BackplaneBus implements MessageBus {
     return result.finally(() => this.absent.delete(invocationId));
   }
 
-  /**
-   * The other live nodes that map this hub, from the registry, read at most once a second (client results and
-   * queries may come in bursts).
-   */
-  private liveNodes(): Promise<Set<string>> {
-    const now = Date.now();
-    if (!this.live || now - this.live.at > 1000) {
-      const ids = this.engine
-        .nodes()
-        .then(
-          (nodes) =>
-            new Set(
-              nodes
-                .filter((node) => node.alive && !node.self && mapsHub(node.info, this.historyKey))
-                .map((node) => node.id),
-            ),
-        );
-      ids.catch(() => {
-        if (this.live?.ids === ids) this.live = undefined;
-      });
-      this.live = { at: now, ids };
-    }
-    return this.live.ids;
+  /** The other live nodes that map this hub, from the registry as read at most a second ago. */
+  private async liveNodes(): Promise<Set<string>> {
+    const nodes = await this.engine.recentNodes();
+    return new Set(
+      nodes.filter((node) => node.alive && !node.self && mapsHub(node.info, this.historyKey)).map((node) => node.id),
+    );
   }
-
-  private live: { at: number; ids: Promise<Set<string>> } | undefined;
 
   /** Reads which other nodes are alive: each must answer an Invoke, or say it does not hold the connection. */
   private expectAnswers(invocationId: string, connectionId: string): void {

@@ -340,6 +340,25 @@ export class Backplane implements StreamHistory {
     return this.heartbeat.nodes();
   }
 
+  /**
+   * The registry as read at most `maxAgeMs` ago (one read shared by every caller meanwhile: client results, presence
+   * queries and forwarded requests come in bursts). A failed read is not kept.
+   */
+  recentNodes(maxAgeMs = 1000): Promise<ClusterNode[]> {
+    const now = Date.now();
+    const cached = this.recent;
+    if (cached && now - cached.at <= maxAgeMs) return cached.nodes;
+    const nodes = this.heartbeat.nodes();
+    const entry = { at: now, nodes };
+    this.recent = entry;
+    nodes.catch(() => {
+      if (this.recent === entry) this.recent = undefined;
+    });
+    return nodes;
+  }
+
+  private recent: { at: number; nodes: Promise<ClusterNode[]> } | undefined;
+
   /** What this node says about itself in its registry row (the Hubwire server sets it). */
   setNodeInfo(provider: () => Record<string, unknown>): void {
     this.heartbeat.setInfo(provider);
