@@ -18,8 +18,8 @@ export const CONNECTION_KEYS_PURPOSE = 'hubwire.connection-tokens';
 /** The key the nodes' claims travel under on the backplane. */
 export const CLAIMS_KEY = 'hubwire:connections';
 
-/** At most this many claims are remembered (the oldest go first); each is kept for the adoption window. */
-const MAX_CLAIMS = 200_000;
+/** At most this many ids are remembered in each set of recent ones (the oldest go first). */
+const MAX_REMEMBERED = 200_000;
 
 /** What a connection token says (signed: a node trusts it once the MAC verifies). */
 export interface TokenClaims {
@@ -71,9 +71,26 @@ export interface Refusal {
   message: string;
 }
 
-interface Claim {
-  node: string;
-  until: number;
+/** Ids remembered for `ttlMs`, at most MAX_REMEMBERED; the expired (and, past the cap, the oldest) go as ids come. */
+class RecentIds {
+  /** Id → when it was added; insertion order is time order. */
+  private readonly added = new Map<string, number>();
+
+  constructor(private readonly ttlMs: number) {}
+
+  add(id: string): void {
+    const now = Date.now();
+    this.added.delete(id);
+    this.added.set(id, now);
+    for (const [old, at] of this.added) {
+      if (now - at < this.ttlMs && this.added.size <= MAX_REMEMBERED) break;
+      this.added.delete(old);
+    }
+  }
+
+  has(id: string): boolean {
+    return this.added.has(id);
+  }
 }
 
 export class CrossNodeConnections {
@@ -81,9 +98,9 @@ export class CrossNodeConnections {
   /** Requests of connections held by another node, forwarded there; and the others' requests for ours. */
   readonly remote: RemoteRequests;
   /** Connection ids whose token was used (here or elsewhere), within the adoption window. */
-  private readonly claims = new Map<string, Claim>();
-  /** Connections this node held that ended, with when (bounded, like the claims): it answers their requests 404. */
-  private readonly ended = new Map<string, number>();
+  private readonly claims: RecentIds;
+  /** Connections this node held that ended (for twice the window): it answers their requests 404 at once. */
+  private readonly ended: RecentIds;
 
   constructor(
     private readonly options: CrossNodeOptions,
@@ -93,6 +110,8 @@ export class CrossNodeConnections {
     served: (kind: RemoteKind) => void = () => {},
   ) {
     this.protector = new TokenProtector(options.keys);
+    this.claims = new RecentIds(options.adoptionWindow);
+    this.ended = new RecentIds(options.adoptionWindow * 2);
     this.remote = new RemoteRequests(
       options.link,
       {
@@ -176,15 +195,8 @@ export class CrossNodeConnections {
 
   private publishClaim(connection: HttpConnection): Promise<void> {
     const node = this.options.link.nodeId;
-    this.remember(connection.connectionId, node);
-    connection.onClose(() => {
-      const now = Date.now();
-      this.ended.set(connection.connectionId, now);
-      for (const [id, at] of this.ended) {
-        if (now - at < this.options.adoptionWindow * 2 && this.ended.size <= MAX_CLAIMS) break;
-        this.ended.delete(id);
-      }
-    });
+    this.claims.add(connection.connectionId);
+    connection.onClose(() => this.ended.add(connection.connectionId));
     return this.options.link
       .publishCommitted({ op: 'claim', id: connection.connectionId, node })
       .catch((error: unknown) => {
@@ -199,21 +211,10 @@ export class CrossNodeConnections {
     const claim = data as { op?: unknown; id?: unknown; node?: unknown } | null;
     if (claim?.op !== 'claim' || typeof claim.id !== 'string' || typeof claim.node !== 'string') return;
     if (claim.node === this.options.link.nodeId) return;
-    this.remember(claim.id, claim.node);
+    this.claims.add(claim.id);
     // Negotiated here, started elsewhere: the local connection will never start.
     const local = this.local(claim.id);
     if (local && local.state === 'new' && local.transportKind === undefined) local.dispose();
-  }
-
-  private remember(connectionId: string, node: string): void {
-    const now = Date.now();
-    this.claims.delete(connectionId);
-    this.claims.set(connectionId, { node, until: now + this.options.adoptionWindow });
-    // Insertion order is time order: drop the expired (and, past the cap, the oldest) from the front.
-    for (const [id, claim] of this.claims) {
-      if (claim.until > now && this.claims.size <= MAX_CLAIMS) break;
-      this.claims.delete(id);
-    }
   }
 }
 
