@@ -41,32 +41,28 @@ export function createPrometheusRegistry(
   };
   for (const instrument of INSTRUMENTS) {
     const labelNames = instrument.attributes.map(labelOf);
+    /** This scrape's observations of the instrument, with their labels by name. */
+    const observed = async () =>
+      instrument
+        .observe(await reading())
+        .map(([values, value]) => [Object.fromEntries(labelNames.map((l, i) => [l, values[i] ?? ''])), value] as const);
+    const options = { name: instrument.prom, help: instrument.help, labelNames, registers: [registry] };
     if (instrument.kind === 'counter') {
       new Counter({
-        name: instrument.prom,
-        help: instrument.help,
-        labelNames,
-        registers: [registry],
+        ...options,
         async collect() {
-          const observations = instrument.observe(await reading());
+          const points = await observed();
           this.reset();
-          for (const [values, value] of observations) {
-            this.inc(Object.fromEntries(labelNames.map((l, i) => [l, values[i] ?? ''])), value);
-          }
+          for (const [labels, value] of points) this.inc(labels, value);
         },
       });
     } else {
       new Gauge({
-        name: instrument.prom,
-        help: instrument.help,
-        labelNames,
-        registers: [registry],
+        ...options,
         async collect() {
-          const observations = instrument.observe(await reading());
+          const points = await observed();
           this.reset();
-          for (const [values, value] of observations) {
-            this.set(Object.fromEntries(labelNames.map((l, i) => [l, values[i] ?? ''])), value);
-          }
+          for (const [labels, value] of points) this.set(labels, value);
         },
       });
     }
