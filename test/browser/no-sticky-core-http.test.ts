@@ -16,7 +16,7 @@ import { launchChromium } from '../classic/fixture.js';
 import { dropSchema } from '../helpers/classic-node.js';
 import { connectionIdOf, nodesOfConnection } from '../helpers/connection-tokens.js';
 import { type Haproxy, startRoundRobin } from '../helpers/haproxy.js';
-import { type NodeProcess, startNodeProcess } from '../helpers/node-process.js';
+import { type NodeProcess, startNodeProcesses } from '../helpers/node-process.js';
 import { delay, waitFor, withTimeout } from '../helpers/wait.js';
 
 const DATABASE_URL = process.env.HUBWIRE_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -99,11 +99,7 @@ describe('the official client in Chromium over SSE and long polling, round robin
   const summary = { deliveries: 0, lost: 0, duplicated: 0, reordered: 0, nodesPerConnection: [] as string[] };
 
   before(async () => {
-    nodes = await Promise.all(
-      Array.from({ length: NODES }, () =>
-        startNodeProcess(['--backplane', DATABASE_URL, '--schema', schema, '--heartbeat-ms', '200']),
-      ),
-    );
+    nodes = await startNodeProcesses(NODES, ['--backplane', DATABASE_URL, '--schema', schema, '--heartbeat-ms', '200']);
     proxy = await startRoundRobin({ backends: nodes.map((node) => node.port), pages: { '/page': PAGE } });
     browser = await launchChromium();
   });

@@ -7,6 +7,7 @@ import type * as signalR from '@microsoft/signalr';
 import { AggregationTemporality, MeterProvider, MetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { Backplane, Hub, Hubwire, HubwireError, MemoryDatabase, MemoryStore } from 'hubwire';
 import { collect, startClient } from '../helpers/clients.js';
+import { sample } from '../helpers/prometheus.js';
 import { waitFor } from '../helpers/wait.js';
 
 interface MeteredClient {
@@ -51,20 +52,6 @@ async function connect(url: string, transport?: 'LongPolling' | 'ServerSentEvent
   const client = await startClient(url, transport ? { transport } : {});
   clients.push(client);
   return client;
-}
-
-/** The value of one Prometheus sample, or undefined. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    const match = /^([^{\s]+)(?:\{(.*)\})?\s+(\S+)$/.exec(line);
-    if (!match || match[1] !== name) continue;
-    const found: Record<string, string> = {};
-    for (const pair of (match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g))
-      found[pair[1] as string] = pair[2] as string;
-    if (Object.entries(labels).every(([k, v]) => found[k] === v)) return Number(match[3]);
-  }
-  return undefined;
 }
 
 async function scrape(base: string, path = '/metrics'): Promise<{ status: number; text: string; type: string | null }> {

@@ -134,3 +134,8 @@ export async function startNodeProcess(args: string[], timeoutMs = 20_000): Prom
   const node = await startFixture('hub-node.ts', args, timeoutMs);
   return { ...node, url: `http://127.0.0.1:${node.port}/test` };
 }
+
+/** `count` hub nodes started together with the same arguments (one cluster). */
+export function startNodeProcesses(count: number, args: string[]): Promise<NodeProcess[]> {
+  return Promise.all(Array.from({ length: count }, () => startNodeProcess(args)));
+}

@@ -15,7 +15,7 @@ import pg from 'pg';
 import { dropSchema } from '../helpers/classic-node.js';
 import { startClient, type TransportName } from '../helpers/clients.js';
 import { type Haproxy, startRoundRobin } from '../helpers/haproxy.js';
-import { type NodeProcess, startNodeProcess } from '../helpers/node-process.js';
+import { type NodeProcess, startNodeProcesses } from '../helpers/node-process.js';
 import { delay, settle, waitFor, withTimeout } from '../helpers/wait.js';
 
 const DATABASE_URL = process.env.HUBWIRE_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -56,11 +56,7 @@ describe('no sticky sessions, chaos: a node SIGKILLed and the database connectio
   const clients: Client[] = [];
 
   before(async () => {
-    nodes = await Promise.all(
-      Array.from({ length: NODES }, () =>
-        startNodeProcess(['--backplane', backplaneUrl, '--schema', schema, '--heartbeat-ms', '200']),
-      ),
-    );
+    nodes = await startNodeProcesses(NODES, ['--backplane', backplaneUrl, '--schema', schema, '--heartbeat-ms', '200']);
     proxy = await startRoundRobin({ backends: nodes.map((node) => node.port) });
   });
 

@@ -10,8 +10,9 @@ import { after, before, describe, test } from 'node:test';
 import type * as signalR from '@microsoft/signalr';
 import { dropSchema } from '../helpers/classic-node.js';
 import { type ProtocolName, startClient, type TransportName } from '../helpers/clients.js';
+import { nodesOfConnection } from '../helpers/connection-tokens.js';
 import { type Haproxy, startRoundRobin } from '../helpers/haproxy.js';
-import { type NodeProcess, startNodeProcess } from '../helpers/node-process.js';
+import { type NodeProcess, startNodeProcesses } from '../helpers/node-process.js';
 import { delay, waitFor } from '../helpers/wait.js';
 
 const DATABASE_URL = process.env.HUBWIRE_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -41,11 +42,7 @@ describe('Core clients over SSE and long polling behind round-robin HAProxy', { 
   const clients: Client[] = [];
 
   before(async () => {
-    nodes = await Promise.all(
-      Array.from({ length: NODES }, () =>
-        startNodeProcess(['--backplane', DATABASE_URL, '--schema', schema, '--heartbeat-ms', '200']),
-      ),
-    );
+    nodes = await startNodeProcesses(NODES, ['--backplane', DATABASE_URL, '--schema', schema, '--heartbeat-ms', '200']);
     proxy = await startRoundRobin({ backends: nodes.map((node) => node.port) });
   });
 
@@ -117,7 +114,7 @@ describe('Core clients over SSE and long polling behind round-robin HAProxy', { 
 
     // HAProxy's log: each connection's requests (its token in the query) spread over the nodes.
     const requests = (proxy as Haproxy).requests;
-    const perConnection = clients.map((client) => nodesOf(requests, client.id));
+    const perConnection = clients.map((client) => nodesOfConnection(requests, client.id).length);
     console.log(
       `[no-sticky-core-http] connections ${clients.length} (${clients.map((c) => `${c.kind.transport}/${c.kind.protocol}`).join(', ')}), nodes per connection ${JSON.stringify(perConnection)}, deliveries ${expected * clients.length}, lost ${lost}, duplicated ${duplicated}, reordered ${reordered}`,
     );
@@ -143,20 +140,3 @@ describe('Core clients over SSE and long polling behind round-robin HAProxy', { 
     );
   });
 });
-
-/** The distinct nodes that answered requests carrying a connection's token (found by its first request). */
-function nodesOf(requests: readonly { server: number; uri: string }[], connectionId: string): number {
-  // The token is base64url JSON holding the connection id: decode each request's token and match the id.
-  const servers = new Set<number>();
-  for (const request of requests) {
-    const token = new URL(request.uri, 'http://x').searchParams.get('id');
-    if (!token) continue;
-    try {
-      const [id] = (JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString()) as unknown[]).slice(1);
-      if (id === connectionId) servers.add(request.server);
-    } catch {
-      // not a signed token
-    }
-  }
-  return servers.size;
-}

@@ -15,7 +15,7 @@ import type * as signalR from '@microsoft/signalr';
 import { dropSchema } from '../helpers/classic-node.js';
 import { type ProtocolName, startClient } from '../helpers/clients.js';
 import { type Haproxy, type ProxiedRequest, startRoundRobin } from '../helpers/haproxy.js';
-import { type NodeProcess, startNodeProcess } from '../helpers/node-process.js';
+import { type NodeProcess, startNodeProcesses } from '../helpers/node-process.js';
 import { delay, settle, waitFor, withTimeout } from '../helpers/wait.js';
 import {
   bearer,
@@ -67,11 +67,14 @@ describe('Core clients behind round-robin HAProxy, no sticky sessions (WebSocket
   const tokenChecks = { refused: 0, total: 0 };
 
   before(async () => {
-    nodes = await Promise.all(
-      Array.from({ length: NODES }, () =>
-        startNodeProcess(['--backplane', DATABASE_URL, '--schema', schema, '--heartbeat-ms', String(HEARTBEAT_MS)]),
-      ),
-    );
+    nodes = await startNodeProcesses(NODES, [
+      '--backplane',
+      DATABASE_URL,
+      '--schema',
+      schema,
+      '--heartbeat-ms',
+      String(HEARTBEAT_MS),
+    ]);
     proxy = await startRoundRobin({ backends: nodes.map((node) => node.port), logAsap: true });
   });
 

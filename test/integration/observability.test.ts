@@ -9,25 +9,13 @@ import type * as signalR from '@microsoft/signalr';
 import { readStatus } from 'hubwire';
 import pg from 'pg';
 import { collect, startClient } from '../helpers/clients.js';
-import { type NodeProcess, startNodeProcess } from '../helpers/node-process.js';
+import { type NodeProcess, startNodeProcesses } from '../helpers/node-process.js';
+import { sample } from '../helpers/prometheus.js';
 import { waitFor } from '../helpers/wait.js';
 
 const DATABASE_URL = process.env.HUBWIRE_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
 const HEARTBEAT_MS = 200;
 const NODE_TIMEOUT = 3 * HEARTBEAT_MS;
-
-/** The value of one Prometheus sample (the first whose labels include `labels`), or undefined. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    const match = /^([^{\s]+)(?:\{(.*)\})?\s+(\S+)$/.exec(line);
-    if (!match || match[1] !== name) continue;
-    const found: Record<string, string> = {};
-    for (const pair of (match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g))
-      found[pair[1] as string] = pair[2] as string;
-    if (Object.entries(labels).every(([k, v]) => found[k] === v)) return Number(match[3]);
-  }
-  return undefined;
-}
 
 async function scrape(node: NodeProcess): Promise<string> {
   const response = await fetch(`http://127.0.0.1:${node.port}/metrics`);
@@ -43,9 +31,8 @@ describe('observability on PostgreSQL (two nodes as processes)', () => {
   const status = () => readStatus(DATABASE_URL, { schema, nodeTimeout: NODE_TIMEOUT });
 
   before(async () => {
-    const start = () =>
-      startNodeProcess(['--backplane', DATABASE_URL, '--schema', schema, '--heartbeat-ms', String(HEARTBEAT_MS)]);
-    [a, b] = await Promise.all([start(), start()]);
+    const args = ['--backplane', DATABASE_URL, '--schema', schema, '--heartbeat-ms', String(HEARTBEAT_MS)];
+    [a, b] = (await startNodeProcesses(2, args)) as [NodeProcess, NodeProcess];
   });
 
   after(async () => {
