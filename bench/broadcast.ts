@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { Child, killAllChildren, ROOT } from './lib/child.js';
 import {
   assertOpenFileLimit,
+  configOrExit,
   envInt,
   type FromClient,
   type FromServer,
@@ -21,6 +22,7 @@ import {
   type ServerName,
   type ServerStats,
   SetupError,
+  sleep,
   type ToClient,
   type ToServer,
 } from './lib/common.js';
@@ -60,14 +62,7 @@ function readConfig() {
   };
 }
 
-const CONFIG = (() => {
-  try {
-    return readConfig();
-  } catch (error) {
-    process.stderr.write(`bench: ${(error as Error).message}\n`);
-    process.exit(2);
-  }
-})();
+const CONFIG = configOrExit('bench', readConfig);
 const {
   sizes: SIZES,
   rounds: ROUNDS,
@@ -149,8 +144,6 @@ interface ConfigResult {
 }
 
 // --- Helpers --------------------------------------------------------------------------------------------
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 function median(values: number[]): number {
   if (values.length === 0) return Number.NaN;

@@ -15,7 +15,7 @@ import pg from 'pg';
 import { Child, killAllChildren } from './lib/child.js';
 import type { FromClients, FromServer, Mode, ServerStats, ToClients, ToServer } from './lib/classic-move.js';
 import { fmtMs, printSummary, type RoundResult, roundResult, summarize } from './lib/classic-move-results.js';
-import { envInt, HISTOGRAM_BUCKETS, nowUs, SetupError } from './lib/common.js';
+import { configOrExit, envInt, HISTOGRAM_BUCKETS, log, nowUs, SetupError, sleep } from './lib/common.js';
 import {
   assertLocalDatabase,
   cpuStallUs,
@@ -53,20 +53,10 @@ function readConfig() {
   };
 }
 
-const CONFIG = (() => {
-  try {
-    return readConfig();
-  } catch (error) {
-    process.stderr.write(`bench:classic-move: ${(error as Error).message}\n`);
-    process.exit(2);
-  }
-})();
+const CONFIG = configOrExit('bench:classic-move', readConfig);
 
 const READY_TIMEOUT_MS = 30_000;
 const REQUEST_TIMEOUT_MS = 15_000;
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-const log = (text: string) => process.stderr.write(`${text}\n`);
 
 /** The nodes' backplane schema: fresh for this run, installed by the nodes, dropped at the end (also on failure). */
 const schema = scratchName('hw_bench');

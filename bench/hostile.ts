@@ -13,7 +13,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Child, killAllChildren, ROOT } from './lib/child.js';
-import { envInt, Histogram, SetupError } from './lib/common.js';
+import { configOrExit, envInt, Histogram, SetupError } from './lib/common.js';
 import {
   type FromHostile,
   type FromProbe,
@@ -57,14 +57,7 @@ function readConfig() {
   };
 }
 
-const CONFIG = (() => {
-  try {
-    return readConfig();
-  } catch (error) {
-    process.stderr.write(`bench:hostile: ${(error as Error).message}\n`);
-    process.exit(2);
-  }
-})();
+const CONFIG = configOrExit('bench:hostile', readConfig);
 
 const MIB = 1024 * 1024;
 const TARGETS = { probeP99Ms: 50, rssGrowthDuringMiB: 64, rssAfterMiB: 16 };

@@ -20,7 +20,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import pg from 'pg';
 import { type Haproxy, startRoundRobin } from '../test/helpers/haproxy.js';
 import { Child, killAllChildren } from './lib/child.js';
-import { envInt, SetupError } from './lib/common.js';
+import { configOrExit, envInt, log, SetupError, sleep } from './lib/common.js';
 import {
   type ChurnReport,
   type FromNoStickyClient,
@@ -72,19 +72,10 @@ function readConfig() {
   };
 }
 
-const CONFIG = (() => {
-  try {
-    return readConfig();
-  } catch (error) {
-    process.stderr.write(`bench:no-sticky: ${(error as Error).message}\n`);
-    process.exit(2);
-  }
-})();
+const CONFIG = configOrExit('bench:no-sticky', readConfig);
 
 const READY_TIMEOUT_MS = 30_000;
 const REQUEST_TIMEOUT_MS = 15_000;
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-const log = (text: string) => process.stderr.write(`${text}\n`);
 
 type NodeChild = Child<ToNode, FromNode>;
 type ClientChild = Child<ToNoStickyClient, FromNoStickyClient>;

@@ -192,3 +192,19 @@ export function envInt(name: string, fallback: number, min = 1, max = 1_000_000)
   }
   return value;
 }
+
+/** A bench's configuration read from the environment; a bad value prints `<script>: <why>` and exits 2. */
+export function configOrExit<T>(script: string, read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    process.stderr.write(`${script}: ${(error as Error).message}\n`);
+    process.exit(2);
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export function log(text: string): void {
+  process.stderr.write(`${text}\n`);
+}

@@ -3,7 +3,7 @@
 
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { envInt, SetupError } from './common.js';
+import { configOrExit, envInt, SetupError } from './common.js';
 import { assertLocalMysql } from './mysql.js';
 import { assertLocalDatabase } from './postgres.js';
 import {
@@ -94,14 +94,7 @@ function readConfig() {
   };
 }
 
-export const CONFIG = (() => {
-  try {
-    return readConfig();
-  } catch (error) {
-    process.stderr.write(`bench:scaleout: ${(error as Error).message}\n`);
-    process.exit(2);
-  }
-})();
+export const CONFIG = configOrExit('bench:scaleout', readConfig);
 
 export const REPORT_CONFIG: ReportConfig = {
   databases: CONFIG.databases,
@@ -136,11 +129,7 @@ export const loadAtStart = loadavg();
 
 // --- Helpers -----------------------------------------------------------------------------------------------------
 
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-export function log(text: string): void {
-  process.stderr.write(`${text}\n`);
-}
+export { log, sleep } from './common.js';
 
 // --- The time budget ---------------------------------------------------------------------------------------------
 
