@@ -12,7 +12,7 @@
 
 import { cpus, loadavg, totalmem } from 'node:os';
 import pg from 'pg';
-import { Child, killAllChildren } from './lib/child.js';
+import { Child, killAllChildren, stopOnSignalsAndDeadline } from './lib/child.js';
 import type { FromClients, FromServer, Mode, ServerStats, ToClients, ToServer } from './lib/classic-move.js';
 import { fmtMs, printSummary, type RoundResult, roundResult, summarize } from './lib/classic-move-results.js';
 import { configOrExit, envInt, HISTOGRAM_BUCKETS, log, nowUs, SetupError, sleep } from './lib/common.js';
@@ -22,9 +22,8 @@ import {
   dropSchemas,
   postgresCpu,
   postgresCpuBetween,
+  preparePostgres,
   scratchName,
-  sweepStaleSchemas,
-  withClient,
 } from './lib/postgres.js';
 import { writeResultsFile } from './report.js';
 
@@ -85,28 +84,14 @@ async function parent(): Promise<number> {
   const rounds: RoundResult[] = [];
   const problems: string[] = [];
   const notes: string[] = [];
-  process.on('exit', killAllChildren);
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      log(`\nInterrupted (${signal}); stopping children and dropping ${schema}.`);
-      killAllChildren();
-      void cleanUpDatabase().finally(() => process.exit(130));
-    });
-  }
-  setTimeout(() => {
-    if (finished) return;
-    log(`\nbench:classic-move: deadline of ${CONFIG.deadlineSeconds} s passed; stopping.`);
-    killAllChildren();
-    void cleanUpDatabase().finally(() => process.exit(1));
-  }, CONFIG.deadlineSeconds * 1000).unref();
-
-  try {
-    await withClient(CONFIG.dbUrl, (c) => c.query('SELECT 1'));
-  } catch (error) {
-    throw new SetupError(`PostgreSQL is not reachable at ${CONFIG.dbUrl}: ${(error as Error).message}`);
-  }
-  const swept = await sweepStaleSchemas(CONFIG.dbUrl);
-  if (swept.length) log(`Dropped stale schemas of earlier runs: ${swept.join(', ')}`);
+  stopOnSignalsAndDeadline({
+    script: 'bench:classic-move',
+    deadlineSeconds: CONFIG.deadlineSeconds,
+    stopping: `stopping children and dropping ${schema}`,
+    cleanUp: cleanUpDatabase,
+    finished: () => finished,
+  });
+  await preparePostgres(CONFIG.dbUrl);
   log(
     `Classic move bench: ${CLIENTS} long-polling clients on 2 nodes (PostgreSQL schema ${schema}), rates ` +
       `${CONFIG.rates.join(', ')} msg/s, ${CONFIG.rounds} rounds per mode of ${CONFIG.roundMs / 1000} s ` +

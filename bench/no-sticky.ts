@@ -19,7 +19,7 @@
 import { cpus, loadavg, totalmem } from 'node:os';
 import pg from 'pg';
 import { type Haproxy, startRoundRobin } from '../test/helpers/haproxy.js';
-import { Child, killAllChildren } from './lib/child.js';
+import { Child, killAllChildren, stopOnSignalsAndDeadline } from './lib/child.js';
 import { configOrExit, envInt, log, SetupError, sleep } from './lib/common.js';
 import {
   type ChurnReport,
@@ -43,9 +43,8 @@ import {
   dropSchemas,
   postgresCpu,
   postgresCpuBetween,
+  preparePostgres,
   scratchName,
-  sweepStaleSchemas,
-  withClient,
 } from './lib/postgres.js';
 import type { FromNode, NodeStats, ToNode } from './lib/scaleout.js';
 import { redactUrl, writeResultsFile } from './report.js';
@@ -254,28 +253,14 @@ async function scenario(pass: number, transport: Transport, mode: Mode, problems
 async function main(): Promise<number> {
   const startedAt = new Date();
   let finished = false;
-  process.on('exit', killAllChildren);
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      log(`\nInterrupted (${signal}); stopping children and proxies, dropping the scratch schemas.`);
-      killAllChildren();
-      void cleanUp().finally(() => process.exit(130));
-    });
-  }
-  setTimeout(() => {
-    if (finished) return;
-    log(`\nbench:no-sticky: deadline of ${CONFIG.deadlineSeconds} s passed; stopping.`);
-    killAllChildren();
-    void cleanUp().finally(() => process.exit(1));
-  }, CONFIG.deadlineSeconds * 1000).unref();
-
-  try {
-    await withClient(CONFIG.dbUrl, (c) => c.query('SELECT 1'));
-  } catch (error) {
-    throw new SetupError(`PostgreSQL is not reachable at ${CONFIG.dbUrl}: ${(error as Error).message}`);
-  }
-  const swept = await sweepStaleSchemas(CONFIG.dbUrl);
-  if (swept.length) log(`Dropped stale schemas of earlier runs: ${swept.join(', ')}`);
+  stopOnSignalsAndDeadline({
+    script: 'bench:no-sticky',
+    deadlineSeconds: CONFIG.deadlineSeconds,
+    stopping: 'stopping children and proxies, dropping the scratch schemas',
+    cleanUp,
+    finished: () => finished,
+  });
+  await preparePostgres(CONFIG.dbUrl);
   log(
     `No-sticky bench: 2 Hubwire nodes on PostgreSQL behind HAProxy, ${CONFIG.senders} senders + ` +
       `${CONFIG.receivers} receivers (@microsoft/signalr, JSON), ${CONFIG.durationMs / 1000} s closed loop ` +

@@ -135,3 +135,31 @@ export class Child<In, Out extends { type: string }> {
     clearTimeout(timer);
   }
 }
+
+/**
+ * A bench parent's exits: children are killed whenever it exits; on SIGINT / SIGTERM it logs why (`stopping`
+ * says what it stops), runs `cleanUp` and exits 130; past `deadlineSeconds`, unless `finished()`, likewise with 1.
+ */
+export function stopOnSignalsAndDeadline(options: {
+  script: string;
+  deadlineSeconds: number;
+  stopping: string;
+  cleanUp: () => Promise<unknown>;
+  finished: () => boolean;
+}): void {
+  const log = (text: string) => process.stderr.write(`${text}\n`);
+  process.on('exit', killAllChildren);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      log(`\nInterrupted (${signal}); ${options.stopping}.`);
+      killAllChildren();
+      void options.cleanUp().finally(() => process.exit(130));
+    });
+  }
+  setTimeout(() => {
+    if (options.finished()) return;
+    log(`\n${options.script}: deadline of ${options.deadlineSeconds} s passed; stopping.`);
+    killAllChildren();
+    void options.cleanUp().finally(() => process.exit(1));
+  }, options.deadlineSeconds * 1000).unref();
+}

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { SetupError } from './common.js';
+import { log, SetupError } from './common.js';
 
 const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 
@@ -268,4 +268,20 @@ export function cpuStallUs(): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Checks that PostgreSQL answers at `url` (a SetupError naming it otherwise), sweeps the scratch schemas of dead runs
+ * (logging them), and returns the server's version.
+ */
+export async function preparePostgres(url: string): Promise<string | undefined> {
+  let version: string | undefined;
+  try {
+    version = await withClient(url, async (c) => (await c.query('SHOW server_version')).rows[0]?.server_version);
+  } catch (error) {
+    throw new SetupError(`PostgreSQL is not reachable at ${url}: ${(error as Error).message}`);
+  }
+  const swept = await sweepStaleSchemas(url);
+  if (swept.length) log(`Dropped stale schemas of earlier runs: ${swept.join(', ')}`);
+  return version;
 }

@@ -11,10 +11,9 @@ import {
   createSocketIoTable,
   dropPgbenchDatabase,
   dropSchemas,
+  preparePostgres,
   SCRATCH_PREFIXES,
   scratchName,
-  sweepStaleSchemas,
-  withClient,
 } from './postgres.js';
 import { type DatabaseName, SYSTEM_CODE, type SystemName } from './scaleout.js';
 import { CONFIG, log, sleep } from './scaleout-run.js';
@@ -135,16 +134,7 @@ export const versions: { postgres?: string; mariadb?: string } = {};
 
 export async function prepareDatabases(): Promise<void> {
   if (CONFIG.databases.includes('postgres')) {
-    try {
-      versions.postgres = await withClient(
-        CONFIG.dbUrl,
-        async (c) => (await c.query('SHOW server_version')).rows[0]?.server_version,
-      );
-    } catch (error) {
-      throw new SetupError(`PostgreSQL is not reachable at ${CONFIG.dbUrl}: ${(error as Error).message}`);
-    }
-    const swept = await sweepStaleSchemas(CONFIG.dbUrl);
-    if (swept.length) log(`Dropped stale schemas of earlier runs: ${swept.join(', ')}`);
+    versions.postgres = await preparePostgres(CONFIG.dbUrl);
     if (CONFIG.systems.includes('socketio')) await createSocketIoTable(CONFIG.dbUrl, scratch.socketIoSchema);
     log(
       `PostgreSQL scratch schemas: ${scratch.socketIoSchema}, hw_bench_… (one per pass) ` +
