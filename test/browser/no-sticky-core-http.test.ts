@@ -8,8 +8,6 @@
 // and to a group, and client results.
 
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from '../classic/fixture.js';
@@ -17,7 +15,8 @@ import { dropSchema } from '../helpers/classic-node.js';
 import { connectionIdOf, nodesOfConnection } from '../helpers/connection-tokens.js';
 import { type Haproxy, startRoundRobin } from '../helpers/haproxy.js';
 import { type NodeProcess, startNodeProcesses } from '../helpers/node-process.js';
-import { delay, waitFor, withTimeout } from '../helpers/wait.js';
+import { SIGNALR_BUNDLES } from '../helpers/signalr-bundles.js';
+import { cleanUpSteps, delay, waitFor } from '../helpers/wait.js';
 
 const DATABASE_URL = process.env.HUBWIRE_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
 const NODES = 3;
@@ -25,17 +24,6 @@ const NODES = 3;
 const SENDS = 10;
 /** Any single browser action or wait. */
 const STEP_MS = 10_000;
-
-const require = createRequire(import.meta.url);
-const BUNDLES: Record<string, string> = {
-  '/lib/signalr.js': join(dirname(require.resolve('@microsoft/signalr')), '..', 'browser', 'signalr.min.js'),
-  '/lib/signalr-protocol-msgpack.js': join(
-    dirname(require.resolve('@microsoft/signalr-protocol-msgpack')),
-    '..',
-    'browser',
-    'signalr-protocol-msgpack.min.js',
-  ),
-};
 
 /** The page: the official bundles, and `start(user, transport, protocol)` recording what the connection receives. */
 const PAGE = `<!doctype html><meta charset="utf-8"><title>no sticky over http</title>
@@ -116,9 +104,7 @@ describe('the official client in Chromium over SSE and long polling, round robin
       ['nodes', () => Promise.all(nodes.map((n) => n.stop()))],
       ['schema', () => dropSchema(DATABASE_URL, schema)],
     ];
-    for (const [what, step] of steps) {
-      await withTimeout(step(), 10_000, `cleanup of ${what}`).catch((error: Error) => console.error(error.message));
-    }
+    await cleanUpSteps(steps);
   });
 
   function diagnostics(): string {
@@ -138,7 +124,7 @@ describe('the official client in Chromium over SSE and long polling, round robin
       if (message.type() === 'error') pageErrors.push(`${kind.name}: ${message.text()}`);
     });
     await page.route(`${proxy?.url}/lib/*`, (route) =>
-      route.fulfill({ contentType: 'text/javascript', path: BUNDLES[new URL(route.request().url()).pathname] }),
+      route.fulfill({ contentType: 'text/javascript', path: SIGNALR_BUNDLES[new URL(route.request().url()).pathname] }),
     );
     await page.goto(`${proxy?.url}/page`);
     const user = `web-${kind.name}`;

@@ -7,30 +7,18 @@
 // between them.
 
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from '../classic/fixture.js';
 import { dropSchema } from '../helpers/classic-node.js';
 import { type Haproxy, type ProxiedRequest, startRoundRobin } from '../helpers/haproxy.js';
 import { type NodeProcess, startNodeProcess } from '../helpers/node-process.js';
-import { waitFor, withTimeout } from '../helpers/wait.js';
+import { SIGNALR_BUNDLES } from '../helpers/signalr-bundles.js';
+import { cleanUpSteps, waitFor } from '../helpers/wait.js';
 
 const DATABASE_URL = process.env.HUBWIRE_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
 /** Any single browser action or wait. */
 const STEP_MS = 10_000;
-
-const require = createRequire(import.meta.url);
-const BUNDLES: Record<string, string> = {
-  '/lib/signalr.js': join(dirname(require.resolve('@microsoft/signalr')), '..', 'browser', 'signalr.min.js'),
-  '/lib/signalr-protocol-msgpack.js': join(
-    dirname(require.resolve('@microsoft/signalr-protocol-msgpack')),
-    '..',
-    'browser',
-    'signalr-protocol-msgpack.min.js',
-  ),
-};
 
 /** The page: the official bundles, and `start(user, protocol)` recording what the connection receives. */
 const PAGE = `<!doctype html><meta charset="utf-8"><title>no sticky</title>
@@ -104,9 +92,7 @@ describe('the official client in Chromium behind round-robin HAProxy, no sticky 
       ['nodes', () => Promise.all(nodes.map((n) => n.stop()))],
       ['schema', () => dropSchema(DATABASE_URL, schema)],
     ];
-    for (const [what, step] of steps) {
-      await withTimeout(step(), 10_000, `cleanup of ${what}`).catch((error: Error) => console.error(error.message));
-    }
+    await cleanUpSteps(steps);
   });
 
   const logLine = (r: ProxiedRequest) => `n${r.server} ${r.status} ${r.method} ${r.uri}`;
@@ -132,7 +118,7 @@ describe('the official client in Chromium behind round-robin HAProxy, no sticky 
     // HAProxy serves the page itself (a page the test fulfilled would not count as loaded from a local address, and
     // Chromium's local network access checks would block its WebSocket); the bundles come from the test.
     await page.route(`${proxy?.url}/lib/*`, (route) =>
-      route.fulfill({ contentType: 'text/javascript', path: BUNDLES[new URL(route.request().url()).pathname] }),
+      route.fulfill({ contentType: 'text/javascript', path: SIGNALR_BUNDLES[new URL(route.request().url()).pathname] }),
     );
     await page.goto(`${proxy?.url}/page`);
     const log = (proxy as Haproxy).requests;

@@ -14,6 +14,16 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
 }
 
 /**
+ * Runs a test's cleanup steps in order, each bounded to `ms`: a step that fails or hangs is reported on stderr and the
+ * next ones still run (an `after` hook must not leave processes, proxies or schemas behind).
+ */
+export async function cleanUpSteps(steps: readonly [string, () => Promise<unknown>][], ms = 10_000): Promise<void> {
+  for (const [what, step] of steps) {
+    await withTimeout(step(), ms, `cleanup of ${what}`).catch((error: Error) => console.error(error.message));
+  }
+}
+
+/**
  * Resolves once `condition` holds (it may be async), polling every 10 ms; rejects with
  * `Timed out after <ms> ms waiting for <what>` if it still does not hold after `ms`.
  */

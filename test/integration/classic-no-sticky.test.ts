@@ -17,7 +17,7 @@ import type { Browser, Page } from 'playwright-core';
 import { http, launchChromium } from '../classic/fixture.js';
 import { type ClassicNodeProcess, dropSchema, startClassicNodeProcess } from '../helpers/classic-node.js';
 import { type Haproxy, startRoundRobin } from '../helpers/haproxy.js';
-import { delay } from '../helpers/wait.js';
+import { cleanUpSteps, delay } from '../helpers/wait.js';
 
 const DATABASE_URL = process.env.HUBWIRE_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
 const STICKY = process.env.HUBWIRE_TEST_STICKY === '1';
@@ -160,19 +160,7 @@ describe('classic clients behind round-robin HAProxy, no sticky sessions', { tim
       ['nodes', () => Promise.all(nodes.map((n) => n.stop()))],
       ['schema', () => dropSchema(DATABASE_URL, schema)],
     ];
-    for (const [what, step] of steps) {
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        await Promise.race([
-          step(),
-          new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timed out')), 10_000))),
-        ]);
-      } catch (error) {
-        console.error(`cleanup of ${what} failed: ${(error as Error).message}`);
-      } finally {
-        clearTimeout(timer);
-      }
-    }
+    await cleanUpSteps(steps);
   });
 
   /** Node stderr and HAProxy's, for failure messages. */

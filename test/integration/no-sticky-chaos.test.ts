@@ -16,7 +16,7 @@ import { dropSchema } from '../helpers/classic-node.js';
 import { startClient, type TransportName } from '../helpers/clients.js';
 import { type Haproxy, startRoundRobin } from '../helpers/haproxy.js';
 import { type NodeProcess, startNodeProcesses } from '../helpers/node-process.js';
-import { delay, settle, waitFor, withTimeout } from '../helpers/wait.js';
+import { cleanUpSteps, delay, settle, waitFor, withTimeout } from '../helpers/wait.js';
 
 const DATABASE_URL = process.env.HUBWIRE_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
 const NODES = 3;
@@ -67,9 +67,7 @@ describe('no sticky sessions, chaos: a node SIGKILLed and the database connectio
       ['nodes', () => Promise.all(nodes.map((n) => n.stop()))],
       ['schema', () => dropSchema(DATABASE_URL, schema)],
     ];
-    for (const [what, step] of steps) {
-      await withTimeout(step(), 10_000, `cleanup of ${what}`).catch((error: Error) => console.error(error.message));
-    }
+    await cleanUpSteps(steps);
   });
 
   const nodeOfPid = (pid: number | undefined) => nodes.findIndex((n) => n.child.pid === pid);

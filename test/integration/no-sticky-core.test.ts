@@ -16,7 +16,7 @@ import { dropSchema } from '../helpers/classic-node.js';
 import { type ProtocolName, startClient } from '../helpers/clients.js';
 import { type Haproxy, type ProxiedRequest, startRoundRobin } from '../helpers/haproxy.js';
 import { type NodeProcess, startNodeProcesses } from '../helpers/node-process.js';
-import { delay, settle, waitFor, withTimeout } from '../helpers/wait.js';
+import { cleanUpSteps, delay, settle, waitFor, withTimeout } from '../helpers/wait.js';
 import {
   bearer,
   HubSocket,
@@ -99,9 +99,7 @@ describe('Core clients behind round-robin HAProxy, no sticky sessions (WebSocket
       ['nodes', () => Promise.all(nodes.map((n) => n.stop()))],
       ['schema', () => dropSchema(DATABASE_URL, schema)],
     ];
-    for (const [what, step] of steps) {
-      await withTimeout(step(), 10_000, `cleanup of ${what}`).catch((error: Error) => console.error(error.message));
-    }
+    await cleanUpSteps(steps);
   });
 
   const proxyTarget = (): Target => ({ url: `${proxy?.url}/test`, port: proxy?.port as number });
