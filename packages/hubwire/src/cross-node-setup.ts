@@ -28,6 +28,7 @@ export function crossNodeSetup(
     );
     return undefined;
   }
+  const publish = (data: unknown) => backplane.publish({ kind: EnvelopeKind.Notice, hub: CLAIMS_KEY, data });
   return {
     options: {
       keys,
@@ -35,9 +36,9 @@ export function crossNodeSetup(
       reportError,
       link: {
         nodeId: backplane.nodeId,
-        publish: (data) => backplane.publish({ kind: EnvelopeKind.Notice, hub: CLAIMS_KEY, data }),
+        publish,
         publishCommitted: async (data) => {
-          await backplane.publish({ kind: EnvelopeKind.Notice, hub: CLAIMS_KEY, data });
+          await publish(data);
           await backplane.whenCommitted(backplane.accepted);
         },
         aliveNodes: async () => {

@@ -13,9 +13,9 @@ import type { ClusterLink } from './cross-node.js';
 import { HttpError, readBody, respond as respondText } from './http-util.js';
 
 /** How long a requester waits for the holder to acknowledge a forwarded request (ms). */
-export const ACK_MS = 5000;
+const ACK_MS = 5000;
 /** How long a forwarded send may take once acknowledged (the hub may apply backpressure) (ms). */
-export const SEND_MS = 60_000;
+const SEND_MS = 60_000;
 
 export type RemoteKind = 'send' | 'poll' | 'stop';
 
