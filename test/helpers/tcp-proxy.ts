@@ -8,15 +8,18 @@ export interface TcpProxy {
   readonly accepted: number;
   /** Destroys every proxied connection at once, both sides, without a goodbye. */
   dropAll(): void;
+  /** New connections go to this port from now on. */
+  retarget(port: number): void;
   close(): Promise<void>;
 }
 
 export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const pairs = new Set<[Socket, Socket]>();
   let accepted = 0;
+  let target = targetPort;
   const server: Server = createServer((client) => {
     accepted++;
-    const upstream = connect(targetPort, '127.0.0.1');
+    const upstream = connect(target, '127.0.0.1');
     const pair: [Socket, Socket] = [client, upstream];
     pairs.add(pair);
     const end = () => {
@@ -38,6 +41,9 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     port,
     get accepted() {
       return accepted;
+    },
+    retarget(port: number) {
+      target = port;
     },
     dropAll() {
       for (const [client, upstream] of pairs) {

@@ -86,7 +86,59 @@ describe('envelope codec: round trips', () => {
       Absent: 6,
       Query: 7,
       Answer: 8,
+      Record: 9,
     });
+  });
+
+  test('connection records: marks and each recorded message come back equal', () => {
+    const records: Envelope[] = [
+      { kind: 9, hub: '/chat', connectionId: 'c1', record: { kind: 'mark', sequenceId: 7, invocationId: '3' } },
+      { kind: 9, hub: '/chat', connectionId: 'c1', record: { kind: 'mark', sequenceId: 8, invocationId: undefined } },
+      {
+        kind: 9,
+        hub: '/chat',
+        connectionId: 'c1',
+        record: { kind: 'message', message: { type: 3, invocationId: '3', result: { a: [1, null] }, hasResult: true } },
+      },
+      {
+        kind: 9,
+        hub: '/chat',
+        connectionId: 'c1',
+        record: { kind: 'message', message: { type: 3, invocationId: '4', error: 'boom' } },
+      },
+      {
+        kind: 9,
+        hub: '/chat',
+        connectionId: 'c1',
+        record: { kind: 'message', message: { type: 3, invocationId: '5' } },
+      },
+      {
+        kind: 9,
+        hub: '/chat',
+        connectionId: 'c1',
+        record: { kind: 'message', message: { type: 2, invocationId: '6', item: 'x' } },
+      },
+      {
+        kind: 9,
+        hub: '/chat',
+        connectionId: 'c1',
+        record: { kind: 'message', message: { type: 1, invocationId: 'r1', target: 'ask', arguments: [1, 'two'] } },
+      },
+    ];
+    assert.deepEqual(roundTrip(records).envelopes, records);
+    assert.deepEqual(unpack(encodeBatch('n', [records[0] as Envelope]))[2], [[9, '/chat', 'c1', 0, 7, '3']]);
+  });
+
+  test('a record of a kind this version does not know is skipped', () => {
+    const payload = raw([
+      1,
+      'n',
+      [
+        [9, '/chat', 'c1', 42, 'x'],
+        [5, '/h', 1],
+      ],
+    ]);
+    assert.deepEqual(decodeBatch(payload).envelopes, [{ kind: 5, hub: '/h', data: 1 }]);
   });
 
   test('a batch of every kind comes back equal, in order, with its publisher', () => {

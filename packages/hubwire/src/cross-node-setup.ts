@@ -4,7 +4,12 @@
 import type { Backplane } from './backplane/backplane.js';
 import { SharedKeys } from './backplane/shared-keys.js';
 import { EnvelopeKind } from './bus/envelope.js';
-import { CLAIMS_KEY, CONNECTION_KEYS_PURPOSE, type CrossNodeOptions } from './connection/cross-node.js';
+import {
+  CLAIMS_KEY,
+  type ClusterLink,
+  CONNECTION_KEYS_PURPOSE,
+  type CrossNodeOptions,
+} from './connection/cross-node.js';
 
 /** How long after negotiate a token may start its connection on another node, by default (ms). */
 export const DEFAULT_ADOPTION_WINDOW = 60_000;
@@ -28,34 +33,34 @@ export function crossNodeSetup(
     );
     return undefined;
   }
-  const publish = (data: unknown) => backplane.publish({ kind: EnvelopeKind.Notice, hub: CLAIMS_KEY, data });
   return {
-    options: {
-      keys,
-      adoptionWindow,
-      reportError,
-      link: {
-        nodeId: backplane.nodeId,
-        publish,
-        publishCommitted: async (data) => {
-          await publish(data);
-          await backplane.whenCommitted(backplane.accepted);
-        },
-        aliveNodes: async () => {
-          const nodes = await backplane.recentNodes();
-          return new Set(nodes.filter((node) => node.alive).map((node) => node.id));
-        },
-        barrier: async (timeoutMs) => {
-          const store = backplane.store;
-          const heads = await Promise.all(Array.from({ length: store.streamCount }, (_, stream) => store.top(stream)));
-          return backplane.waitFor(heads, timeoutMs);
-        },
-        listen: (handler) =>
-          backplane.register(CLAIMS_KEY, (envelope) => {
-            if (envelope.kind === EnvelopeKind.Notice) handler(envelope.data);
-          }),
-      },
-    },
+    options: { keys, adoptionWindow, reportError, link: clusterLink(backplane, CLAIMS_KEY) },
     close: () => keys.close(),
+  };
+}
+
+/** The nodes' notices under `key` on the backplane, as a ClusterLink. */
+export function clusterLink(backplane: Backplane, key: string): ClusterLink {
+  const publish = (data: unknown) => backplane.publish({ kind: EnvelopeKind.Notice, hub: key, data });
+  return {
+    nodeId: backplane.nodeId,
+    publish,
+    publishCommitted: async (data) => {
+      await publish(data);
+      await backplane.whenCommitted(backplane.accepted);
+    },
+    aliveNodes: async () => {
+      const nodes = await backplane.recentNodes();
+      return new Set(nodes.filter((node) => node.alive).map((node) => node.id));
+    },
+    barrier: async (timeoutMs) => {
+      const store = backplane.store;
+      const heads = await Promise.all(Array.from({ length: store.streamCount }, (_, stream) => store.top(stream)));
+      return backplane.waitFor(heads, timeoutMs);
+    },
+    listen: (handler) =>
+      backplane.register(key, (envelope) => {
+        if (envelope.kind === EnvelopeKind.Notice) handler(envelope.data);
+      }),
   };
 }

@@ -18,13 +18,14 @@ import {
 import { HttpDispatcher, rejectUpgrade } from './connection/http-dispatcher.js';
 import { normalizePath, pathKey, requestPathKey } from './connection/paths.js';
 import { type ConnectionHandler, RawEndpoint } from './connection/raw-endpoint.js';
-import { crossNodeSetup, DEFAULT_ADOPTION_WINDOW } from './cross-node-setup.js';
+import { clusterLink, crossNodeSetup, DEFAULT_ADOPTION_WINDOW } from './cross-node-setup.js';
 import { Dashboard, type DashboardOptions } from './dashboard/dashboard.js';
 import { HubwireError } from './errors.js';
 import type { HubContext } from './hub/clients.js';
 import { HubEndpoint } from './hub/hub-endpoint.js';
 import type { HubOptions, ResolvedHubOptions } from './hub/hub-options.js';
 import { type HubDefinition, toAuthorizeUser } from './hub/hub-registry.js';
+import { MOVES_KEY, StatefulMoves } from './hub/moves/stateful-moves.js';
 import { HubwireMetrics } from './metrics/metrics.js';
 import { guardHandler } from './metrics/prometheus.js';
 import { DEFAULTS, defaultUserIdProvider, type HubwireOptions } from './options.js';
@@ -84,7 +85,17 @@ export class Hubwire {
             this.reportError(error, where),
           )
         : undefined;
-    this.closeCrossNode = crossNode?.close;
+    // Stateful reconnect across nodes needs one stream: the numbering of a connection's messages is rebuilt from it.
+    this.moves =
+      crossNode && this.backplane && this.backplane.store.streamCount === 1
+        ? new StatefulMoves(clusterLink(this.backplane, MOVES_KEY), this.backplane, (error, where) =>
+            this.reportError(error, where),
+          )
+        : undefined;
+    this.closeCrossNode = () => {
+      crossNode?.close();
+      this.moves?.close();
+    };
     this.dispatcher = new HttpDispatcher({
       authenticate: options.authenticate,
       userIdOf,
@@ -95,7 +106,8 @@ export class Hubwire {
     });
   }
 
-  private readonly closeCrossNode: (() => void) | undefined;
+  private readonly closeCrossNode: () => void;
+  private readonly moves: StatefulMoves | undefined;
 
   private createMetrics(options: HubwireOptions['metrics']): HubwireMetrics {
     const backplane = this.backplane;
@@ -207,6 +219,7 @@ export class Hubwire {
     );
     endpoint.countConnections = (hubPath) => this.presence.count(hubPath);
     endpoint.meter = this.metricsOf?.meter.hub(normalized);
+    endpoint.moves = this.moves;
     this.dispatcher.addEndpoint(endpoint);
     this.endpoints.set(normalized, endpoint);
     return endpoint;
@@ -433,7 +446,7 @@ export class Hubwire {
     for (const endpoint of this.endpoints.values()) await endpoint.bus.close();
     for (const bus of this.persistentBuses) await bus.close();
     await this.backplane?.close();
-    this.closeCrossNode?.();
+    this.closeCrossNode();
     this.metricsOf?.close();
     const server = this.server;
     if (server) {

@@ -3,6 +3,7 @@
 // sees one order); local work (index, delivery, client results) is the LocalBus's; presence queries ask every live
 // node (cluster-query.ts).
 
+import type { ConnectionRecord } from '../bus/connection-record.js';
 import { type Envelope, EnvelopeKind } from '../bus/envelope.js';
 import { LocalBus } from '../bus/local-bus.js';
 import type { Audience, BusConnection, InvokeOptions, MessageBus } from '../bus/message-bus.js';
@@ -17,7 +18,7 @@ import {
   queryTimeout,
 } from '../bus/presence-query.js';
 import { ClientResultError, HubwireError } from '../errors.js';
-import { type CompletionMessage, MessageType } from '../protocol/messages.js';
+import { type CompletionMessage, type InvocationMessage, MessageType } from '../protocol/messages.js';
 import { SerializedMessage } from '../protocol/serialized-message.js';
 import type { Backplane } from './backplane.js';
 import { ClusterQueries, mapsHub } from './cluster-query.js';
@@ -211,6 +212,21 @@ export class BackplaneBus implements MessageBus {
     return true;
   }
 
+  record(connectionId: string, record: ConnectionRecord): Promise<void> {
+    return this.engine.publish({ kind: EnvelopeKind.Record, hub: this.historyKey, connectionId, record });
+  }
+
+  /**
+   * What a replayed envelope means for a connection that keeps its state in the backplane (resuming it on this
+   * node): its records, and client results asked of it (their answers are routed from here on).
+   */
+  recordFor(envelope: Envelope, connectionId: string): ConnectionRecord | undefined {
+    if (envelope.kind === EnvelopeKind.Record && envelope.connectionId === connectionId) return envelope.record;
+    if (envelope.kind !== EnvelopeKind.Invoke || envelope.connectionId !== connectionId) return undefined;
+    this.forwarded.set(envelope.invocationId, { connectionId, replyNode: envelope.replyNode });
+    return { kind: 'message', message: invocationOf(envelope) };
+  }
+
   private publishReply(replyNode: string, invocationId: string, error: string | undefined, result: unknown): void {
     this.engine
       .publish({ kind: EnvelopeKind.Reply, hub: this.historyKey, replyNode, invocationId, error, result })
@@ -249,14 +265,13 @@ export class BackplaneBus implements MessageBus {
           connectionId: envelope.connectionId,
           replyNode: envelope.replyNode,
         });
-        connection.writeMessage({
-          type: MessageType.Invocation,
-          invocationId: envelope.invocationId,
-          target: envelope.target,
-          arguments: envelope.args,
-        });
+        if (connection.onRecord) connection.onRecord({ kind: 'message', message: invocationOf(envelope) });
+        else connection.writeMessage(invocationOf(envelope));
         return;
       }
+      case EnvelopeKind.Record:
+        this.local.index.connections.get(envelope.connectionId)?.onRecord?.(envelope.record);
+        return;
       case EnvelopeKind.Absent: {
         if (envelope.replyNode !== this.engine.nodeId) return;
         const entry = this.absent.get(envelope.invocationId);
@@ -288,4 +303,13 @@ export class BackplaneBus implements MessageBus {
     this.remoteInvocations.rejectAll(closing);
     this.queries.close(closing);
   }
+}
+
+function invocationOf(envelope: Envelope & { kind: typeof EnvelopeKind.Invoke }): InvocationMessage {
+  return {
+    type: MessageType.Invocation,
+    invocationId: envelope.invocationId,
+    target: envelope.target,
+    arguments: envelope.args,
+  };
 }

@@ -5,8 +5,10 @@
 // readers ignore envelope kinds and trailing elements they do not know, so the format can grow.
 
 import { Packr, Unpackr } from 'msgpackr';
+import type { ConnectionRecord } from '../bus/connection-record.js';
 import { type Envelope, EnvelopeKind } from '../bus/envelope.js';
 import type { Audience } from '../bus/message-bus.js';
+import { MessageType } from '../protocol/messages.js';
 
 const FORMAT = 1;
 
@@ -96,6 +98,57 @@ function toWire(envelope: Envelope): unknown[] {
         envelope.items,
         envelope.total,
       ];
+    case EnvelopeKind.Record:
+      return [EnvelopeKind.Record, envelope.hub, envelope.connectionId, ...recordToWire(envelope.record)];
+  }
+}
+
+const RECORD_MARK = 0;
+
+/** A mark: [0, sequenceId, invocationId]; a message: [type, invocationId, …its fields]. */
+function recordToWire(record: ConnectionRecord): unknown[] {
+  if (record.kind === 'mark') return [RECORD_MARK, record.sequenceId, record.invocationId ?? null];
+  const message = record.message;
+  switch (message.type) {
+    case MessageType.Invocation:
+      return [message.type, message.invocationId ?? null, message.target, message.arguments];
+    case MessageType.StreamItem:
+      return [message.type, message.invocationId, message.item];
+    case MessageType.Completion:
+      return [message.type, message.invocationId, message.result, message.error ?? null, message.hasResult === true];
+  }
+}
+
+function recordFromWire(item: unknown[]): ConnectionRecord | undefined {
+  const [type, id, a, b, c] = item.slice(3);
+  if (type === RECORD_MARK) {
+    if (!Number.isSafeInteger(id)) return undefined;
+    return { kind: 'mark', sequenceId: id as number, invocationId: typeof a === 'string' ? a : undefined };
+  }
+  switch (type) {
+    case MessageType.Invocation:
+      return {
+        kind: 'message',
+        message: {
+          type: MessageType.Invocation,
+          ...(typeof id === 'string' ? { invocationId: id } : {}),
+          target: String(a),
+          arguments: Array.isArray(b) ? b : [],
+        },
+      };
+    case MessageType.StreamItem:
+      return { kind: 'message', message: { type: MessageType.StreamItem, invocationId: String(id), item: a } };
+    case MessageType.Completion:
+      return {
+        kind: 'message',
+        message: {
+          type: MessageType.Completion,
+          invocationId: String(id),
+          ...(typeof b === 'string' ? { error: b } : c === true ? { result: a, hasResult: true } : {}),
+        },
+      };
+    default:
+      return undefined; // from a newer version
   }
 }
 
@@ -170,6 +223,10 @@ function fromWire(item: unknown): Envelope | undefined {
         items,
         total: Number.isSafeInteger(item[6]) ? (item[6] as number) : items.length,
       };
+    }
+    case EnvelopeKind.Record: {
+      const record = recordFromWire(item);
+      return record && { kind: EnvelopeKind.Record, hub, connectionId: String(item[2]), record };
     }
     default:
       return undefined; // a kind from a newer version: ignored

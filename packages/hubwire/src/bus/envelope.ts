@@ -3,6 +3,7 @@
 // of one endpoint. A backplane carries envelopes between nodes (backplane/envelope.ts is its wire codec); history
 // readers (StreamHistory) replay them.
 
+import type { ConnectionRecord } from './connection-record.js';
 import type { Audience } from './message-bus.js';
 import type { PresenceQuestion } from './presence-query.js';
 
@@ -23,6 +24,12 @@ export const EnvelopeKind = {
   Query: 7,
   /** [8, hub, replyNode, queryId, node, items, total]: `node`'s part of a Query (at most `items` of `total`). */
   Answer: 8,
+  /**
+   * [9, hub, connectionId, record…]: a message for one connection that keeps its state in the backplane (a
+   * stateful-reconnect connection that may move between nodes), or a mark that it processed a client message;
+   * its holder acts on it when read back (connection-record.ts).
+   */
+  Record: 9,
 } as const;
 
 export type Envelope =
@@ -57,4 +64,5 @@ export type Envelope =
       items: unknown[];
       /** How many items the node had; more than `items` holds when the answer was over the size bound. */
       total: number;
-    };
+    }
+  | { kind: typeof EnvelopeKind.Record; hub: string; connectionId: string; record: ConnectionRecord };

@@ -4,6 +4,8 @@
 
 import type { CompletionMessage, HubMessage } from '../protocol/messages.js';
 import type { SerializedMessage } from '../protocol/serialized-message.js';
+import type { ConnectionRecord } from './connection-record.js';
+import type { Envelope } from './envelope.js';
 import type { GroupMember, PresenceQueryOptions } from './presence-query.js';
 
 export type { GroupMember, PresenceQueryOptions } from './presence-query.js';
@@ -32,6 +34,12 @@ export interface BusConnection {
    * them back from the backplane.
    */
   readonly movable?: boolean;
+  /**
+   * Optional: the connection keeps its state in the backplane (connection-record.ts). A scaleout bus hands it the
+   * records published for it, and the client-result invocations other nodes ask of it, as it reads them, instead
+   * of writing them. Never throws.
+   */
+  onRecord?(record: ConnectionRecord): void;
 }
 
 /**
@@ -79,6 +87,16 @@ export interface MessageBus {
   invokeConnection(connectionId: string, target: string, args: unknown[], options?: InvokeOptions): Promise<unknown>;
   /** Routes a client's completion to the pending invocation; false if none was waiting for it. */
   setConnectionResult(connectionId: string, completion: CompletionMessage): boolean;
+  /**
+   * Optional, on scaleout buses: publishes a record for a connection that keeps its state in the backplane; the
+   * node holding it when the record is read acts on it (BusConnection.onRecord). Resolves once accepted.
+   */
+  record?(connectionId: string, record: ConnectionRecord): Promise<void>;
+  /**
+   * Optional, with `record`: what an envelope replayed from the backplane means for such a connection resuming on
+   * this node (its records, and client results asked of it, whose answers this bus routes from then on).
+   */
+  recordFor?(envelope: Envelope, connectionId: string): ConnectionRecord | undefined;
   /** How many client results this node is waiting for (asked by this node, of any node's connections). Cheap. */
   pendingResults(): number;
   /**

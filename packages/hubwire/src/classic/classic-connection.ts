@@ -2,6 +2,7 @@
 // from a backplane position), the order of its invocations and its lifetime. What it sends the client, and over
 // which transport, is its delivery's (classic-delivery.ts).
 
+import { type ResumeTarget, registerOnBus, resumeFrom } from '../backplane/resume.js';
 import type { StreamHistory } from '../backplane/stream-history.js';
 import type { BusConnection, MessageBus } from '../bus/message-bus.js';
 import type { RequestInfo } from '../connection/request-info.js';
@@ -9,7 +10,7 @@ import { ClassicDelivery, type DeliveryHost } from './classic-delivery.js';
 import { type ClassicHub, ClassicHubBinding, type ClassicInvocation } from './classic-hub.js';
 import type { ClassicTransport, ResolvedClassicOptions } from './options.js';
 import { PersistentBinding, type PersistentEndpoint } from './persistent.js';
-import { type ResumeTarget, registerOnBus, resumeFrom } from './resume.js';
+
 import type { TokenProtector } from './tokens.js';
 
 /** How long a node waits to catch up with a client whose cursor is ahead of it (a real one is ms ahead). */

@@ -22,6 +22,8 @@ export class HttpConnection implements TransportHost {
   binary = false;
   /** Whether negotiate granted stateful reconnect (the hub layer still requires handshake version 2). */
   statefulReconnect = false;
+  /** Its token is signed for every node: it may be taken or continued by another node (no sticky sessions). */
+  anyNode = false;
   /** The request that started the transport (WebSocket upgrade, SSE GET or first poll). */
   connectRequest: RequestInfo | undefined;
   /** Last time (ms) the connection showed life at the HTTP level: used to reap abandoned connections. */

@@ -39,4 +39,9 @@ export interface Endpoint {
   authorizeConnection(user: unknown, request: IncomingMessage): boolean | Promise<boolean>;
   /** Called once, when the connection's first transport starts. */
   createApplication(connection: HttpConnection): ConnectionApplication;
+  /**
+   * Optional: a stateful-reconnect client reconnects here to a connection another node held (no sticky sessions).
+   * Resolves with its application, resumed where it stood, or undefined when this node cannot continue it.
+   */
+  resumeMoved?(connection: HttpConnection): Promise<ConnectionApplication | undefined>;
 }

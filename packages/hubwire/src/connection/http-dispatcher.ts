@@ -47,7 +47,6 @@ export class HttpDispatcher {
   private readonly webSocketServers = new Map<Endpoint, WebSocketServer>();
   private readonly posting = new WeakSet<HttpConnection>();
   /** Connections negotiated here with a token every node verifies (others are this node's alone). */
-  private readonly portable = new WeakSet<HttpConnection>();
 
   constructor(private readonly options: DispatcherOptions) {
     this.manager = new ConnectionManager({
@@ -178,6 +177,7 @@ export class HttpDispatcher {
         },
       );
     }
+    if ('moved' in found) throw new HttpError(409, 'This connection token was already used.'); // WebSockets only
     const connection = found;
 
     switch (method) {
@@ -256,10 +256,10 @@ export class HttpDispatcher {
     token: string,
     request: IncomingMessage,
     use: TokenUse,
-  ): Promise<HttpConnection | { held: VerifiedToken }> {
+  ): Promise<HttpConnection | { held: VerifiedToken } | { moved: HttpConnection }> {
     const crossNode = this.crossNode;
     let local = this.manager.get(token);
-    if (local && crossNode && this.portable.has(local) && local.transportKind === undefined) {
+    if (local && crossNode && local.anyNode && local.transportKind === undefined) {
       // Negotiated here, maybe started elsewhere: read the others' claims first (a claim disposes this copy).
       await crossNode.caughtUp();
       if (local.state === 'closed') local = undefined;
@@ -293,12 +293,20 @@ export class HttpDispatcher {
       verified = again;
       if (!verified.spent) {
         const connection = this.manager.adopt(claims.connectionId, token, endpoint.path, claims.negotiateVersion, user);
-        this.portable.add(connection);
+        connection.anyNode = true;
         if (this.options.meter) this.options.meter.crossNode.adopted++;
         connection.statefulReconnect = claims.statefulReconnect && endpoint.settings.allowStatefulReconnects;
         this.applyLimits(endpoint, connection);
         return connection;
       }
+    }
+    if (use === 'websocket' && verified.spent && claims.statefulReconnect && endpoint.resumeMoved) {
+      // A stateful-reconnect client whose transport broke, reconnecting through another node: it may move here.
+      const connection = this.manager.adopt(claims.connectionId, token, endpoint.path, claims.negotiateVersion, user);
+      connection.anyNode = true;
+      connection.statefulReconnect = true;
+      this.applyLimits(endpoint, connection);
+      return { moved: connection };
     }
     if (use === 'websocket' || use === 'stream') {
       if (refused) refused[verified.spent ? 'spent' : 'expired']++;
@@ -340,7 +348,7 @@ export class HttpDispatcher {
         }
       : undefined;
     const connection = this.manager.create(endpoint.path, version, negotiateRequest, user, makeToken);
-    if (signed) this.portable.add(connection);
+    connection.anyNode = signed;
     connection.statefulReconnect = statefulReconnect;
     this.applyLimits(endpoint, connection);
     return connection;
@@ -364,7 +372,7 @@ export class HttpDispatcher {
 
   /** Tells the other nodes this one holds the connection (once); resolves when committed, at most CLAIM_WAIT_MS. */
   private claimStart(connection: HttpConnection): Promise<void> {
-    if (!this.crossNode || !this.portable.has(connection)) return Promise.resolve();
+    if (!this.crossNode || !connection.anyNode) return Promise.resolve();
     return withTimeout(this.crossNode.claim(connection), CLAIM_WAIT_MS, undefined);
   }
 
@@ -404,7 +412,7 @@ export class HttpDispatcher {
     } else {
       const found = await this.connectionFor(endpoint, token, request, 'websocket');
       if ('held' in found) throw new HttpError(409, 'This connection token was already used.');
-      connection = found;
+      connection = 'moved' in found ? await this.resumeMoved(endpoint, found.moved) : found;
       if (connection.transportKind !== undefined && connection.transportKind !== 'WebSockets') {
         throw new HttpError(400, `Cannot change transports mid-connection (${connection.transportKind} in use).`);
       }
@@ -426,6 +434,27 @@ export class HttpDispatcher {
       if (resuming) target.application?.onTransportResumed?.();
       else this.ensureApplication(endpoint, target);
     });
+  }
+
+  /** The connection another node held continues here (stateful reconnect), or the client is refused (409). */
+  private async resumeMoved(endpoint: Endpoint, connection: HttpConnection): Promise<HttpConnection> {
+    let application: Awaited<ReturnType<NonNullable<Endpoint['resumeMoved']>>>;
+    try {
+      application = await endpoint.resumeMoved?.(connection);
+    } catch (error) {
+      connection.dispose();
+      throw error;
+    }
+    if (!application) {
+      connection.dispose();
+      this.options.meter && this.options.meter.crossNode.refused.spent++;
+      throw new HttpError(409, 'This connection token was already used.');
+    }
+    connection.application = application;
+    if (this.options.meter) this.options.meter.crossNode.adopted++;
+    // Other nodes forward nothing for a WebSocket; the claim tells them the token is spent here too.
+    void this.claimStart(connection);
+    return connection;
   }
 
   close(): void {

@@ -2,6 +2,7 @@
 // invocations and streams do is the dispatcher's (hub-dispatcher.ts).
 // The transport below it only moves bytes; the hub above it only sees HubCallerContext and clients/groups.
 
+import type { ConnectionRecord, RecordedMessage } from '../bus/connection-record.js';
 import type { BusConnection } from '../bus/message-bus.js';
 import type { HttpConnection } from '../connection/connection.js';
 import type { RequestInfo } from '../connection/request-info.js';
@@ -18,6 +19,9 @@ import type { HubCallerContext, HubInstanceState } from './hub.js';
 import { HubDispatcher } from './hub-dispatcher.js';
 import { clientErrorText } from './hub-invoker.js';
 import type { HubServices } from './hub-services.js';
+import { replayArrival } from './moves/arrival.js';
+import type { Checkpoint } from './moves/checkpoint.js';
+import type { PortableState } from './moves/portable-state.js';
 import { ReconnectBuffer } from './reconnect-buffer.js';
 
 type State = 'handshake' | 'connecting' | 'connected' | 'closed';
@@ -40,6 +44,12 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
   /** Set on every write and folded into lastWritten by the timer: no clock read per delivery. */
   private wrote = false;
   private reconnect: ReconnectBuffer | undefined;
+  /** Set when the connection keeps its state in the backplane: it may move to another node (hub/moves/). */
+  private portable: PortableState | undefined;
+  /** It moved to another node: nothing more is written or dispatched here, and no onDisconnected runs. */
+  private moved = false;
+  /** It moved here: the checkpoint it is rebuilt from when its transport is attached. */
+  private arriving: { checkpoint: Checkpoint; moves: number } | undefined;
   /** Created on first use: most connections never need one. */
   private abortController: AbortController | undefined;
   private callerClients: HubCallerClientsImpl | undefined;
@@ -95,6 +105,10 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
   abort(): void {
     this.close(undefined, false);
   }
+  /** Its group changes go through the backplane, so the node it may move to reads them (BusConnection). */
+  get movable(): boolean {
+    return this.portable !== undefined;
+  }
 
   // --- Writing ------------------------------------------------------------------------------------------
   writeSerialized(message: SerializedMessage): void {
@@ -103,10 +117,31 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
   }
 
   whenWritable(): Promise<void> | undefined {
-    return this.state === 'closed' ? undefined : this.connection.whenWritable();
+    if (this.state === 'closed') return undefined;
+    return this.portable?.whenWritable() ?? this.connection.whenWritable();
   }
 
   writeMessage(message: HubMessage): void {
+    if (this.portable && isRecorded(message)) {
+      // Numbered where it is read back, on whichever node holds the connection then.
+      if (this.state !== 'closed') this.portable.send(message);
+      return;
+    }
+    this.writeOut(message);
+  }
+
+  /** A record for this connection read back from the backplane (BusConnection). */
+  onRecord(record: ConnectionRecord): void {
+    if (this.state === 'closed' || !this.portable) return;
+    const message = this.portable.read(record);
+    if (message) this.writeOut(message);
+  }
+
+  onGroupChange(group: string, added: boolean): void {
+    this.portable?.groupChanged(group, added);
+  }
+
+  private writeOut(message: HubMessage): void {
     if (this.state === 'closed' || !this.protocol) return;
     let bytes: Buffer;
     try {
@@ -216,7 +251,10 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
     // Stateful reconnect needs the client's opt-in at negotiate, handshake version 2, and a WebSocket.
     const stateful = this.connection.statefulReconnect && version >= 2 && transport === 'WebSockets';
     this.connection.statefulReconnect = stateful;
-    if (stateful) this.reconnect = new ReconnectBuffer(this.endpoint.options.statefulReconnectBufferSize);
+    if (stateful) {
+      this.reconnect = new ReconnectBuffer(this.endpoint.options.statefulReconnectBufferSize);
+      if (this.connection.anyNode) this.portable = this.createPortable(protocol.name);
+    }
     this.connection.send(HANDSHAKE_OK);
     // From now on whole hub messages only: several may share a frame.
     this.connection.coalesce = true;
@@ -246,7 +284,13 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
 
   private async runOnConnected(): Promise<void> {
     try {
-      await this.endpoint.bus.onConnected(this);
+      // Registered synchronously: the connection's first checkpoint is the position it starts at.
+      const registered = this.endpoint.bus.onConnected(this);
+      if (this.portable) {
+        this.endpoint.moves?.hold(this.connectionId, this);
+        this.portable.publishNow(0);
+      }
+      await registered;
       if (this.endpoint.runsOnConnected) await runOnConnected(this.endpoint.options.filters, this, this.createHub());
       if (this.state === 'connecting') this.state = 'connected';
     } catch (error) {
@@ -268,7 +312,10 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
         return undefined;
       }
       if (reconnect.waitingForSequence) return undefined;
-      if (isTrackable(message) && !reconnect.shouldProcess()) return undefined;
+      if (isTrackable(message)) {
+        if (!reconnect.shouldProcess()) return undefined;
+        this.portable?.take(reconnect.received, message);
+      }
     }
     switch (message.type) {
       case MessageType.Invocation:
@@ -346,8 +393,13 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
       this.lastWritten = now;
       this.wrote = false;
     }
-    const ack = this.reconnect?.takeAck();
-    if (ack !== undefined) this.writeMessage({ type: MessageType.Ack, sequenceId: ack });
+    const reconnect = this.reconnect;
+    if (reconnect) {
+      // With the state in the backplane, only what was marked there is acknowledged (the client keeps the rest).
+      const ack = reconnect.takeAck(this.portable?.received);
+      if (ack !== undefined) this.writeMessage({ type: MessageType.Ack, sequenceId: ack });
+      if (this.state === 'connected') this.portable?.tick(now, reconnect.lastSent, reconnect.acked);
+    }
     if (now - this.lastWritten >= options.keepAliveInterval) {
       this.writeBytes(pingBytes(this.protocol as HubProtocol), false);
       this.lastWritten = now;
@@ -367,6 +419,11 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
   onTransportResumed(): void {
     const reconnect = this.reconnect;
     if (!reconnect || this.state === 'closed') return;
+    if (this.arriving) {
+      this.lastReceived = Date.now();
+      this.finishArriving();
+      return;
+    }
     this.lastReceived = Date.now();
     reconnect.waitingForSequence = true;
     const { sequenceId, messages } = reconnect.replay();
@@ -375,7 +432,87 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
     this.wrote = true;
   }
 
+  // --- Moving between nodes (hub/moves/) ---------------------------------------------------------------
+  private createPortable(protocol: string): PortableState | undefined {
+    return this.endpoint.moves?.createState(this.connectionId, this.endpoint.bus, protocol, (error) => {
+      this.endpoint.reportError(error, `recording a message for connection '${this.connectionId}'`);
+      this.close('The server could not store a message for this connection.', true);
+    });
+  }
+
+  /** The connection held by another node continues here: rebuilt from `checkpoint` once its transport attaches. */
+  arrive(checkpoint: Checkpoint, moves: number, protocol: HubProtocol): boolean {
+    const portable = this.createPortable(protocol.name);
+    if (!portable || this.state !== 'handshake') return false;
+    this.protocol = protocol;
+    this.decoder = protocol.createDecoder(this.endpoint.options.maximumReceiveMessageSize);
+    this.connection.binary = protocol.transferFormat === 'Binary';
+    this.connection.coalesce = true;
+    this.reconnect = new ReconnectBuffer(this.endpoint.options.statefulReconnectBufferSize);
+    this.reconnect.continueFrom(checkpoint.seq, checkpoint.received);
+    portable.startFrom(checkpoint);
+    this.portable = portable;
+    this.arriving = { checkpoint, moves };
+    this.state = 'connecting';
+    return true;
+  }
+
+  private finishArriving(): void {
+    const { checkpoint, moves } = this.arriving as { checkpoint: Checkpoint; moves: number };
+    this.arriving = undefined;
+    // The client drops the ids it already has: everything after the checkpoint is written again, in order.
+    this.writeOut({ type: MessageType.Sequence, sequenceId: checkpoint.seq + 1 });
+    this.wrote = true;
+    // Client messages wait (in the inbox) until the connection is rebuilt.
+    this.draining = this.drain(this.rebuild(checkpoint, moves));
+  }
+
+  private async rebuild(checkpoint: Checkpoint, moves: number): Promise<void> {
+    const portable = this.portable as PortableState;
+    const failure = await replayArrival({
+      history: (this.endpoint.moves as NonNullable<HubServices['moves']>).history,
+      bus: this.endpoint.bus,
+      connection: this,
+      userId: this.userId,
+      checkpoint,
+      onRecord: (record) => this.onRecord(record),
+      cancelled: () => this.state === 'closed',
+    });
+    if (this.state === 'closed') return;
+    if (failure) {
+      this.close(failure, true);
+      return;
+    }
+    (this.reconnect as ReconnectBuffer).taken(portable.received);
+    this.endpoint.moves?.hold(this.connectionId, this, moves);
+    portable.adopt(checkpoint);
+    this.state = 'connected';
+    // What the node it came from was running and never completed.
+    for (const invocationId of [...portable.open]) {
+      this.writeMessage({ type: MessageType.Completion, invocationId, error: STOPPED_ERROR });
+    }
+  }
+
+  /** Another node takes the connection over: fail what runs here, leave the bus, and let go without an end. */
+  moveAway(): void {
+    const portable = this.portable;
+    if (!portable || this.state === 'closed') return;
+    for (const invocationId of portable.runningHere()) {
+      portable.send({ type: MessageType.Completion, invocationId, error: MOVED_ERROR });
+    }
+    this.moved = true;
+    this.state = 'closed';
+    this.abortController?.abort();
+    this.dispatcher.close();
+    this.endpoint.bus.onDisconnected(this).catch((failure: unknown) => {
+      this.endpoint.reportError(failure, `moving '${this.connectionId}' to another node`);
+    });
+    this.connection.close();
+  }
+
   onClose(error?: Error): void {
+    if (this.moved) return;
+    if (this.portable) this.endpoint.moves?.letGo(this.connectionId, true);
     const wasConnected =
       this.state === 'connected' ||
       this.state === 'connecting' ||
@@ -402,4 +539,17 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
       this.endpoint.reportError(failure, `onDisconnected of '${this.connectionId}'`);
     }
   }
+}
+
+const MOVED_ERROR = 'The connection moved to another server; this invocation was cancelled there.';
+const STOPPED_ERROR =
+  'The server running this invocation stopped before it completed (the connection moved to another server); it may not have run to the end.';
+
+/** Messages a connection with its state in the backplane gets through it (connection-record.ts). */
+function isRecorded(message: HubMessage): message is RecordedMessage {
+  return (
+    message.type === MessageType.Invocation ||
+    message.type === MessageType.StreamItem ||
+    message.type === MessageType.Completion
+  );
 }

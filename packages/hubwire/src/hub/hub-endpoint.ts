@@ -12,6 +12,7 @@ import { HubConnectionContext } from './hub-connection-context.js';
 import type { ResolvedHubOptions } from './hub-options.js';
 import { type AuthorizeUser, type HubDefinition, HubRegistry, toAuthorizeUser } from './hub-registry.js';
 import type { HubServices } from './hub-services.js';
+import type { StatefulMoves } from './moves/stateful-moves.js';
 
 export class HubEndpoint implements Endpoint, HubServices {
   readonly settings: EndpointSettings;
@@ -25,6 +26,8 @@ export class HubEndpoint implements Endpoint, HubServices {
   private readonly authorize: AuthorizeUser | undefined;
   /** This hub's counters (set by the server; undefined with metrics off). */
   meter: HubMeter | undefined;
+  /** Stateful reconnect across nodes (set by the server when its backplane supports it). */
+  moves: StatefulMoves | undefined;
   /** Counts this hub's connections across the cluster (set by the server, which knows the nodes). */
   countConnections: (path: string) => Promise<number> = async () => 0;
 
@@ -84,6 +87,20 @@ export class HubEndpoint implements Endpoint, HubServices {
 
   createApplication(connection: HttpConnection): HubConnectionContext {
     return new HubConnectionContext(this, connection);
+  }
+
+  /**
+   * A stateful-reconnect client reconnects here to a connection another node held: the connection, to be rebuilt
+   * from its newest checkpoint once the transport attaches; undefined when this node cannot (no checkpoint known).
+   */
+  async resumeMoved(connection: HttpConnection): Promise<HubConnectionContext | undefined> {
+    const moves = this.moves;
+    if (!moves || this.bus.historyKey === undefined) return undefined;
+    const found = await moves.takeOver(connection.connectionId, this.bus.historyKey);
+    const protocol = found && this.protocols.get(found.checkpoint.protocol);
+    if (!found || !protocol) return undefined;
+    const context = new HubConnectionContext(this, connection);
+    return context.arrive(found.checkpoint, found.moves, protocol) ? context : undefined;
   }
 
   /** A hub instance for one call: a class is constructed, a plain object gets a fresh `this` on top of it. */

@@ -8,6 +8,7 @@ import type { GroupManager } from './clients.js';
 import type { HubInstanceState } from './hub.js';
 import type { ResolvedHubOptions } from './hub-options.js';
 import type { HubRegistry } from './hub-registry.js';
+import type { StatefulMoves } from './moves/stateful-moves.js';
 
 export interface HubServices {
   readonly path: string;
@@ -15,6 +16,8 @@ export interface HubServices {
   readonly bus: MessageBus;
   readonly registry: HubRegistry;
   readonly groups: GroupManager;
+  /** Stateful reconnect across nodes (undefined without a backplane that supports it, or with sticky sessions). */
+  readonly moves: StatefulMoves | undefined;
   /** The hub's counters (undefined with metrics off). */
   readonly meter: HubMeter | undefined;
   /** The hub protocols clients may choose, by name. */

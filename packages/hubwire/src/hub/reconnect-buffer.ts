@@ -19,7 +19,44 @@ export class ReconnectBuffer {
   /** After a reconnect, client messages are ignored until the client's Sequence message. */
   waitingForSequence = false;
 
+  /** The highest outgoing sequence id the client acknowledged. */
+  private ackedId = 0;
+
   constructor(private readonly limit: number) {}
+
+  /**
+   * A connection that moved here from another node (hub/moves/): the next outgoing message carries `seq + 1`, client
+   * messages up to `received` were taken there, and the client's Sequence message comes first.
+   */
+  continueFrom(seq: number, received: number): void {
+    this.lastSequenceId = seq;
+    this.ackedId = seq;
+    this.taken(received);
+    this.lastAckSent = received;
+    this.waitingForSequence = true;
+  }
+
+  /** Client messages up to `received` were taken (on another node): their copies are dropped. */
+  taken(received: number): void {
+    if (received <= this.receivedSequenceId) return;
+    this.receivedSequenceId = received;
+    this.nextIncomingId = received + 1;
+  }
+
+  /** The sequence id the last outgoing message got. */
+  get lastSent(): number {
+    return this.lastSequenceId;
+  }
+
+  /** The highest outgoing sequence id the client acknowledged. */
+  get acked(): number {
+    return this.ackedId;
+  }
+
+  /** The sequence id of the client message processed last. */
+  get received(): number {
+    return this.receivedSequenceId;
+  }
 
   /** Bytes kept for the client: written and not acknowledged, and waiting to be written. */
   get heldBytes(): number {
@@ -43,6 +80,7 @@ export class ReconnectBuffer {
 
   /** The client processed everything up to `sequenceId`: forget it; returns messages now allowed out. */
   ack(sequenceId: number): Buffer[] {
+    if (sequenceId > this.ackedId) this.ackedId = Math.min(sequenceId, this.lastSequenceId);
     while (
       this.entries.length > 0 &&
       this.sentCount > 0 &&
@@ -93,10 +131,11 @@ export class ReconnectBuffer {
     return true;
   }
 
-  /** The id to ack, if there is something new to ack. */
-  takeAck(): number | undefined {
-    if (this.receivedSequenceId === this.lastAckSent) return undefined;
-    this.lastAckSent = this.receivedSequenceId;
-    return this.receivedSequenceId;
+  /** The id to ack, if there is something new to ack (at most `upTo`: what the backplane has, when it keeps it). */
+  takeAck(upTo = this.receivedSequenceId): number | undefined {
+    const id = Math.min(upTo, this.receivedSequenceId);
+    if (id <= this.lastAckSent) return undefined;
+    this.lastAckSent = id;
+    return id;
   }
 }

@@ -1,0 +1,190 @@
+// Stateful reconnect across nodes (issue 15): a client built with withStatefulReconnect() whose socket breaks and
+// whose reconnect reaches another node continues there. Everything addressed to it arrives once and in order, its
+// groups and user come along, what it sends is processed once, and an invocation running on the node it left fails
+// with a clear error. Two in-process nodes on one memory backplane, a TCP proxy the test points at either node.
+
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import type * as signalR from '@microsoft/signalr';
+import { Backplane, getAccessToken, Hubwire, MemoryDatabase, MemoryStore } from 'hubwire';
+import { collect, delay, startClient } from '../helpers/clients.js';
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+import { TestHub } from '../helpers/test-hub.js';
+import { waitFor } from '../helpers/wait.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+});
+
+interface Node {
+  name: string;
+  hubwire: Hubwire;
+  port: number;
+  url: string;
+  errors: string[];
+}
+
+async function cluster(options: { tableCount?: number } = {}): Promise<[Node, Node]> {
+  const database = new MemoryDatabase(options.tableCount ?? 1);
+  const nodes: Node[] = [];
+  for (const name of ['A', 'B']) {
+    const errors: string[] = [];
+    const backplane = new Backplane(new MemoryStore(database), {
+      onError: () => {},
+    });
+    const hubwire = new Hubwire({
+      backplane,
+      authenticate: (request) => {
+        const token = getAccessToken(request);
+        return token ? { id: token } : undefined;
+      },
+      onError: (error, where) => errors.push(`${where}: ${(error as Error).message}`),
+    });
+    hubwire.mapHub(
+      '/test',
+      class extends TestHub {
+        nodeName(): string {
+          return name;
+        }
+      },
+      { allowStatefulReconnects: true },
+    );
+    cleanups.push(() => hubwire.close());
+    await hubwire.ready();
+    const port = await hubwire.listen(0);
+    nodes.push({ name, hubwire, port, url: `http://127.0.0.1:${port}/test`, errors });
+  }
+  return nodes as [Node, Node];
+}
+
+async function proxyTo(node: Node): Promise<TcpProxy> {
+  const proxy = await startTcpProxy(node.port);
+  cleanups.push(() => proxy.close());
+  return proxy;
+}
+
+/** Moves the client behind `proxy` to `node`: its socket breaks, its reconnect reaches `node`. */
+async function moveTo(proxy: TcpProxy, node: Node, client: signalR.HubConnection): Promise<void> {
+  proxy.retarget(node.port);
+  proxy.dropAll();
+  await waitFor(
+    async () => {
+      try {
+        return (await client.invoke<string>('nodeName')) === node.name;
+      } catch {
+        return false;
+      }
+    },
+    10_000,
+    `the client to continue on node ${node.name}`,
+  );
+}
+
+describe('stateful reconnect across nodes', () => {
+  test('the connection moves to the node the reconnect reaches, and back: nothing lost, nothing twice', async () => {
+    const [a, b] = await cluster();
+    const proxy = await proxyTo(a);
+    const client = await startClient(`http://127.0.0.1:${proxy.port}/test`, {
+      statefulReconnect: true,
+      token: 'alice',
+    });
+    cleanups.push(() => client.stop());
+    const sender = await startClient(b.url, { token: 'bob' });
+    cleanups.push(() => sender.stop());
+    let reconnecting = 0;
+    client.onreconnecting(() => {
+      reconnecting++;
+    });
+    assert.equal(await client.invoke('nodeName'), 'A');
+    const clientId = await client.invoke<string>('getConnectionId');
+    await client.invoke('joinGroup', 'room');
+    const direct = collect<number>(client, 'message');
+    const inGroup = collect<[string, number]>(client, 'groupMessage');
+    const echoes = collect<number>(sender, 'message');
+    const senderId = await sender.invoke<string>('getConnectionId');
+
+    // Server → client from another node: by connection id, to its group and to its user, while it moves twice.
+    const total = 300;
+    const sending = (async () => {
+      for (let i = 1; i <= total; i++) {
+        await sender.invoke('toClient', clientId, i);
+        await sender.invoke('toGroup', 'room', i);
+        if (i % 10 === 0) await delay(2);
+      }
+    })();
+    // Client → server: sends keep going through the moves; each is echoed to the sender once.
+    const clientSends = (async () => {
+      for (let i = 1; i <= 100; i++) {
+        await client.send('toClient', senderId, 1000 + i);
+        await delay(3);
+      }
+    })();
+    await delay(100);
+    await moveTo(proxy, b, client);
+    await delay(100);
+    await moveTo(proxy, a, client);
+    await Promise.all([sending, clientSends]);
+    await direct.waitFor(total, 10_000);
+    await inGroup.waitFor(total, 10_000);
+    await echoes.waitFor(100, 10_000);
+    await delay(300);
+    const expected = Array.from({ length: total }, (_, i) => i + 1);
+    assert.deepEqual(direct.items, expected, 'every message by connection id once, in order');
+    assert.deepEqual(
+      inGroup.items.map(([, i]) => i),
+      expected,
+      'every group message once, in order: the group came along',
+    );
+    assert.deepEqual(
+      echoes.items,
+      Array.from({ length: 100 }, (_, i) => 1001 + i),
+      'every client send processed once, in order',
+    );
+    assert.equal(reconnecting, 0, 'a stateful reconnect is invisible to the application');
+    assert.equal(await client.invoke('getConnectionId'), clientId, 'same connection');
+    assert.equal(await client.invoke('getUserId'), 'alice', 'same user');
+    // Group and user sends still reach it on the node it came back to.
+    const late = collect<number>(client, 'message');
+    await sender.invoke('toUser', 'alice', 7);
+    await late.waitFor(1, 5000);
+    assert.deepEqual(late.items, [7]);
+    assert.deepEqual(a.errors, []);
+    assert.deepEqual(b.errors, []);
+  });
+
+  test('an invocation running on the node the client left fails with a clear error', async () => {
+    const [a, b] = await cluster();
+    const proxy = await proxyTo(a);
+    const client = await startClient(`http://127.0.0.1:${proxy.port}/test`, {
+      statefulReconnect: true,
+      token: 'carol',
+    });
+    cleanups.push(() => client.stop());
+    const slow = client.invoke('slow', 5000, 'late');
+    const failed = slow.then(
+      () => 'completed',
+      (error: Error) => error.message,
+    );
+    await delay(200);
+    await moveTo(proxy, b, client);
+    assert.match(await failed, /moved to another server/);
+    // The connection goes on: results come from the node it is on now.
+    assert.equal(await client.invoke('echo', 'still here'), 'still here');
+    assert.equal(await client.invoke('nodeName'), 'B');
+  });
+
+  test('with several backplane streams the move is refused and the client starts over', async () => {
+    const [a, b] = await cluster({ tableCount: 2 });
+    const proxy = await proxyTo(a);
+    const client = await startClient(`http://127.0.0.1:${proxy.port}/test`, {
+      statefulReconnect: true,
+      token: 'dave',
+    });
+    const closed = new Promise<Error | undefined>((resolve) => client.onclose(resolve));
+    proxy.retarget(b.port);
+    proxy.dropAll();
+    const error = await closed;
+    assert.ok(error, 'the connection ends with an error');
+  });
+});
