@@ -149,6 +149,12 @@ describe('stateful reconnect across nodes', () => {
     await sender.invoke('toUser', 'alice', 7);
     await late.waitFor(1, 5000);
     assert.deepEqual(late.items, [7]);
+    // Each node counts the connections that moved to it.
+    for (const node of [a, b]) {
+      node.hubwire.mapMetrics();
+      const text = await (await fetch(`http://127.0.0.1:${node.port}/metrics`)).text();
+      assert.match(text, /^hubwire_cross_node_moved_total 1$/m, `one move to node ${node.name}`);
+    }
     assert.deepEqual(a.errors, []);
     assert.deepEqual(b.errors, []);
   });
@@ -172,6 +178,52 @@ describe('stateful reconnect across nodes', () => {
     // The connection goes on: results come from the node it is on now.
     assert.equal(await client.invoke('echo', 'still here'), 'still here');
     assert.equal(await client.invoke('nodeName'), 'B');
+  });
+
+  test('a stream from the node it left ends with the error; streams and client results work after the move', async () => {
+    const [a, b] = await cluster();
+    const proxy = await proxyTo(a);
+    const client = await startClient(`http://127.0.0.1:${proxy.port}/test`, {
+      statefulReconnect: true,
+      token: 'erin',
+    });
+    cleanups.push(() => client.stop());
+    client.on('answer', (question: string) => `erin says ${question}`);
+    const clientId = await client.invoke<string>('getConnectionId');
+    const asker = await startClient(a.url, { token: 'frank' });
+    cleanups.push(() => asker.stop());
+    // Client results asked of it on the node it is on, and from another node.
+    assert.equal(await asker.invoke('askClient', clientId, 'one'), 'erin says one');
+    const items: number[] = [];
+    const ended = new Promise<string>((resolve) => {
+      client.stream<number>('forever').subscribe({
+        next: (item) => items.push(item),
+        complete: () => resolve('completed'),
+        error: (error) => resolve(error.message),
+      });
+    });
+    await waitFor(() => items.length >= 5, 5000, 'stream items');
+    await moveTo(proxy, b, client);
+    assert.match(await ended, /moved to another server/);
+    assert.deepEqual(
+      items,
+      Array.from({ length: items.length }, (_, i) => i),
+      'the items it got before the move, once, in order',
+    );
+    const counted: number[] = [];
+    await new Promise<void>((resolve, reject) => {
+      client.stream<number>('countTo', 50).subscribe({
+        next: (item) => counted.push(item),
+        complete: () => resolve(),
+        error: reject,
+      });
+    });
+    assert.deepEqual(
+      counted,
+      Array.from({ length: 50 }, (_, i) => i + 1),
+    );
+    assert.equal(await asker.invoke('askClient', clientId, 'two'), 'erin says two', 'asked from node A, now on B');
+    assert.equal(await client.invoke('askCaller', 'three'), 'erin says three', 'asked by its own node');
   });
 
   test('with several backplane streams the move is refused and the client starts over', async () => {

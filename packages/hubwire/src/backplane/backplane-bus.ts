@@ -116,12 +116,16 @@ export class BackplaneBus implements MessageBus {
     args: unknown[],
     options: InvokeOptions = {},
   ): Promise<unknown> {
-    if (this.local.index.connections.has(connectionId)) {
-      return this.local.invokeConnection(connectionId, target, args, options);
-    }
+    const local = this.local.index.connections.get(connectionId);
+    // A connection that may move to another node is asked through the backplane: its answer finds this node
+    // wherever the connection is by then.
+    const recorded = local?.movable === true && local.onRecord !== undefined;
+    if (local && !recorded) return this.local.invokeConnection(connectionId, target, args, options);
     const invocationId = `${this.engine.nodeId}:${++this.nextInvocationId}`;
-    this.absent.set(invocationId, { expected: undefined, said: new Set() });
-    this.expectAnswers(invocationId, connectionId);
+    if (!local) {
+      this.absent.set(invocationId, { expected: undefined, said: new Set() });
+      this.expectAnswers(invocationId, connectionId);
+    }
     // A connection no live node holds fails once every live node said so (without a node registry: the timeout).
     const result = this.remoteInvocations.start(
       invocationId,

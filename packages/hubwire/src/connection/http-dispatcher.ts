@@ -447,11 +447,11 @@ export class HttpDispatcher {
     }
     if (!application) {
       connection.dispose();
-      this.options.meter && this.options.meter.crossNode.refused.spent++;
+      if (this.options.meter) this.options.meter.crossNode.refused.spent++;
       throw new HttpError(409, 'This connection token was already used.');
     }
     connection.application = application;
-    if (this.options.meter) this.options.meter.crossNode.adopted++;
+    if (this.options.meter) this.options.meter.crossNode.moved++;
     // Other nodes forward nothing for a WebSocket; the claim tells them the token is spent here too.
     void this.claimStart(connection);
     return connection;

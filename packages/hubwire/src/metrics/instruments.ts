@@ -143,6 +143,15 @@ export const INSTRUMENTS: readonly Instrument[] = [
     observe: (r) => single(r.crossNode.adopted),
   },
   {
+    otel: 'hubwire.cross_node.moved',
+    prom: 'hubwire_cross_node_moved_total',
+    kind: 'counter',
+    unit: '{connection}',
+    help: 'Stateful-reconnect connections another node held that continued here after their client reconnected.',
+    attributes: [],
+    observe: (r) => single(r.crossNode.moved),
+  },
+  {
     otel: 'hubwire.cross_node.forwarded',
     prom: 'hubwire_cross_node_forwarded_total',
     kind: 'counter',

@@ -56,6 +56,8 @@ const MAX_RECENT_ERRORS = 20;
 /** Connections on any node (connection/cross-node.ts): starts adopted, requests forwarded and served, tokens refused. */
 export interface CrossNodeTally {
   adopted: number;
+  /** Stateful-reconnect connections another node held that continued here (hub/moves/). */
+  moved: number;
   forwarded: { send: number; poll: number; stop: number };
   served: { send: number; poll: number; stop: number };
   refused: { forged: number; user: number; spent: number; expired: number; unavailable: number };
@@ -71,6 +73,7 @@ export class ServerMeter {
   readonly recentErrors: RecentError[] = [];
   readonly crossNode: CrossNodeTally = {
     adopted: 0,
+    moved: 0,
     forwarded: { send: 0, poll: 0, stop: 0 },
     served: { send: 0, poll: 0, stop: 0 },
     refused: { forged: 0, user: 0, spent: 0, expired: 0, unavailable: 0 },

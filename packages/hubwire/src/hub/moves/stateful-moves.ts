@@ -22,6 +22,8 @@ const RELEASE_WAIT_MS = 1500;
 /** Checkpoints of connections whose holder is gone are forgotten after this long (ms). */
 const FORGET_AFTER_MS = 120_000;
 const SWEEP_EVERY_MS = 30_000;
+/** Checkpoints per notice (a notice is one envelope of a row). */
+const CHECKPOINTS_PER_NOTICE = 256;
 /** At most this many checkpoints are kept (the oldest go first). */
 const MAX_CHECKPOINTS = 200_000;
 
@@ -58,6 +60,8 @@ export class StatefulMoves {
     private readonly reportError: (error: unknown, where: string) => void,
   ) {
     link.listen((data) => this.receive(data));
+    // A move replays the last second or so of rows: from memory, not the database.
+    history.retainRecentRows();
     this.sweeper = setInterval(() => void this.sweep(), SWEEP_EVERY_MS);
     this.sweeper.unref();
   }
@@ -107,13 +111,16 @@ export class StatefulMoves {
     if (this.queued.length === 1) setImmediate(() => this.flush());
   }
 
+  /** Publishes the checkpoints queued this turn, a bounded number per notice. */
   private flush(): void {
     const list = this.queued;
     this.queued = [];
-    if (list.length === 0) return;
-    this.link
-      .publish({ op: 'checkpoints', list: list.map((entry) => ({ ...entry.checkpoint, moves: entry.moves })) })
-      .catch((error: unknown) => this.reportError(error, 'publishing stateful-reconnect checkpoints'));
+    for (let i = 0; i < list.length; i += CHECKPOINTS_PER_NOTICE) {
+      const chunk = list.slice(i, i + CHECKPOINTS_PER_NOTICE);
+      this.link
+        .publish({ op: 'checkpoints', list: chunk.map((entry) => ({ ...entry.checkpoint, moves: entry.moves })) })
+        .catch((error: unknown) => this.reportError(error, 'publishing stateful-reconnect checkpoints'));
+    }
   }
 
   /**
