@@ -19,10 +19,44 @@ after(async () => {
 
 interface Node {
   name: string;
+  store: MemoryStore & { deaf: boolean };
   hubwire: Hubwire;
   port: number;
   url: string;
   errors: string[];
+}
+
+/**
+ * A memory store that can go deaf and mute (as a node whose database connections hang): reads, appends and
+ * wake-ups fail or are dropped while `deaf` is set; the node itself keeps running.
+ */
+function deafenable(store: MemoryStore): MemoryStore & { deaf: boolean } {
+  const state = { deaf: false };
+  const unreachable = () => Promise.reject(new Error('connect ETIMEDOUT (test: this node lost its database)'));
+  return new Proxy(store, {
+    get(target, key, receiver) {
+      if (key === 'deaf') return state.deaf;
+      const value = Reflect.get(target, key, receiver);
+      if (typeof value !== 'function') return value;
+      if (key === 'subscribe') {
+        return (onChange: (stream: number, publisher?: string) => void) =>
+          target.subscribe((stream, publisher) => {
+            if (!state.deaf) onChange(stream, publisher);
+          });
+      }
+      if (key === 'readAfter' || key === 'top' || key === 'append') {
+        return (...args: unknown[]) => (state.deaf ? unreachable() : value.apply(target, args));
+      }
+      return value.bind(target);
+    },
+    set(target, key, value, receiver) {
+      if (key === 'deaf') {
+        state.deaf = value as boolean;
+        return true;
+      }
+      return Reflect.set(target, key, value, receiver);
+    },
+  }) as MemoryStore & { deaf: boolean };
 }
 
 async function cluster(options: { tableCount?: number } = {}): Promise<[Node, Node]> {
@@ -30,9 +64,8 @@ async function cluster(options: { tableCount?: number } = {}): Promise<[Node, No
   const nodes: Node[] = [];
   for (const name of ['A', 'B']) {
     const errors: string[] = [];
-    const backplane = new Backplane(new MemoryStore(database), {
-      onError: () => {},
-    });
+    const store = deafenable(new MemoryStore(database));
+    const backplane = new Backplane(store, { onError: () => {} });
     const hubwire = new Hubwire({
       backplane,
       authenticate: (request) => {
@@ -53,7 +86,7 @@ async function cluster(options: { tableCount?: number } = {}): Promise<[Node, No
     cleanups.push(() => hubwire.close());
     await hubwire.ready();
     const port = await hubwire.listen(0);
-    nodes.push({ name, hubwire, port, url: `http://127.0.0.1:${port}/test`, errors });
+    nodes.push({ name, store, hubwire, port, url: `http://127.0.0.1:${port}/test`, errors });
   }
   return nodes as [Node, Node];
 }
@@ -224,6 +257,51 @@ describe('stateful reconnect across nodes', () => {
     );
     assert.equal(await asker.invoke('askClient', clientId, 'two'), 'erin says two', 'asked from node A, now on B');
     assert.equal(await client.invoke('askCaller', 'three'), 'erin says three', 'asked by its own node');
+  });
+
+  test('a holder that cannot answer is taken over from its checkpoint; when it hears of it, it lets go', async () => {
+    const [a, b] = await cluster();
+    const proxy = await proxyTo(a);
+    const client = await startClient(`http://127.0.0.1:${proxy.port}/test`, {
+      statefulReconnect: true,
+      token: 'gina',
+    });
+    cleanups.push(() => client.stop());
+    const sender = await startClient(b.url, { token: 'hank' });
+    cleanups.push(() => sender.stop());
+    const clientId = await client.invoke<string>('getConnectionId');
+    await client.invoke('joinGroup', 'g');
+    const received = collect<number>(client, 'message');
+    for (let i = 1; i <= 50; i++) await sender.invoke('toClient', clientId, i);
+    await received.waitFor(50, 5000);
+    const running = client.invoke('slow', 3000, 'late').then(
+      () => 'completed',
+      (error: Error) => error.message,
+    );
+    await delay(1500); // a checkpoint covers the invocation (and the client acknowledged the 50)
+    // A loses its database: it cannot hear the request to let go, nor answer.
+    a.store.deaf = true;
+    for (let i = 51; i <= 100; i++) await sender.invoke('toClient', clientId, i);
+    const started = Date.now();
+    await moveTo(proxy, b, client);
+    const tookMs = Date.now() - started;
+    assert.match(await running, /stopped before it completed/);
+    for (let i = 101; i <= 150; i++) await sender.invoke('toGroup', 'g', i);
+    await received.waitFor(100, 5000);
+    // A comes back, reads that the connection moved on, and lets it go without an onDisconnected of its own.
+    a.store.deaf = false;
+    await waitFor(() => a.hubwire.metrics.snapshot().connections.total === 0, 10_000, 'A to let the connection go');
+    await delay(300);
+    const groupItems = collect<number>(client, 'groupMessage');
+    await sender.invoke('toGroup', 'g', 151);
+    await groupItems.waitFor(1, 5000);
+    assert.deepEqual(
+      received.items,
+      Array.from({ length: 100 }, (_, i) => i + 1),
+      'every message by id once, in order',
+    );
+    assert.equal(await client.invoke('nodeName'), 'B');
+    assert.ok(tookMs < 8000, `the move took ${tookMs} ms`);
   });
 
   test('with several backplane streams the move is refused and the client starts over', async () => {
