@@ -59,7 +59,7 @@ function deafenable(store: MemoryStore): MemoryStore & { deaf: boolean } {
   }) as MemoryStore & { deaf: boolean };
 }
 
-async function cluster(options: { tableCount?: number } = {}): Promise<[Node, Node]> {
+async function cluster(options: { tableCount?: number; tokenAdoptionWindow?: number } = {}): Promise<[Node, Node]> {
   const database = new MemoryDatabase(options.tableCount ?? 1);
   const nodes: Node[] = [];
   for (const name of ['A', 'B']) {
@@ -73,6 +73,7 @@ async function cluster(options: { tableCount?: number } = {}): Promise<[Node, No
         return token ? { id: token } : undefined;
       },
       onError: (error, where) => errors.push(`${where}: ${(error as Error).message}`),
+      ...(options.tokenAdoptionWindow ? { tokenAdoptionWindow: options.tokenAdoptionWindow } : {}),
     });
     hubwire.mapHub(
       '/test',
@@ -302,6 +303,22 @@ describe('stateful reconnect across nodes', () => {
     );
     assert.equal(await client.invoke('nodeName'), 'B');
     assert.ok(tookMs < 8000, `the move took ${tookMs} ms`);
+  });
+
+  test('a connection older than the token adoption window still moves', async () => {
+    const [a, b] = await cluster({ tokenAdoptionWindow: 300 });
+    const proxy = await proxyTo(a);
+    const client = await startClient(`http://127.0.0.1:${proxy.port}/test`, {
+      statefulReconnect: true,
+      token: 'ivy',
+    });
+    cleanups.push(() => client.stop());
+    await delay(700); // past the window: the token is "expired" for starts
+    // A new connection's claim makes every node forget the claims older than the window.
+    const other = await startClient(b.url, { token: 'jack' });
+    cleanups.push(() => other.stop());
+    await moveTo(proxy, b, client);
+    assert.equal(await client.invoke('echo', 1), 1);
   });
 
   test('with several backplane streams the move is refused and the client starts over', async () => {

@@ -256,7 +256,7 @@ export class HttpDispatcher {
     token: string,
     request: IncomingMessage,
     use: TokenUse,
-  ): Promise<HttpConnection | { held: VerifiedToken } | { moved: HttpConnection }> {
+  ): Promise<HttpConnection | { held: VerifiedToken } | { moved: HttpConnection; spent: boolean }> {
     const crossNode = this.crossNode;
     let local = this.manager.get(token);
     if (local && crossNode && local.anyNode && local.transportKind === undefined) {
@@ -300,13 +300,14 @@ export class HttpDispatcher {
         return connection;
       }
     }
-    if (use === 'websocket' && verified.spent && claims.statefulReconnect && endpoint.resumeMoved) {
-      // A stateful-reconnect client whose transport broke, reconnecting through another node: it may move here.
+    if (use === 'websocket' && claims.statefulReconnect && endpoint.resumeMoved) {
+      // A stateful-reconnect client whose transport broke, reconnecting through another node: it may move here
+      // (if a node holds a checkpoint of it; its token may be older than the adoption window by then).
       const connection = this.manager.adopt(claims.connectionId, token, endpoint.path, claims.negotiateVersion, user);
       connection.anyNode = true;
       connection.statefulReconnect = true;
       this.applyLimits(endpoint, connection);
-      return { moved: connection };
+      return { moved: connection, spent: verified.spent };
     }
     if (use === 'websocket' || use === 'stream') {
       if (refused) refused[verified.spent ? 'spent' : 'expired']++;
@@ -412,7 +413,7 @@ export class HttpDispatcher {
     } else {
       const found = await this.connectionFor(endpoint, token, request, 'websocket');
       if ('held' in found) throw new HttpError(409, 'This connection token was already used.');
-      connection = 'moved' in found ? await this.resumeMoved(endpoint, found.moved) : found;
+      connection = 'moved' in found ? await this.resumeMoved(endpoint, found.moved, found.spent) : found;
       if (connection.transportKind !== undefined && connection.transportKind !== 'WebSockets') {
         throw new HttpError(400, `Cannot change transports mid-connection (${connection.transportKind} in use).`);
       }
@@ -437,7 +438,7 @@ export class HttpDispatcher {
   }
 
   /** The connection another node held continues here (stateful reconnect), or the client is refused (409). */
-  private async resumeMoved(endpoint: Endpoint, connection: HttpConnection): Promise<HttpConnection> {
+  private async resumeMoved(endpoint: Endpoint, connection: HttpConnection, spent: boolean): Promise<HttpConnection> {
     let application: Awaited<ReturnType<NonNullable<Endpoint['resumeMoved']>>>;
     try {
       application = await endpoint.resumeMoved?.(connection);
@@ -447,8 +448,9 @@ export class HttpDispatcher {
     }
     if (!application) {
       connection.dispose();
-      if (this.options.meter) this.options.meter.crossNode.refused.spent++;
-      throw new HttpError(409, 'This connection token was already used.');
+      if (this.options.meter) this.options.meter.crossNode.refused[spent ? 'spent' : 'expired']++;
+      if (spent) throw new HttpError(409, 'This connection token was already used.');
+      throw new HttpError(404, 'No Connection with that ID (its token expired before the connection started).');
     }
     connection.application = application;
     if (this.options.meter) this.options.meter.crossNode.moved++;
