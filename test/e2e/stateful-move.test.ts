@@ -119,8 +119,10 @@ describe('stateful reconnect across nodes', () => {
   test('the connection moves to the node the reconnect reaches, and back: nothing lost, nothing twice', async () => {
     const [a, b] = await cluster();
     const proxy = await proxyTo(a);
+    // With automatic reconnect on, a move that failed would show as a reconnect (or a close).
     const client = await startClient(`http://127.0.0.1:${proxy.port}/test`, {
       statefulReconnect: true,
+      automaticReconnect: [0, 100],
       token: 'alice',
     });
     cleanups.push(() => client.stop());
@@ -129,6 +131,10 @@ describe('stateful reconnect across nodes', () => {
     let reconnecting = 0;
     client.onreconnecting(() => {
       reconnecting++;
+    });
+    let closed = 0;
+    client.onclose(() => {
+      closed++;
     });
     assert.equal(await client.invoke('nodeName'), 'A');
     const clientId = await client.invoke<string>('getConnectionId');
@@ -176,6 +182,7 @@ describe('stateful reconnect across nodes', () => {
       'every client send processed once, in order',
     );
     assert.equal(reconnecting, 0, 'a stateful reconnect is invisible to the application');
+    assert.equal(closed, 0);
     assert.equal(await client.invoke('getConnectionId'), clientId, 'same connection');
     assert.equal(await client.invoke('getUserId'), 'alice', 'same user');
     // Group and user sends still reach it on the node it came back to.

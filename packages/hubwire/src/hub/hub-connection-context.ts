@@ -12,13 +12,14 @@ import { type HubProtocol, type MessageDecoder, pingBytes } from '../protocol/hu
 import { type HubMessage, isTrackable, MessageType } from '../protocol/messages.js';
 import type { SerializedMessage } from '../protocol/serialized-message.js';
 import type { ConnectionApplication, TransportKind } from '../transports/transport.js';
-import { nextTurn, TurnBudget } from '../util/turn-budget.js';
+import { TurnBudget } from '../util/turn-budget.js';
 import { HubCallerClientsImpl } from './clients.js';
 import { runOnConnected, runOnDisconnected } from './filters.js';
 import type { HubCallerContext, HubInstanceState } from './hub.js';
 import { HubDispatcher } from './hub-dispatcher.js';
 import { clientErrorText } from './hub-invoker.js';
 import type { HubServices } from './hub-services.js';
+import { MessageInbox } from './message-inbox.js';
 import { replayArrival } from './moves/arrival.js';
 import type { Checkpoint } from './moves/checkpoint.js';
 import type { PortableState } from './moves/portable-state.js';
@@ -54,9 +55,8 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
   private abortController: AbortController | undefined;
   private callerClients: HubCallerClientsImpl | undefined;
 
-  /** Messages decoded but not yet dispatched, while dispatch waits (onConnected, backpressure). */
-  private inbox: HubMessage[] | undefined;
-  private draining: Promise<void> | undefined;
+  /** Client messages between decoding and dispatch. */
+  private readonly inbox: MessageInbox;
 
   private readonly budget = new TurnBudget(MESSAGES_PER_TURN);
   /** What the connection's invocations, streams and results do. */
@@ -69,6 +69,11 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
     this.connectionId = connection.connectionId;
     this.userId = endpoint.userIdOf(connection.user);
     this.dispatcher = new HubDispatcher(endpoint, this, this.budget);
+    this.inbox = new MessageInbox(
+      this.budget,
+      (message) => this.dispatch(message),
+      () => this.state === 'closed',
+    );
   }
 
   // --- HubCallerContext ---------------------------------------------------------------------------------
@@ -104,6 +109,10 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
   }
   abort(): void {
     this.close(undefined, false);
+  }
+  /** Its results are records, stored before the client sees them, after what the call sent (DispatcherHost). */
+  get resultsFollowSends(): boolean {
+    return this.portable !== undefined;
   }
   /** Its group changes go through the backplane, so the node it may move to reads them (BusConnection). */
   get movable(): boolean {
@@ -185,45 +194,7 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
       this.close(`Connection closed with an error. ${(error as Error).message}`, false, error);
       return undefined;
     }
-    return this.enqueue(messages);
-  }
-
-  private enqueue(messages: HubMessage[]): undefined | Promise<void> {
-    if (this.draining) {
-      if (!this.inbox) this.inbox = [];
-      for (const message of messages) this.inbox.push(message);
-      return this.draining;
-    }
-    for (let i = 0; i < messages.length; i++) {
-      // Past this turn's budget the rest waits for the next turn (and the transport stops reading meanwhile).
-      if (!this.budget.take()) {
-        this.inbox = messages.slice(i);
-        this.draining = this.drain(nextTurn());
-        return this.draining;
-      }
-      const wait = this.dispatch(messages[i] as HubMessage);
-      if (wait) {
-        this.inbox = messages.slice(i + 1);
-        this.draining = this.drain(wait);
-        return this.draining;
-      }
-    }
-    return undefined;
-  }
-
-  private async drain(first: Promise<void>): Promise<void> {
-    await first;
-    while (this.inbox && this.inbox.length > 0 && this.state !== 'closed') {
-      if (!this.budget.take()) {
-        await nextTurn();
-        continue;
-      }
-      const message = this.inbox.shift() as HubMessage;
-      const wait = this.dispatch(message);
-      if (wait) await wait;
-    }
-    this.inbox = undefined;
-    this.draining = undefined;
+    return this.inbox.push(messages);
   }
 
   private onHandshakeData(data: Buffer): undefined | Promise<void> {
@@ -270,9 +241,7 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
         return undefined;
       }
     }
-    this.inbox = messages;
-    this.draining = this.drain(this.runOnConnected());
-    return this.draining;
+    return this.inbox.waitFor(this.runOnConnected(), messages);
   }
 
   private failHandshake(message: string): undefined {
@@ -464,7 +433,7 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
     this.writeOut({ type: MessageType.Sequence, sequenceId: checkpoint.seq + 1 });
     this.wrote = true;
     // Client messages wait (in the inbox) until the connection is rebuilt.
-    this.draining = this.drain(this.rebuild(checkpoint, moves));
+    void this.inbox.waitFor(this.rebuild(checkpoint, moves));
   }
 
   private async rebuild(checkpoint: Checkpoint, moves: number): Promise<void> {

@@ -43,6 +43,11 @@ export interface DispatcherHost extends HubCallerContext {
   close(error: string | undefined, allowReconnect: boolean): void;
   /** A hub instance for one call (its `signal`: the call's, default the connection's). */
   createHub(signal?: AbortSignal): object;
+  /**
+   * Results reach the client through the backplane, after what the call sent (a connection that may move between
+   * nodes): they are stored by the time the client sees them, so they are not held for the call's sends.
+   */
+  readonly resultsFollowSends?: boolean;
 }
 
 export class HubDispatcher {
@@ -179,7 +184,7 @@ export class HubDispatcher {
       this.releaseInvocationSlot();
     };
     try {
-      const mark = this.endpoint.bus.accepted?.();
+      const mark = this.sendMark();
       const outcome = await this.call(message, uploads, undefined);
       this.streamsOfConnection?.releaseUploads(message.streamIds);
       if (message.invocationId === undefined) return;
@@ -189,6 +194,11 @@ export class HubDispatcher {
     } finally {
       release();
     }
+  }
+
+  /** Where the bus's accepted messages stand before a call (undefined: its result needs no hold). */
+  private sendMark(): number | undefined {
+    return this.host.resultsFollowSends ? undefined : this.endpoint.bus.accepted?.();
   }
 
   /**
@@ -264,7 +274,7 @@ export class HubDispatcher {
     const connectionAborted = this.host.connectionAborted;
     connectionAborted.addEventListener('abort', onConnectionAbort, { once: true });
     let error: string | undefined;
-    const mark = this.endpoint.bus.accepted?.();
+    const mark = this.sendMark();
     try {
       const outcome = await this.call(message, uploads, controller.signal);
       if ('error' in outcome) error = outcome.error;
