@@ -9,6 +9,11 @@
 // - no affinity: nodes with the default (connections on any node); one HAProxy in round robin over both nodes,
 //   balancing every request on its own (negotiate, upgrade, stream, each POST and poll).
 //
+// Transport `WebSockets+stateful` ("WS stateful"): WebSockets with clients built with `withStatefulReconnect()` and
+// the hub with `allowStatefulReconnects: true`. With affinity (`stickySessions: true`) the nodes keep the plain
+// stateful-reconnect buffer; without, each connection keeps its state in the backplane (a record per completion, a
+// mark per client message, checkpoints), so that it can move to another node.
+//
 // Per scenario: the clients connect (4 senders + 10 receivers), then churn (connections started and stopped one at
 // a time: start time, claims, head reads per start), a warm-up, then a measured closed loop: each sender awaits
 // `invoke('send', name, message)` before the next; every connection receives every broadcast. Reported: messages/s,
@@ -23,6 +28,7 @@ import { Child, killAllChildren, stopOnSignalsAndDeadline } from './lib/child.js
 import { configOrExit, envInt, log, SetupError, sleep } from './lib/common.js';
 import {
   type ChurnReport,
+  clientTransport,
   type FromNoStickyClient,
   MODE_LABEL,
   type Mode,
@@ -111,6 +117,7 @@ async function scenario(pass: number, transport: Transport, mode: Mode, problems
     BENCH_SCHEMA: schema,
     BENCH_MESSAGE_BYTES: String(CONFIG.messageBytes),
     BENCH_STICKY_SESSIONS: mode === 'affinity' ? '1' : '',
+    BENCH_STATEFUL: clientTransport(transport).stateful ? '1' : '',
   };
   const label = `${TRANSPORT_LABEL[transport]}, ${MODE_LABEL[mode]}`;
   const children: (NodeChild | ClientChild)[] = [];
@@ -228,10 +235,11 @@ async function scenario(pass: number, transport: Transport, mode: Mode, problems
     }
     for (const child of children) if (child.error) problems.push(`pass ${pass}, ${label}: ${child.error.message}`);
     log(
-      `  pass ${pass} ${label.padEnd(27)} ${Math.round(result.messagesPerSec)} msg/s, invoke p50 ` +
+      `  pass ${pass} ${label.padEnd(24)} ${Math.round(result.messagesPerSec)} msg/s, invoke p50 ` +
         `${result.invokeP50Ms.toFixed(2)} / p99 ${result.invokeP99Ms.toFixed(2)} ms, delivery p50 ` +
         `${result.deliveryP50Ms.toFixed(2)} / p99 ${result.deliveryP99Ms.toFixed(2)} ms, ` +
         `${result.cpuUsPerDelivery.toFixed(1)} µs/deliv, ${result.rowsWrittenPerMessage.toFixed(2)} rows w/msg, ` +
+        `${result.publishedPerMessage.toFixed(2)} bp msgs/msg (${result.recordsPerMessage.toFixed(2)} records), ` +
         `start p50 ${result.startP50Ms.toFixed(1)} ms, requests A/B ${requestsPerNode.join('/')}`,
     );
     await clients.stop({ type: 'stop' });

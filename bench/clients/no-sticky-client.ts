@@ -4,10 +4,17 @@
 // call the README's hub method `send(name, message)` in a closed loop (the next invoke when the previous one
 // completes); every connection (senders included) receives every broadcast and records sender stamp → receipt.
 // Churn: connections started and stopped one after another, to time a connection's start (negotiate → connected).
+// Transport `WebSockets+stateful`: WebSockets, every connection built with `withStatefulReconnect()`.
 
 import * as signalR from '@microsoft/signalr';
 import { Histogram, nowUs } from '../lib/common.js';
-import type { ChurnReport, FromNoStickyClient, RunReport, ToNoStickyClient } from '../lib/no-sticky.js';
+import {
+  type ChurnReport,
+  clientTransport,
+  type FromNoStickyClient,
+  type RunReport,
+  type ToNoStickyClient,
+} from '../lib/no-sticky.js';
 import { cpuUs, decodeStamp, encodeMessage, exitWithParent, MESSAGE_NAME } from '../lib/scaleout.js';
 
 const MESSAGE_BYTES = Number(process.env.BENCH_MESSAGE_BYTES ?? 100);
@@ -27,6 +34,7 @@ interface Receiver {
 
 let urls: string[] = [];
 let transport: signalR.HttpTransportType = signalR.HttpTransportType.WebSockets;
+let stateful = false;
 const receivers: Receiver[] = [];
 let senders = 0;
 let runFirstSeq = Number.POSITIVE_INFINITY;
@@ -35,7 +43,9 @@ let nextSeq = 1;
 let stopping = false;
 
 function build(url: string): signalR.HubConnection {
-  return new signalR.HubConnectionBuilder().withUrl(url, { transport }).configureLogging(signalR.LogLevel.None).build();
+  const builder = new signalR.HubConnectionBuilder().withUrl(url, { transport });
+  if (stateful) builder.withStatefulReconnect();
+  return builder.configureLogging(signalR.LogLevel.None).build();
 }
 
 /** Starts one connection; its start time (negotiate → connected, µs) goes to `starts`. */
@@ -148,7 +158,8 @@ process.on('message', (message: ToNoStickyClient) => {
   switch (message.type) {
     case 'connect':
       urls = message.urls;
-      transport = signalR.HttpTransportType[message.transport];
+      transport = signalR.HttpTransportType[clientTransport(message.transport).http];
+      stateful = clientTransport(message.transport).stateful;
       connect(message.count, message.senders, message.nudge).then(
         (starts) => toParent({ type: 'connected', id: message.id, starts }),
         fail,

@@ -5,13 +5,28 @@ import { fixed, int, median, renderTable } from '../report.js';
 import { Histogram } from './common.js';
 import type { NodeStats } from './scaleout.js';
 
-export type Transport = 'WebSockets' | 'ServerSentEvents' | 'LongPolling';
-export const TRANSPORTS: Transport[] = ['WebSockets', 'ServerSentEvents', 'LongPolling'];
+/**
+ * The client's transport; `WebSockets+stateful`: WebSockets with `withStatefulReconnect()` (the hub with
+ * `allowStatefulReconnects: true`): without affinity such a connection keeps its state in the backplane.
+ */
+export type Transport = 'WebSockets' | 'WebSockets+stateful' | 'ServerSentEvents' | 'LongPolling';
+export const TRANSPORTS: Transport[] = ['WebSockets', 'WebSockets+stateful', 'ServerSentEvents', 'LongPolling'];
 export const TRANSPORT_LABEL: Record<Transport, string> = {
   WebSockets: 'WebSockets',
+  'WebSockets+stateful': 'WS stateful',
   ServerSentEvents: 'SSE',
   LongPolling: 'Long polling',
 };
+
+/** The official client's transport of a bench transport, and whether its connections ask for stateful reconnect. */
+export function clientTransport(transport: Transport): {
+  http: 'WebSockets' | 'ServerSentEvents' | 'LongPolling';
+  stateful: boolean;
+} {
+  return transport === 'WebSockets+stateful'
+    ? { http: 'WebSockets', stateful: true }
+    : { http: transport, stateful: false };
+}
 
 /** `affinity`: every request of a client on one node, nodes with `stickySessions: true`; `any`: round robin, default. */
 export type Mode = 'affinity' | 'any';
@@ -91,6 +106,11 @@ export interface PhaseCost {
   reads: number;
   /** `store.top` calls. */
   tops: number;
+  /** Connection records published (marks of client messages taken, and messages for a connection). */
+  records: number;
+  /** Notices carrying stateful-reconnect checkpoints, and the checkpoints in them. */
+  checkpointNotices: number;
+  checkpoints: number;
 }
 
 function engine(stats: NodeStats, key: string): number {
@@ -107,11 +127,15 @@ export function phaseCost(sample: PhaseSample): PhaseCost {
     published: 0,
     reads: 0,
     tops: 0,
+    records: 0,
+    checkpointNotices: 0,
+    checkpoints: 0,
   };
   for (const i of [0, 1] as const) {
     const b = sample.before[i];
     const a = sample.after[i];
     const d = (key: string) => engine(a, key) - engine(b, key);
+    const p = (key: string) => (a.publishes?.[key] ?? 0) - (b.publishes?.[key] ?? 0);
     cost = {
       ...cost,
       nodesCpuUs: cost.nodesCpuUs + a.cpuUs - b.cpuUs,
@@ -121,6 +145,9 @@ export function phaseCost(sample: PhaseSample): PhaseCost {
       published: cost.published + d('published'),
       reads: cost.reads + (a.store?.reads ?? 0) - (b.store?.reads ?? 0),
       tops: cost.tops + (a.store?.tops ?? 0) - (b.store?.tops ?? 0),
+      records: cost.records + p('recordMarks') + p('recordMessages'),
+      checkpointNotices: cost.checkpointNotices + p('checkpointNotices'),
+      checkpoints: cost.checkpoints + p('checkpoints'),
     };
   }
   return cost;
@@ -145,6 +172,9 @@ export interface ScenarioResult {
   rowsReadPerMessage: number;
   readsPerMessage: number;
   publishedPerMessage: number;
+  /** Connection records (marks and messages) and checkpoint notices published per message sent. */
+  recordsPerMessage: number;
+  checkpointNoticesPerMessage: number;
   lost: number;
   duplicates: number;
   invokeErrors: number;
@@ -199,6 +229,8 @@ export function scenarioResult(
     rowsReadPerMessage: perMessage(cost.rowsRead),
     readsPerMessage: perMessage(cost.reads),
     publishedPerMessage: perMessage(cost.published),
+    recordsPerMessage: perMessage(cost.records),
+    checkpointNoticesPerMessage: perMessage(cost.checkpointNotices),
     lost: r.expected - r.deliveries,
     duplicates: r.duplicates,
     invokeErrors: r.errors,
@@ -231,6 +263,8 @@ const METRICS: { key: keyof ScenarioResult; label: string; digits: number }[] = 
   { key: 'rowsReadPerMessage', label: 'rows r/msg', digits: 2 },
   { key: 'readsPerMessage', label: 'reads/msg', digits: 2 },
   { key: 'publishedPerMessage', label: 'bp msgs/msg', digits: 2 },
+  { key: 'recordsPerMessage', label: 'records/msg', digits: 2 },
+  { key: 'checkpointNoticesPerMessage', label: 'ckpt/msg', digits: 3 },
   { key: 'startP50Ms', label: 'start p50 ms', digits: 1 },
   { key: 'startP99Ms', label: 'start p99 ms', digits: 1 },
   { key: 'publishedPerStart', label: 'bp msgs/start', digits: 2 },

@@ -154,6 +154,12 @@ export interface NodeStats {
    * engine has: counters are cumulative, `queueLength` is a gauge.
    */
   engine?: Record<string, number>;
+  /**
+   * Hubwire only: envelopes this node published, by what they carry (cumulative): `sends`, `recordMarks` and
+   * `recordMessages` (connection records of stateful-reconnect connections that may move), `checkpointNotices` and
+   * the `checkpoints` in them, `other`.
+   */
+  publishes?: Record<string, number>;
   /** Socket.IO only: the adapter's queries on its pool (one `pg_notify` per message), timed like `store`. */
   pool?: { queries: number; queryMs: number; queryMaxMs: number; waiting: number };
 }

@@ -15,7 +15,9 @@
 //
 // BENCH_NODE_METRICS (set by the parent from BENCH_METRICS): `on`, metrics on and collected once a second; `off`,
 // `metrics: false` (see lib/hubwire-metrics.ts). BENCH_STICKY_SESSIONS=1: `stickySessions: true` (bench/no-sticky.ts
-// compares it with the default, connections on any node).
+// compares it with the default, connections on any node). BENCH_STATEFUL=1: the hub with `allowStatefulReconnects:
+// true` (for clients built with `withStatefulReconnect()`). Envelopes published are counted by kind (`publishes` in
+// the stats): sends, connection records, stateful-reconnect checkpoints.
 
 import { Backplane, type BackplanePackage, type BackplaneStore, Hub, type HubClients, Hubwire } from 'hubwire';
 import { Histogram, nowUs } from '../lib/common.js';
@@ -98,6 +100,29 @@ const storeTotals = {
 const PUBLISHED_RING = 1 << 18;
 const publishedAt = new Float64Array(PUBLISHED_RING);
 
+/** Envelopes published by this node, by what they carry (NodeStats.publishes). */
+const publishes = { sends: 0, recordMarks: 0, recordMessages: 0, checkpointNotices: 0, checkpoints: 0, other: 0 };
+
+/** The key stateful-reconnect checkpoints travel under (hubwire's hub/moves/stateful-moves.ts). */
+const MOVES_KEY = 'hubwire:moves';
+
+function countPublish(envelope: unknown): void {
+  const e = envelope as {
+    kind?: number;
+    hub?: string;
+    record?: { kind?: string };
+    data?: { op?: unknown; list?: unknown };
+  };
+  if (e.kind === 1) publishes.sends++;
+  else if (e.kind === 9) {
+    if (e.record?.kind === 'mark') publishes.recordMarks++;
+    else publishes.recordMessages++;
+  } else if (e.kind === 5 && e.hub === MOVES_KEY && e.data?.op === 'checkpoints') {
+    publishes.checkpointNotices++;
+    publishes.checkpoints += Array.isArray(e.data.list) ? e.data.list.length : 0;
+  } else publishes.other++;
+}
+
 /** The stamp of a chat message in an envelope, or undefined for anything else. */
 function stampOf(envelope: unknown): { seq: number; ts: number } | undefined {
   const e = envelope as { kind?: number; args?: unknown[] };
@@ -148,6 +173,7 @@ function timeStore(store: BackplaneStore): void {
 function timeEngine(engine: Backplane): void {
   const publish = engine.publish.bind(engine);
   engine.publish = (envelope) => {
+    countPublish(envelope);
     const stamp = stampOf(envelope);
     if (stamp) {
       const now = nowUs();
@@ -208,7 +234,11 @@ await runNode(`hubwire node ${NODE}`, async () => {
     ...metricsOption(metrics),
     ...(process.env.BENCH_STICKY_SESSIONS === '1' ? { stickySessions: true } : {}),
   });
-  const chat = hubwire.mapHub('/hub', ChatHub);
+  const chat = hubwire.mapHub(
+    '/hub',
+    ChatHub,
+    process.env.BENCH_STATEFUL === '1' ? { allowStatefulReconnects: true } : {},
+  );
   const clients = chat.clients as HubClients<ChatClient>;
   await hubwire.ready();
   collectMetrics(hubwire, metrics, `hubwire node ${NODE}`);
@@ -242,6 +272,7 @@ await runNode(`hubwire node ${NODE}`, async () => {
           append: timings.append.buckets,
         },
         engine: engineNumbers(engine.stats()),
+        publishes: { ...publishes },
       };
       storeTotals.appendMaxMs = 0;
       storeTotals.readMaxMs = 0;
