@@ -119,8 +119,7 @@ export class BackplaneBus implements MessageBus {
     const local = this.local.index.connections.get(connectionId);
     // A connection that may move to another node is asked through the backplane: its answer finds this node
     // wherever the connection is by then.
-    const recorded = local?.movable === true && local.onRecord !== undefined;
-    if (local && !recorded) return this.local.invokeConnection(connectionId, target, args, options);
+    if (local && !keepsRecords(local)) return this.local.invokeConnection(connectionId, target, args, options);
     const invocationId = `${this.engine.nodeId}:${++this.nextInvocationId}`;
     if (!local) {
       this.absent.set(invocationId, { expected: undefined, said: new Set() });
@@ -269,7 +268,7 @@ export class BackplaneBus implements MessageBus {
           connectionId: envelope.connectionId,
           replyNode: envelope.replyNode,
         });
-        if (connection.onRecord) connection.onRecord({ kind: 'message', message: invocationOf(envelope) });
+        if (keepsRecords(connection)) connection.onRecord({ kind: 'message', message: invocationOf(envelope) });
         else connection.writeMessage(invocationOf(envelope));
         return;
       }
@@ -316,4 +315,11 @@ function invocationOf(envelope: Envelope & { kind: typeof EnvelopeKind.Invoke })
     target: envelope.target,
     arguments: envelope.args,
   };
+}
+
+/** A connection that keeps its state in the backplane: it is written to when its records are read back. */
+function keepsRecords(
+  connection: BusConnection,
+): connection is BusConnection & { onRecord: NonNullable<BusConnection['onRecord']> } {
+  return connection.movable === true && connection.onRecord !== undefined;
 }
