@@ -8,6 +8,9 @@ import { join, relative } from 'node:path';
 const root = new URL('..', import.meta.url).pathname;
 const folders = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const passthrough = process.argv.slice(2).filter((a) => a.startsWith('--'));
+// A test that waits on something that never comes fails after this instead of holding CI until its job's limit
+// (the longest test, the soak, takes about 95 s).
+if (!passthrough.some((a) => a.startsWith('--test-timeout'))) passthrough.push('--test-timeout=240000');
 
 function collect(dir, out) {
   for (const name of readdirSync(dir).sort()) {
