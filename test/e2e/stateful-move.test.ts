@@ -282,11 +282,11 @@ describe('stateful reconnect across nodes', () => {
     const received = collect<number>(client, 'message');
     for (let i = 1; i <= 50; i++) await sender.invoke('toClient', clientId, i);
     await received.waitFor(50, 5000);
-    const running = client.invoke('slow', 3000, 'late').then(
+    const running = client.invoke('slow', 8000, 'late').then(
       () => 'completed',
       (error: Error) => error.message,
     );
-    await delay(1500); // a checkpoint covers the invocation (and the client acknowledged the 50)
+    await delay(3500); // a checkpoint past the start covers the invocation (the client acknowledged the 50)
     // A loses its database: it cannot hear the request to let go, nor answer.
     a.store.deaf = true;
     for (let i = 51; i <= 100; i++) await sender.invoke('toClient', clientId, i);

@@ -103,6 +103,7 @@ export class Hubwire {
       tickInterval: options.timerInterval ?? DEFAULTS.timerInterval,
       meter: this.metricsOf?.meter,
       crossNode: crossNode?.options,
+      reportError: (error, where) => this.reportError(error, where),
     });
   }
 

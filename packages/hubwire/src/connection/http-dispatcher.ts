@@ -39,6 +39,8 @@ export interface DispatcherOptions {
   meter?: ServerMeter;
   /** With a backplane and no sticky sessions: tokens every node verifies, and connections started on any node. */
   crossNode?: CrossNodeOptions;
+  /** Where failures no client can be told about go (an unexpected error behind a 500, a move refused). */
+  reportError?: (error: unknown, where: string) => void;
 }
 
 export class HttpDispatcher {
@@ -108,7 +110,10 @@ export class HttpDispatcher {
     if (answerByOrigin(match.endpoint.settings, request, response, refuse)) return true;
     this.dispatch(match.endpoint, match.negotiate, url, request, response).catch((error: unknown) => {
       if (error instanceof HttpError) respond(response, error.status, error.message);
-      else respond(response, 500, 'Internal server error.');
+      else {
+        this.options.reportError?.(error, `handling ${request.method ?? ''} ${url.pathname}`);
+        respond(response, 500, 'Internal server error.');
+      }
     });
     return true;
   }
@@ -389,7 +394,10 @@ export class HttpDispatcher {
     socket.on('error', destroySocket);
     this.upgrade(match.endpoint, url, request, socket, head).catch((error: unknown) => {
       if (error instanceof HttpError) rejectUpgrade(socket, error.status, error.message);
-      else rejectUpgrade(socket, 500, 'Internal server error.');
+      else {
+        this.options.reportError?.(error, `upgrading ${url.pathname} to a WebSocket`);
+        rejectUpgrade(socket, 500, 'Internal server error.');
+      }
     });
     return true;
   }
@@ -449,7 +457,16 @@ export class HttpDispatcher {
     if (!application) {
       connection.dispose();
       if (this.options.meter) this.options.meter.crossNode.refused[spent ? 'spent' : 'expired']++;
-      if (spent) throw new HttpError(409, 'This connection token was already used.');
+      if (spent) {
+        // A stateful client whose connection lived elsewhere lost it: worth knowing (retention, restarts).
+        this.options.reportError?.(
+          new Error(
+            `Connection '${connection.connectionId}' could not continue on this node after its client reconnected (no checkpoint of it here); the client starts over.`,
+          ),
+          'stateful reconnect across nodes',
+        );
+        throw new HttpError(409, 'This connection token was already used.');
+      }
       throw new HttpError(404, 'No Connection with that ID (its token expired before the connection started).');
     }
     connection.application = application;

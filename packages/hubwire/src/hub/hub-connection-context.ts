@@ -449,6 +449,7 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
     });
     if (this.state === 'closed') return;
     if (failure) {
+      this.endpoint.reportError(new Error(failure), `moving connection '${this.connectionId}' to this node`);
       this.close(failure, true);
       return;
     }
