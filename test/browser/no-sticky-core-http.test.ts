@@ -15,7 +15,7 @@ import { dropSchema } from '../helpers/classic-node.js';
 import { connectionIdOf, nodesOfConnection } from '../helpers/connection-tokens.js';
 import { type Haproxy, startRoundRobin } from '../helpers/haproxy.js';
 import { type NodeProcess, startNodeProcesses } from '../helpers/node-process.js';
-import { SIGNALR_BUNDLES } from '../helpers/signalr-bundles.js';
+import { openProxiedPage } from '../helpers/signalr-bundles.js';
 import { cleanUpSteps, delay, waitFor } from '../helpers/wait.js';
 
 const DATABASE_URL = process.env.HUBWIRE_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -116,17 +116,7 @@ describe('the official client in Chromium over SSE and long polling, round robin
   }
 
   async function open(kind: (typeof KINDS)[number]): Promise<Client> {
-    const context = await (browser as Browser).newContext();
-    context.setDefaultTimeout(STEP_MS);
-    const page = await context.newPage();
-    page.on('pageerror', (error) => pageErrors.push(`${kind.name}: ${error.message}`));
-    page.on('console', (message) => {
-      if (message.type() === 'error') pageErrors.push(`${kind.name}: ${message.text()}`);
-    });
-    await page.route(`${proxy?.url}/lib/*`, (route) =>
-      route.fulfill({ contentType: 'text/javascript', path: SIGNALR_BUNDLES[new URL(route.request().url()).pathname] }),
-    );
-    await page.goto(`${proxy?.url}/page`);
+    const page = await openProxiedPage(browser as Browser, (proxy as Haproxy).url, kind.name, pageErrors, STEP_MS);
     const user = `web-${kind.name}`;
     let id: string;
     try {

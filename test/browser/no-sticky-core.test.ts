@@ -13,7 +13,7 @@ import { launchChromium } from '../classic/fixture.js';
 import { dropSchema } from '../helpers/classic-node.js';
 import { type Haproxy, type ProxiedRequest, startRoundRobin } from '../helpers/haproxy.js';
 import { type NodeProcess, startNodeProcess } from '../helpers/node-process.js';
-import { SIGNALR_BUNDLES } from '../helpers/signalr-bundles.js';
+import { openProxiedPage } from '../helpers/signalr-bundles.js';
 import { cleanUpSteps, waitFor } from '../helpers/wait.js';
 
 const DATABASE_URL = process.env.HUBWIRE_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -108,19 +108,7 @@ describe('the official client in Chromium behind round-robin HAProxy, no sticky 
 
   /** Opens a page on the proxy's origin (served by the test, not the nodes) and connects it through the proxy. */
   async function open(name: string, protocol: string): Promise<Client> {
-    const context = await (browser as Browser).newContext();
-    context.setDefaultTimeout(STEP_MS);
-    const page = await context.newPage();
-    page.on('pageerror', (error) => pageErrors.push(`${name}: ${error.message}`));
-    page.on('console', (message) => {
-      if (message.type() === 'error') pageErrors.push(`${name}: ${message.text()}`);
-    });
-    // HAProxy serves the page itself (a page the test fulfilled would not count as loaded from a local address, and
-    // Chromium's local network access checks would block its WebSocket); the bundles come from the test.
-    await page.route(`${proxy?.url}/lib/*`, (route) =>
-      route.fulfill({ contentType: 'text/javascript', path: SIGNALR_BUNDLES[new URL(route.request().url()).pathname] }),
-    );
-    await page.goto(`${proxy?.url}/page`);
+    const page = await openProxiedPage(browser as Browser, (proxy as Haproxy).url, name, pageErrors, STEP_MS);
     const log = (proxy as Haproxy).requests;
     const hub = () => log.filter((r) => r.uri.startsWith('/test'));
     const before = hub().length;

@@ -19,7 +19,7 @@ import { startClient } from '../helpers/clients.js';
 import { connectionIdOf } from '../helpers/connection-tokens.js';
 import { type Haproxy, type ProxiedRequest, startRoundRobin } from '../helpers/haproxy.js';
 import { type NodeProcess, startNodeProcesses } from '../helpers/node-process.js';
-import { SIGNALR_BUNDLES } from '../helpers/signalr-bundles.js';
+import { openProxiedPage } from '../helpers/signalr-bundles.js';
 import { cleanUpSteps, delay, waitFor, withTimeout } from '../helpers/wait.js';
 
 const DATABASE_URL = process.env.HUBWIRE_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -159,20 +159,7 @@ describe('stateful reconnect across nodes in Chromium: the node holding pages is
 
   /** Opens a page on the proxy's origin (not connected yet). */
   async function load(name: string): Promise<Page> {
-    const context = await (browser as Browser).newContext();
-    context.setDefaultTimeout(STEP_MS);
-    const page = await context.newPage();
-    page.on('pageerror', (error) => pageErrors.push(`${name}: ${error.message}`));
-    page.on('console', (message) => {
-      if (message.type() === 'error') pageErrors.push(`${name}: ${message.text()}`);
-    });
-    // HAProxy serves the page itself (Chromium's local network access checks would block the WebSocket of a page the
-    // test fulfilled); the bundles come from the test.
-    await page.route(`${proxy?.url}/lib/*`, (route) =>
-      route.fulfill({ contentType: 'text/javascript', path: SIGNALR_BUNDLES[new URL(route.request().url()).pathname] }),
-    );
-    await page.goto(`${proxy?.url}/page`);
-    return page;
+    return openProxiedPage(browser as Browser, (proxy as Haproxy).url, name, pageErrors, STEP_MS);
   }
 
   /** Connects a loaded page through the proxy; asks its node which process it is. */

@@ -97,8 +97,8 @@ defaults
   option redispatch 1
   retries 3
   # A node dying as a request reaches it may accept the connection and reset it: HAProxy answers 502 unless it
-  # retries. The official client tries a stateful reconnect once, so its WebSocket upgrade must be retried (POSTs,
-  # which may have been processed, are not: see the backend).
+  # retries. The official client tries a stateful reconnect once, so WebSocket upgrades are retried (only they: a
+  # long poll or a POST may have taken effect before an empty answer; see the backend).
   retry-on conn-failure empty-response junk-response
   timeout connect 1s
   # Held long polls (110 s on the server), streams and WebSocket tunnels.
@@ -115,7 +115,7 @@ ${pageFiles.map(([path, file]) => `  http-request return status 200 content-type
 backend nodes
   balance ${options.balance ?? 'roundrobin'}
   default-server check inter 200 fall 1 rise 2
-  http-request disable-l7-retry if METH_POST
+  http-request disable-l7-retry unless { req.hdr(upgrade) -i websocket }
 ${options.backends.map((backend, i) => `  server n${i} 127.0.0.1:${backend}`).join('\n')}
 `;
 }

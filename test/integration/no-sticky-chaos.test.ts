@@ -11,11 +11,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import * as signalR from '@microsoft/signalr';
-import pg from 'pg';
 import { dropSchema } from '../helpers/classic-node.js';
 import { startClient, type TransportName } from '../helpers/clients.js';
 import { type Haproxy, startRoundRobin } from '../helpers/haproxy.js';
 import { type NodeProcess, startNodeProcesses } from '../helpers/node-process.js';
+import { terminateBackends } from '../helpers/postgres.js';
 import { cleanUpSteps, delay, settle, waitFor, withTimeout } from '../helpers/wait.js';
 
 const DATABASE_URL = process.env.HUBWIRE_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -100,22 +100,6 @@ describe('no sticky sessions, chaos: a node SIGKILLed and the database connectio
     return client;
   }
 
-  /** Terminates the cluster's PostgreSQL connections (pool and LISTEN); returns how many. */
-  async function cutDatabaseConnections(): Promise<number> {
-    const admin = new pg.Client({ connectionString: DATABASE_URL });
-    await admin.connect();
-    try {
-      const { rows } = await admin.query(
-        `SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity
-         WHERE datname = 'test' AND pid <> pg_backend_pid() AND application_name = $1`,
-        [applicationName],
-      );
-      return rows.filter((row) => row.done).length;
-    } finally {
-      await admin.end();
-    }
-  }
-
   test('acknowledged sends reach every client that stayed connected once and in order; the others reconnect', async () => {
     // Senders (one per transport) and receivers, all through the proxy.
     const senders: Client[] = [];
@@ -155,7 +139,7 @@ describe('no sticky sessions, chaos: a node SIGKILLed and the database connectio
     };
     await phase();
     const beforeCut = acknowledged();
-    const cut = await cutDatabaseConnections();
+    const cut = await terminateBackends(DATABASE_URL, applicationName);
     await phase();
     const beforeKill = acknowledged();
     const killedAt = Date.now();

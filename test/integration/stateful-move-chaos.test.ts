@@ -18,11 +18,11 @@
 import assert from 'node:assert/strict';
 import { describe, type TestContext, test } from 'node:test';
 import * as signalR from '@microsoft/signalr';
-import pg from 'pg';
 import { dropSchema } from '../helpers/classic-node.js';
 import { buildClient, type ProtocolName, startClient } from '../helpers/clients.js';
 import { type Haproxy, startRoundRobin } from '../helpers/haproxy.js';
 import { type NodeProcess, startNodeProcesses } from '../helpers/node-process.js';
+import { terminateBackends } from '../helpers/postgres.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { cleanUpSteps, delay, settle, withTimeout } from '../helpers/wait.js';
 
@@ -480,7 +480,7 @@ describe('stateful reconnect across nodes, as a cluster behind round-robin HAPro
     const sending = startSending(cluster);
     await sending.phase();
     const beforeCut = sending.acknowledged();
-    const cut = await cutDatabaseConnections(cluster.applicationName);
+    const cut = await terminateBackends(DATABASE_URL, cluster.applicationName);
     await sending.phase(800);
     // Everyone caught up after the cut: the database is back.
     const caughtUp = await waitForDeliveries(cluster);
@@ -549,19 +549,3 @@ describe('stateful reconnect across nodes, as a cluster behind round-robin HAPro
     assert.deepEqual(exits, [], 'no node but the killed one exited');
   });
 });
-
-/** Terminates the cluster's PostgreSQL connections (pools and LISTEN); returns how many. */
-async function cutDatabaseConnections(applicationName: string): Promise<number> {
-  const admin = new pg.Client({ connectionString: DATABASE_URL });
-  await admin.connect();
-  try {
-    const { rows } = await admin.query(
-      `SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity
-       WHERE datname = 'test' AND pid <> pg_backend_pid() AND application_name = $1`,
-      [applicationName],
-    );
-    return rows.filter((row) => row.done).length;
-  } finally {
-    await admin.end();
-  }
-}
