@@ -12,7 +12,7 @@ import { withTimeout } from '../util/timing.js';
 import type { HttpConnection } from './connection.js';
 import { ConnectionManager } from './connection-manager.js';
 import { answerByOrigin, checkOrigin } from './cors.js';
-import { CrossNodeConnections, type CrossNodeOptions, type VerifiedToken } from './cross-node.js';
+import { CrossNodeConnections, type CrossNodeOptions, type TokenClaims, type VerifiedToken } from './cross-node.js';
 import type { Endpoint } from './endpoint.js';
 import { destroySocket, HttpError, parseUrl, readBody, rejectUpgrade, respond } from './http-util.js';
 import { buildNegotiateResponse, parseNegotiateVersion } from './negotiate.js';
@@ -48,7 +48,6 @@ export class HttpDispatcher {
   private readonly endpoints = new Map<string, Endpoint>();
   private readonly webSocketServers = new Map<Endpoint, WebSocketServer>();
   private readonly posting = new WeakSet<HttpConnection>();
-  /** Connections negotiated here with a token every node verifies (others are this node's alone). */
 
   constructor(private readonly options: DispatcherOptions) {
     this.manager = new ConnectionManager({
@@ -297,22 +296,14 @@ export class HttpDispatcher {
       if ('status' in again) throw new HttpError(again.status, again.message);
       verified = again;
       if (!verified.spent) {
-        const connection = this.manager.adopt(claims.connectionId, token, endpoint.path, claims.negotiateVersion, user);
-        connection.anyNode = true;
         if (this.options.meter) this.options.meter.crossNode.adopted++;
-        connection.statefulReconnect = claims.statefulReconnect && endpoint.settings.allowStatefulReconnects;
-        this.applyLimits(endpoint, connection);
-        return connection;
+        return this.adoptHere(endpoint, token, claims, user, endpoint.settings.allowStatefulReconnects);
       }
     }
     if (use === 'websocket' && claims.statefulReconnect && endpoint.resumeMoved) {
       // A stateful-reconnect client whose transport broke, reconnecting through another node: it may move here
       // (if a node holds a checkpoint of it; its token may be older than the adoption window by then).
-      const connection = this.manager.adopt(claims.connectionId, token, endpoint.path, claims.negotiateVersion, user);
-      connection.anyNode = true;
-      connection.statefulReconnect = true;
-      this.applyLimits(endpoint, connection);
-      return { moved: connection, spent: verified.spent };
+      return { moved: this.adoptHere(endpoint, token, claims, user, true), spent: verified.spent };
     }
     if (use === 'websocket' || use === 'stream') {
       if (refused) refused[verified.spent ? 'spent' : 'expired']++;
@@ -320,6 +311,21 @@ export class HttpDispatcher {
       throw new HttpError(404, 'No Connection with that ID (its token expired before the connection started).');
     }
     return { held: verified };
+  }
+
+  /** A connection another node negotiated, created here from its verified token (stateful reconnect if `allowStateful`). */
+  private adoptHere(
+    endpoint: Endpoint,
+    token: string,
+    claims: TokenClaims,
+    user: unknown,
+    allowStateful: boolean,
+  ): HttpConnection {
+    const connection = this.manager.adopt(claims.connectionId, token, endpoint.path, claims.negotiateVersion, user);
+    connection.anyNode = true;
+    connection.statefulReconnect = claims.statefulReconnect && allowStateful;
+    this.applyLimits(endpoint, connection);
+    return connection;
   }
 
   /** A transport request must come from the user who negotiated the connection. */

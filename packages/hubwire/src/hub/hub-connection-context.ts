@@ -216,14 +216,12 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
     const chosen = chooseProtocol(parsed.request, this.endpoint.protocols, transport);
     if (typeof chosen === 'string') return this.failHandshake(chosen);
     const protocol = chosen;
-    this.protocol = protocol;
-    this.decoder = protocol.createDecoder(this.endpoint.options.maximumReceiveMessageSize);
-    this.connection.binary = protocol.transferFormat === 'Binary';
+    this.useProtocol(protocol);
     // Stateful reconnect needs the client's opt-in at negotiate, handshake version 2, and a WebSocket.
     const stateful = this.connection.statefulReconnect && version >= 2 && transport === 'WebSockets';
     this.connection.statefulReconnect = stateful;
     if (stateful) {
-      this.reconnect = new ReconnectBuffer(this.endpoint.options.statefulReconnectBufferSize);
+      this.reconnect = this.newReconnectBuffer();
       if (this.connection.anyNode) this.portable = this.createPortable(protocol.name);
     }
     this.connection.send(HANDSHAKE_OK);
@@ -235,13 +233,24 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
     let messages: HubMessage[] = [];
     if (parsed.rest.length > 0) {
       try {
-        messages = this.decoder.push(parsed.rest);
+        messages = (this.decoder as MessageDecoder).push(parsed.rest);
       } catch (error) {
         this.close(`Connection closed with an error. ${(error as Error).message}`, false, error);
         return undefined;
       }
     }
     return this.inbox.waitFor(this.runOnConnected(), messages);
+  }
+
+  /** The hub protocol the client chose (at its handshake, or on the node it moved from). */
+  private useProtocol(protocol: HubProtocol): void {
+    this.protocol = protocol;
+    this.decoder = protocol.createDecoder(this.endpoint.options.maximumReceiveMessageSize);
+    this.connection.binary = protocol.transferFormat === 'Binary';
+  }
+
+  private newReconnectBuffer(): ReconnectBuffer {
+    return new ReconnectBuffer(this.endpoint.options.statefulReconnectBufferSize);
   }
 
   private failHandshake(message: string): undefined {
@@ -388,12 +397,11 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
   onTransportResumed(): void {
     const reconnect = this.reconnect;
     if (!reconnect || this.state === 'closed') return;
+    this.lastReceived = Date.now();
     if (this.arriving) {
-      this.lastReceived = Date.now();
       this.finishArriving();
       return;
     }
-    this.lastReceived = Date.now();
     reconnect.waitingForSequence = true;
     const { sequenceId, messages } = reconnect.replay();
     this.writeMessage({ type: MessageType.Sequence, sequenceId });
@@ -413,11 +421,9 @@ export class HubConnectionContext implements ConnectionApplication, BusConnectio
   arrive(checkpoint: Checkpoint, moves: number, protocol: HubProtocol): boolean {
     const portable = this.createPortable(protocol.name);
     if (!portable || this.state !== 'handshake') return false;
-    this.protocol = protocol;
-    this.decoder = protocol.createDecoder(this.endpoint.options.maximumReceiveMessageSize);
-    this.connection.binary = protocol.transferFormat === 'Binary';
+    this.useProtocol(protocol);
     this.connection.coalesce = true;
-    this.reconnect = new ReconnectBuffer(this.endpoint.options.statefulReconnectBufferSize);
+    this.reconnect = this.newReconnectBuffer();
     this.reconnect.continueFrom(checkpoint.seq, checkpoint.received);
     portable.startFrom(checkpoint);
     this.portable = portable;
