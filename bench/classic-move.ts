@@ -12,7 +12,7 @@
 
 import { cpus, loadavg, totalmem } from 'node:os';
 import pg from 'pg';
-import { Child, killAllChildren, stopOnSignalsAndDeadline } from './lib/child.js';
+import { Child, runParent, stopOnSignalsAndDeadline } from './lib/child.js';
 import type { FromClients, FromServer, Mode, ServerStats, ToClients, ToServer } from './lib/classic-move.js';
 import { fmtMs, printSummary, type RoundResult, roundResult, summarize } from './lib/classic-move-results.js';
 import { configOrExit, envInt, HISTOGRAM_BUCKETS, log, nowUs, SetupError, sleep } from './lib/common.js';
@@ -348,16 +348,4 @@ async function parent(): Promise<number> {
   return problems.length ? 1 : 0;
 }
 
-let exitCode = 1;
-parent()
-  .then((code) => {
-    exitCode = code;
-  })
-  .catch((error: Error) => {
-    log(`\nbench:classic-move failed: ${error instanceof SetupError ? error.message : (error.stack ?? error.message)}`);
-  })
-  .finally(async () => {
-    killAllChildren();
-    await cleanUpDatabase();
-    process.exit(exitCode);
-  });
+runParent('bench:classic-move', parent, cleanUpDatabase);

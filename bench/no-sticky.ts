@@ -24,7 +24,7 @@
 import { cpus, loadavg, totalmem } from 'node:os';
 import pg from 'pg';
 import { type Haproxy, startRoundRobin } from '../test/helpers/haproxy.js';
-import { Child, killAllChildren, stopOnSignalsAndDeadline } from './lib/child.js';
+import { Child, runParent, stopOnSignalsAndDeadline } from './lib/child.js';
 import { configOrExit, envInt, log, SetupError, sleep } from './lib/common.js';
 import {
   type ChurnReport,
@@ -343,16 +343,4 @@ async function main(): Promise<number> {
   return problems.length ? 1 : 0;
 }
 
-let exitCode = 1;
-main()
-  .then((code) => {
-    exitCode = code;
-  })
-  .catch((error: Error) => {
-    log(`\nbench:no-sticky failed: ${error instanceof SetupError ? error.message : (error.stack ?? error.message)}`);
-  })
-  .finally(async () => {
-    killAllChildren();
-    await cleanUp();
-    process.exit(exitCode);
-  });
+runParent('bench:no-sticky', main, cleanUp);

@@ -2,6 +2,7 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { log, SetupError } from './common.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /**
@@ -162,4 +163,24 @@ export function stopOnSignalsAndDeadline(options: {
     killAllChildren();
     void options.cleanUp().finally(() => process.exit(1));
   }, options.deadlineSeconds * 1000).unref();
+}
+
+/**
+ * Runs a bench parent's `main` and exits with its code (1 when it threw: a SetupError's message alone, else the
+ * stack), after killing the children and running `cleanUp`.
+ */
+export function runParent(script: string, main: () => Promise<number>, cleanUp: () => Promise<unknown>): void {
+  let exitCode = 1;
+  main()
+    .then((code) => {
+      exitCode = code;
+    })
+    .catch((error: Error) => {
+      log(`\n${script} failed: ${error instanceof SetupError ? error.message : (error.stack ?? error.message)}`);
+    })
+    .finally(async () => {
+      killAllChildren();
+      await cleanUp();
+      process.exit(exitCode);
+    });
 }
